@@ -1,0 +1,308 @@
+//! Per-flow application state: the probe that decides what a flow carries, then the SMTP
+//! machine or the TLS tracker, filling the flow's [`Session`] record.
+
+use crate::flow::{Chunk, EndReason, FlowMeta, StreamStats};
+use crate::session::{verdict, Evidence, Kind, Session, Side};
+use crate::smtp::probe::{self, Decision};
+use crate::smtp::Machine;
+use crate::tls;
+
+/// Bytes per direction the probe holds before judging on what it has.
+const PROBE_MAX: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+enum Ev {
+    Data { len: usize, frame: u64 },
+    Gap(u64),
+}
+
+#[derive(Default)]
+struct ProbeBuf {
+    bytes: [Vec<u8>; 2],
+    events: Vec<(usize, Ev)>,
+    gap_first: [bool; 2],
+}
+
+enum Phase {
+    Probe(Box<ProbeBuf>),
+    Smtp(Box<Machine>),
+    Implicit(Box<tls::Tracker>),
+    Done,
+}
+
+/// Application state riding on a flow.
+pub struct Conversation {
+    phase: Phase,
+    client: usize,
+    session: Option<Box<Session>>,
+}
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the conversation needs to know from the engine's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// Ports on which implicit TLS and non-SMTP payload are reported.
+    pub mail_ports: &'a [u16],
+}
+
+impl Ctx<'_> {
+    fn is_mail(&self, port: u16) -> bool {
+        self.mail_ports.contains(&port)
+    }
+}
+
+impl Conversation {
+    /// A conversation that has seen nothing.
+    pub fn new() -> Self {
+        Self {
+            phase: Phase::Probe(Box::default()),
+            client: 0,
+            session: None,
+        }
+    }
+
+    /// Whether the flow is still worth feeding bytes to.
+    pub fn wants_bytes(&self) -> bool {
+        !matches!(self.phase, Phase::Done)
+    }
+
+    fn side(&self, dir: usize) -> Side {
+        if dir == self.client {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    /// One piece of direction `dir`'s stream.
+    pub fn on_chunk(
+        &mut self,
+        dir: usize,
+        chunk: Chunk<'_>,
+        frame: u64,
+        meta: &FlowMeta,
+        ctx: Ctx<'_>,
+    ) {
+        if let Phase::Probe(p) = &mut self.phase {
+            match chunk {
+                Chunk::Data(b) => {
+                    let d = dir.min(1);
+                    let room = PROBE_MAX.saturating_sub(p.bytes[d].len());
+                    let take = b.len().min(room);
+                    p.bytes[d].extend_from_slice(&b[..take]);
+                    p.events.push((d, Ev::Data { len: take, frame }));
+                }
+                Chunk::Gap(n) => {
+                    let d = dir.min(1);
+                    if p.bytes[d].is_empty() {
+                        p.gap_first[d] = true;
+                    }
+                    p.events.push((d, Ev::Gap(n)));
+                }
+            }
+            let full = p.bytes.iter().any(|b| b.len() >= PROBE_MAX);
+            self.try_decide(meta, ctx, full);
+            return;
+        }
+        self.dispatch(dir, chunk, frame);
+    }
+
+    fn dispatch(&mut self, dir: usize, chunk: Chunk<'_>, frame: u64) {
+        let side = self.side(dir);
+        let Some(s) = self.session.as_deref_mut() else {
+            return;
+        };
+        match (&mut self.phase, chunk) {
+            (Phase::Smtp(m), Chunk::Data(b)) => match side {
+                Side::Client => m.client_data(b, frame, s),
+                Side::Server => m.server_data(b, frame, s),
+            },
+            (Phase::Smtp(m), Chunk::Gap(n)) => {
+                m.gap(side, s);
+                if side == Side::Client {
+                    m.client_gap_len(n);
+                }
+            }
+            (Phase::Implicit(t), Chunk::Data(b)) => t.feed(side, b, frame, s),
+            (Phase::Implicit(t), Chunk::Gap(_)) => t.gap(side, s),
+            _ => {}
+        }
+    }
+
+    fn try_decide(&mut self, meta: &FlowMeta, ctx: Ctx<'_>, last_call: bool) {
+        loop {
+            let Phase::Probe(p) = &self.phase else { return };
+            let client_hint = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d));
+            let from_start = [0, 1].map(|d| {
+                !p.gap_first[d] && (meta.syn_dir == Some(d) || meta.synack_dir == Some(d))
+            });
+            let input = probe::Input {
+                bytes: [&p.bytes[0], &p.bytes[1]],
+                client_hint,
+                from_start,
+                ports: [meta.ends[0].port(), meta.ends[1].port()],
+                mail_port: [
+                    ctx.is_mail(meta.ends[0].port()),
+                    ctx.is_mail(meta.ends[1].port()),
+                ],
+                last_call,
+            };
+            let decision = probe::decide(&input);
+            match decision {
+                Decision::Wait => return,
+                Decision::Ignore => {
+                    self.phase = Phase::Done;
+                    return;
+                }
+                Decision::Tunnel { client, kind, skip } => {
+                    self.client = client;
+                    let Phase::Probe(p) = &mut self.phase else {
+                        return;
+                    };
+                    strip_prefix(p, skip);
+                    let s = self.session_for(meta);
+                    s.tunnel = Some(kind);
+                    s.note(
+                        None,
+                        meta.first_frame,
+                        format!("{} preamble before SMTP", kind.name()),
+                    );
+                }
+                Decision::NotSmtp { client } => {
+                    self.client = client;
+                    self.session_for(meta).kind = Kind::NotSmtp;
+                    self.phase = Phase::Done;
+                    return;
+                }
+                Decision::Smtp { client } => {
+                    self.client = client;
+                    let greeting = meta.handshake_seen();
+                    self.session_for(meta).kind = Kind::Smtp;
+                    self.start(Phase::Smtp(Box::new(Machine::new(greeting))));
+                    return;
+                }
+                Decision::ImplicitTls { client } => {
+                    self.client = client;
+                    self.session_for(meta).kind = Kind::ImplicitTls;
+                    self.start(Phase::Implicit(Box::default()));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn session_for(&mut self, meta: &FlowMeta) -> &mut Session {
+        let c = self.client;
+        self.session
+            .get_or_insert_with(|| Box::new(Session::new(meta.ends[c], meta.ends[1 - c])))
+    }
+
+    /// Switches from probing to `phase` and replays what the probe held.
+    fn start(&mut self, phase: Phase) {
+        let Phase::Probe(p) = std::mem::replace(&mut self.phase, phase) else {
+            return;
+        };
+        let mut at = [0usize; 2];
+        for (d, ev) in &p.events {
+            match *ev {
+                Ev::Data { len, frame } => {
+                    let a = at[*d];
+                    at[*d] += len;
+                    if let Some(b) = p.bytes[*d].get(a..a + len) {
+                        self.dispatch(*d, Chunk::Data(b), frame);
+                    }
+                }
+                Ev::Gap(n) => self.dispatch(*d, Chunk::Gap(n), 0),
+            }
+        }
+    }
+
+    /// The flow ended: finish the record. None when there is nothing to report.
+    pub fn finish(
+        mut self,
+        meta: &FlowMeta,
+        streams: [StreamStats; 2],
+        end: EndReason,
+        ctx: Ctx<'_>,
+    ) -> Option<Session> {
+        if matches!(self.phase, Phase::Probe(_)) {
+            self.try_decide(meta, ctx, true);
+        }
+        match &mut self.phase {
+            Phase::Smtp(m) => {
+                if let Some(s) = self.session.as_deref_mut() {
+                    m.finish(s);
+                }
+            }
+            Phase::Probe(_) => {
+                // Still undecided: report only what the incomplete procedure (a) covers.
+                let client = meta
+                    .syn_dir
+                    .or(meta.synack_dir.map(|d| 1 - d))
+                    .unwrap_or_else(|| {
+                        usize::from(
+                            ctx.is_mail(meta.ends[0].port()) && !ctx.is_mail(meta.ends[1].port()),
+                        )
+                    });
+                self.client = client;
+                let server_port = meta.ends[1 - client].port();
+                if meta.wire_bytes.iter().sum::<u64>() == 0 || !ctx.is_mail(server_port) {
+                    return None;
+                }
+                self.session_for(meta).kind = Kind::Unknown;
+            }
+            _ => {}
+        }
+        let c = self.client;
+        let mut s = *self.session?;
+        s.first_seen = meta.first_ts;
+        s.last_seen = meta.last_ts;
+        s.first_frame = meta.first_frame;
+        s.packets = meta.packets;
+        s.vlan = meta.vlan;
+        s.handshake_seen = meta.handshake_seen();
+        s.client_closed = meta.fin[c] || meta.rst[c];
+        s.server_closed = meta.fin[1 - c] || meta.rst[1 - c];
+        s.end = end;
+        s.wire_bytes = [meta.wire_bytes[c], meta.wire_bytes[1 - c]];
+        s.captured_bytes = [meta.captured_bytes[c], meta.captured_bytes[1 - c]];
+        s.streams = [streams[c], streams[1 - c]];
+        tls::assess(&mut s);
+        let j = verdict::judge(&s);
+        s.evidence.insert(
+            0,
+            Evidence {
+                text: format!("verdict: {}", j.reason),
+                frame: j.frame,
+                side: None,
+            },
+        );
+        s.verdict = Some(j.verdict);
+        Some(s)
+    }
+}
+
+fn strip_prefix(p: &mut ProbeBuf, skip: [usize; 2]) {
+    for d in 0..2 {
+        let n = skip[d].min(p.bytes[d].len());
+        p.bytes[d].drain(..n);
+        let mut left = n;
+        for (ed, ev) in p.events.iter_mut() {
+            if *ed != d || left == 0 {
+                continue;
+            }
+            if let Ev::Data { len, .. } = ev {
+                let cut = (*len).min(left);
+                *len -= cut;
+                left -= cut;
+            }
+        }
+    }
+    p.events
+        .retain(|(_, e)| !matches!(e, Ev::Data { len: 0, .. }));
+}

@@ -1,0 +1,391 @@
+//! Frame → TCP segment: link layer, encapsulations, IPv4/IPv6 (with extension headers and
+//! fragments) and the TCP header. Checksums are never verified: offload on the capturing host
+//! makes them wrong in perfectly good captures.
+
+pub mod link;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
+use rustc_hash::FxHashMap;
+
+pub use link::{LinkInfo, Skip};
+
+/// The TCP flags the flow layer cares about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpFlags {
+    /// SYN.
+    pub syn: bool,
+    /// ACK (the acknowledgment number is valid).
+    pub ack: bool,
+    /// FIN.
+    pub fin: bool,
+    /// RST.
+    pub rst: bool,
+}
+
+/// A decoded TCP segment; `payload` borrows the frame or the decoder's fragment buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (valid when `flags.ack`).
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Captured payload bytes (may be shorter than `wire_len` when snaplen cut the frame).
+    pub payload: &'a [u8],
+    /// Payload length on the wire, from the IP length fields.
+    pub wire_len: u32,
+    /// What the link layer peeled off.
+    pub link: LinkInfo,
+}
+
+const MAX_FRAGMENT_SETS: usize = 1024;
+const MAX_FRAGMENT_BYTES: usize = 65_535 + 64;
+const UDP_VXLAN: u16 = 4789;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FragKey {
+    src: IpAddr,
+    dst: IpAddr,
+    id: u32,
+    proto: u8,
+}
+
+#[derive(Default)]
+struct FragSet {
+    /// Payload bytes placed at their offsets.
+    data: Vec<u8>,
+    /// Byte ranges received, kept sorted and merged.
+    have: Vec<(usize, usize)>,
+    /// Total length once the last fragment arrived.
+    end: Option<usize>,
+}
+
+impl FragSet {
+    fn add(&mut self, off: usize, more: bool, bytes: &[u8]) -> Result<bool, Skip> {
+        let stop = off.checked_add(bytes.len()).ok_or(Skip::BadFragment)?;
+        if stop > MAX_FRAGMENT_BYTES {
+            return Err(Skip::BadFragment);
+        }
+        if !more {
+            self.end = Some(stop);
+        }
+        if self.data.len() < stop {
+            self.data.resize(stop, 0);
+        }
+        // First copy wins, as for TCP: only fill what no earlier fragment covered.
+        let mut pos = off;
+        let mut holes = Vec::new();
+        for &(a, b) in &self.have {
+            if b <= pos || a >= stop {
+                continue;
+            }
+            if a > pos {
+                holes.push((pos, a));
+            }
+            pos = pos.max(b);
+        }
+        if pos < stop {
+            holes.push((pos, stop));
+        }
+        for (a, b) in holes {
+            if let (Some(dst), Some(src)) = (self.data.get_mut(a..b), bytes.get(a - off..b - off)) {
+                dst.copy_from_slice(src);
+            }
+        }
+        self.have.push((off, stop));
+        self.have.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.have.len());
+        for &(a, b) in &self.have {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        self.have = merged;
+        Ok(matches!((self.end, self.have.as_slice()), (Some(e), [(0, b)]) if *b >= e))
+    }
+}
+
+/// Stateful decoder: holds IP fragment buffers between packets.
+#[derive(Default)]
+pub struct Decoder {
+    frags: FxHashMap<FragKey, FragSet>,
+    frag_order: VecDeque<FragKey>,
+    done: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder with no pending fragments.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes one frame of link type `linktype` to a TCP segment.
+    pub fn decode<'a>(&'a mut self, linktype: i32, frame: &'a [u8]) -> Result<Segment<'a>, Skip> {
+        let mut info = LinkInfo::default();
+        let ip = link::to_ip(linktype, frame, &mut info)?;
+        self.ip(ip, info, 0)
+    }
+
+    fn ip<'a>(
+        &'a mut self,
+        ip: &'a [u8],
+        mut info: LinkInfo,
+        depth: u8,
+    ) -> Result<Segment<'a>, Skip> {
+        if depth > 8 {
+            return Err(Skip::TooDeep);
+        }
+        let (slice, _ext_err) = LaxIpSlice::from_slice(ip).map_err(|_| Skip::BadIp)?;
+        let src = slice.source_addr();
+        let dst = slice.destination_addr();
+        let payload = slice.payload();
+        let proto = payload.ip_number;
+        // The payload length the IP header declares, even when snaplen cut the frame.
+        let header_len = (payload.payload.as_ptr() as usize).saturating_sub(ip.as_ptr() as usize);
+        let declared_total = match &slice {
+            LaxIpSlice::Ipv4(v4) => usize::from(v4.header().total_len()),
+            LaxIpSlice::Ipv6(v6) => match v6.header().payload_length() {
+                0 => ip.len(),
+                n => usize::from(n) + 40,
+            },
+        };
+        let declared_payload = declared_total.saturating_sub(header_len);
+
+        if payload.fragmented {
+            let (id, off, more) = fragment_fields(&slice).ok_or(Skip::BadFragment)?;
+            let key = FragKey {
+                src,
+                dst,
+                id,
+                proto: proto.0,
+            };
+            let bytes = payload.payload;
+            return self.fragment(key, off, more, bytes, proto, src, dst, info, depth);
+        }
+        let body = payload.payload;
+        match proto {
+            IpNumber::TCP => tcp(src, dst, body, declared_payload, info),
+            IpNumber::GRE => {
+                let inner = link::gre(body, &mut info, depth)?;
+                self.ip(inner, info, depth + 1)
+            }
+            IpNumber::IPV4 | IpNumber::IPV6 => {
+                info.encapsulated = true;
+                self.ip(body, info, depth + 1)
+            }
+            IpNumber::UDP => {
+                let dport = body.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                if dport == Some(UDP_VXLAN) {
+                    let inner =
+                        link::vxlan(body.get(8..).ok_or(Skip::TruncatedLink)?, &mut info, depth)?;
+                    self.ip(inner, info, depth + 1)
+                } else {
+                    Err(Skip::NotTcp)
+                }
+            }
+            _ => Err(Skip::NotTcp),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fragment<'a>(
+        &'a mut self,
+        key: FragKey,
+        off: usize,
+        more: bool,
+        bytes: &[u8],
+        proto: IpNumber,
+        src: IpAddr,
+        dst: IpAddr,
+        info: LinkInfo,
+        depth: u8,
+    ) -> Result<Segment<'a>, Skip> {
+        if !self.frags.contains_key(&key) {
+            if self.frags.len() >= MAX_FRAGMENT_SETS {
+                if let Some(old) = self.frag_order.pop_front() {
+                    self.frags.remove(&old);
+                }
+            }
+            self.frag_order.push_back(key.clone());
+        }
+        let set = self.frags.entry(key.clone()).or_default();
+        let complete = match set.add(off, more, bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.frags.remove(&key);
+                return Err(e);
+            }
+        };
+        if !complete {
+            return Err(Skip::FragmentPending);
+        }
+        let set = self.frags.remove(&key).unwrap_or_default();
+        self.frag_order.retain(|k| k != &key);
+        let end = set.end.unwrap_or(set.data.len());
+        self.done = set.data;
+        self.done.truncate(end);
+        let body: &[u8] = &self.done;
+        match proto {
+            IpNumber::TCP => tcp(src, dst, body, body.len(), info),
+            _ => {
+                let _ = depth;
+                Err(Skip::NotTcp)
+            }
+        }
+    }
+}
+
+fn fragment_fields(slice: &LaxIpSlice<'_>) -> Option<(u32, usize, bool)> {
+    match slice {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            Some((
+                u32::from(h.identification()),
+                usize::from(h.fragments_offset().value()) * 8,
+                h.more_fragments(),
+            ))
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            for ext in v6.extensions().clone().into_iter() {
+                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
+                    return Some((
+                        f.identification(),
+                        usize::from(f.fragment_offset().value()) * 8,
+                        f.more_fragments(),
+                    ));
+                }
+            }
+            None
+        }
+    }
+}
+
+fn tcp<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    body: &'a [u8],
+    declared: usize,
+    link: LinkInfo,
+) -> Result<Segment<'a>, Skip> {
+    let t = TcpSlice::from_slice(body).map_err(|_| Skip::BadTcp)?;
+    let hl = usize::from(t.data_offset()) * 4;
+    let wire_len = declared.saturating_sub(hl);
+    let payload = t.payload();
+    let payload = payload
+        .get(..wire_len.min(payload.len()))
+        .unwrap_or(payload);
+    Ok(Segment {
+        src,
+        dst,
+        sport: t.source_port(),
+        dport: t.destination_port(),
+        seq: t.sequence_number(),
+        ack: t.acknowledgment_number(),
+        flags: TcpFlags {
+            syn: t.syn(),
+            ack: t.ack(),
+            fin: t.fin(),
+            rst: t.rst(),
+        },
+        payload,
+        wire_len: u32::try_from(wire_len.max(payload.len())).unwrap_or(u32::MAX),
+        link,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 25, 7, 1000);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn raw_ipv4_tcp_decodes_ports_and_payload() {
+        let pkt = ipv4_tcp(b"EHLO x\r\n");
+        let mut d = Decoder::new();
+        let s = d.decode(link::dlt::RAW, &pkt).unwrap();
+        assert_eq!((s.sport, s.dport, s.seq), (40000, 25, 7));
+        assert_eq!(s.payload, b"EHLO x\r\n");
+        assert_eq!(s.wire_len, 8);
+    }
+
+    #[test]
+    fn snaplen_cut_keeps_the_wire_length() {
+        let pkt = ipv4_tcp(b"EHLO example.org\r\n");
+        let mut d = Decoder::new();
+        let s = d.decode(link::dlt::RAW, &pkt[..44]).unwrap();
+        assert_eq!(s.payload, b"EHLO");
+        assert_eq!(s.wire_len, 18);
+    }
+
+    #[test]
+    fn bad_checksum_is_not_a_reason_to_drop() {
+        let mut pkt = ipv4_tcp(b"QUIT\r\n");
+        pkt[10] ^= 0xff; // IPv4 header checksum
+        pkt[36] ^= 0xff; // TCP checksum
+        let mut d = Decoder::new();
+        assert!(d.decode(link::dlt::RAW, &pkt).is_ok());
+    }
+
+    #[test]
+    fn ipv4_fragments_are_reassembled() {
+        let whole = ipv4_tcp(b"MAIL FROM:<a@b>\r\n");
+        let tcp = &whole[20..];
+        let (first, second) = tcp.split_at(24);
+        let frag = |off: u16, more: bool, data: &[u8]| {
+            let mut h = etherparse::Ipv4Header::new(
+                data.len() as u16,
+                64,
+                IpNumber::TCP,
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+            )
+            .unwrap();
+            h.identification = 99;
+            h.more_fragments = more;
+            h.fragment_offset = etherparse::IpFragOffset::try_new(off / 8).unwrap();
+            let mut out = Vec::new();
+            h.write(&mut out).unwrap();
+            out.extend_from_slice(data);
+            out
+        };
+        let mut d = Decoder::new();
+        assert_eq!(
+            d.decode(link::dlt::RAW, &frag(24, false, second))
+                .unwrap_err(),
+            Skip::FragmentPending
+        );
+        let s = d.decode(link::dlt::RAW, &frag(0, true, first)).unwrap();
+        assert_eq!(s.payload, b"MAIL FROM:<a@b>\r\n");
+    }
+
+    #[test]
+    fn udp_is_counted_not_tcp() {
+        let b = etherparse::PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).udp(53, 53);
+        let mut out = Vec::new();
+        b.write(&mut out, b"x").unwrap();
+        assert_eq!(
+            Decoder::new().decode(link::dlt::RAW, &out).unwrap_err(),
+            Skip::NotTcp
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! The pipeline: packets in, finished [`Session`] records out, in the order sessions end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::capture::Packet;
+use crate::conversation::{Conversation, Ctx};
+use crate::decode::{Decoder, Skip};
+use crate::flow::{EndReason, Flow, FlowTable, Lookup, TableLimits};
+use crate::session::{Session, Verdict};
+
+/// Mail ports: where implicit TLS and non-SMTP payload are reported.
+pub const DEFAULT_MAIL_PORTS: [u16; 6] = [25, 465, 587, 2525, 475, 717];
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Mail ports (`--mail-ports`).
+    pub mail_ports: Vec<u16>,
+    /// Flow-table limits.
+    pub limits: TableLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
+            limits: TableLimits::default(),
+        }
+    }
+}
+
+/// Run counters for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Packets read.
+    pub packets: u64,
+    /// Bytes on the wire (original lengths).
+    pub bytes: u64,
+    /// TCP segments decoded.
+    pub tcp_segments: u64,
+    /// Packets not decoded down to TCP, per reason.
+    pub undecodable: BTreeMap<Skip, u64>,
+    /// Sessions reported, per verdict.
+    pub verdicts: BTreeMap<Verdict, u64>,
+    /// TCP flows on mail ports that carried no payload (scans, aborted connects).
+    pub payloadless_mail_flows: u64,
+    /// Reassembly: holes declared.
+    pub gaps: u64,
+    /// Reassembly: retransmitted segments.
+    pub retransmissions: u64,
+    /// Reassembly: retransmissions whose bytes differed from the first copy.
+    pub conflicting_overlaps: u64,
+    /// Reassembly: out-of-order bytes dropped at the buffer limit.
+    pub buffer_overflows: u64,
+    /// SMTP lines over the line limit.
+    pub long_lines: u64,
+    /// Server lines without a reply code.
+    pub malformed_replies: u64,
+}
+
+/// The engine: decoder, flow table and per-flow conversations.
+pub struct Engine {
+    cfg: Config,
+    decoder: Decoder,
+    table: FlowTable<Conversation>,
+    sources: Vec<Arc<str>>,
+    interface: Option<Arc<str>>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Engine {
+    /// An engine reading from the named sources (file names, for the `file` key).
+    pub fn new(cfg: Config, sources: Vec<Arc<str>>, interface: Option<Arc<str>>) -> Self {
+        let table = FlowTable::new(cfg.limits);
+        Self {
+            cfg,
+            decoder: Decoder::new(),
+            table,
+            sources,
+            interface,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Flow-table counters (evictions, late packets, peak flows).
+    pub fn table_stats(&self) -> crate::flow::TableStats {
+        self.table.stats
+    }
+
+    /// Flows currently open.
+    pub fn open_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Processes one packet; sessions that end are handed to `out`.
+    pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
+        // The segment may borrow the decoder's fragment buffer while flows are finished.
+        let mut decoder = std::mem::take(&mut self.decoder);
+        self.packet_with(&mut decoder, p, out);
+        self.decoder = decoder;
+    }
+
+    fn packet_with(&mut self, decoder: &mut Decoder, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(p.orig_len);
+        let seg = match decoder.decode(p.linktype, p.data) {
+            Ok(s) => s,
+            Err(skip) => {
+                *self.stats.undecodable.entry(skip).or_default() += 1;
+                return;
+            }
+        };
+        self.stats.tcp_segments += 1;
+        let mut ended: Vec<(Flow<Conversation>, EndReason)> = Vec::new();
+        let lookup = self.table.lookup(
+            &seg,
+            p.ts,
+            p.source,
+            p.frame,
+            Conversation::new,
+            &mut |f, r| ended.push((f, r)),
+        );
+        for (f, r) in ended {
+            self.finish_flow(f, r, out);
+        }
+        let Lookup::Flow(slot, dir) = lookup else {
+            return;
+        };
+        let lim = self.table.limits.stream;
+        let ctx = Ctx {
+            mail_ports: &self.cfg.mail_ports,
+        };
+        let Some(flow) = self.table.get_mut(slot) else {
+            return;
+        };
+        let Flow { meta, streams, app } = flow;
+        meta.packets += 1;
+        meta.last_ts = p.ts;
+        let f = seg.flags;
+        if f.syn {
+            if f.ack {
+                meta.synack_dir.get_or_insert(dir);
+            } else {
+                meta.syn_dir.get_or_insert(dir);
+                meta.syn_isn.get_or_insert(seg.seq);
+            }
+            streams[dir].on_syn(seg.seq);
+        }
+        if f.rst {
+            meta.rst[dir] = true;
+        }
+        let data_seq = if f.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        if seg.wire_len > 0 && !f.rst {
+            meta.wire_bytes[dir] += u64::from(seg.wire_len);
+            meta.captured_bytes[dir] += seg.payload.len() as u64;
+            if app.wants_bytes() {
+                let m: &crate::flow::FlowMeta = meta;
+                streams[dir].insert(data_seq, seg.payload, seg.wire_len, &lim, &mut |c| {
+                    app.on_chunk(dir, c, p.frame, m, ctx)
+                });
+            }
+        }
+        if f.ack && app.wants_bytes() {
+            let m: &crate::flow::FlowMeta = meta;
+            let other = 1 - dir;
+            streams[other].on_peer_ack(seg.ack, &lim, &mut |c| {
+                app.on_chunk(other, c, p.frame, m, ctx)
+            });
+        }
+        if f.fin {
+            meta.fin[dir] = true;
+            streams[dir].on_fin(data_seq, seg.wire_len);
+        }
+        if flow.finished() {
+            let reason = if flow.meta.rst.iter().any(|r| *r) {
+                EndReason::Reset
+            } else {
+                EndReason::Closed
+            };
+            if let Some(f) = self.table.remove(slot) {
+                self.finish_flow(f, reason, out);
+            }
+        }
+    }
+
+    /// End of input: every open flow is finished.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Session)) {
+        for f in self.table.drain() {
+            self.finish_flow(f, EndReason::EndOfCapture, out);
+        }
+    }
+
+    fn finish_flow(
+        &mut self,
+        flow: Flow<Conversation>,
+        reason: EndReason,
+        out: &mut dyn FnMut(Session),
+    ) {
+        let Flow {
+            meta,
+            mut streams,
+            mut app,
+        } = flow;
+        let lim = self.table.limits.stream;
+        let ctx = Ctx {
+            mail_ports: &self.cfg.mail_ports,
+        };
+        if app.wants_bytes() {
+            for (d, st) in streams.iter_mut().enumerate() {
+                st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));
+            }
+        }
+        let stats = [streams[0].stats, streams[1].stats];
+        for s in &stats {
+            self.stats.gaps += s.gaps;
+            self.stats.retransmissions += s.retransmissions;
+            self.stats.conflicting_overlaps += s.conflicting_overlaps;
+            self.stats.buffer_overflows += s.buffer_overflows;
+        }
+        let Some(mut session) = app.finish(&meta, stats, reason, ctx) else {
+            let mail = ctx.mail_ports.contains(&meta.ends[0].port())
+                || ctx.mail_ports.contains(&meta.ends[1].port());
+            if mail && meta.wire_bytes.iter().sum::<u64>() == 0 {
+                self.stats.payloadless_mail_flows += 1;
+            }
+            return;
+        };
+        session.file = self.sources.get(meta.source).cloned();
+        session.interface = self.interface.clone();
+        self.stats.long_lines += u64::from(session.anomalies.long_lines);
+        self.stats.malformed_replies += u64::from(session.anomalies.malformed_replies);
+        if let Some(v) = session.verdict {
+            *self.stats.verdicts.entry(v).or_default() += 1;
+        }
+        out(session);
+    }
+}

@@ -1,0 +1,349 @@
+//! Bidirectional TCP flows keyed by their 4-tuple, with bounded memory.
+//!
+//! A new session on a 4-tuple starts only with a new SYN, never because time passed (capture
+//! timestamps can jump by decades). Idle eviction exists only to bound memory, and a late
+//! packet for an evicted or closed flow is dropped and counted rather than opening a phantom
+//! second session.
+
+pub mod reassembly;
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+use rustc_hash::FxHashMap;
+
+use crate::capture::Micros;
+use crate::decode::Segment;
+pub use reassembly::{Chunk, Limits, Reassembler, StreamStats};
+
+/// Canonical (direction-free) flow key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+}
+
+impl FlowKey {
+    /// Key for a segment, the same for both directions.
+    pub fn of(seg: &Segment<'_>) -> Self {
+        let a = (seg.src, seg.sport);
+        let b = (seg.dst, seg.dport);
+        if a <= b {
+            Self { lo: a, hi: b }
+        } else {
+            Self { lo: b, hi: a }
+        }
+    }
+}
+
+/// Why a flow left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Both sides sent FIN and every byte before them was seen.
+    Closed,
+    /// A RST was seen.
+    Reset,
+    /// A new SYN reused the 4-tuple.
+    Reused,
+    /// Evicted to bound memory.
+    Evicted,
+    /// The capture ended with the flow still open.
+    EndOfCapture,
+}
+
+/// Flow facts the layers above read.
+#[derive(Debug, Clone)]
+pub struct FlowMeta {
+    /// Sequential id (order of creation).
+    pub id: u64,
+    /// `ends[d]` sends direction `d`; `ends[0]` sent the first packet seen.
+    pub ends: [SocketAddr; 2],
+    /// Direction that sent a SYN without ACK.
+    pub syn_dir: Option<usize>,
+    /// Direction that sent a SYN-ACK.
+    pub synack_dir: Option<usize>,
+    /// ISN of the SYN, to tell a retransmitted SYN from a new connection.
+    pub syn_isn: Option<u32>,
+    /// FIN seen per direction.
+    pub fin: [bool; 2],
+    /// RST seen per direction.
+    pub rst: [bool; 2],
+    /// First packet's timestamp.
+    pub first_ts: Micros,
+    /// Last packet's timestamp.
+    pub last_ts: Micros,
+    /// Packets in the flow.
+    pub packets: u64,
+    /// Payload bytes on the wire per direction (IP lengths).
+    pub wire_bytes: [u64; 2],
+    /// Payload bytes captured per direction.
+    pub captured_bytes: [u64; 2],
+    /// Source index (file) of the first packet.
+    pub source: usize,
+    /// Frame number of the first packet.
+    pub first_frame: u64,
+    /// Outermost VLAN id of the first packet.
+    pub vlan: Option<u16>,
+}
+
+impl FlowMeta {
+    /// Direction of a segment relative to `ends`.
+    pub fn dir_of(&self, seg: &Segment<'_>) -> usize {
+        usize::from(SocketAddr::new(seg.src, seg.sport) != self.ends[0])
+    }
+
+    /// Whether a TCP handshake packet (SYN or SYN-ACK) was captured.
+    pub fn handshake_seen(&self) -> bool {
+        self.syn_dir.is_some() || self.synack_dir.is_some()
+    }
+}
+
+/// A flow: its facts, its two byte streams and the application state `A` riding on it.
+pub struct Flow<A> {
+    /// Facts.
+    pub meta: FlowMeta,
+    /// `streams[d]` reassembles direction `d`.
+    pub streams: [Reassembler; 2],
+    /// Application state.
+    pub app: A,
+}
+
+impl<A> Flow<A> {
+    /// Both sides finished and nothing before their FINs is missing; or a reset.
+    pub fn finished(&self) -> bool {
+        self.meta.rst.iter().any(|r| *r)
+            || (self.meta.fin[0]
+                && self.meta.fin[1]
+                && self.streams.iter().all(|s| s.buffered() == 0))
+    }
+}
+
+/// Limits of the flow table.
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    /// Most flows held at once; beyond it the least recently active are evicted.
+    pub max_flows: usize,
+    /// Per-direction reassembly limits.
+    pub stream: Limits,
+    /// Closed/evicted 4-tuples remembered so late packets don't resurrect them.
+    pub max_tombstones: usize,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        Self {
+            max_flows: 200_000,
+            stream: Limits::default(),
+            max_tombstones: 65_536,
+        }
+    }
+}
+
+/// Flow-table counters for the run summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableStats {
+    /// Flows created.
+    pub flows: u64,
+    /// Flows evicted for memory.
+    pub evicted: u64,
+    /// Packets for a closed or evicted flow, dropped.
+    pub late_packets: u64,
+    /// Most flows held at once.
+    pub peak_flows: usize,
+}
+
+/// What [`FlowTable::lookup`] found for a segment.
+pub enum Lookup {
+    /// The flow's slot and the segment's direction.
+    Flow(usize, usize),
+    /// The segment belongs to a finished flow: ignore it.
+    Late,
+}
+
+/// The flow table.
+pub struct FlowTable<A> {
+    map: FxHashMap<FlowKey, usize>,
+    slots: Vec<Option<Flow<A>>>,
+    free: Vec<usize>,
+    tombstones: FxHashMap<FlowKey, ()>,
+    tomb_order: VecDeque<FlowKey>,
+    next_id: u64,
+    /// Limits.
+    pub limits: TableLimits,
+    /// Counters.
+    pub stats: TableStats,
+}
+
+impl<A> FlowTable<A> {
+    /// An empty table.
+    pub fn new(limits: TableLimits) -> Self {
+        Self {
+            map: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            tombstones: FxHashMap::default(),
+            tomb_order: VecDeque::new(),
+            next_id: 0,
+            limits,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// Flows currently held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The flow in `slot`.
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow<A>> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Finds or creates the flow for `seg`. Flows pushed out (4-tuple reuse, eviction) are
+    /// handed to `ended`.
+    pub fn lookup(
+        &mut self,
+        seg: &Segment<'_>,
+        ts: Micros,
+        source: usize,
+        frame: u64,
+        make: impl FnOnce() -> A,
+        ended: &mut dyn FnMut(Flow<A>, EndReason),
+    ) -> Lookup {
+        let key = FlowKey::of(seg);
+        let pure_syn = seg.flags.syn && !seg.flags.ack;
+        if let Some(&slot) = self.map.get(&key) {
+            let reused = pure_syn
+                && self.get_mut(slot).is_some_and(|f| {
+                    let m = &f.meta;
+                    m.syn_isn.is_some_and(|isn| isn != seg.seq)
+                        || m.fin.iter().any(|x| *x)
+                        || m.rst.iter().any(|x| *x)
+                        || (m.syn_isn.is_none() && m.packets > 0)
+                });
+            if !reused {
+                let dir = self.get_mut(slot).map_or(0, |f| f.meta.dir_of(seg));
+                return Lookup::Flow(slot, dir);
+            }
+            if let Some(old) = self.remove(slot) {
+                ended(old, EndReason::Reused);
+            }
+        } else if self.tombstones.contains_key(&key) {
+            if !pure_syn {
+                self.stats.late_packets += 1;
+                return Lookup::Late;
+            }
+            self.tombstones.remove(&key);
+        }
+        if self.map.len() >= self.limits.max_flows {
+            self.evict_oldest(ended);
+        }
+        let meta = FlowMeta {
+            id: self.next_id,
+            ends: [
+                SocketAddr::new(seg.src, seg.sport),
+                SocketAddr::new(seg.dst, seg.dport),
+            ],
+            syn_dir: None,
+            synack_dir: None,
+            syn_isn: None,
+            fin: [false; 2],
+            rst: [false; 2],
+            first_ts: ts,
+            last_ts: ts,
+            packets: 0,
+            wire_bytes: [0; 2],
+            captured_bytes: [0; 2],
+            source,
+            first_frame: frame,
+            vlan: seg.link.vlan,
+        };
+        self.next_id += 1;
+        self.stats.flows += 1;
+        let flow = Flow {
+            meta,
+            streams: [Reassembler::new(), Reassembler::new()],
+            app: make(),
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(x) = self.slots.get_mut(s) {
+                    *x = Some(flow);
+                }
+                s
+            }
+            None => {
+                self.slots.push(Some(flow));
+                self.slots.len() - 1
+            }
+        };
+        self.map.insert(key, slot);
+        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
+        Lookup::Flow(slot, 0)
+    }
+
+    /// Takes a flow out of the table and remembers its 4-tuple as finished.
+    pub fn remove(&mut self, slot: usize) -> Option<Flow<A>> {
+        let flow = self.slots.get_mut(slot)?.take()?;
+        let e = flow.meta.ends;
+        let key = if (e[0].ip(), e[0].port()) <= (e[1].ip(), e[1].port()) {
+            FlowKey {
+                lo: (e[0].ip(), e[0].port()),
+                hi: (e[1].ip(), e[1].port()),
+            }
+        } else {
+            FlowKey {
+                lo: (e[1].ip(), e[1].port()),
+                hi: (e[0].ip(), e[0].port()),
+            }
+        };
+        self.map.remove(&key);
+        self.free.push(slot);
+        if self.limits.max_tombstones > 0 {
+            if self.tombstones.len() >= self.limits.max_tombstones {
+                if let Some(old) = self.tomb_order.pop_front() {
+                    self.tombstones.remove(&old);
+                }
+            }
+            if self.tombstones.insert(key, ()).is_none() {
+                self.tomb_order.push_back(key);
+            }
+        }
+        Some(flow)
+    }
+
+    /// Evicts the least recently active sixteenth of the table.
+    fn evict_oldest(&mut self, ended: &mut dyn FnMut(Flow<A>, EndReason)) {
+        let mut ages: Vec<(Micros, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| (f.meta.last_ts, i)))
+            .collect();
+        let n = (ages.len() / 16).max(1);
+        if n < ages.len() {
+            ages.select_nth_unstable(n);
+        }
+        for &(_, slot) in ages.iter().take(n) {
+            if let Some(f) = self.remove(slot) {
+                self.stats.evicted += 1;
+                ended(f, EndReason::Evicted);
+            }
+        }
+    }
+
+    /// Removes every flow (end of capture), in creation order.
+    pub fn drain(&mut self) -> Vec<Flow<A>> {
+        let mut all: Vec<Flow<A>> = self.slots.iter_mut().filter_map(Option::take).collect();
+        all.sort_by_key(|f| f.meta.id);
+        self.map.clear();
+        self.free.clear();
+        self.slots.clear();
+        all
+    }
+}

@@ -1,0 +1,16 @@
+#![recursion_limit = "256"]
+//! smtpscope: watch SMTP on the wire and tell, session by session, whether mail travelled in
+//! plaintext or inside TLS — with the evidence.
+//!
+//! Data flows one way: [`capture`] → [`decode`] → [`flow`] → [`smtp`] / [`tls`] → [`session`]
+//! records → [`report`] front ends. [`engine`] wires the stages together.
+
+pub mod capture;
+pub mod conversation;
+pub mod decode;
+pub mod engine;
+pub mod flow;
+pub mod report;
+pub mod session;
+pub mod smtp;
+pub mod tls;

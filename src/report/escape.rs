@@ -1,0 +1,127 @@
+//! Making wire bytes safe for terminals, JSON and spreadsheets.
+//!
+//! Bytes from port 25 are chosen by strangers: an ESC sequence in a banner must never reach a
+//! terminal as a command, a bidi override must not reorder what an admin reads, and a HELO
+//! name must not become a spreadsheet formula.
+
+use std::fmt::Write as _;
+
+/// Characters that change how text is laid out or rendered without being visible:
+/// bidi embeddings/overrides/isolates, zero-width and other format characters (Unicode Cf).
+pub fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// Whether a character must be escaped before a terminal sees it.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || is_format_char(c) || c == '\u{2028}' || c == '\u{2029}'
+}
+
+enum Run<'a> {
+    Text(&'a str),
+    Bad(u8),
+}
+
+/// Walks `bytes` as UTF-8: valid text runs, and each invalid byte on its own.
+fn utf8_runs(mut bytes: &[u8], mut f: impl FnMut(Run<'_>)) {
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                f(Run::Text(s));
+                return;
+            }
+            Err(e) => {
+                let (good, rest) = bytes.split_at(e.valid_up_to());
+                if let Ok(s) = std::str::from_utf8(good) {
+                    f(Run::Text(s));
+                }
+                let n = e.error_len().unwrap_or(rest.len()).max(1);
+                for b in rest.iter().take(n) {
+                    f(Run::Bad(*b));
+                }
+                bytes = rest.get(n..).unwrap_or(&[]);
+                if bytes.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Text for a terminal: controls as `\xNN`, format/bidi characters as `\u{XXXX}`, invalid
+/// UTF-8 as `\xNN`, backslash doubled so the escapes are unambiguous.
+pub fn terminal(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    utf8_runs(bytes, |run| match run {
+        Run::Text(s) => {
+            for c in s.chars() {
+                if c == '\\' {
+                    out.push_str("\\\\");
+                } else if is_unsafe_char(c) {
+                    if (c as u32) < 0x100 {
+                        let _ = write!(out, "\\x{:02X}", c as u32);
+                    } else {
+                        let _ = write!(out, "\\u{{{:04X}}}", c as u32);
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+        Run::Bad(b) => {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    });
+    out
+}
+
+/// Text for JSON: valid UTF-8 as is (the JSON writer escapes what must be), invalid bytes as
+/// the text `\xNN`.
+pub fn json_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    utf8_runs(bytes, |run| match run {
+        Run::Text(s) => out.push_str(s),
+        Run::Bad(b) => {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    });
+    out
+}
+
+/// A CSV cell that a spreadsheet will not evaluate: a leading `= + - @`, TAB or CR gets a `'`.
+pub fn csv_cell(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        assert_eq!(terminal(b"220 \x1b[2Jevil"), "220 \\x1B[2Jevil");
+        assert_eq!(terminal("a\u{202E}b".as_bytes()), "a\\u{202E}b");
+        assert_eq!(terminal(b"bad\xffbyte"), "bad\\xFFbyte");
+        assert_eq!(terminal("c1\u{9b}x".as_bytes()), "c1\\x9Bx");
+        assert_eq!(terminal(b"back\\slash"), "back\\\\slash");
+    }
+
+    #[test]
+    fn json_text_marks_invalid_bytes() {
+        assert_eq!(json_text(b"ok\xc3"), "ok\\xC3");
+        assert_eq!(json_text("é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn csv_formulas_are_defused() {
+        assert_eq!(csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(csv_cell("-1"), "'-1");
+        assert_eq!(csv_cell("mx.example"), "mx.example");
+    }
+}

@@ -1,0 +1,114 @@
+//! The streaming table: fixed, truncated column widths, coloured by verdict on a terminal.
+
+use std::io::{self, Write};
+
+use super::escape::terminal;
+use super::{rfc3339, Options};
+use crate::session::{Session, Verdict};
+use crate::tls::version_label;
+
+/// ANSI colour for a verdict: TLS green, unused/plain yellow, failures red, unknown grey.
+pub fn verdict_color(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Starttls | Verdict::ImplicitTls => "\x1b[32m",
+        Verdict::Plaintext | Verdict::StarttlsOfferedUnused => "\x1b[33m",
+        Verdict::Stripped | Verdict::StarttlsRefused | Verdict::StarttlsFailed => "\x1b[31m",
+        Verdict::Incomplete | Verdict::NotSmtp => "\x1b[90m",
+    }
+}
+
+fn fit(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n <= w {
+        format!("{s:<w$}")
+    } else {
+        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Table writer.
+pub struct Writer<'a> {
+    out: Box<dyn Write + 'a>,
+    opts: Options,
+    header: bool,
+}
+
+impl<'a> Writer<'a> {
+    /// Writes to `out`.
+    pub fn new(out: Box<dyn Write + 'a>, opts: Options) -> Self {
+        Self {
+            out,
+            opts,
+            header: false,
+        }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if !self.header {
+            self.header = true;
+            writeln!(
+                self.out,
+                "{} {} {} {} {} {} {:>4} {:>9}",
+                fit("TIME (UTC)", 19),
+                fit("CLIENT", 23),
+                fit("SERVER", 23),
+                fit("HELO", 20),
+                fit("VERDICT", 23),
+                fit("TLS", 6),
+                "MSGS",
+                "BYTES"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl super::RecordWriter for Writer<'_> {
+    fn write(&mut self, s: &Session) -> io::Result<()> {
+        self.header()?;
+        let time = rfc3339(s.first_seen);
+        let time = time.get(..19).unwrap_or(&time).replace('T', " ");
+        let helo = s
+            .hello
+            .as_ref()
+            .map(|h| terminal(&h.arg))
+            .unwrap_or_else(|| "-".into());
+        let v = s.verdict.unwrap_or(Verdict::Incomplete);
+        let tls = s
+            .tls
+            .version
+            .filter(|_| s.tls.server_hello.is_some())
+            .map(version_label)
+            .unwrap_or_else(|| "-".into());
+        let msgs = if s.tls_handshake() || s.kind != crate::session::Kind::Smtp {
+            "-".to_string()
+        } else {
+            s.messages_accepted.to_string()
+        };
+        let verdict = fit(v.name(), 23);
+        let (on, off) = if self.opts.color {
+            (verdict_color(v), "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        writeln!(
+            self.out,
+            "{} {} {} {} {on}{verdict}{off} {} {:>4} {:>9}",
+            fit(&time, 19),
+            fit(&s.client.to_string(), 23),
+            fit(&s.server.to_string(), 23),
+            fit(&helo, 20),
+            fit(&tls, 6),
+            msgs,
+            s.wire_bytes[0] + s.wire_bytes[1]
+        )?;
+        self.out.flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.header()?;
+        self.out.flush()
+    }
+}

@@ -1,0 +1,459 @@
+//! The session record: facts gathered by the SMTP and TLS stages, then judged by
+//! [`verdict`] into a verdict with evidence and findings.
+
+pub mod verdict;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::capture::Micros;
+use crate::flow::{EndReason, StreamStats};
+pub use verdict::Verdict;
+
+/// Which side a fact came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The SMTP client.
+    Client,
+    /// The SMTP server.
+    Server,
+}
+
+impl Side {
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// What the flow turned out to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Not decided (no or too little payload captured).
+    #[default]
+    Unknown,
+    /// Cleartext SMTP (possibly upgraded later).
+    Smtp,
+    /// TLS from the client's first byte on a mail port.
+    ImplicitTls,
+    /// Payload on a mail port that is neither SMTP nor TLS.
+    NotSmtp,
+}
+
+/// A proxy preamble found before SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunnel {
+    /// SOCKS version 4 (or 4a).
+    Socks4,
+    /// SOCKS version 5.
+    Socks5,
+    /// HTTP `CONNECT`.
+    HttpConnect,
+}
+
+impl Tunnel {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tunnel::Socks4 => "socks4",
+            Tunnel::Socks5 => "socks5",
+            Tunnel::HttpConnect => "http-connect",
+        }
+    }
+}
+
+/// The two verbs that ask for a TLS upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeVerb {
+    /// RFC 3207.
+    Starttls,
+    /// Exchange's hub-to-hub upgrade.
+    XAnonymousTls,
+}
+
+impl UpgradeVerb {
+    /// The verb as sent.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpgradeVerb::Starttls => "STARTTLS",
+            UpgradeVerb::XAnonymousTls => "X-ANONYMOUSTLS",
+        }
+    }
+}
+
+/// One EHLO extension line: keyword and parameters, as the server wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// Keyword (e.g. `STARTTLS`, `AUTH`), as sent.
+    pub keyword: Vec<u8>,
+    /// The rest of the line.
+    pub params: Vec<u8>,
+}
+
+impl Extension {
+    /// Case-insensitive keyword comparison.
+    pub fn is(&self, kw: &str) -> bool {
+        self.keyword.eq_ignore_ascii_case(kw.as_bytes())
+    }
+}
+
+/// The first EHLO/HELO/LHLO and what came back.
+#[derive(Debug, Clone, Default)]
+pub struct Hello {
+    /// The verb used (upper case).
+    pub verb: &'static str,
+    /// Argument, trimmed.
+    pub arg: Vec<u8>,
+    /// Frame of the command.
+    pub frame: u64,
+    /// Reply code (None for a reply without a code).
+    pub reply: Option<Option<u16>>,
+    /// Frame of the reply.
+    pub reply_frame: u64,
+    /// The reply was cut (snaplen, gap, end) before its last line.
+    pub reply_cut: bool,
+}
+
+/// The first EHLO's 250 reply.
+#[derive(Debug, Clone, Default)]
+pub struct EhloReply {
+    /// Host the server named on its first line.
+    pub host: Vec<u8>,
+    /// Extensions in order.
+    pub extensions: Vec<Extension>,
+    /// Frame of the reply.
+    pub frame: u64,
+    /// The reply was cut before its last line.
+    pub cut: bool,
+}
+
+/// What followed a 220 to the upgrade verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Proof {
+    /// Nothing (yet).
+    #[default]
+    Pending,
+    /// The client's next bytes were TLS.
+    Tls,
+    /// The client went on in cleartext SMTP.
+    Cleartext,
+}
+
+/// The first upgrade attempt.
+#[derive(Debug, Clone)]
+pub struct Upgrade {
+    /// Verb used.
+    pub verb: UpgradeVerb,
+    /// Frame of the command.
+    pub frame: u64,
+    /// Reply code, once seen (inner None: a reply without a code).
+    pub reply: Option<Option<u16>>,
+    /// Frame of the reply.
+    pub reply_frame: u64,
+    /// What the next client bytes proved.
+    pub proof: Proof,
+}
+
+/// Parsed certificate facts (first certificate of the server's chain).
+#[derive(Debug, Clone, Default)]
+pub struct CertInfo {
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// Issuer, RFC 4514.
+    pub issuer: String,
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// SHA-1 of the DER, lower-case hex.
+    pub sha1: String,
+    /// SHA-256 of the DER, lower-case hex.
+    pub sha256: String,
+    /// Validity start (seconds since the epoch).
+    pub not_before: i64,
+    /// Validity end (seconds since the epoch).
+    pub not_after: i64,
+    /// Subject alternative names, `DNS:…`, `IP:…`, `email:…`.
+    pub sans: Vec<String>,
+    /// Common names of the subject.
+    pub common_names: Vec<String>,
+    /// Issuer equals subject.
+    pub self_signed: bool,
+    /// Public key size in bits.
+    pub key_bits: u32,
+    /// Key algorithm (`RSA`, `EC`, …).
+    pub key_type: &'static str,
+    /// Signature algorithm name.
+    pub signature: String,
+    /// Certificates in the chain.
+    pub chain_len: usize,
+}
+
+/// A cleartext TLS alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    /// Who sent it.
+    pub side: Side,
+    /// 1 warning, 2 fatal.
+    pub level: u8,
+    /// Description code.
+    pub description: u8,
+    /// Frame.
+    pub frame: u64,
+}
+
+/// TLS facts.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    /// Frame of the client's ClientHello.
+    pub client_hello: Option<u64>,
+    /// Frame of the server's ServerHello (not a HelloRetryRequest).
+    pub server_hello: Option<u64>,
+    /// A HelloRetryRequest was seen.
+    pub hello_retry: bool,
+    /// Highest version the client offered.
+    pub client_max_version: Option<u16>,
+    /// Negotiated version.
+    pub version: Option<u16>,
+    /// Negotiated cipher suite id.
+    pub cipher: Option<u16>,
+    /// SNI host name.
+    pub sni: Option<Vec<u8>>,
+    /// ALPN protocols the client offered.
+    pub alpn: Vec<Vec<u8>>,
+    /// Server certificate, when visible (TLS ≤ 1.2).
+    pub cert: Option<CertInfo>,
+    /// First cleartext fatal alert (or first warning if no fatal).
+    pub alert: Option<Alert>,
+    /// Encrypted bytes per side (client, server).
+    pub encrypted_bytes: [u64; 2],
+    /// Encrypted alerts seen (end of session, usually close_notify).
+    pub encrypted_alerts: u32,
+}
+
+/// A piece of evidence: what was seen, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// What was seen (escaped wire text where quoted).
+    pub text: String,
+    /// 1-based frame number in its input.
+    pub frame: Option<u64>,
+    /// Who sent it.
+    pub side: Option<Side>,
+}
+
+/// A finding: something a mail admin should know, with a stable name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable name (part of the schema), e.g. `cleartext-auth`.
+    pub name: &'static str,
+    /// Human explanation.
+    pub text: String,
+    /// Frame where it was seen.
+    pub frame: Option<u64>,
+}
+
+/// SMTP-level anomalies, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SmtpAnomalies {
+    /// Lines longer than the line limit (truncated).
+    pub long_lines: u32,
+    /// Server lines without a reply code.
+    pub malformed_replies: u32,
+    /// Replies with no command waiting for them.
+    pub unsolicited_replies: u32,
+    /// Commands dropped because too many were pipelined without replies.
+    pub pipeline_overflow: u32,
+}
+
+/// Where the capture's edges left holes that matter for the verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gaps {
+    /// A gap fell before the outcome was decided (procedure g).
+    pub before_decision: bool,
+    /// Gaps in the client stream.
+    pub client: u64,
+    /// Gaps in the server stream.
+    pub server: u64,
+}
+
+/// Everything known about one session; the record reports are made from.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Input file (None when live).
+    pub file: Option<Arc<str>>,
+    /// Capture interface (live).
+    pub interface: Option<Arc<str>>,
+    /// Client endpoint.
+    pub client: SocketAddr,
+    /// Server endpoint.
+    pub server: SocketAddr,
+    /// First packet.
+    pub first_seen: Micros,
+    /// Last packet.
+    pub last_seen: Micros,
+    /// First frame.
+    pub first_frame: u64,
+    /// Packets.
+    pub packets: u64,
+    /// Outer VLAN.
+    pub vlan: Option<u16>,
+    /// SYN or SYN-ACK captured.
+    pub handshake_seen: bool,
+    /// Client closed (FIN or RST).
+    pub client_closed: bool,
+    /// Server closed (FIN or RST).
+    pub server_closed: bool,
+    /// How the flow ended.
+    pub end: EndReason,
+    /// Payload on the wire (client, server).
+    pub wire_bytes: [u64; 2],
+    /// Payload captured (client, server).
+    pub captured_bytes: [u64; 2],
+    /// Reassembly counters (client, server).
+    pub streams: [StreamStats; 2],
+    /// What the flow carried.
+    pub kind: Kind,
+    /// Proxy preamble before SMTP.
+    pub tunnel: Option<Tunnel>,
+    /// Greeting text (first line, without code).
+    pub banner: Option<Vec<u8>>,
+    /// Greeting code.
+    pub banner_code: Option<u16>,
+    /// First hello command.
+    pub hello: Option<Hello>,
+    /// An EHLO (not HELO) was sent in clear.
+    pub ehlo_sent: bool,
+    /// First 250 reply to EHLO.
+    pub ehlo_reply: Option<EhloReply>,
+    /// Client commands after the first hello command (pipelined ones included).
+    pub commands_after_hello: u32,
+    /// First upgrade attempt.
+    pub upgrade: Option<Upgrade>,
+    /// MAIL FROM commands in clear.
+    pub mail_transactions: u32,
+    /// RCPT TO commands in clear.
+    pub rcpt_count: u32,
+    /// Messages accepted (250 after end of data / BDAT LAST).
+    pub messages_accepted: u32,
+    /// Message bytes seen in clear.
+    pub message_bytes: u64,
+    /// BDAT was used.
+    pub uses_bdat: bool,
+    /// QUIT sent (frame) and its reply.
+    pub quit: Option<(u64, Option<Option<u16>>)>,
+    /// AUTH mechanisms the client used in clear.
+    pub auth_mechanisms: Vec<String>,
+    /// TLS facts.
+    pub tls: TlsFacts,
+    /// Gap facts.
+    pub gaps: Gaps,
+    /// SMTP anomalies.
+    pub anomalies: SmtpAnomalies,
+    /// Evidence in order of appearance.
+    pub evidence: Vec<Evidence>,
+    /// Findings.
+    pub findings: Vec<Finding>,
+    /// Verdict, set when the session is finished.
+    pub verdict: Option<Verdict>,
+}
+
+/// Most evidence lines kept per session.
+pub const MAX_EVIDENCE: usize = 48;
+
+impl Session {
+    /// A blank record for a flow between `client` and `server`.
+    pub fn new(client: SocketAddr, server: SocketAddr) -> Self {
+        Self {
+            file: None,
+            interface: None,
+            client,
+            server,
+            first_seen: 0,
+            last_seen: 0,
+            first_frame: 0,
+            packets: 0,
+            vlan: None,
+            handshake_seen: false,
+            client_closed: false,
+            server_closed: false,
+            end: EndReason::EndOfCapture,
+            wire_bytes: [0; 2],
+            captured_bytes: [0; 2],
+            streams: [StreamStats::default(); 2],
+            kind: Kind::Unknown,
+            tunnel: None,
+            banner: None,
+            banner_code: None,
+            hello: None,
+            ehlo_sent: false,
+            ehlo_reply: None,
+            commands_after_hello: 0,
+            upgrade: None,
+            mail_transactions: 0,
+            rcpt_count: 0,
+            messages_accepted: 0,
+            message_bytes: 0,
+            uses_bdat: false,
+            quit: None,
+            auth_mechanisms: Vec::new(),
+            tls: TlsFacts::default(),
+            gaps: Gaps::default(),
+            anomalies: SmtpAnomalies::default(),
+            evidence: Vec::new(),
+            findings: Vec::new(),
+            verdict: None,
+        }
+    }
+
+    /// Adds evidence (bounded).
+    pub fn note(&mut self, side: Option<Side>, frame: u64, text: impl Into<String>) {
+        if self.evidence.len() < MAX_EVIDENCE {
+            self.evidence.push(Evidence {
+                text: text.into(),
+                frame: Some(frame),
+                side,
+            });
+        }
+    }
+
+    /// Adds a finding once per name.
+    pub fn find(&mut self, name: &'static str, frame: Option<u64>, text: impl Into<String>) {
+        if !self.findings.iter().any(|f| f.name == name) {
+            self.findings.push(Finding {
+                name,
+                text: text.into(),
+                frame,
+            });
+        }
+    }
+
+    /// STARTTLS or X-ANONYMOUSTLS offered in the first EHLO reply (None: unknowable).
+    pub fn starttls_offered(&self) -> Option<bool> {
+        verdict::starttls_offered(self)
+    }
+
+    /// Whether the session became encrypted (handshake completed).
+    pub fn tls_handshake(&self) -> bool {
+        self.tls.client_hello.is_some() && self.tls.server_hello.is_some()
+    }
+
+    /// Community ID v1 of the flow (seed 0, TCP).
+    pub fn community_id(&self) -> String {
+        crate::report::community_id(self.client, self.server)
+    }
+}
+
+/// Human name of a TLS protocol version, `TLS1.2` style.
+pub fn tls_version_name(v: u16) -> Option<&'static str> {
+    Some(match v {
+        0x0200 => "SSL2.0",
+        0x0300 => "SSL3.0",
+        0x0301 => "TLS1.0",
+        0x0302 => "TLS1.1",
+        0x0303 => "TLS1.2",
+        0x0304 => "TLS1.3",
+        _ => return None,
+    })
+}

@@ -1,0 +1,846 @@
+//! The SMTP stage: a small state machine over the two reassembled streams.
+//!
+//! Replies are matched to commands in order (PIPELINING). The upgrade verbs (`STARTTLS`,
+//! Exchange's `X-ANONYMOUSTLS`) only *request* TLS: after a 220 the next client bytes must
+//! prove it, otherwise the dialogue goes on in clear. Codes are matched, never texts.
+//! Message bodies are scanned for the end of data and counted, never stored; AUTH secrets
+//! are noted as having crossed, never kept.
+
+pub mod command;
+pub mod probe;
+pub mod reply;
+
+use std::collections::VecDeque;
+
+use command::Verb;
+
+use crate::report::escape::terminal;
+use crate::session::{EhloReply, Extension, Hello, Proof, Session, Side, Upgrade, UpgradeVerb};
+use crate::tls;
+
+/// Longest line kept; longer lines are truncated and counted as an anomaly.
+pub const MAX_LINE: usize = 4096;
+/// Commands awaiting replies before the oldest are forgotten.
+pub const MAX_PENDING: usize = 4096;
+/// Client bytes held while waiting for the reply to DATA or an upgrade verb.
+const MAX_HELD: usize = 64 * 1024;
+/// EHLO extension lines kept.
+const MAX_EXTENSIONS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Hello { first: bool, ehlo: bool },
+    Mail,
+    Data,
+    EndOfData,
+    Bdat { last: bool },
+    Upgrade { first: bool },
+    Auth,
+    Quit,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientMode {
+    Command,
+    /// Waiting for the reply to DATA or an upgrade verb; bytes are held.
+    Hold,
+    /// Inside a DATA body; `state` tracks the end-of-data scan.
+    Body {
+        state: u8,
+    },
+    /// Inside a BDAT chunk.
+    Chunk {
+        left: u64,
+    },
+    /// After a 220 to the upgrade verb: the next bytes decide.
+    ExpectTls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerMode {
+    Reply,
+    ExpectTls,
+    Tls,
+}
+
+#[derive(Default)]
+struct Line {
+    buf: Vec<u8>,
+    truncated: bool,
+    /// After a gap: discard up to the next line end.
+    resync: bool,
+}
+
+#[derive(Default)]
+struct ReplyAcc {
+    active: bool,
+    code: Option<u16>,
+    first: Vec<u8>,
+    ehlo: bool,
+    exts: Vec<Extension>,
+    frame: u64,
+}
+
+/// The SMTP state machine for one session.
+pub struct Machine {
+    cmode: ClientMode,
+    smode: ServerMode,
+    pending: VecDeque<Pending>,
+    lines: [Line; 2],
+    acc: ReplyAcc,
+    held: Vec<u8>,
+    greeting_expected: bool,
+    replies_seen: u64,
+    server_bytes: u64,
+    auth_active: bool,
+    tls: Option<tls::Tracker>,
+    frame: u64,
+}
+
+fn strip_eol(line: &[u8]) -> &[u8] {
+    let l = line.strip_suffix(b"\n").unwrap_or(line);
+    l.strip_suffix(b"\r").unwrap_or(l)
+}
+
+fn quote(b: &[u8]) -> String {
+    let s = terminal(b);
+    if s.chars().count() > 100 {
+        let mut t: String = s.chars().take(100).collect();
+        t.push('…');
+        t
+    } else {
+        s
+    }
+}
+
+impl Machine {
+    /// A machine for a session whose server greeting will be the first reply when
+    /// `greeting_expected` (the server's stream start was captured).
+    pub fn new(greeting_expected: bool) -> Self {
+        Self {
+            cmode: ClientMode::Command,
+            smode: ServerMode::Reply,
+            pending: VecDeque::new(),
+            lines: [Line::default(), Line::default()],
+            acc: ReplyAcc::default(),
+            held: Vec::new(),
+            greeting_expected,
+            replies_seen: 0,
+            server_bytes: 0,
+            auth_active: false,
+            tls: None,
+            frame: 0,
+        }
+    }
+
+    /// Whether the outcome is settled, so later gaps no longer matter.
+    fn decided(&self, s: &Session) -> bool {
+        if s.tls_handshake() {
+            return true;
+        }
+        let hello_done = s.hello.as_ref().is_some_and(|h| h.reply.is_some());
+        let upgrade_open = s
+            .upgrade
+            .as_ref()
+            .is_some_and(|u| u.reply.is_none() || u.proof == Proof::Pending);
+        hello_done && s.commands_after_hello > 0 && !upgrade_open
+    }
+
+    /// Bytes were lost from `side`.
+    pub fn gap(&mut self, side: Side, s: &mut Session) {
+        if !self.decided(s) {
+            s.gaps.before_decision = true;
+        }
+        match side {
+            Side::Client => {
+                s.gaps.client += 1;
+                match self.cmode {
+                    ClientMode::Command | ClientMode::Hold => {
+                        self.lines[0].buf.clear();
+                        self.lines[0].resync = true;
+                    }
+                    ClientMode::Tls => {
+                        if let Some(t) = &mut self.tls {
+                            t.gap(Side::Client, s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Side::Server => {
+                s.gaps.server += 1;
+                match self.smode {
+                    ServerMode::Reply => {
+                        if self.acc.active {
+                            self.complete_reply(true, s);
+                        }
+                        self.lines[1].buf.clear();
+                        self.lines[1].resync = true;
+                    }
+                    _ => {
+                        if let Some(t) = &mut self.tls {
+                            t.gap(Side::Server, s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A BDAT chunk lost in a gap still has to be skipped.
+    pub fn client_gap_len(&mut self, n: u64) {
+        if let ClientMode::Chunk { left } = &mut self.cmode {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                self.cmode = ClientMode::Command;
+            }
+        }
+    }
+
+    /// The session ended: replies still being read were cut.
+    pub fn finish(&mut self, s: &mut Session) {
+        if self.acc.active {
+            self.complete_reply(true, s);
+        }
+    }
+
+    /// Bytes from the client.
+    pub fn client_data(&mut self, mut data: &[u8], frame: u64, s: &mut Session) {
+        self.frame = frame;
+        while !data.is_empty() {
+            match self.cmode {
+                ClientMode::Command => {
+                    data =
+                        self.take_line(0, data, s, |m, line, rest, s| m.client_line(line, rest, s));
+                }
+                ClientMode::Hold => {
+                    let room = MAX_HELD.saturating_sub(self.held.len());
+                    if data.len() > room {
+                        // Nobody holds this much back waiting for a reply: it is a body.
+                        self.held.extend_from_slice(data);
+                        self.cmode = ClientMode::Body { state: 1 };
+                        let held = std::mem::take(&mut self.held);
+                        self.client_data(&held, frame, s);
+                        return;
+                    }
+                    self.held.extend_from_slice(data);
+                    return;
+                }
+                ClientMode::Body { mut state } => match scan_body(&mut state, data) {
+                    Some(used) => {
+                        s.message_bytes += used as u64;
+                        data = data.get(used..).unwrap_or(&[]);
+                        self.push(Pending::EndOfData, s);
+                        self.cmode = ClientMode::Command;
+                    }
+                    None => {
+                        s.message_bytes += data.len() as u64;
+                        self.cmode = ClientMode::Body { state };
+                        return;
+                    }
+                },
+                ClientMode::Chunk { left } => {
+                    let take = (left.min(data.len() as u64)) as usize;
+                    s.message_bytes += take as u64;
+                    data = data.get(take..).unwrap_or(&[]);
+                    let left = left - take as u64;
+                    self.cmode = if left == 0 {
+                        ClientMode::Command
+                    } else {
+                        ClientMode::Chunk { left }
+                    };
+                }
+                ClientMode::ExpectTls => {
+                    let first = data.first().copied().unwrap_or(0);
+                    if (20..=23).contains(&first) {
+                        self.cmode = ClientMode::Tls;
+                        if let Some(u) = &mut s.upgrade {
+                            if u.proof == Proof::Pending {
+                                u.proof = Proof::Tls;
+                            }
+                        }
+                        self.tls.get_or_insert_with(tls::Tracker::new);
+                    } else {
+                        if let Some(u) = &mut s.upgrade {
+                            if u.proof == Proof::Pending {
+                                u.proof = Proof::Cleartext;
+                                s.note(
+                                    Some(Side::Client),
+                                    frame,
+                                    "after the 220 the client went on in cleartext SMTP",
+                                );
+                            }
+                        }
+                        self.cmode = ClientMode::Command;
+                        if self.smode == ServerMode::ExpectTls {
+                            self.smode = ServerMode::Reply;
+                        }
+                    }
+                }
+                ClientMode::Tls => {
+                    if let Some(t) = &mut self.tls {
+                        t.feed(Side::Client, data, frame, s);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bytes from the server.
+    pub fn server_data(&mut self, mut data: &[u8], frame: u64, s: &mut Session) {
+        self.frame = frame;
+        self.server_bytes += data.len() as u64;
+        while !data.is_empty() {
+            match self.smode {
+                ServerMode::Reply => {
+                    data = self.take_line(1, data, s, |m, line, _rest, s| m.server_line(line, s));
+                }
+                ServerMode::ExpectTls => {
+                    let first = data.first().copied().unwrap_or(0);
+                    if (20..=23).contains(&first) {
+                        self.smode = ServerMode::Tls;
+                        self.tls.get_or_insert_with(tls::Tracker::new);
+                    } else {
+                        if self.cmode != ClientMode::Tls {
+                            s.find(
+                                "response-injection",
+                                Some(frame),
+                                format!("server sent {} cleartext bytes after the 220 before any ClientHello: {}", data.len(), quote(data.split(|b| *b == b'\n').next().unwrap_or(&[]))),
+                            );
+                        }
+                        return;
+                    }
+                }
+                ServerMode::Tls => {
+                    if let Some(t) = &mut self.tls {
+                        t.feed(Side::Server, data, frame, s);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Splits off one line (copying only when it spans segments) and hands it to `f`.
+    fn take_line<'d>(
+        &mut self,
+        dir: usize,
+        data: &'d [u8],
+        s: &mut Session,
+        f: impl FnOnce(&mut Self, &[u8], &[u8], &mut Session),
+    ) -> &'d [u8] {
+        let Some(pos) = memchr::memchr(b'\n', data) else {
+            let l = &mut self.lines[dir];
+            if !l.resync {
+                let room = MAX_LINE.saturating_sub(l.buf.len());
+                if data.len() > room {
+                    l.truncated = true;
+                }
+                l.buf.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            return &[];
+        };
+        let (chunk, rest) = data.split_at(pos + 1);
+        let l = &mut self.lines[dir];
+        if l.resync {
+            l.resync = false;
+            l.buf.clear();
+            return rest;
+        }
+        if l.buf.is_empty() {
+            f(self, strip_eol(chunk), rest, s);
+        } else {
+            let mut buf = std::mem::take(&mut l.buf);
+            let room = MAX_LINE.saturating_sub(buf.len());
+            if chunk.len() > room {
+                l.truncated = true;
+            }
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if l.truncated {
+                l.truncated = false;
+                s.anomalies.long_lines += 1;
+            }
+            f(self, strip_eol(&buf), rest, s);
+            buf.clear();
+            self.lines[dir].buf = buf;
+        }
+        rest
+    }
+
+    fn push(&mut self, p: Pending, s: &mut Session) {
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+            s.anomalies.pipeline_overflow += 1;
+        }
+        self.pending.push_back(p);
+    }
+
+    fn client_line(&mut self, line: &[u8], rest: &[u8], s: &mut Session) {
+        let frame = self.frame;
+        let (verb, arg) = command::parse(line);
+        if self.auth_active && verb == Verb::Other {
+            // An AUTH continuation: the secret crossed, it is not kept.
+            if line != b"*" && !line.is_empty() {
+                let mech = s.auth_mechanisms.last().cloned().unwrap_or_default();
+                s.find(
+                    "cleartext-auth",
+                    Some(frame),
+                    format!("AUTH {mech} credentials sent in clear"),
+                );
+            }
+            return;
+        }
+        if s.hello.is_some() {
+            s.commands_after_hello = s.commands_after_hello.saturating_add(1);
+        }
+        match verb {
+            Verb::Ehlo | Verb::Helo | Verb::Lhlo => {
+                let first = s.hello.is_none();
+                let name = match verb {
+                    Verb::Ehlo => "EHLO",
+                    Verb::Helo => "HELO",
+                    _ => "LHLO",
+                };
+                if first {
+                    s.hello = Some(Hello {
+                        verb: name,
+                        arg: arg.to_vec(),
+                        frame,
+                        ..Hello::default()
+                    });
+                    s.note(Some(Side::Client), frame, format!("{name} {}", quote(arg)));
+                }
+                let ehlo = verb != Verb::Helo;
+                if ehlo && !s.ehlo_sent {
+                    s.ehlo_sent = true;
+                }
+                self.push(Pending::Hello { first, ehlo }, s);
+            }
+            Verb::Mail => {
+                s.mail_transactions = s.mail_transactions.saturating_add(1);
+                if s.mail_transactions == 1 {
+                    let domain = arg
+                        .iter()
+                        .position(|b| *b == b'@')
+                        .map(|p| &arg[p + 1..])
+                        .unwrap_or(b"");
+                    let domain: Vec<u8> = domain
+                        .iter()
+                        .take_while(|b| **b != b'>' && **b != b' ')
+                        .copied()
+                        .collect();
+                    s.note(
+                        Some(Side::Client),
+                        frame,
+                        format!("MAIL FROM in clear (domain {})", quote(&domain)),
+                    );
+                }
+                self.push(Pending::Mail, s);
+            }
+            Verb::Rcpt => {
+                s.rcpt_count = s.rcpt_count.saturating_add(1);
+                self.push(Pending::Other, s);
+            }
+            Verb::Data => {
+                self.push(Pending::Data, s);
+                // With no server bytes at all (one-sided capture) a body follows DATA.
+                self.cmode = if self.server_bytes == 0 {
+                    ClientMode::Body { state: 1 }
+                } else {
+                    ClientMode::Hold
+                };
+            }
+            Verb::Bdat => {
+                s.uses_bdat = true;
+                match command::bdat_args(arg) {
+                    Some((n, last)) => {
+                        self.push(Pending::Bdat { last }, s);
+                        if n > 0 {
+                            self.cmode = ClientMode::Chunk { left: n };
+                        }
+                    }
+                    None => self.push(Pending::Bdat { last: false }, s),
+                }
+            }
+            Verb::Auth => {
+                let mut words = arg.split(|b| *b == b' ').filter(|w| !w.is_empty());
+                let mech =
+                    String::from_utf8_lossy(words.next().unwrap_or(b"")).to_ascii_uppercase();
+                let mech: String = mech
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .take(32)
+                    .collect();
+                if !s.auth_mechanisms.contains(&mech) && s.auth_mechanisms.len() < 8 {
+                    s.auth_mechanisms.push(mech.clone());
+                }
+                s.note(Some(Side::Client), frame, format!("AUTH {mech} in clear"));
+                if words.next().is_some_and(|w| w != b"=") {
+                    s.find(
+                        "cleartext-auth",
+                        Some(frame),
+                        format!("AUTH {mech} credentials sent in clear"),
+                    );
+                }
+                self.auth_active = true;
+                self.push(Pending::Auth, s);
+            }
+            Verb::Starttls | Verb::XAnonymousTls => {
+                let v = if verb == Verb::Starttls {
+                    UpgradeVerb::Starttls
+                } else {
+                    UpgradeVerb::XAnonymousTls
+                };
+                let first = s.upgrade.is_none();
+                if first {
+                    s.upgrade = Some(Upgrade {
+                        verb: v,
+                        frame,
+                        reply: None,
+                        reply_frame: 0,
+                        proof: Proof::Pending,
+                    });
+                    s.note(
+                        Some(Side::Client),
+                        frame,
+                        format!("client sent {}", v.name()),
+                    );
+                }
+                if !rest.is_empty() {
+                    s.find(
+                        "starttls-injection",
+                        Some(frame),
+                        format!(
+                            "{} bytes followed {} in the same segment (CVE-2011-0411)",
+                            rest.len(),
+                            v.name()
+                        ),
+                    );
+                }
+                self.push(Pending::Upgrade { first }, s);
+                self.cmode = if self.server_bytes == 0 {
+                    ClientMode::ExpectTls
+                } else {
+                    ClientMode::Hold
+                };
+            }
+            Verb::Quit => {
+                if s.quit.is_none() {
+                    s.quit = Some((frame, None));
+                }
+                self.push(Pending::Quit, s);
+            }
+            Verb::Rset | Verb::Known | Verb::Other => self.push(Pending::Other, s),
+        }
+    }
+
+    fn server_line(&mut self, line: &[u8], s: &mut Session) {
+        let r = reply::parse(line);
+        if !self.acc.active {
+            if r.code.is_none() {
+                s.anomalies.malformed_replies += 1;
+            }
+            let ehlo = r.code == Some(250)
+                && !self.greeting_expected
+                && matches!(
+                    self.pending.front(),
+                    Some(Pending::Hello {
+                        first: true,
+                        ehlo: true
+                    })
+                );
+            self.acc = ReplyAcc {
+                active: true,
+                code: r.code,
+                first: r.text.get(..r.text.len().min(512)).unwrap_or(&[]).to_vec(),
+                ehlo,
+                exts: Vec::new(),
+                frame: self.frame,
+            };
+        } else if self.acc.ehlo && self.acc.exts.len() < MAX_EXTENSIONS {
+            let text = command::trim(r.text);
+            let end = text.iter().position(|b| *b == b' ').unwrap_or(text.len());
+            let (kw, params) = text.split_at(end);
+            if !kw.is_empty() {
+                self.acc.exts.push(Extension {
+                    keyword: kw.to_vec(),
+                    params: command::trim(params).to_vec(),
+                });
+            }
+        }
+        if !r.more || r.code.is_none() {
+            self.complete_reply(false, s);
+        }
+    }
+
+    fn complete_reply(&mut self, cut: bool, s: &mut Session) {
+        let acc = std::mem::take(&mut self.acc);
+        let code = acc.code;
+        let frame = acc.frame;
+        self.replies_seen += 1;
+        let greeting = self.greeting_expected
+            || (self.replies_seen == 1
+                && code == Some(220)
+                && self.pending.is_empty()
+                && s.banner.is_none());
+        if greeting {
+            self.greeting_expected = false;
+            s.banner = Some(acc.first.clone());
+            s.banner_code = code;
+            s.note(
+                Some(Side::Server),
+                frame,
+                format!(
+                    "greeting {} {}",
+                    code.map_or("???".into(), |c| c.to_string()),
+                    quote(&acc.first)
+                ),
+            );
+            return;
+        }
+        let Some(&front) = self.pending.front() else {
+            s.anomalies.unsolicited_replies += 1;
+            s.note(
+                Some(Side::Server),
+                frame,
+                format!(
+                    "unsolicited reply {} {}",
+                    code.map_or("???".into(), |c| c.to_string()),
+                    quote(&acc.first)
+                ),
+            );
+            return;
+        };
+        if front == Pending::Auth && code == Some(334) {
+            return;
+        }
+        self.pending.pop_front();
+        let ok = code.is_some_and(|c| (200..300).contains(&c));
+        match front {
+            Pending::Hello { first, ehlo } => {
+                if first {
+                    if let Some(h) = &mut s.hello {
+                        h.reply = Some(code);
+                        h.reply_frame = frame;
+                        h.reply_cut = cut;
+                    }
+                }
+                if first && ehlo && code == Some(250) {
+                    let host = acc
+                        .first
+                        .split(|b| *b == b' ')
+                        .next()
+                        .unwrap_or(&[])
+                        .to_vec();
+                    self.ehlo_evidence(&acc.exts, frame, cut, s);
+                    s.ehlo_reply = Some(EhloReply {
+                        host,
+                        extensions: acc.exts,
+                        frame,
+                        cut,
+                    });
+                } else if first {
+                    s.note(
+                        Some(Side::Server),
+                        frame,
+                        format!(
+                            "hello answered {}",
+                            code.map_or("without a code".into(), |c| c.to_string())
+                        ),
+                    );
+                }
+            }
+            Pending::Data => {
+                let go = code == Some(354);
+                self.cmode = if go {
+                    ClientMode::Body { state: 1 }
+                } else {
+                    ClientMode::Command
+                };
+                self.release_held(s);
+            }
+            Pending::EndOfData | Pending::Bdat { last: true } => {
+                if ok {
+                    s.messages_accepted = s.messages_accepted.saturating_add(1);
+                    if s.messages_accepted == 1 {
+                        s.note(
+                            Some(Side::Server),
+                            frame,
+                            format!("message accepted in clear ({} bytes)", s.message_bytes),
+                        );
+                    }
+                }
+            }
+            Pending::Upgrade { first } => {
+                if first {
+                    if let Some(u) = &mut s.upgrade {
+                        u.reply = Some(code);
+                        u.reply_frame = frame;
+                    }
+                    s.note(
+                        Some(Side::Server),
+                        frame,
+                        format!(
+                            "upgrade answered {} {}",
+                            code.map_or("???".into(), |c| c.to_string()),
+                            quote(&acc.first)
+                        ),
+                    );
+                }
+                if code == Some(220) {
+                    self.cmode = ClientMode::ExpectTls;
+                    self.smode = ServerMode::ExpectTls;
+                } else {
+                    self.cmode = ClientMode::Command;
+                }
+                self.release_held(s);
+            }
+            Pending::Auth => self.auth_active = false,
+            Pending::Quit => {
+                if let Some(q) = &mut s.quit {
+                    if q.1.is_none() {
+                        q.1 = Some(code);
+                    }
+                }
+            }
+            Pending::Mail | Pending::Bdat { last: false } | Pending::Other => {}
+        }
+    }
+
+    fn ehlo_evidence(&self, exts: &[Extension], frame: u64, cut: bool, s: &mut Session) {
+        let offers: Vec<&str> = exts
+            .iter()
+            .filter_map(|e| {
+                if e.is("STARTTLS") {
+                    Some("STARTTLS")
+                } else if e.is("X-ANONYMOUSTLS") {
+                    Some("X-ANONYMOUSTLS")
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let cut = if cut { " (reply cut short)" } else { "" };
+        if offers.is_empty() {
+            s.note(
+                Some(Side::Server),
+                frame,
+                format!("EHLO reply offers no upgrade{cut}"),
+            );
+        } else {
+            s.note(
+                Some(Side::Server),
+                frame,
+                format!("EHLO reply offers {}{cut}", offers.join(", ")),
+            );
+        }
+        for e in exts {
+            let kw = &e.keyword;
+            let masked = kw.len() >= 3
+                && kw
+                    .iter()
+                    .take(kw.len() - 1)
+                    .all(|b| b.eq_ignore_ascii_case(&b'X'));
+            if e.is("XXXXXXXA") && !offers.contains(&"STARTTLS") {
+                s.find("starttls-stripped", Some(frame), "EHLO reply carries XXXXXXXA where STARTTLS was: a middlebox (Cisco ESMTP inspection) masked it");
+            } else if masked && !e.is("XXXXXXXA") {
+                s.find(
+                    "ehlo-masked",
+                    Some(frame),
+                    format!("EHLO reply carries a masked extension {}", quote(kw)),
+                );
+            }
+        }
+    }
+
+    fn release_held(&mut self, s: &mut Session) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        if self.cmode == ClientMode::Hold {
+            self.held = held;
+            return;
+        }
+        let frame = self.frame;
+        self.client_data(&held, frame, s);
+    }
+}
+
+/// Scans a DATA body for `CRLF.CRLF` (bare LF tolerated). `state`: 0 mid-line, 1 at the
+/// start of a line, 2 after a leading dot, 3 after the dot and CR. Returns the offset just past
+/// the terminator, or None (with `state` updated) when `data` ends first.
+fn scan_body(state: &mut u8, data: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(&b) = data.get(i) {
+        match *state {
+            0 => match memchr::memchr(b'\n', data.get(i..).unwrap_or(&[])) {
+                Some(p) => {
+                    i += p + 1;
+                    *state = 1;
+                }
+                None => return None,
+            },
+            1 => {
+                *state = match b {
+                    b'.' => 2,
+                    b'\n' => 1,
+                    _ => 0,
+                };
+                i += 1;
+            }
+            2 => {
+                match b {
+                    b'\r' => *state = 3,
+                    b'\n' => return Some(i + 1),
+                    _ => *state = 0,
+                }
+                i += 1;
+            }
+            _ => {
+                if b == b'\n' {
+                    return Some(i + 1);
+                }
+                *state = 0;
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(parts: &[&[u8]]) -> Option<(usize, usize)> {
+        let mut st = 1;
+        for (k, p) in parts.iter().enumerate() {
+            if let Some(n) = scan_body(&mut st, p) {
+                return Some((k, n));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn end_of_data_is_found_across_segments() {
+        assert_eq!(
+            scan_all(&[b"Subject: x\r\n\r\nbody\r", b"\n.", b"\r\nQUIT\r\n"]),
+            Some((2, 2))
+        );
+    }
+
+    #[test]
+    fn a_dot_inside_a_line_is_not_the_end() {
+        assert_eq!(scan_all(&[b"a.b\r\n..stuffed\r\n"]), None);
+    }
+
+    #[test]
+    fn an_empty_body_ends_at_once() {
+        assert_eq!(scan_all(&[b".\r\n"]), Some((0, 3)));
+    }
+}

@@ -1,0 +1,185 @@
+//! Server certificate facts via x509-parser, and the checks a mail admin cares about.
+
+use sha1::Digest as _;
+use x509_parser::prelude::*;
+
+use crate::session::CertInfo;
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn rfc4514_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// RFC 4514 string: last RDN first, short attribute names, escaped values.
+pub fn rfc4514(name: &X509Name<'_>) -> String {
+    let reg = oid_registry();
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let key = oid2sn(atv.attr_type(), reg)
+                        .map(str::to_string)
+                        .unwrap_or_else(|_| atv.attr_type().to_id_string());
+                    let val = match atv.as_str() {
+                        Ok(s) => rfc4514_escape(s),
+                        Err(_) => format!("#{}", hex(atv.attr_value().data)),
+                    };
+                    format!("{key}={val}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// Parses the first certificate of a chain.
+pub fn parse(der: &[u8], chain_len: usize) -> Option<CertInfo> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let reg = oid_registry();
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => sans.push(format!("DNS:{d}")),
+                GeneralName::RFC822Name(e) => sans.push(format!("email:{e}")),
+                GeneralName::URI(u) => sans.push(format!("URI:{u}")),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => sans.push(format!(
+                        "IP:{}",
+                        std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])
+                    )),
+                    16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(ip);
+                        sans.push(format!("IP:{}", std::net::Ipv6Addr::from(a)));
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let common_names = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_string))
+        .collect();
+    let (key_type, key_bits) = match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(k)) => ("RSA", k.key_size()),
+        Ok(x509_parser::public_key::PublicKey::EC(k)) => ("EC", k.key_size()),
+        Ok(x509_parser::public_key::PublicKey::DSA(k)) => ("DSA", k.len() * 8),
+        Ok(other) => ("other", other.key_size()),
+        Err(_) => ("unknown", 0),
+    };
+    let sig_oid = &cert.signature_algorithm.algorithm;
+    let signature = oid2sn(sig_oid, reg)
+        .map(str::to_string)
+        .unwrap_or_else(|_| sig_oid.to_id_string());
+    Some(CertInfo {
+        subject: rfc4514(cert.subject()),
+        issuer: rfc4514(cert.issuer()),
+        serial: hex(cert.raw_serial()),
+        sha1: hex(&sha1::Sha1::digest(der)),
+        sha256: hex(&sha2::Sha256::digest(der)),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        sans,
+        common_names,
+        self_signed: cert.subject().as_raw() == cert.issuer().as_raw(),
+        key_bits: u32::try_from(key_bits).unwrap_or(u32::MAX),
+        key_type,
+        signature,
+        chain_len,
+    })
+}
+
+/// RFC 6125 host name match: case-insensitive, a wildcard only as the whole left-most label.
+pub fn name_matches(pattern: &str, host: &str) -> bool {
+    let p = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(rest) = p.strip_prefix("*.") {
+        match h.split_once('.') {
+            Some((first, tail)) => !first.is_empty() && tail == rest && rest.contains('.'),
+            None => false,
+        }
+    } else {
+        p == h
+    }
+}
+
+impl CertInfo {
+    /// Names the certificate is valid for: DNS SANs, else the subject CNs.
+    pub fn dns_names(&self) -> Vec<&str> {
+        let sans: Vec<&str> = self
+            .sans
+            .iter()
+            .filter_map(|s| s.strip_prefix("DNS:"))
+            .collect();
+        if sans.is_empty() {
+            self.common_names.iter().map(String::as_str).collect()
+        } else {
+            sans
+        }
+    }
+
+    /// Whether the certificate covers `host`.
+    pub fn covers(&self, host: &str) -> bool {
+        self.dns_names().iter().any(|p| name_matches(p, host))
+    }
+
+    /// The signature uses SHA-1 or MD5.
+    pub fn weak_signature(&self) -> bool {
+        let s = self.signature.to_ascii_lowercase();
+        s.contains("sha1") || s.contains("md5") || s.contains("md2")
+    }
+
+    /// Key too small for today (RSA/DSA < 2048, EC < 224).
+    pub fn weak_key(&self) -> bool {
+        match self.key_type {
+            "RSA" | "DSA" => self.key_bits > 0 && self.key_bits < 2048,
+            "EC" => self.key_bits > 0 && self.key_bits < 224,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_covers_exactly_one_label() {
+        assert!(name_matches("*.contoso.com", "mail.contoso.com"));
+        assert!(!name_matches("*.contoso.com", "a.b.contoso.com"));
+        assert!(!name_matches("*.contoso.com", "contoso.com"));
+        assert!(!name_matches("*.com", "contoso.com"));
+        assert!(name_matches("MX.Example.ORG.", "mx.example.org"));
+    }
+
+    #[test]
+    fn rfc4514_escapes_specials() {
+        assert_eq!(rfc4514_escape("a,b"), "a\\,b");
+        assert_eq!(rfc4514_escape(" x "), "\\ x\\ ");
+    }
+}

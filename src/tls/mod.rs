@@ -1,0 +1,539 @@
+//! The TLS stage: frames records per direction, parses the cleartext handshake with
+//! tls-parser, and stops interpreting a direction once it is encrypted (after its
+//! ChangeCipherSpec in TLS ≤ 1.2, after the ServerHello in TLS 1.3) — from then on records are
+//! only counted, because tls-parser would happily "parse" ciphertext.
+
+pub mod cert;
+
+use tls_parser::{
+    parse_tls_client_hello_extensions, parse_tls_message_handshake,
+    parse_tls_server_hello_extensions, TlsExtension, TlsMessage, TlsMessageHandshake,
+};
+
+use crate::session::{tls_version_name, Alert, Session, Side};
+
+const CONTENT_CCS: u8 = 20;
+const CONTENT_ALERT: u8 = 21;
+const CONTENT_HANDSHAKE: u8 = 22;
+const CONTENT_APPDATA: u8 = 23;
+const HS_CLIENT_HELLO: u8 = 1;
+const HS_SERVER_HELLO: u8 = 2;
+const HS_CERTIFICATE: u8 = 11;
+/// Handshake bytes held per direction while a message is incomplete (certificate chains).
+const MAX_HANDSHAKE_BUF: usize = 128 * 1024;
+
+/// SHA-256("HelloRetryRequest"): the ServerHello.random that marks an HRR (RFC 8446 4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// Whether `bytes` start like a TLS record: `Some(true/false)`, or `None` if too short to say.
+pub fn looks_like_record(bytes: &[u8]) -> Option<bool> {
+    let t = *bytes.first()?;
+    if !(CONTENT_CCS..=CONTENT_APPDATA).contains(&t) {
+        return Some(false);
+    }
+    let major = *bytes.get(1)?;
+    Some(major == 3)
+}
+
+/// Whether `bytes` start with a handshake record carrying a ClientHello.
+pub fn looks_like_client_hello(bytes: &[u8]) -> Option<bool> {
+    if bytes.first()? != &CONTENT_HANDSHAKE {
+        return Some(false);
+    }
+    if bytes.get(1)? != &3 || *bytes.get(2)? > 4 {
+        return Some(false);
+    }
+    Some(*bytes.get(5)? == HS_CLIENT_HELLO)
+}
+
+#[derive(Default)]
+struct Direction {
+    hdr: [u8; 5],
+    hdr_len: usize,
+    remaining: usize,
+    rtype: u8,
+    /// Start of the current record's body, to catch alert bytes split across segments.
+    body: Vec<u8>,
+    handshake: Vec<u8>,
+    encrypted: bool,
+    /// Framing lost (gap or garbage): bytes are only counted from here on.
+    lost: bool,
+}
+
+/// Per-session TLS tracker for both directions.
+#[derive(Default)]
+pub struct Tracker {
+    dirs: [Direction; 2],
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+impl Tracker {
+    /// A tracker that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes from `side` were lost: the record framing cannot be trusted any more.
+    pub fn gap(&mut self, side: Side, s: &mut Session) {
+        let d = &mut self.dirs[idx(side)];
+        // A handshake message cut by the gap still tells which hello it was.
+        let pending = std::mem::take(&mut d.handshake);
+        if !d.encrypted {
+            note_partial_hello(side, &pending, s, 0);
+        }
+        d.lost = true;
+    }
+
+    /// Feeds bytes from `side`.
+    pub fn feed(&mut self, side: Side, mut data: &[u8], frame: u64, s: &mut Session) {
+        let i = idx(side);
+        if self.dirs[i].lost {
+            if let Some(c) = s.tls.encrypted_bytes.get_mut(i) {
+                *c += data.len() as u64;
+            }
+            return;
+        }
+        while !data.is_empty() {
+            let d = &mut self.dirs[i];
+            if d.remaining == 0 {
+                let need = 5 - d.hdr_len;
+                let take = need.min(data.len());
+                d.hdr[d.hdr_len..d.hdr_len + take].copy_from_slice(&data[..take]);
+                d.hdr_len += take;
+                data = &data[take..];
+                if d.hdr_len < 5 {
+                    return;
+                }
+                d.hdr_len = 0;
+                if looks_like_record(&d.hdr) != Some(true) {
+                    d.lost = true;
+                    s.tls.encrypted_bytes[i] += data.len() as u64;
+                    return;
+                }
+                d.rtype = d.hdr[0];
+                d.remaining = usize::from(u16::from_be_bytes([d.hdr[3], d.hdr[4]]));
+                d.body.clear();
+                if d.encrypted {
+                    s.tls.encrypted_bytes[i] += 5;
+                }
+                if d.remaining == 0 {
+                    continue;
+                }
+            }
+            let take = d.remaining.min(data.len());
+            let (chunk, rest) = data.split_at(take);
+            data = rest;
+            d.remaining -= take;
+            let done = d.remaining == 0;
+            if d.encrypted {
+                s.tls.encrypted_bytes[i] += take as u64;
+                if d.rtype == CONTENT_ALERT && done {
+                    s.tls.encrypted_alerts += 1;
+                }
+                if d.rtype != CONTENT_APPDATA
+                    && d.rtype != CONTENT_ALERT
+                    && d.rtype != CONTENT_CCS
+                    && d.rtype != CONTENT_HANDSHAKE
+                {
+                    d.lost = true;
+                }
+                continue;
+            }
+            match d.rtype {
+                CONTENT_HANDSHAKE => {
+                    if d.handshake.len() + chunk.len() <= MAX_HANDSHAKE_BUF {
+                        d.handshake.extend_from_slice(chunk);
+                    } else {
+                        d.handshake.clear();
+                    }
+                    self.handshake_messages(side, frame, s);
+                }
+                CONTENT_CCS => {
+                    if done {
+                        self.dirs[i].encrypted = true;
+                    }
+                }
+                CONTENT_ALERT => {
+                    d.body.extend_from_slice(chunk);
+                    if done && d.body.len() >= 2 {
+                        let alert = Alert {
+                            side,
+                            level: d.body[0],
+                            description: d.body[1],
+                            frame,
+                        };
+                        let replace = match s.tls.alert {
+                            None => true,
+                            Some(a) => a.level != 2 && alert.level == 2,
+                        };
+                        if replace {
+                            s.tls.alert = Some(alert);
+                            s.note(
+                                Some(side),
+                                frame,
+                                format!(
+                                    "TLS alert in clear: {} ({})",
+                                    alert_name(alert.description),
+                                    if alert.level == 2 { "fatal" } else { "warning" }
+                                ),
+                            );
+                        }
+                    }
+                }
+                _ => {
+                    // Application data before the handshake finished: nothing to interpret.
+                    s.tls.encrypted_bytes[i] += take as u64;
+                }
+            }
+        }
+    }
+
+    fn handshake_messages(&mut self, side: Side, frame: u64, s: &mut Session) {
+        let i = idx(side);
+        loop {
+            let d = &mut self.dirs[i];
+            let Some(hdr) = d.handshake.get(..4) else {
+                return;
+            };
+            let len =
+                (usize::from(hdr[1]) << 16) | (usize::from(hdr[2]) << 8) | usize::from(hdr[3]);
+            if d.handshake.len() < 4 + len {
+                if 4 + len > MAX_HANDSHAKE_BUF {
+                    note_partial_hello(side, &d.handshake, s, frame);
+                    d.handshake.clear();
+                }
+                return;
+            }
+            let msg: Vec<u8> = d.handshake.drain(..4 + len).collect();
+            self.message(side, &msg, frame, s);
+            if self.dirs[i].encrypted {
+                self.dirs[i].handshake.clear();
+                return;
+            }
+        }
+    }
+
+    fn message(&mut self, side: Side, msg: &[u8], frame: u64, s: &mut Session) {
+        let Ok((_, TlsMessage::Handshake(hs))) = parse_tls_message_handshake(msg) else {
+            note_partial_hello(side, msg, s, frame);
+            return;
+        };
+        match (side, hs) {
+            (Side::Client, TlsMessageHandshake::ClientHello(ch)) => {
+                let first = s.tls.client_hello.is_none();
+                s.tls.client_hello.get_or_insert(frame);
+                let mut max = ch.version.0;
+                if let Some(ext) = ch.ext {
+                    if let Ok((_, exts)) = parse_tls_client_hello_extensions(ext) {
+                        for e in exts {
+                            match e {
+                                TlsExtension::SNI(names) => {
+                                    if let Some((_, name)) = names.first() {
+                                        s.tls.sni.get_or_insert_with(|| name.to_vec());
+                                    }
+                                }
+                                TlsExtension::ALPN(protos) if s.tls.alpn.is_empty() => {
+                                    s.tls.alpn = protos.iter().map(|p| p.to_vec()).collect();
+                                }
+                                TlsExtension::SupportedVersions(vs) => {
+                                    if let Some(v) = vs
+                                        .iter()
+                                        .map(|v| v.0)
+                                        .filter(|v| v & 0x0f0f != 0x0a0a)
+                                        .max()
+                                    {
+                                        max = max.max(v);
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                s.tls.client_max_version = Some(max);
+                if first {
+                    let sni = s
+                        .tls
+                        .sni
+                        .as_deref()
+                        .map(crate::report::escape::terminal)
+                        .map(|n| format!(", SNI {n}"))
+                        .unwrap_or_default();
+                    s.note(
+                        Some(Side::Client),
+                        frame,
+                        format!("ClientHello (offers up to {}{sni})", version_label(max)),
+                    );
+                }
+            }
+            (Side::Server, TlsMessageHandshake::ServerHello(sh)) => {
+                if sh.random == HRR_RANDOM {
+                    s.tls.hello_retry = true;
+                    s.note(
+                        Some(Side::Server),
+                        frame,
+                        "HelloRetryRequest (not the ServerHello)",
+                    );
+                    return;
+                }
+                let mut version = sh.version.0;
+                if let Some(ext) = sh.ext {
+                    if let Ok((_, exts)) = parse_tls_server_hello_extensions(ext) {
+                        for e in exts {
+                            if let TlsExtension::SupportedVersions(vs) = e {
+                                if let Some(v) = vs.first() {
+                                    version = v.0;
+                                }
+                            }
+                        }
+                    }
+                }
+                if s.tls.server_hello.is_none() {
+                    s.tls.server_hello = Some(frame);
+                    s.tls.version = Some(version);
+                    s.tls.cipher = Some(sh.cipher.0);
+                    let cipher = cipher_name(sh.cipher.0);
+                    s.note(
+                        Some(Side::Server),
+                        frame,
+                        format!("ServerHello: {}, {cipher}", version_label(version)),
+                    );
+                }
+                if is_tls13(version) {
+                    for d in &mut self.dirs {
+                        d.encrypted = true;
+                        d.handshake.clear();
+                    }
+                }
+            }
+            (Side::Server, TlsMessageHandshake::ServerHelloV13Draft18(sh)) => {
+                if s.tls.server_hello.is_none() {
+                    s.tls.server_hello = Some(frame);
+                    s.tls.version = Some(0x0304);
+                    s.tls.cipher = Some(sh.cipher.0);
+                }
+                for d in &mut self.dirs {
+                    d.encrypted = true;
+                }
+            }
+            (Side::Server, TlsMessageHandshake::Certificate(c)) => {
+                if s.tls.cert.is_none() {
+                    if let Some(first) = c.cert_chain.first() {
+                        s.tls.cert = cert::parse(first.data, c.cert_chain.len());
+                        if let Some(ci) = &s.tls.cert {
+                            let subject = ci.subject.clone();
+                            s.note(Some(Side::Server), frame, format!("certificate: {subject}"));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A handshake message we could not read whole still says which hello it was (snaplen cuts).
+fn note_partial_hello(side: Side, msg: &[u8], s: &mut Session, frame: u64) {
+    match (side, msg.first()) {
+        (Side::Client, Some(&HS_CLIENT_HELLO)) => {
+            if s.tls.client_hello.is_none() {
+                s.tls.client_hello = Some(frame);
+                s.note(Some(side), frame, "ClientHello (cut short in the capture)");
+            }
+        }
+        (Side::Server, Some(&HS_SERVER_HELLO)) => {
+            let hrr = msg.get(6..38).is_some_and(|r| r == HRR_RANDOM);
+            if !hrr && s.tls.server_hello.is_none() {
+                s.tls.server_hello = Some(frame);
+                if let Some(v) = msg.get(4..6) {
+                    s.tls.version = Some(u16::from_be_bytes([v[0], v[1]]));
+                }
+                s.note(Some(side), frame, "ServerHello (cut short in the capture)");
+            }
+        }
+        (Side::Server, Some(&HS_CERTIFICATE)) => {}
+        _ => {}
+    }
+}
+
+fn is_tls13(v: u16) -> bool {
+    v == 0x0304 || (v & 0xff00) == 0x7f00
+}
+
+/// `TLS1.2` style name, or hex for unknown values.
+pub fn version_label(v: u16) -> String {
+    if (v & 0xff00) == 0x7f00 {
+        return "TLS1.3".into();
+    }
+    tls_version_name(v).map_or_else(|| format!("0x{v:04x}"), str::to_string)
+}
+
+/// IANA name of a cipher suite, or its hex id.
+pub fn cipher_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map_or_else(|| format!("0x{id:04X}"), |c| c.name.to_string())
+}
+
+/// RFC 8446 name of an alert description (snake_case of tls-parser's names).
+pub fn alert_name(code: u8) -> String {
+    let debug = format!("{:?}", tls_parser::TlsAlertDescription(code));
+    if debug.starts_with("TlsAlertDescription") || debug.chars().all(|c| c.is_ascii_digit()) {
+        return format!("alert_{code}");
+    }
+    let mut out = String::new();
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Adds the TLS findings for a finished session.
+pub fn assess(s: &mut Session) {
+    let Some(version) = s.tls.version else { return };
+    if !s.tls_handshake() {
+        return;
+    }
+    let frame = s.tls.server_hello;
+    if version < 0x0303 && (version & 0xff00) != 0x7f00 {
+        s.find(
+            "weak-tls-version",
+            frame,
+            format!("negotiated {} (below TLS1.2)", version_label(version)),
+        );
+    }
+    if is_tls13(version) {
+        s.find(
+            "cert-not-visible-tls13",
+            frame,
+            "TLS1.3 encrypts the certificate: it cannot be checked on the wire",
+        );
+        return;
+    }
+    let Some(c) = s.tls.cert.clone() else { return };
+    let at = s.first_seen / 1_000_000;
+    if at > c.not_after {
+        s.find(
+            "cert-expired",
+            frame,
+            format!(
+                "certificate expired {}",
+                crate::report::rfc3339_secs(c.not_after)
+            ),
+        );
+    }
+    if at < c.not_before {
+        s.find(
+            "cert-not-yet-valid",
+            frame,
+            format!(
+                "certificate valid only from {}",
+                crate::report::rfc3339_secs(c.not_before)
+            ),
+        );
+    }
+    let anonymous = s
+        .upgrade
+        .as_ref()
+        .is_some_and(|u| u.verb == crate::session::UpgradeVerb::XAnonymousTls);
+    let info = if anonymous {
+        " (informational: X-ANONYMOUSTLS uses self-signed certificates by design)"
+    } else {
+        ""
+    };
+    if c.self_signed {
+        s.find(
+            "cert-self-signed",
+            frame,
+            format!("self-signed certificate{info}"),
+        );
+    }
+    if c.weak_key() {
+        s.find(
+            "cert-weak-key",
+            frame,
+            format!("{} key of {} bits", c.key_type, c.key_bits),
+        );
+    }
+    if c.weak_signature() {
+        s.find(
+            "cert-sha1-signature",
+            frame,
+            format!("signed with {}", c.signature),
+        );
+    }
+    let expected = s
+        .tls
+        .sni
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .or_else(|| {
+            s.ehlo_reply
+                .as_ref()
+                .map(|r| String::from_utf8_lossy(&r.host).into_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .or_else(|| {
+            s.banner
+                .as_ref()
+                .and_then(|b| b.split(|c| *c == b' ').next())
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+        });
+    if let Some(host) = expected.filter(|h| h.contains('.')) {
+        if !c.covers(&host) {
+            let names = c.dns_names().join(", ");
+            s.find(
+                "cert-name-mismatch",
+                frame,
+                format!(
+                    "certificate names [{}] do not cover {}{info}",
+                    crate::report::escape::terminal(names.as_bytes()),
+                    crate::report::escape::terminal(host.as_bytes())
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_names_follow_rfc8446() {
+        assert_eq!(alert_name(40), "handshake_failure");
+        assert_eq!(alert_name(0), "close_notify");
+        assert_eq!(alert_name(112), "unrecognized_name");
+    }
+
+    #[test]
+    fn client_hello_is_recognised_from_six_bytes() {
+        assert_eq!(
+            looks_like_client_hello(&[0x16, 3, 1, 0, 200, 1]),
+            Some(true)
+        );
+        assert_eq!(looks_like_client_hello(&[0x16, 3, 1]), None);
+        assert_eq!(looks_like_client_hello(b"EHLO x"), Some(false));
+    }
+
+    #[test]
+    fn tls13_drafts_are_tls13() {
+        assert_eq!(version_label(0x7f1c), "TLS1.3");
+        assert_eq!(version_label(0x0303), "TLS1.2");
+    }
+}

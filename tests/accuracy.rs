@@ -1,0 +1,32 @@
+//! Accuracy bar: every key the ground truth defines agrees on every session — on the shared
+//! public corpus and on the project's own captures.
+
+mod common;
+
+#[test]
+fn public_corpus_agrees_with_ground_truth_on_every_session() {
+    let Some(dir) = common::public_corpus() else {
+        return;
+    };
+    let (checked, problems) = common::disagreements(&dir);
+    assert!(
+        problems.is_empty(),
+        "{} disagreement(s) over {checked} sessions:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert_eq!(checked, common::expected(&dir).len());
+}
+
+#[test]
+fn bundled_captures_agree_with_their_ground_truth() {
+    let dir = common::bundled();
+    let (checked, problems) = common::disagreements(&dir);
+    assert!(
+        problems.is_empty(),
+        "{} disagreement(s) over {checked} sessions:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(checked >= 3);
+}
