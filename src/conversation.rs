@@ -59,11 +59,7 @@ impl Ctx<'_> {
 impl Conversation {
     /// A conversation that has seen nothing.
     pub fn new() -> Self {
-        Self {
-            phase: Phase::Probe(Box::default()),
-            client: 0,
-            session: None,
-        }
+        Self { phase: Phase::Probe(Box::default()), client: 0, session: None }
     }
 
     /// Whether the flow is still worth feeding bytes to.
@@ -80,14 +76,7 @@ impl Conversation {
     }
 
     /// One piece of direction `dir`'s stream.
-    pub fn on_chunk(
-        &mut self,
-        dir: usize,
-        chunk: Chunk<'_>,
-        frame: u64,
-        meta: &FlowMeta,
-        ctx: Ctx<'_>,
-    ) {
+    pub fn on_chunk(&mut self, dir: usize, chunk: Chunk<'_>, frame: u64, meta: &FlowMeta, ctx: Ctx<'_>) {
         if let Phase::Probe(p) = &mut self.phase {
             match chunk {
                 Chunk::Data(b) => {
@@ -138,18 +127,13 @@ impl Conversation {
         loop {
             let Phase::Probe(p) = &self.phase else { return };
             let client_hint = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d));
-            let from_start = [0, 1].map(|d| {
-                !p.gap_first[d] && (meta.syn_dir == Some(d) || meta.synack_dir == Some(d))
-            });
+            let from_start = [0, 1].map(|d| !p.gap_first[d] && (meta.syn_dir == Some(d) || meta.synack_dir == Some(d)));
             let input = probe::Input {
                 bytes: [&p.bytes[0], &p.bytes[1]],
                 client_hint,
                 from_start,
                 ports: [meta.ends[0].port(), meta.ends[1].port()],
-                mail_port: [
-                    ctx.is_mail(meta.ends[0].port()),
-                    ctx.is_mail(meta.ends[1].port()),
-                ],
+                mail_port: [ctx.is_mail(meta.ends[0].port()), ctx.is_mail(meta.ends[1].port())],
                 last_call,
             };
             let decision = probe::decide(&input);
@@ -167,11 +151,7 @@ impl Conversation {
                     strip_prefix(p, skip);
                     let s = self.session_for(meta);
                     s.tunnel = Some(kind);
-                    s.note(
-                        None,
-                        meta.first_frame,
-                        format!("{} preamble before SMTP", kind.name()),
-                    );
+                    s.note(None, meta.first_frame, format!("{} preamble before SMTP", kind.name()));
                 }
                 Decision::NotSmtp { client } => {
                     self.client = client;
@@ -198,8 +178,7 @@ impl Conversation {
 
     fn session_for(&mut self, meta: &FlowMeta) -> &mut Session {
         let c = self.client;
-        self.session
-            .get_or_insert_with(|| Box::new(Session::new(meta.ends[c], meta.ends[1 - c])))
+        self.session.get_or_insert_with(|| Box::new(Session::new(meta.ends[c], meta.ends[1 - c])))
     }
 
     /// Switches from probing to `phase` and replays what the probe held.
@@ -241,14 +220,9 @@ impl Conversation {
             }
             Phase::Probe(_) => {
                 // Still undecided: report only what the incomplete procedure (a) covers.
-                let client = meta
-                    .syn_dir
-                    .or(meta.synack_dir.map(|d| 1 - d))
-                    .unwrap_or_else(|| {
-                        usize::from(
-                            ctx.is_mail(meta.ends[0].port()) && !ctx.is_mail(meta.ends[1].port()),
-                        )
-                    });
+                let client = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d)).unwrap_or_else(|| {
+                    usize::from(ctx.is_mail(meta.ends[0].port()) && !ctx.is_mail(meta.ends[1].port()))
+                });
                 self.client = client;
                 let server_port = meta.ends[1 - client].port();
                 if meta.wire_bytes.iter().sum::<u64>() == 0 || !ctx.is_mail(server_port) {
@@ -274,22 +248,15 @@ impl Conversation {
         s.streams = [streams[c], streams[1 - c]];
         tls::assess(&mut s);
         let j = verdict::judge(&s);
-        s.evidence.insert(
-            0,
-            Evidence {
-                text: format!("verdict: {}", j.reason),
-                frame: j.frame,
-                side: None,
-            },
-        );
+        s.evidence.insert(0, Evidence { text: format!("verdict: {}", j.reason), frame: j.frame, side: None });
         s.verdict = Some(j.verdict);
         Some(s)
     }
 }
 
 fn strip_prefix(p: &mut ProbeBuf, skip: [usize; 2]) {
-    for d in 0..2 {
-        let n = skip[d].min(p.bytes[d].len());
+    for (d, &skip) in skip.iter().enumerate() {
+        let n = skip.min(p.bytes[d].len());
         p.bytes[d].drain(..n);
         let mut left = n;
         for (ed, ev) in p.events.iter_mut() {
@@ -303,6 +270,5 @@ fn strip_prefix(p: &mut ProbeBuf, skip: [usize; 2]) {
             }
         }
     }
-    p.events
-        .retain(|(_, e)| !matches!(e, Ev::Data { len: 0, .. }));
+    p.events.retain(|(_, e)| !matches!(e, Ev::Data { len: 0, .. }));
 }

@@ -23,10 +23,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
-            limits: TableLimits::default(),
-        }
+        Self { mail_ports: DEFAULT_MAIL_PORTS.to_vec(), limits: TableLimits::default() }
     }
 }
 
@@ -74,14 +71,7 @@ impl Engine {
     /// An engine reading from the named sources (file names, for the `file` key).
     pub fn new(cfg: Config, sources: Vec<Arc<str>>, interface: Option<Arc<str>>) -> Self {
         let table = FlowTable::new(cfg.limits);
-        Self {
-            cfg,
-            decoder: Decoder::new(),
-            table,
-            sources,
-            interface,
-            stats: Stats::default(),
-        }
+        Self { cfg, decoder: Decoder::new(), table, sources, interface, stats: Stats::default() }
     }
 
     /// Flow-table counters (evictions, late packets, peak flows).
@@ -114,14 +104,8 @@ impl Engine {
         };
         self.stats.tcp_segments += 1;
         let mut ended: Vec<(Flow<Conversation>, EndReason)> = Vec::new();
-        let lookup = self.table.lookup(
-            &seg,
-            p.ts,
-            p.source,
-            p.frame,
-            Conversation::new,
-            &mut |f, r| ended.push((f, r)),
-        );
+        let lookup =
+            self.table.lookup(&seg, p.ts, p.source, p.frame, Conversation::new, &mut |f, r| ended.push((f, r)));
         for (f, r) in ended {
             self.finish_flow(f, r, out);
         }
@@ -129,9 +113,7 @@ impl Engine {
             return;
         };
         let lim = self.table.limits.stream;
-        let ctx = Ctx {
-            mail_ports: &self.cfg.mail_ports,
-        };
+        let ctx = Ctx { mail_ports: &self.cfg.mail_ports };
         let Some(flow) = self.table.get_mut(slot) else {
             return;
         };
@@ -151,38 +133,27 @@ impl Engine {
         if f.rst {
             meta.rst[dir] = true;
         }
-        let data_seq = if f.syn {
-            seg.seq.wrapping_add(1)
-        } else {
-            seg.seq
-        };
+        let data_seq = if f.syn { seg.seq.wrapping_add(1) } else { seg.seq };
         if seg.wire_len > 0 && !f.rst {
             meta.wire_bytes[dir] += u64::from(seg.wire_len);
             meta.captured_bytes[dir] += seg.payload.len() as u64;
             if app.wants_bytes() {
                 let m: &crate::flow::FlowMeta = meta;
-                streams[dir].insert(data_seq, seg.payload, seg.wire_len, &lim, &mut |c| {
-                    app.on_chunk(dir, c, p.frame, m, ctx)
-                });
+                streams[dir]
+                    .insert(data_seq, seg.payload, seg.wire_len, &lim, &mut |c| app.on_chunk(dir, c, p.frame, m, ctx));
             }
         }
         if f.ack && app.wants_bytes() {
             let m: &crate::flow::FlowMeta = meta;
             let other = 1 - dir;
-            streams[other].on_peer_ack(seg.ack, &lim, &mut |c| {
-                app.on_chunk(other, c, p.frame, m, ctx)
-            });
+            streams[other].on_peer_ack(seg.ack, &lim, &mut |c| app.on_chunk(other, c, p.frame, m, ctx));
         }
         if f.fin {
             meta.fin[dir] = true;
             streams[dir].on_fin(data_seq, seg.wire_len);
         }
         if flow.finished() {
-            let reason = if flow.meta.rst.iter().any(|r| *r) {
-                EndReason::Reset
-            } else {
-                EndReason::Closed
-            };
+            let reason = if flow.meta.rst.iter().any(|r| *r) { EndReason::Reset } else { EndReason::Closed };
             if let Some(f) = self.table.remove(slot) {
                 self.finish_flow(f, reason, out);
             }
@@ -196,21 +167,10 @@ impl Engine {
         }
     }
 
-    fn finish_flow(
-        &mut self,
-        flow: Flow<Conversation>,
-        reason: EndReason,
-        out: &mut dyn FnMut(Session),
-    ) {
-        let Flow {
-            meta,
-            mut streams,
-            mut app,
-        } = flow;
+    fn finish_flow(&mut self, flow: Flow<Conversation>, reason: EndReason, out: &mut dyn FnMut(Session)) {
+        let Flow { meta, mut streams, mut app } = flow;
         let lim = self.table.limits.stream;
-        let ctx = Ctx {
-            mail_ports: &self.cfg.mail_ports,
-        };
+        let ctx = Ctx { mail_ports: &self.cfg.mail_ports };
         if app.wants_bytes() {
             for (d, st) in streams.iter_mut().enumerate() {
                 st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));
@@ -224,8 +184,7 @@ impl Engine {
             self.stats.buffer_overflows += s.buffer_overflows;
         }
         let Some(mut session) = app.finish(&meta, stats, reason, ctx) else {
-            let mail = ctx.mail_ports.contains(&meta.ends[0].port())
-                || ctx.mail_ports.contains(&meta.ends[1].port());
+            let mail = ctx.mail_ports.contains(&meta.ends[0].port()) || ctx.mail_ports.contains(&meta.ends[1].port());
             if mail && meta.wire_bytes.iter().sum::<u64>() == 0 {
                 self.stats.payloadless_mail_flows += 1;
             }

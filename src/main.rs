@@ -49,6 +49,10 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     max_buffer: usize,
 
+    /// Print envelope addresses (MAIL FROM / RCPT TO) in full; by default only their domains.
+    #[arg(long)]
+    show_addresses: bool,
+
     /// No summary on stderr.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -82,9 +86,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-            {
+            if e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("smtpscope: {e:#}");
@@ -97,10 +99,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let filter = (!cli.filter.is_empty()).then(|| cli.filter.join(" "));
     let mut reader = MergedReader::open(&cli.read, filter.as_deref())?;
     let names: Vec<Arc<str>> = reader.sources().iter().map(|s| s.name().clone()).collect();
-    let mut cfg = Config {
-        mail_ports: cli.mail_ports.clone(),
-        ..Config::default()
-    };
+    let mut cfg = Config { mail_ports: cli.mail_ports.clone(), ..Config::default() };
     cfg.limits.max_flows = cli.max_flows.max(1);
     cfg.limits.stream.max_buffered = cli.max_buffer;
     let mut engine = Engine::new(cfg, names, None);
@@ -114,25 +113,20 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let color = match cli.color {
         ColorArg::Always => true,
         ColorArg::Never => false,
-        ColorArg::Auto => {
-            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        ColorArg::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     let out = Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()));
-    let mut writer = report::writer(format, out, Options { color });
+    let mut writer = report::writer(format, out, Options { color, show_addresses: cli.show_addresses });
 
     let total = reader.total_size();
-    let progress =
-        (!cli.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
-            let pb = indicatif::ProgressBar::new(total);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-                )
+    let progress = (!cli.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            pb
-        });
+        );
+        pb
+    });
     let io_err: std::cell::RefCell<Option<io::Error>> = std::cell::RefCell::new(None);
     let mut emit = |s: smtpscope::session::Session| {
         let mut err = io_err.borrow_mut();
@@ -159,7 +153,6 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
-    drop(emit);
     if let Some(e) = io_err.into_inner() {
         return Err(e.into());
     }
@@ -182,21 +175,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 s.frames()
             );
         }
-        sources.push(SourceSummary {
-            name: s.name().to_string(),
-            packets: s.frames(),
-            error,
-        });
+        sources.push(SourceSummary { name: s.name().to_string(), packets: s.frames(), error });
     }
-    let summary = Summary {
-        sources,
-        stats: engine.stats.clone(),
-        table: engine.table_stats(),
-        dropped: None,
-    };
+    let summary = Summary { sources, stats: engine.stats.clone(), table: engine.table_stats(), dropped: None };
     if let Some(path) = &cli.summary {
-        let mut f = std::fs::File::create(path)
-            .with_context(|| format!("cannot write summary {}", path.display()))?;
+        let mut f = std::fs::File::create(path).with_context(|| format!("cannot write summary {}", path.display()))?;
         writeln!(f, "{}", report::json::to_line(&summary.to_json()))?;
     } else if !cli.quiet {
         eprint!("{}", summary.to_text());

@@ -62,29 +62,14 @@ impl FileSource {
         let display = path.display().to_string();
         let size = std::fs::metadata(path)
             .map(|m| m.len())
-            .map_err(|e| CaptureError::Open {
-                path: display.clone(),
-                message: e.to_string(),
-            })?;
-        let mut cap = pcap::Capture::from_file(path).map_err(|e| CaptureError::Open {
-            path: display.clone(),
-            message: e.to_string(),
-        })?;
+            .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?;
+        let mut cap = pcap::Capture::from_file(path)
+            .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?;
         if let Some(f) = filter {
-            cap.filter(f, true).map_err(|e| CaptureError::Filter {
-                filter: f.to_string(),
-                message: e.to_string(),
-            })?;
+            cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), message: e.to_string() })?;
         }
         let linktype = cap.get_datalink().0;
-        Ok(Self {
-            name: Arc::from(display.as_str()),
-            cap,
-            linktype,
-            frames: 0,
-            end: None,
-            size,
-        })
+        Ok(Self { name: Arc::from(display.as_str()), cap, linktype, frames: 0, end: None, size })
     }
 
     /// The name the user gave for this source.
@@ -110,13 +95,15 @@ impl FileSource {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.frames += 1;
+                // time_t/suseconds_t differ in width between platforms.
+                #[allow(clippy::unnecessary_cast)]
                 let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
                 Some(Packet {
                     ts,
                     data: p.data,
                     orig_len: p.header.len,
                     linktype: self.linktype,
-                    source: source,
+                    source,
                     frame: self.frames,
                 })
             }
@@ -164,17 +151,9 @@ impl Owned {
 impl MergedReader {
     /// Opens every path (same filter for all).
     pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<Self, CaptureError> {
-        let sources = paths
-            .iter()
-            .map(|p| FileSource::open(p, filter))
-            .collect::<Result<Vec<_>, _>>()?;
+        let sources = paths.iter().map(|p| FileSource::open(p, filter)).collect::<Result<Vec<_>, _>>()?;
         let n = sources.len();
-        Ok(Self {
-            sources,
-            heads: (0..n).map(|_| None).collect(),
-            current: Owned::default(),
-            primed: false,
-        })
+        Ok(Self { sources, heads: (0..n).map(|_| None).collect(), current: Owned::default(), primed: false })
     }
 
     /// The opened sources (names, end states, frame counts).
@@ -213,14 +192,7 @@ impl MergedReader {
         let old = std::mem::replace(&mut self.current, head);
         self.refill_with(i, old);
         let c = &self.current;
-        Some(Packet {
-            ts: c.ts,
-            data: &c.data,
-            orig_len: c.orig_len,
-            linktype: c.linktype,
-            source: i,
-            frame: c.frame,
-        })
+        Some(Packet { ts: c.ts, data: &c.data, orig_len: c.orig_len, linktype: c.linktype, source: i, frame: c.frame })
     }
 
     fn refill(&mut self, i: usize) {

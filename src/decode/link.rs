@@ -135,20 +135,10 @@ const MAX_DEPTH: u8 = 8;
 /// Parses an Ethernet frame (also used for frames carried inside GRE/VXLAN/ERSPAN).
 pub fn ethernet<'a>(frame: &'a [u8], info: &mut LinkInfo, depth: u8) -> Result<&'a [u8], Skip> {
     let proto = be16(frame, 12).ok_or(Skip::TruncatedLink)?;
-    ethertype_payload(
-        proto,
-        frame.get(14..).ok_or(Skip::TruncatedLink)?,
-        info,
-        depth,
-    )
+    ethertype_payload(proto, frame.get(14..).ok_or(Skip::TruncatedLink)?, info, depth)
 }
 
-fn ethertype_payload<'a>(
-    proto: u16,
-    mut rest: &'a [u8],
-    info: &mut LinkInfo,
-    depth: u8,
-) -> Result<&'a [u8], Skip> {
+fn ethertype_payload<'a>(proto: u16, mut rest: &'a [u8], info: &mut LinkInfo, depth: u8) -> Result<&'a [u8], Skip> {
     if depth > MAX_DEPTH {
         return Err(Skip::TooDeep);
     }
@@ -227,22 +217,14 @@ pub fn gre<'a>(payload: &'a [u8], info: &mut LinkInfo, depth: u8) -> Result<&'a 
         0x6558 => ethernet(inner, info, depth + 1),
         // ERSPAN type II: 8-byte header. Type I (no sequence number) has none.
         0x88be => {
-            let inner = if has_seq {
-                inner.get(8..).ok_or(Skip::TruncatedLink)?
-            } else {
-                inner
-            };
+            let inner = if has_seq { inner.get(8..).ok_or(Skip::TruncatedLink)? } else { inner };
             ethernet(inner, info, depth + 1)
         }
         // ERSPAN type III: 12-byte header, plus an 8-byte platform subheader when O is set.
         0x22eb => {
             let o = inner.get(11).ok_or(Skip::TruncatedLink)? & 0x01 != 0;
             let skip = if o { 20 } else { 12 };
-            ethernet(
-                inner.get(skip..).ok_or(Skip::TruncatedLink)?,
-                info,
-                depth + 1,
-            )
+            ethernet(inner.get(skip..).ok_or(Skip::TruncatedLink)?, info, depth + 1)
         }
         0x0800 | 0x86dd => Ok(inner),
         other => ethertype_payload(other, inner, info, depth + 1),
@@ -252,11 +234,7 @@ pub fn gre<'a>(payload: &'a [u8], info: &mut LinkInfo, depth: u8) -> Result<&'a 
 /// Decapsulates VXLAN (UDP 4789): an 8-byte header before an Ethernet frame.
 pub fn vxlan<'a>(udp_payload: &'a [u8], info: &mut LinkInfo, depth: u8) -> Result<&'a [u8], Skip> {
     info.encapsulated = true;
-    ethernet(
-        udp_payload.get(8..).ok_or(Skip::TruncatedLink)?,
-        info,
-        depth + 1,
-    )
+    ethernet(udp_payload.get(8..).ok_or(Skip::TruncatedLink)?, info, depth + 1)
 }
 
 #[cfg(test)]
@@ -276,9 +254,7 @@ mod tests {
     #[test]
     fn qinq_records_the_outer_vlan() {
         let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[
-            0x88, 0xa8, 0x00, 0x7d, 0x81, 0x00, 0x00, 0x05, 0x86, 0xdd, 0x60,
-        ]);
+        f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x7d, 0x81, 0x00, 0x00, 0x05, 0x86, 0xdd, 0x60]);
         let mut info = LinkInfo::default();
         let ip = to_ip(dlt::EN10MB, &f, &mut info).unwrap();
         assert_eq!(ip, &[0x60]);
@@ -297,14 +273,7 @@ mod tests {
     #[test]
     fn truncated_frames_are_skipped_not_panicking() {
         let mut info = LinkInfo::default();
-        for lt in [
-            dlt::EN10MB,
-            dlt::LINUX_SLL,
-            dlt::LINUX_SLL2,
-            dlt::NULL,
-            dlt::LOOP,
-            dlt::PPP,
-        ] {
+        for lt in [dlt::EN10MB, dlt::LINUX_SLL, dlt::LINUX_SLL2, dlt::NULL, dlt::LOOP, dlt::PPP] {
             for n in 0..22 {
                 let _ = to_ip(lt, &vec![0x81u8; n], &mut info);
             }

@@ -139,12 +139,7 @@ impl Decoder {
         self.ip(ip, info, 0)
     }
 
-    fn ip<'a>(
-        &'a mut self,
-        ip: &'a [u8],
-        mut info: LinkInfo,
-        depth: u8,
-    ) -> Result<Segment<'a>, Skip> {
+    fn ip<'a>(&'a mut self, ip: &'a [u8], mut info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
         if depth > 8 {
             return Err(Skip::TooDeep);
         }
@@ -166,12 +161,7 @@ impl Decoder {
 
         if payload.fragmented {
             let (id, off, more) = fragment_fields(&slice).ok_or(Skip::BadFragment)?;
-            let key = FragKey {
-                src,
-                dst,
-                id,
-                proto: proto.0,
-            };
+            let key = FragKey { src, dst, id, proto: proto.0 };
             let bytes = payload.payload;
             return self.fragment(key, off, more, bytes, proto, src, dst, info, depth);
         }
@@ -189,8 +179,7 @@ impl Decoder {
             IpNumber::UDP => {
                 let dport = body.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
                 if dport == Some(UDP_VXLAN) {
-                    let inner =
-                        link::vxlan(body.get(8..).ok_or(Skip::TruncatedLink)?, &mut info, depth)?;
+                    let inner = link::vxlan(body.get(8..).ok_or(Skip::TruncatedLink)?, &mut info, depth)?;
                     self.ip(inner, info, depth + 1)
                 } else {
                     Err(Skip::NotTcp)
@@ -252,11 +241,7 @@ fn fragment_fields(slice: &LaxIpSlice<'_>) -> Option<(u32, usize, bool)> {
     match slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            Some((
-                u32::from(h.identification()),
-                usize::from(h.fragments_offset().value()) * 8,
-                h.more_fragments(),
-            ))
+            Some((u32::from(h.identification()), usize::from(h.fragments_offset().value()) * 8, h.more_fragments()))
         }
         LaxIpSlice::Ipv6(v6) => {
             for ext in v6.extensions().clone().into_iter() {
@@ -273,20 +258,12 @@ fn fragment_fields(slice: &LaxIpSlice<'_>) -> Option<(u32, usize, bool)> {
     }
 }
 
-fn tcp<'a>(
-    src: IpAddr,
-    dst: IpAddr,
-    body: &'a [u8],
-    declared: usize,
-    link: LinkInfo,
-) -> Result<Segment<'a>, Skip> {
+fn tcp<'a>(src: IpAddr, dst: IpAddr, body: &'a [u8], declared: usize, link: LinkInfo) -> Result<Segment<'a>, Skip> {
     let t = TcpSlice::from_slice(body).map_err(|_| Skip::BadTcp)?;
     let hl = usize::from(t.data_offset()) * 4;
     let wire_len = declared.saturating_sub(hl);
     let payload = t.payload();
-    let payload = payload
-        .get(..wire_len.min(payload.len()))
-        .unwrap_or(payload);
+    let payload = payload.get(..wire_len.min(payload.len())).unwrap_or(payload);
     Ok(Segment {
         src,
         dst,
@@ -294,12 +271,7 @@ fn tcp<'a>(
         dport: t.destination_port(),
         seq: t.sequence_number(),
         ack: t.acknowledgment_number(),
-        flags: TcpFlags {
-            syn: t.syn(),
-            ack: t.ack(),
-            fin: t.fin(),
-            rst: t.rst(),
-        },
+        flags: TcpFlags { syn: t.syn(), ack: t.ack(), fin: t.fin(), rst: t.rst() },
         payload,
         wire_len: u32::try_from(wire_len.max(payload.len())).unwrap_or(u32::MAX),
         link,
@@ -311,8 +283,7 @@ mod tests {
     use super::*;
 
     fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
-        let b = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(40000, 25, 7, 1000);
+        let b = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(40000, 25, 7, 1000);
         let mut out = Vec::new();
         b.write(&mut out, payload).unwrap();
         out
@@ -352,14 +323,8 @@ mod tests {
         let tcp = &whole[20..];
         let (first, second) = tcp.split_at(24);
         let frag = |off: u16, more: bool, data: &[u8]| {
-            let mut h = etherparse::Ipv4Header::new(
-                data.len() as u16,
-                64,
-                IpNumber::TCP,
-                [10, 0, 0, 1],
-                [10, 0, 0, 2],
-            )
-            .unwrap();
+            let mut h = etherparse::Ipv4Header::new(data.len() as u16, 64, IpNumber::TCP, [10, 0, 0, 1], [10, 0, 0, 2])
+                .unwrap();
             h.identification = 99;
             h.more_fragments = more;
             h.fragment_offset = etherparse::IpFragOffset::try_new(off / 8).unwrap();
@@ -369,12 +334,9 @@ mod tests {
             out
         };
         let mut d = Decoder::new();
-        assert_eq!(
-            d.decode(link::dlt::RAW, &frag(24, false, second))
-                .unwrap_err(),
-            Skip::FragmentPending
-        );
-        let s = d.decode(link::dlt::RAW, &frag(0, true, first)).unwrap();
+        assert_eq!(d.decode(link::dlt::RAW, &frag(24, false, second)).unwrap_err(), Skip::FragmentPending);
+        let head = frag(0, true, first);
+        let s = d.decode(link::dlt::RAW, &head).unwrap();
         assert_eq!(s.payload, b"MAIL FROM:<a@b>\r\n");
     }
 
@@ -383,9 +345,6 @@ mod tests {
         let b = etherparse::PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).udp(53, 53);
         let mut out = Vec::new();
         b.write(&mut out, b"x").unwrap();
-        assert_eq!(
-            Decoder::new().decode(link::dlt::RAW, &out).unwrap_err(),
-            Skip::NotTcp
-        );
+        assert_eq!(Decoder::new().decode(link::dlt::RAW, &out).unwrap_err(), Skip::NotTcp);
     }
 }

@@ -112,9 +112,7 @@ impl<A> Flow<A> {
     /// Both sides finished and nothing before their FINs is missing; or a reset.
     pub fn finished(&self) -> bool {
         self.meta.rst.iter().any(|r| *r)
-            || (self.meta.fin[0]
-                && self.meta.fin[1]
-                && self.streams.iter().all(|s| s.buffered() == 0))
+            || (self.meta.fin[0] && self.meta.fin[1] && self.streams.iter().all(|s| s.buffered() == 0))
     }
 }
 
@@ -131,11 +129,7 @@ pub struct TableLimits {
 
 impl Default for TableLimits {
     fn default() -> Self {
-        Self {
-            max_flows: 200_000,
-            stream: Limits::default(),
-            max_tombstones: 65_536,
-        }
+        Self { max_flows: 200_000, stream: Limits::default(), max_tombstones: 65_536 }
     }
 }
 
@@ -245,10 +239,7 @@ impl<A> FlowTable<A> {
         }
         let meta = FlowMeta {
             id: self.next_id,
-            ends: [
-                SocketAddr::new(seg.src, seg.sport),
-                SocketAddr::new(seg.dst, seg.dport),
-            ],
+            ends: [SocketAddr::new(seg.src, seg.sport), SocketAddr::new(seg.dst, seg.dport)],
             syn_dir: None,
             synack_dir: None,
             syn_isn: None,
@@ -265,11 +256,7 @@ impl<A> FlowTable<A> {
         };
         self.next_id += 1;
         self.stats.flows += 1;
-        let flow = Flow {
-            meta,
-            streams: [Reassembler::new(), Reassembler::new()],
-            app: make(),
-        };
+        let flow = Flow { meta, streams: [Reassembler::new(), Reassembler::new()], app: make() };
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(x) = self.slots.get_mut(s) {
@@ -292,15 +279,9 @@ impl<A> FlowTable<A> {
         let flow = self.slots.get_mut(slot)?.take()?;
         let e = flow.meta.ends;
         let key = if (e[0].ip(), e[0].port()) <= (e[1].ip(), e[1].port()) {
-            FlowKey {
-                lo: (e[0].ip(), e[0].port()),
-                hi: (e[1].ip(), e[1].port()),
-            }
+            FlowKey { lo: (e[0].ip(), e[0].port()), hi: (e[1].ip(), e[1].port()) }
         } else {
-            FlowKey {
-                lo: (e[1].ip(), e[1].port()),
-                hi: (e[0].ip(), e[0].port()),
-            }
+            FlowKey { lo: (e[1].ip(), e[1].port()), hi: (e[0].ip(), e[0].port()) }
         };
         self.map.remove(&key);
         self.free.push(slot);
@@ -319,12 +300,8 @@ impl<A> FlowTable<A> {
 
     /// Evicts the least recently active sixteenth of the table.
     fn evict_oldest(&mut self, ended: &mut dyn FnMut(Flow<A>, EndReason)) {
-        let mut ages: Vec<(Micros, usize)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.as_ref().map(|f| (f.meta.last_ts, i)))
-            .collect();
+        let mut ages: Vec<(Micros, usize)> =
+            self.slots.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.meta.last_ts, i))).collect();
         let n = (ages.len() / 16).max(1);
         if n < ages.len() {
             ages.select_nth_unstable(n);

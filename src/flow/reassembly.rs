@@ -43,10 +43,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_buffered: 256 * 1024,
-            tail: 2048,
-        }
+        Self { max_buffered: 256 * 1024, tail: 2048 }
     }
 }
 
@@ -121,14 +118,7 @@ impl Reassembler {
     }
 
     /// Adds a segment: `data` is what was captured, `wire_len` what was sent.
-    pub fn insert(
-        &mut self,
-        seq: u32,
-        data: &[u8],
-        wire_len: u32,
-        lim: &Limits,
-        out: &mut dyn FnMut(Chunk<'_>),
-    ) {
+    pub fn insert(&mut self, seq: u32, data: &[u8], wire_len: u32, lim: &Limits, out: &mut dyn FnMut(Chunk<'_>)) {
         let wire_len = u64::from(wire_len.max(data.len() as u32));
         if wire_len == 0 {
             return;
@@ -173,14 +163,7 @@ impl Reassembler {
             } else {
                 self.pending_bytes += data.len();
                 let at = self.pending.partition_point(|p| p.off < off);
-                self.pending.insert(
-                    at,
-                    Pending {
-                        off,
-                        data: data.to_vec(),
-                        missing,
-                    },
-                );
+                self.pending.insert(at, Pending { off, data: data.to_vec(), missing });
             }
             self.drain(lim, out);
         }
@@ -418,10 +401,7 @@ mod tests {
     fn buffer_limit_forces_a_gap_instead_of_growing() {
         let mut r = Reassembler::new();
         r.on_syn(0);
-        let lim = Limits {
-            max_buffered: 8,
-            tail: 16,
-        };
+        let lim = Limits { max_buffered: 8, tail: 16 };
         let mut gaps = 0;
         for i in 0..10u32 {
             r.insert(100 + i * 5, b"xxxxx", 5, &lim, &mut |c| {

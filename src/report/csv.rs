@@ -30,6 +30,8 @@ pub const COLUMNS: &[&str] = &[
     "mail_transactions",
     "messages_accepted",
     "rcpt_count",
+    "mail_from",
+    "rcpt_to",
     "bytes_client",
     "bytes_server",
     "clean_close",
@@ -45,11 +47,7 @@ fn cell(v: &Value) -> String {
         Value::Array(items) => items
             .iter()
             .map(|i| match i {
-                Value::Object(o) => o
-                    .get("name")
-                    .or_else(|| o.get("keyword"))
-                    .map(cell)
-                    .unwrap_or_default(),
+                Value::Object(o) => o.get("name").or_else(|| o.get("keyword")).map(cell).unwrap_or_default(),
                 other => cell(other),
             })
             .collect::<Vec<_>>()
@@ -62,15 +60,13 @@ fn cell(v: &Value) -> String {
 pub struct Writer<'a> {
     out: csv::Writer<Box<dyn Write + 'a>>,
     header: bool,
+    opts: super::Options,
 }
 
 impl<'a> Writer<'a> {
     /// Writes to `out`.
-    pub fn new(out: Box<dyn Write + 'a>) -> Self {
-        Self {
-            out: csv::Writer::from_writer(out),
-            header: false,
-        }
+    pub fn new(out: Box<dyn Write + 'a>, opts: super::Options) -> Self {
+        Self { out: csv::Writer::from_writer(out), header: false, opts }
     }
 }
 
@@ -80,11 +76,8 @@ impl super::RecordWriter for Writer<'_> {
             self.header = true;
             self.out.write_record(COLUMNS)?;
         }
-        let rec = super::json::record(s);
-        let row: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| csv_cell(&rec.get(*c).map(cell).unwrap_or_default()))
-            .collect();
+        let rec = super::json::record(s, self.opts);
+        let row: Vec<String> = COLUMNS.iter().map(|c| csv_cell(&rec.get(*c).map(cell).unwrap_or_default())).collect();
         self.out.write_record(&row)?;
         self.out.flush()
     }

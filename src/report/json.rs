@@ -10,8 +10,8 @@ use serde_json::ser::{CharEscape, Formatter};
 use serde_json::{json, Value};
 
 use super::escape::{is_format_char, json_text};
-use super::{endpoint, rfc3339, rfc3339_secs};
-use crate::session::{verdict, Kind, Session};
+use super::{endpoint, rfc3339, rfc3339_secs, Options};
+use crate::session::{address_domain, verdict, Kind, Session};
 use crate::tls::{alert_name, cipher_name, version_label};
 
 /// Version of the record layout.
@@ -24,23 +24,14 @@ pub struct SafeFormatter;
 fn write_u(w: &mut (impl Write + ?Sized), c: u32) -> io::Result<()> {
     if c > 0xffff {
         let v = c - 0x10000;
-        write!(
-            w,
-            "\\u{:04x}\\u{:04x}",
-            0xd800 + (v >> 10),
-            0xdc00 + (v & 0x3ff)
-        )
+        write!(w, "\\u{:04x}\\u{:04x}", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff))
     } else {
         write!(w, "\\u{c:04x}")
     }
 }
 
 impl Formatter for SafeFormatter {
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             let bad = c == '\u{7f}'
@@ -85,8 +76,19 @@ fn text(b: &[u8]) -> Value {
     Value::String(json_text(b))
 }
 
+fn envelope(list: &[Vec<u8>], opts: Options) -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for a in list {
+        let v = text(if opts.show_addresses { a } else { address_domain(a) });
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    Value::Array(out)
+}
+
 /// The NDJSON object for a session.
-pub fn record(s: &Session) -> Value {
+pub fn record(s: &Session, opts: Options) -> Value {
     let smtp = s.kind == Kind::Smtp;
     // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen.
     let clear_counts = smtp && !s.tls_handshake();
@@ -132,6 +134,8 @@ pub fn record(s: &Session) -> Value {
         "mail_transactions": count(s.mail_transactions),
         "messages_accepted": count(s.messages_accepted),
         "rcpt_count": count(s.rcpt_count),
+        "mail_from": if clear_counts { envelope(&s.mail_from, opts) } else { Value::Null },
+        "rcpt_to": if clear_counts { envelope(&s.rcpt_to, opts) } else { Value::Null },
         "bytes_client": s.wire_bytes[0],
         "bytes_server": s.wire_bytes[1],
         "clean_close": if clear_counts { json!(s.quit.is_some_and(|q| q.1 == Some(Some(221)))) } else { Value::Null },
@@ -156,19 +160,20 @@ pub fn record(s: &Session) -> Value {
 /// NDJSON writer.
 pub struct Writer<'a> {
     out: Box<dyn Write + 'a>,
+    opts: Options,
 }
 
 impl<'a> Writer<'a> {
     /// Writes to `out`.
-    pub fn new(out: Box<dyn Write + 'a>) -> Self {
-        Self { out }
+    pub fn new(out: Box<dyn Write + 'a>, opts: Options) -> Self {
+        Self { out, opts }
     }
 }
 
 impl super::RecordWriter for Writer<'_> {
     fn write(&mut self, s: &Session) -> io::Result<()> {
         let mut ser = serde_json::Serializer::with_formatter(&mut self.out, SafeFormatter);
-        serde::Serialize::serialize(&record(s), &mut ser).map_err(io::Error::other)?;
+        serde::Serialize::serialize(&record(s, self.opts), &mut ser).map_err(io::Error::other)?;
         self.out.write_all(b"\n")?;
         // Streamed as sessions end: a reader of a pipe sees each record at once.
         self.out.flush()
@@ -191,9 +196,6 @@ mod tests {
 
     #[test]
     fn astral_format_chars_use_surrogate_pairs() {
-        assert_eq!(
-            to_line(&Value::String("\u{E0041}".into())),
-            "\"\\udb40\\udc41\""
-        );
+        assert_eq!(to_line(&Value::String("\u{E0041}".into())), "\"\\udb40\\udc41\"");
     }
 }

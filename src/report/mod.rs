@@ -32,6 +32,8 @@ pub enum Format {
 pub struct Options {
     /// Colour the table (terminal and `NO_COLOR` unset).
     pub color: bool,
+    /// Print envelope addresses in full (otherwise only their domains).
+    pub show_addresses: bool,
 }
 
 /// A streaming writer of session records.
@@ -43,14 +45,10 @@ pub trait RecordWriter {
 }
 
 /// A writer for `format` over `out`.
-pub fn writer<'a>(
-    format: Format,
-    out: Box<dyn Write + 'a>,
-    opts: Options,
-) -> Box<dyn RecordWriter + 'a> {
+pub fn writer<'a>(format: Format, out: Box<dyn Write + 'a>, opts: Options) -> Box<dyn RecordWriter + 'a> {
     match format {
-        Format::Json => Box::new(json::Writer::new(out)),
-        Format::Csv => Box::new(csv::Writer::new(out)),
+        Format::Json => Box::new(json::Writer::new(out, opts)),
+        Format::Csv => Box::new(csv::Writer::new(out, opts)),
         Format::Table => Box::new(table::Writer::new(out, opts)),
     }
 }
@@ -62,11 +60,7 @@ pub fn endpoint(a: SocketAddr) -> String {
 
 /// Community ID v1 (seed 0) of a TCP flow, as Zeek, Suricata and Arkime emit it.
 pub fn community_id(a: SocketAddr, b: SocketAddr) -> String {
-    let (src, dst) = if (a.ip(), a.port()) <= (b.ip(), b.port()) {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (src, dst) = if (a.ip(), a.port()) <= (b.ip(), b.port()) { (a, b) } else { (b, a) };
     let mut h = sha1::Sha1::new();
     h.update(0u16.to_be_bytes());
     match (src.ip(), dst.ip()) {
@@ -82,10 +76,7 @@ pub fn community_id(a: SocketAddr, b: SocketAddr) -> String {
     h.update([6u8, 0]);
     h.update(src.port().to_be_bytes());
     h.update(dst.port().to_be_bytes());
-    format!(
-        "1:{}",
-        base64::engine::general_purpose::STANDARD.encode(h.finalize())
-    )
+    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
 }
 
 fn to16(ip: IpAddr) -> [u8; 16] {

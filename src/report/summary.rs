@@ -64,24 +64,14 @@ impl Summary {
         let s = &self.stats;
         let mut o = String::new();
         let sessions: u64 = s.verdicts.values().sum();
-        let _ = writeln!(
-            o,
-            "smtpscope: {} packets, {} bytes, {} SMTP session(s)",
-            s.packets, s.bytes, sessions
-        );
-        let per: Vec<String> = Verdict::ALL
-            .iter()
-            .filter_map(|v| s.verdicts.get(v).map(|n| format!("{} {n}", v.name())))
-            .collect();
+        let _ = writeln!(o, "smtpscope: {} packets, {} bytes, {} SMTP session(s)", s.packets, s.bytes, sessions);
+        let per: Vec<String> =
+            Verdict::ALL.iter().filter_map(|v| s.verdicts.get(v).map(|n| format!("{} {n}", v.name()))).collect();
         if !per.is_empty() {
             let _ = writeln!(o, "  verdicts: {}", per.join(", "));
         }
         if !s.undecodable.is_empty() {
-            let per: Vec<String> = s
-                .undecodable
-                .iter()
-                .map(|(k, v)| format!("{} {v}", k.name()))
-                .collect();
+            let per: Vec<String> = s.undecodable.iter().map(|(k, v)| format!("{} {v}", k.name())).collect();
             let _ = writeln!(o, "  not decoded to TCP: {}", per.join(", "));
         }
         let t = &self.table;

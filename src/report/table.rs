@@ -38,11 +38,7 @@ pub struct Writer<'a> {
 impl<'a> Writer<'a> {
     /// Writes to `out`.
     pub fn new(out: Box<dyn Write + 'a>, opts: Options) -> Self {
-        Self {
-            out,
-            opts,
-            header: false,
-        }
+        Self { out, opts, header: false }
     }
 
     fn header(&mut self) -> io::Result<()> {
@@ -70,29 +66,17 @@ impl super::RecordWriter for Writer<'_> {
         self.header()?;
         let time = rfc3339(s.first_seen);
         let time = time.get(..19).unwrap_or(&time).replace('T', " ");
-        let helo = s
-            .hello
-            .as_ref()
-            .map(|h| terminal(&h.arg))
-            .unwrap_or_else(|| "-".into());
+        let helo = s.hello.as_ref().map(|h| terminal(&h.arg)).unwrap_or_else(|| "-".into());
         let v = s.verdict.unwrap_or(Verdict::Incomplete);
-        let tls = s
-            .tls
-            .version
-            .filter(|_| s.tls.server_hello.is_some())
-            .map(version_label)
-            .unwrap_or_else(|| "-".into());
+        let tls =
+            s.tls.version.filter(|_| s.tls.server_hello.is_some()).map(version_label).unwrap_or_else(|| "-".into());
         let msgs = if s.tls_handshake() || s.kind != crate::session::Kind::Smtp {
             "-".to_string()
         } else {
             s.messages_accepted.to_string()
         };
         let verdict = fit(v.name(), 23);
-        let (on, off) = if self.opts.color {
-            (verdict_color(v), "\x1b[0m")
-        } else {
-            ("", "")
-        };
+        let (on, off) = if self.opts.color { (verdict_color(v), "\x1b[0m") } else { ("", "") };
         writeln!(
             self.out,
             "{} {} {} {} {on}{verdict}{off} {} {:>4} {:>9}",

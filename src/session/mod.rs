@@ -335,6 +335,10 @@ pub struct Session {
     pub mail_transactions: u32,
     /// RCPT TO commands in clear.
     pub rcpt_count: u32,
+    /// Envelope senders (MAIL FROM paths) in clear, first few.
+    pub mail_from: Vec<Vec<u8>>,
+    /// Envelope recipients (RCPT TO paths) in clear, first few.
+    pub rcpt_to: Vec<Vec<u8>>,
     /// Messages accepted (250 after end of data / BDAT LAST).
     pub messages_accepted: u32,
     /// Message bytes seen in clear.
@@ -361,6 +365,25 @@ pub struct Session {
 
 /// Most evidence lines kept per session.
 pub const MAX_EVIDENCE: usize = 48;
+/// Most envelope addresses kept per session and list.
+pub const MAX_ADDRESSES: usize = 32;
+
+/// The path inside `<…>` of a MAIL FROM / RCPT TO argument (or the bare word after the colon).
+pub fn envelope_path(arg: &[u8]) -> &[u8] {
+    let after = arg.iter().position(|b| *b == b':').map_or(arg, |p| &arg[p + 1..]);
+    let after = crate::smtp::command::trim(after);
+    if let Some(rest) = after.strip_prefix(b"<") {
+        let end = rest.iter().position(|b| *b == b'>').unwrap_or(rest.len());
+        return &rest[..end];
+    }
+    let end = after.iter().position(|b| *b == b' ').unwrap_or(after.len());
+    &after[..end]
+}
+
+/// The domain of an address (after the last `@`), or the whole path when it has none.
+pub fn address_domain(path: &[u8]) -> &[u8] {
+    path.iter().rposition(|b| *b == b'@').map_or(path, |p| &path[p + 1..])
+}
 
 impl Session {
     /// A blank record for a flow between `client` and `server`.
@@ -393,6 +416,8 @@ impl Session {
             upgrade: None,
             mail_transactions: 0,
             rcpt_count: 0,
+            mail_from: Vec::new(),
+            rcpt_to: Vec::new(),
             messages_accepted: 0,
             message_bytes: 0,
             uses_bdat: false,
@@ -410,22 +435,14 @@ impl Session {
     /// Adds evidence (bounded).
     pub fn note(&mut self, side: Option<Side>, frame: u64, text: impl Into<String>) {
         if self.evidence.len() < MAX_EVIDENCE {
-            self.evidence.push(Evidence {
-                text: text.into(),
-                frame: Some(frame),
-                side,
-            });
+            self.evidence.push(Evidence { text: text.into(), frame: Some(frame), side });
         }
     }
 
     /// Adds a finding once per name.
     pub fn find(&mut self, name: &'static str, frame: Option<u64>, text: impl Into<String>) {
         if !self.findings.iter().any(|f| f.name == name) {
-            self.findings.push(Finding {
-                name,
-                text: text.into(),
-                frame,
-            });
+            self.findings.push(Finding { name, text: text.into(), frame });
         }
     }
 

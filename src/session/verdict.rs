@@ -79,11 +79,7 @@ pub struct Judgement {
 }
 
 fn judged(verdict: Verdict, reason: impl Into<String>, frame: Option<u64>) -> Judgement {
-    Judgement {
-        verdict,
-        reason: reason.into(),
-        frame,
-    }
+    Judgement { verdict, reason: reason.into(), frame }
 }
 
 /// `starttls_offered` with the shared null rules.
@@ -97,21 +93,13 @@ pub fn starttls_offered(s: &Session) -> Option<bool> {
             Some(_) if h.reply_cut => None,
             Some(Some(250)) => match &s.ehlo_reply {
                 Some(r) if r.cut => None,
-                Some(r) => Some(
-                    r.extensions
-                        .iter()
-                        .any(|e| e.is("STARTTLS") || e.is("X-ANONYMOUSTLS")),
-                ),
+                Some(r) => Some(r.extensions.iter().any(|e| e.is("STARTTLS") || e.is("X-ANONYMOUSTLS"))),
                 None => Some(false),
             },
             Some(_) => Some(false),
         },
         Some(_) => match &s.ehlo_reply {
-            Some(r) if !r.cut => Some(
-                r.extensions
-                    .iter()
-                    .any(|e| e.is("STARTTLS") || e.is("X-ANONYMOUSTLS")),
-            ),
+            Some(r) if !r.cut => Some(r.extensions.iter().any(|e| e.is("STARTTLS") || e.is("X-ANONYMOUSTLS"))),
             _ => Some(false),
         },
         None if s.handshake_seen => Some(false),
@@ -122,8 +110,7 @@ pub fn starttls_offered(s: &Session) -> Option<bool> {
 /// Whether the first EHLO reply carries Cisco's `XXXXXXXA` mask in place of STARTTLS.
 pub fn starttls_masked(s: &Session) -> bool {
     s.ehlo_reply.as_ref().is_some_and(|r| {
-        !r.extensions.iter().any(|e| e.is("STARTTLS"))
-            && r.extensions.iter().any(|e| e.is("XXXXXXXA"))
+        !r.extensions.iter().any(|e| e.is("STARTTLS")) && r.extensions.iter().any(|e| e.is("XXXXXXXA"))
     })
 }
 
@@ -142,56 +129,34 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
                 None,
             ));
         }
-        return Some((
-            'a',
-            "too little payload captured to tell what the session carried".into(),
-            None,
-        ));
+        return Some(('a', "too little payload captured to tell what the session carried".into(), None));
     }
     if s.kind != Kind::Smtp {
         return None;
     }
     let hello_replied = s.hello.as_ref().is_some_and(|h| h.reply.is_some());
     if !s.handshake_seen && !hello_replied {
-        return Some((
-            'b',
-            "capture starts mid-session: no TCP handshake and no reply to EHLO/HELO".into(),
-            None,
-        ));
+        return Some(('b', "capture starts mid-session: no TCP handshake and no reply to EHLO/HELO".into(), None));
     }
     if let Some(h) = &s.hello {
         if h.reply.is_none() {
-            return Some((
-                'c',
-                format!("{} sent, no reply captured", h.verb),
-                Some(h.frame),
-            ));
+            return Some(('c', format!("{} sent, no reply captured", h.verb), Some(h.frame)));
         }
     }
     if let Some(u) = &s.upgrade {
         if u.reply.is_none() {
-            return Some((
-                'd',
-                format!("{} sent, no reply captured", u.verb.name()),
-                Some(u.frame),
-            ));
+            return Some(('d', format!("{} sent, no reply captured", u.verb.name()), Some(u.frame)));
         }
     }
     let open_at_end = matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted);
-    if hello_replied
-        && open_at_end
-        && s.commands_after_hello == 0
-        && !s.client_closed
-        && !s.server_closed
-    {
+    if hello_replied && open_at_end && s.commands_after_hello == 0 && !s.client_closed && !s.server_closed {
         return Some((
             'e',
             "the capture ends after the EHLO reply, before the client's next command".into(),
             s.hello.as_ref().map(|h| h.reply_frame),
         ));
     }
-    let cut = s.hello.as_ref().is_some_and(|h| h.reply_cut)
-        || s.ehlo_reply.as_ref().is_some_and(|r| r.cut);
+    let cut = s.hello.as_ref().is_some_and(|h| h.reply_cut) || s.ehlo_reply.as_ref().is_some_and(|r| r.cut);
     if cut && s.upgrade.is_none() {
         return Some((
             'f',
@@ -200,11 +165,7 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
         ));
     }
     if s.gaps.before_decision {
-        return Some((
-            'g',
-            "bytes missing from the capture before the outcome was decided".into(),
-            None,
-        ));
+        return Some(('g', "bytes missing from the capture before the outcome was decided".into(), None));
     }
     None
 }
@@ -212,40 +173,23 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
 /// Judges a finished session.
 pub fn judge(s: &Session) -> Judgement {
     if s.kind == Kind::NotSmtp {
-        return judged(
-            Verdict::NotSmtp,
-            "payload on a mail port is neither SMTP nor TLS",
-            Some(s.first_frame),
-        );
+        return judged(Verdict::NotSmtp, "payload on a mail port is neither SMTP nor TLS", Some(s.first_frame));
     }
     if let Some((step, why, frame)) = incomplete_reason(s) {
-        return judged(
-            Verdict::Incomplete,
-            format!("incomplete ({step}): {why}"),
-            frame,
-        );
+        return judged(Verdict::Incomplete, format!("incomplete ({step}): {why}"), frame);
     }
     if s.kind == Kind::ImplicitTls {
-        let why = match (
-            s.tls_handshake(),
-            s.tls.version.and_then(super::tls_version_name),
-        ) {
+        let why = match (s.tls_handshake(), s.tls.version.and_then(super::tls_version_name)) {
             (true, Some(v)) => format!("TLS from the first byte, {v} handshake"),
             (true, None) => "TLS from the first byte, handshake completed".to_string(),
-            (false, _) => {
-                "ClientHello as the client's first bytes, but no ServerHello followed".to_string()
-            }
+            (false, _) => "ClientHello as the client's first bytes, but no ServerHello followed".to_string(),
         };
         return judged(Verdict::ImplicitTls, why, s.tls.client_hello);
     }
     let upgrade = s.upgrade.as_ref();
     if let Some(u) = upgrade {
         if u.reply == Some(Some(220)) && s.tls_handshake() {
-            let v = s
-                .tls
-                .version
-                .and_then(super::tls_version_name)
-                .unwrap_or("TLS");
+            let v = s.tls.version.and_then(super::tls_version_name).unwrap_or("TLS");
             return judged(
                 Verdict::Starttls,
                 format!("{} answered 220, {v} handshake followed", u.verb.name()),
@@ -275,8 +219,7 @@ pub fn judge(s: &Session) -> Judgement {
                 );
             }
             Some(code) => {
-                let code =
-                    code.map_or_else(|| "a reply without a code".to_string(), |c| c.to_string());
+                let code = code.map_or_else(|| "a reply without a code".to_string(), |c| c.to_string());
                 return judged(
                     Verdict::StarttlsRefused,
                     format!("{} answered {code}", u.verb.name()),
@@ -294,9 +237,7 @@ pub fn judge(s: &Session) -> Judgement {
         );
     }
     let why = match &s.hello {
-        Some(h) if h.verb == "HELO" => {
-            "HELO only: no extensions, no upgrade possible; mail in clear"
-        }
+        Some(h) if h.verb == "HELO" => "HELO only: no extensions, no upgrade possible; mail in clear",
         Some(_) if starttls_offered(s) == Some(false) => "no upgrade offered; session in clear",
         _ => "session in clear",
     };

@@ -58,10 +58,7 @@ const KNOWN: &[&str] = &[
 
 /// Parses the verb of a command line (case-insensitive); returns it with the argument.
 pub fn parse(line: &[u8]) -> (Verb, &[u8]) {
-    let end = line
-        .iter()
-        .position(|b| *b == b' ' || *b == b'\t')
-        .unwrap_or(line.len());
+    let end = line.iter().position(|b| *b == b' ' || *b == b'\t').unwrap_or(line.len());
     let (word, rest) = line.split_at(end);
     let arg = trim(rest);
     if word.len() > 16 {
@@ -98,14 +95,8 @@ pub fn is_verb_line(line: &[u8]) -> bool {
 
 /// Trims ASCII white space at both ends.
 pub fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
+    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
     s.get(start..end).unwrap_or(&[])
 }
 
@@ -134,10 +125,7 @@ mod tests {
 
     #[test]
     fn helo_argument_is_trimmed_and_may_be_empty() {
-        assert_eq!(
-            parse(b"EHLO   host.example  "),
-            (Verb::Ehlo, &b"host.example"[..])
-        );
+        assert_eq!(parse(b"EHLO   host.example  "), (Verb::Ehlo, &b"host.example"[..]));
         assert_eq!(parse(b"ehlo"), (Verb::Ehlo, &b""[..]));
     }
 

@@ -141,10 +141,7 @@ impl Machine {
             return true;
         }
         let hello_done = s.hello.as_ref().is_some_and(|h| h.reply.is_some());
-        let upgrade_open = s
-            .upgrade
-            .as_ref()
-            .is_some_and(|u| u.reply.is_none() || u.proof == Proof::Pending);
+        let upgrade_open = s.upgrade.as_ref().is_some_and(|u| u.reply.is_none() || u.proof == Proof::Pending);
         hello_done && s.commands_after_hello > 0 && !upgrade_open
     }
 
@@ -212,8 +209,7 @@ impl Machine {
         while !data.is_empty() {
             match self.cmode {
                 ClientMode::Command => {
-                    data =
-                        self.take_line(0, data, s, |m, line, rest, s| m.client_line(line, rest, s));
+                    data = self.take_line(0, data, s, |m, line, rest, s| m.client_line(line, rest, s));
                 }
                 ClientMode::Hold => {
                     let room = MAX_HELD.saturating_sub(self.held.len());
@@ -246,11 +242,7 @@ impl Machine {
                     s.message_bytes += take as u64;
                     data = data.get(take..).unwrap_or(&[]);
                     let left = left - take as u64;
-                    self.cmode = if left == 0 {
-                        ClientMode::Command
-                    } else {
-                        ClientMode::Chunk { left }
-                    };
+                    self.cmode = if left == 0 { ClientMode::Command } else { ClientMode::Chunk { left } };
                 }
                 ClientMode::ExpectTls => {
                     let first = data.first().copied().unwrap_or(0);
@@ -266,11 +258,7 @@ impl Machine {
                         if let Some(u) = &mut s.upgrade {
                             if u.proof == Proof::Pending {
                                 u.proof = Proof::Cleartext;
-                                s.note(
-                                    Some(Side::Client),
-                                    frame,
-                                    "after the 220 the client went on in cleartext SMTP",
-                                );
+                                s.note(Some(Side::Client), frame, "after the 220 the client went on in cleartext SMTP");
                             }
                         }
                         self.cmode = ClientMode::Command;
@@ -308,7 +296,11 @@ impl Machine {
                             s.find(
                                 "response-injection",
                                 Some(frame),
-                                format!("server sent {} cleartext bytes after the 220 before any ClientHello: {}", data.len(), quote(data.split(|b| *b == b'\n').next().unwrap_or(&[]))),
+                                format!(
+                                    "server sent {} cleartext bytes after the 220 before any ClientHello: {}",
+                                    data.len(),
+                                    quote(data.split(|b| *b == b'\n').next().unwrap_or(&[]))
+                                ),
                             );
                         }
                         return;
@@ -385,11 +377,7 @@ impl Machine {
             // An AUTH continuation: the secret crossed, it is not kept.
             if line != b"*" && !line.is_empty() {
                 let mech = s.auth_mechanisms.last().cloned().unwrap_or_default();
-                s.find(
-                    "cleartext-auth",
-                    Some(frame),
-                    format!("AUTH {mech} credentials sent in clear"),
-                );
+                s.find("cleartext-auth", Some(frame), format!("AUTH {mech} credentials sent in clear"));
             }
             return;
         }
@@ -405,12 +393,7 @@ impl Machine {
                     _ => "LHLO",
                 };
                 if first {
-                    s.hello = Some(Hello {
-                        verb: name,
-                        arg: arg.to_vec(),
-                        frame,
-                        ..Hello::default()
-                    });
+                    s.hello = Some(Hello { verb: name, arg: arg.to_vec(), frame, ..Hello::default() });
                     s.note(Some(Side::Client), frame, format!("{name} {}", quote(arg)));
                 }
                 let ehlo = verb != Verb::Helo;
@@ -421,37 +404,28 @@ impl Machine {
             }
             Verb::Mail => {
                 s.mail_transactions = s.mail_transactions.saturating_add(1);
+                let path = crate::session::envelope_path(arg);
                 if s.mail_transactions == 1 {
-                    let domain = arg
-                        .iter()
-                        .position(|b| *b == b'@')
-                        .map(|p| &arg[p + 1..])
-                        .unwrap_or(b"");
-                    let domain: Vec<u8> = domain
-                        .iter()
-                        .take_while(|b| **b != b'>' && **b != b' ')
-                        .copied()
-                        .collect();
-                    s.note(
-                        Some(Side::Client),
-                        frame,
-                        format!("MAIL FROM in clear (domain {})", quote(&domain)),
-                    );
+                    let domain = crate::session::address_domain(path);
+                    s.note(Some(Side::Client), frame, format!("MAIL FROM in clear (domain {})", quote(domain)));
+                }
+                if s.mail_from.len() < crate::session::MAX_ADDRESSES {
+                    s.mail_from.push(path.get(..path.len().min(320)).unwrap_or(&[]).to_vec());
                 }
                 self.push(Pending::Mail, s);
             }
             Verb::Rcpt => {
                 s.rcpt_count = s.rcpt_count.saturating_add(1);
+                let path = crate::session::envelope_path(arg);
+                if s.rcpt_to.len() < crate::session::MAX_ADDRESSES {
+                    s.rcpt_to.push(path.get(..path.len().min(320)).unwrap_or(&[]).to_vec());
+                }
                 self.push(Pending::Other, s);
             }
             Verb::Data => {
                 self.push(Pending::Data, s);
                 // With no server bytes at all (one-sided capture) a body follows DATA.
-                self.cmode = if self.server_bytes == 0 {
-                    ClientMode::Body { state: 1 }
-                } else {
-                    ClientMode::Hold
-                };
+                self.cmode = if self.server_bytes == 0 { ClientMode::Body { state: 1 } } else { ClientMode::Hold };
             }
             Verb::Bdat => {
                 s.uses_bdat = true;
@@ -467,65 +441,35 @@ impl Machine {
             }
             Verb::Auth => {
                 let mut words = arg.split(|b| *b == b' ').filter(|w| !w.is_empty());
-                let mech =
-                    String::from_utf8_lossy(words.next().unwrap_or(b"")).to_ascii_uppercase();
-                let mech: String = mech
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                    .take(32)
-                    .collect();
+                let mech = String::from_utf8_lossy(words.next().unwrap_or(b"")).to_ascii_uppercase();
+                let mech: String =
+                    mech.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(32).collect();
                 if !s.auth_mechanisms.contains(&mech) && s.auth_mechanisms.len() < 8 {
                     s.auth_mechanisms.push(mech.clone());
                 }
                 s.note(Some(Side::Client), frame, format!("AUTH {mech} in clear"));
                 if words.next().is_some_and(|w| w != b"=") {
-                    s.find(
-                        "cleartext-auth",
-                        Some(frame),
-                        format!("AUTH {mech} credentials sent in clear"),
-                    );
+                    s.find("cleartext-auth", Some(frame), format!("AUTH {mech} credentials sent in clear"));
                 }
                 self.auth_active = true;
                 self.push(Pending::Auth, s);
             }
             Verb::Starttls | Verb::XAnonymousTls => {
-                let v = if verb == Verb::Starttls {
-                    UpgradeVerb::Starttls
-                } else {
-                    UpgradeVerb::XAnonymousTls
-                };
+                let v = if verb == Verb::Starttls { UpgradeVerb::Starttls } else { UpgradeVerb::XAnonymousTls };
                 let first = s.upgrade.is_none();
                 if first {
-                    s.upgrade = Some(Upgrade {
-                        verb: v,
-                        frame,
-                        reply: None,
-                        reply_frame: 0,
-                        proof: Proof::Pending,
-                    });
-                    s.note(
-                        Some(Side::Client),
-                        frame,
-                        format!("client sent {}", v.name()),
-                    );
+                    s.upgrade = Some(Upgrade { verb: v, frame, reply: None, reply_frame: 0, proof: Proof::Pending });
+                    s.note(Some(Side::Client), frame, format!("client sent {}", v.name()));
                 }
                 if !rest.is_empty() {
                     s.find(
                         "starttls-injection",
                         Some(frame),
-                        format!(
-                            "{} bytes followed {} in the same segment (CVE-2011-0411)",
-                            rest.len(),
-                            v.name()
-                        ),
+                        format!("{} bytes followed {} in the same segment (CVE-2011-0411)", rest.len(), v.name()),
                     );
                 }
                 self.push(Pending::Upgrade { first }, s);
-                self.cmode = if self.server_bytes == 0 {
-                    ClientMode::ExpectTls
-                } else {
-                    ClientMode::Hold
-                };
+                self.cmode = if self.server_bytes == 0 { ClientMode::ExpectTls } else { ClientMode::Hold };
             }
             Verb::Quit => {
                 if s.quit.is_none() {
@@ -545,13 +489,7 @@ impl Machine {
             }
             let ehlo = r.code == Some(250)
                 && !self.greeting_expected
-                && matches!(
-                    self.pending.front(),
-                    Some(Pending::Hello {
-                        first: true,
-                        ehlo: true
-                    })
-                );
+                && matches!(self.pending.front(), Some(Pending::Hello { first: true, ehlo: true }));
             self.acc = ReplyAcc {
                 active: true,
                 code: r.code,
@@ -565,10 +503,7 @@ impl Machine {
             let end = text.iter().position(|b| *b == b' ').unwrap_or(text.len());
             let (kw, params) = text.split_at(end);
             if !kw.is_empty() {
-                self.acc.exts.push(Extension {
-                    keyword: kw.to_vec(),
-                    params: command::trim(params).to_vec(),
-                });
+                self.acc.exts.push(Extension { keyword: kw.to_vec(), params: command::trim(params).to_vec() });
             }
         }
         if !r.more || r.code.is_none() {
@@ -582,10 +517,7 @@ impl Machine {
         let frame = acc.frame;
         self.replies_seen += 1;
         let greeting = self.greeting_expected
-            || (self.replies_seen == 1
-                && code == Some(220)
-                && self.pending.is_empty()
-                && s.banner.is_none());
+            || (self.replies_seen == 1 && code == Some(220) && self.pending.is_empty() && s.banner.is_none());
         if greeting {
             self.greeting_expected = false;
             s.banner = Some(acc.first.clone());
@@ -593,11 +525,7 @@ impl Machine {
             s.note(
                 Some(Side::Server),
                 frame,
-                format!(
-                    "greeting {} {}",
-                    code.map_or("???".into(), |c| c.to_string()),
-                    quote(&acc.first)
-                ),
+                format!("greeting {} {}", code.map_or("???".into(), |c| c.to_string()), quote(&acc.first)),
             );
             return;
         }
@@ -606,11 +534,7 @@ impl Machine {
             s.note(
                 Some(Side::Server),
                 frame,
-                format!(
-                    "unsolicited reply {} {}",
-                    code.map_or("???".into(), |c| c.to_string()),
-                    quote(&acc.first)
-                ),
+                format!("unsolicited reply {} {}", code.map_or("???".into(), |c| c.to_string()), quote(&acc.first)),
             );
             return;
         };
@@ -629,37 +553,20 @@ impl Machine {
                     }
                 }
                 if first && ehlo && code == Some(250) {
-                    let host = acc
-                        .first
-                        .split(|b| *b == b' ')
-                        .next()
-                        .unwrap_or(&[])
-                        .to_vec();
+                    let host = acc.first.split(|b| *b == b' ').next().unwrap_or(&[]).to_vec();
                     self.ehlo_evidence(&acc.exts, frame, cut, s);
-                    s.ehlo_reply = Some(EhloReply {
-                        host,
-                        extensions: acc.exts,
-                        frame,
-                        cut,
-                    });
+                    s.ehlo_reply = Some(EhloReply { host, extensions: acc.exts, frame, cut });
                 } else if first {
                     s.note(
                         Some(Side::Server),
                         frame,
-                        format!(
-                            "hello answered {}",
-                            code.map_or("without a code".into(), |c| c.to_string())
-                        ),
+                        format!("hello answered {}", code.map_or("without a code".into(), |c| c.to_string())),
                     );
                 }
             }
             Pending::Data => {
                 let go = code == Some(354);
-                self.cmode = if go {
-                    ClientMode::Body { state: 1 }
-                } else {
-                    ClientMode::Command
-                };
+                self.cmode = if go { ClientMode::Body { state: 1 } } else { ClientMode::Command };
                 self.release_held(s);
             }
             Pending::EndOfData | Pending::Bdat { last: true } => {
@@ -725,33 +632,21 @@ impl Machine {
             .collect();
         let cut = if cut { " (reply cut short)" } else { "" };
         if offers.is_empty() {
-            s.note(
-                Some(Side::Server),
-                frame,
-                format!("EHLO reply offers no upgrade{cut}"),
-            );
+            s.note(Some(Side::Server), frame, format!("EHLO reply offers no upgrade{cut}"));
         } else {
-            s.note(
-                Some(Side::Server),
-                frame,
-                format!("EHLO reply offers {}{cut}", offers.join(", ")),
-            );
+            s.note(Some(Side::Server), frame, format!("EHLO reply offers {}{cut}", offers.join(", ")));
         }
         for e in exts {
             let kw = &e.keyword;
-            let masked = kw.len() >= 3
-                && kw
-                    .iter()
-                    .take(kw.len() - 1)
-                    .all(|b| b.eq_ignore_ascii_case(&b'X'));
+            let masked = kw.len() >= 3 && kw.iter().take(kw.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'));
             if e.is("XXXXXXXA") && !offers.contains(&"STARTTLS") {
-                s.find("starttls-stripped", Some(frame), "EHLO reply carries XXXXXXXA where STARTTLS was: a middlebox (Cisco ESMTP inspection) masked it");
-            } else if masked && !e.is("XXXXXXXA") {
                 s.find(
-                    "ehlo-masked",
+                    "starttls-stripped",
                     Some(frame),
-                    format!("EHLO reply carries a masked extension {}", quote(kw)),
+                    "EHLO reply carries XXXXXXXA where STARTTLS was: a middlebox (Cisco ESMTP inspection) masked it",
                 );
+            } else if masked && !e.is("XXXXXXXA") {
+                s.find("ehlo-masked", Some(frame), format!("EHLO reply carries a masked extension {}", quote(kw)));
             }
         }
     }
@@ -828,10 +723,7 @@ mod tests {
 
     #[test]
     fn end_of_data_is_found_across_segments() {
-        assert_eq!(
-            scan_all(&[b"Subject: x\r\n\r\nbody\r", b"\n.", b"\r\nQUIT\r\n"]),
-            Some((2, 2))
-        );
+        assert_eq!(scan_all(&[b"Subject: x\r\n\r\nbody\r", b"\n.", b"\r\nQUIT\r\n"]), Some((2, 2)));
     }
 
     #[test]

@@ -17,11 +17,7 @@ pub enum Decision {
     /// ClientHello first on a mail port.
     ImplicitTls { client: usize },
     /// A proxy preamble: skip `skip[d]` bytes of direction `d`, then decide again.
-    Tunnel {
-        client: usize,
-        kind: Tunnel,
-        skip: [usize; 2],
-    },
+    Tunnel { client: usize, kind: Tunnel, skip: [usize; 2] },
     /// Payload that is neither SMTP nor TLS.
     NotSmtp { client: usize },
     /// Not ours to report (e.g. TLS on a non-mail port).
@@ -54,9 +50,7 @@ fn lines(b: &[u8], from_start: bool) -> impl Iterator<Item = &[u8]> {
     let look = if from_start { 3 } else { 4 };
     // Only complete lines count (the last piece has no line end yet).
     let complete = b.iter().filter(|c| **c == b'\n').count();
-    b.split(|c| *c == b'\n')
-        .take(complete.min(look))
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    b.split(|c| *c == b'\n').take(complete.min(look)).map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 fn shows_reply(b: &[u8], from_start: bool) -> bool {
@@ -72,24 +66,13 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let [b0, b1] = i.bytes;
     let has = [!b0.is_empty(), !b1.is_empty()];
     // Who is the client?
-    let ch = [
-        tls::looks_like_client_hello(b0),
-        tls::looks_like_client_hello(b1),
-    ];
-    let reply = [
-        shows_reply(b0, i.from_start[0]),
-        shows_reply(b1, i.from_start[1]),
-    ];
-    let verb = [
-        shows_verb(b0, i.from_start[0]),
-        shows_verb(b1, i.from_start[1]),
-    ];
+    let ch = [tls::looks_like_client_hello(b0), tls::looks_like_client_hello(b1)];
+    let reply = [shows_reply(b0, i.from_start[0]), shows_reply(b1, i.from_start[1])];
+    let verb = [shows_verb(b0, i.from_start[0]), shows_verb(b1, i.from_start[1])];
     let client = i.client_hint.unwrap_or_else(|| {
         if ch[0] == Some(true) && i.from_start[0] {
             0
-        } else if ch[1] == Some(true) && i.from_start[1] {
-            1
-        } else if reply[0] && !reply[1] {
+        } else if (ch[1] == Some(true) && i.from_start[1]) || (reply[0] && !reply[1]) {
             1
         } else if reply[1] && !reply[0] {
             0
@@ -108,13 +91,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
 
     if i.from_start[client] {
         match ch[client] {
-            Some(true) => {
-                return if mail_server {
-                    Decision::ImplicitTls { client }
-                } else {
-                    Decision::Ignore
-                }
-            }
+            Some(true) => return if mail_server { Decision::ImplicitTls { client } } else { Decision::Ignore },
             None if has[client] && !i.last_call => return Decision::Wait,
             _ => {}
         }
@@ -135,11 +112,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
         if !has[0] && !has[1] {
             return Decision::Wait;
         }
-        return if mail_server {
-            Decision::NotSmtp { client }
-        } else {
-            Decision::Ignore
-        };
+        return if mail_server { Decision::NotSmtp { client } } else { Decision::Ignore };
     }
     Decision::Wait
 }
@@ -149,11 +122,7 @@ fn tunnel(c: &[u8], s: &[u8], client: usize) -> Option<Decision> {
     let (kind, cskip, sskip) = if c.starts_with(b"CONNECT ") {
         (Tunnel::HttpConnect, http_head(c), http_head(s))
     } else if c.first() == Some(&4) && c.get(1) == Some(&1) {
-        (
-            Tunnel::Socks4,
-            socks4_request(c),
-            if s.len() >= 8 { Some(8) } else { None },
-        )
+        (Tunnel::Socks4, socks4_request(c), if s.len() >= 8 { Some(8) } else { None })
     } else if c.first() == Some(&5) && c.get(1).is_some_and(|n| (1..=16).contains(n)) {
         let (cs, ss) = socks5(c, s);
         (Tunnel::Socks5, cs, ss)
@@ -238,10 +207,7 @@ mod tests {
 
     #[test]
     fn greeting_then_ehlo_is_smtp() {
-        assert_eq!(
-            decide(&input(b"EHLO x\r\n", b"220 mx ESMTP\r\n")),
-            Decision::Smtp { client: 0 }
-        );
+        assert_eq!(decide(&input(b"EHLO x\r\n", b"220 mx ESMTP\r\n")), Decision::Smtp { client: 0 });
     }
 
     #[test]
@@ -252,10 +218,7 @@ mod tests {
     #[test]
     fn client_hello_first_on_a_mail_port_is_implicit_tls() {
         let ch = [0x16, 3, 1, 0, 100, 1, 0, 0];
-        assert_eq!(
-            decide(&input(&ch, b"220 mx\r\n")),
-            Decision::ImplicitTls { client: 0 }
-        );
+        assert_eq!(decide(&input(&ch, b"220 mx\r\n")), Decision::ImplicitTls { client: 0 });
         let mut i = input(&ch, b"");
         i.mail_port = [false, false];
         assert_eq!(decide(&i), Decision::Ignore);
@@ -264,14 +227,8 @@ mod tests {
     #[test]
     fn junk_from_the_client_waits_for_the_server() {
         assert_eq!(decide(&input(b"\x01\x02garbage\r\n", b"")), Decision::Wait);
-        assert_eq!(
-            decide(&input(b"\x01\x02garbage\r\n", b"220 mx\r\n")),
-            Decision::Smtp { client: 0 }
-        );
-        assert_eq!(
-            decide(&input(b"\x01\x02garbage\r\n", b"\x00\x01\n")),
-            Decision::NotSmtp { client: 0 }
-        );
+        assert_eq!(decide(&input(b"\x01\x02garbage\r\n", b"220 mx\r\n")), Decision::Smtp { client: 0 });
+        assert_eq!(decide(&input(b"\x01\x02garbage\r\n", b"\x00\x01\n")), Decision::NotSmtp { client: 0 });
     }
 
     #[test]
@@ -288,11 +245,7 @@ mod tests {
         let c = b"CONNECT mx:25 HTTP/1.1\r\nHost: mx\r\n\r\nEHLO x\r\n";
         let s = b"HTTP/1.1 200 Connection established\r\n\r\n220 mx\r\n";
         match decide(&input(c, s)) {
-            Decision::Tunnel {
-                kind: Tunnel::HttpConnect,
-                skip,
-                ..
-            } => {
+            Decision::Tunnel { kind: Tunnel::HttpConnect, skip, .. } => {
                 assert_eq!(&c[skip[0]..], b"EHLO x\r\n");
                 assert_eq!(&s[skip[1]..], b"220 mx\r\n");
             }
@@ -302,24 +255,10 @@ mod tests {
 
     #[test]
     fn socks5_preamble_is_measured() {
-        let c = [
-            &[5u8, 1, 0][..],
-            &[5, 1, 0, 1, 10, 0, 0, 2, 0, 25],
-            b"EHLO x\r\n",
-        ]
-        .concat();
-        let s = [
-            &[5u8, 0][..],
-            &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0],
-            b"220 mx\r\n",
-        ]
-        .concat();
+        let c = [&[5u8, 1, 0][..], &[5, 1, 0, 1, 10, 0, 0, 2, 0, 25], b"EHLO x\r\n"].concat();
+        let s = [&[5u8, 0][..], &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0], b"220 mx\r\n"].concat();
         match decide(&input(&c, &s)) {
-            Decision::Tunnel {
-                kind: Tunnel::Socks5,
-                skip,
-                ..
-            } => assert_eq!(skip, [13, 12]),
+            Decision::Tunnel { kind: Tunnel::Socks5, skip, .. } => assert_eq!(skip, [13, 12]),
             d => panic!("{d:?}"),
         }
     }

@@ -27,16 +27,10 @@ pub fn code_of(line: &[u8]) -> Option<u16> {
 /// Parses one line (without its line ending).
 pub fn parse(line: &[u8]) -> ReplyLine<'_> {
     match code_of(line) {
-        Some(code) => ReplyLine {
-            code: Some(code),
-            more: line.get(3) == Some(&b'-'),
-            text: line.get(4..).unwrap_or(&[]),
-        },
-        None => ReplyLine {
-            code: None,
-            more: false,
-            text: line,
-        },
+        Some(code) => {
+            ReplyLine { code: Some(code), more: line.get(3) == Some(&b'-'), text: line.get(4..).unwrap_or(&[]) }
+        }
+        None => ReplyLine { code: None, more: false, text: line },
     }
 }
 
@@ -47,10 +41,7 @@ mod tests {
     #[test]
     fn multiline_reply_lines_continue_with_a_dash() {
         let l = parse(b"250-STARTTLS");
-        assert_eq!(
-            (l.code, l.more, l.text),
-            (Some(250), true, &b"STARTTLS"[..])
-        );
+        assert_eq!((l.code, l.more, l.text), (Some(250), true, &b"STARTTLS"[..]));
         let l = parse(b"250 OK");
         assert_eq!((l.code, l.more), (Some(250), false));
     }

@@ -29,17 +29,32 @@ fn rfc4514_escape(v: &str) -> String {
     out
 }
 
+/// The attribute type names RFC 4514 section 3 defines; others are written as dotted OIDs.
+fn rfc4514_key(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+    let id = oid.to_id_string();
+    let short = match id.as_str() {
+        "2.5.4.3" => "CN",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.6" => "C",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return id,
+    };
+    short.to_string()
+}
+
 /// RFC 4514 string: last RDN first, short attribute names, escaped values.
 pub fn rfc4514(name: &X509Name<'_>) -> String {
-    let reg = oid_registry();
     let rdns: Vec<String> = name
         .iter_rdn()
         .map(|rdn| {
             rdn.iter()
                 .map(|atv| {
-                    let key = oid2sn(atv.attr_type(), reg)
-                        .map(str::to_string)
-                        .unwrap_or_else(|_| atv.attr_type().to_id_string());
+                    let key = rfc4514_key(atv.attr_type());
                     let val = match atv.as_str() {
                         Ok(s) => rfc4514_escape(s),
                         Err(_) => format!("#{}", hex(atv.attr_value().data)),
@@ -65,10 +80,7 @@ pub fn parse(der: &[u8], chain_len: usize) -> Option<CertInfo> {
                 GeneralName::RFC822Name(e) => sans.push(format!("email:{e}")),
                 GeneralName::URI(u) => sans.push(format!("URI:{u}")),
                 GeneralName::IPAddress(ip) => match ip.len() {
-                    4 => sans.push(format!(
-                        "IP:{}",
-                        std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])
-                    )),
+                    4 => sans.push(format!("IP:{}", std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))),
                     16 => {
                         let mut a = [0u8; 16];
                         a.copy_from_slice(ip);
@@ -80,11 +92,8 @@ pub fn parse(der: &[u8], chain_len: usize) -> Option<CertInfo> {
             }
         }
     }
-    let common_names = cert
-        .subject()
-        .iter_common_name()
-        .filter_map(|cn| cn.as_str().ok().map(str::to_string))
-        .collect();
+    let common_names =
+        cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok().map(str::to_string)).collect();
     let (key_type, key_bits) = match cert.public_key().parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(k)) => ("RSA", k.key_size()),
         Ok(x509_parser::public_key::PublicKey::EC(k)) => ("EC", k.key_size()),
@@ -93,9 +102,7 @@ pub fn parse(der: &[u8], chain_len: usize) -> Option<CertInfo> {
         Err(_) => ("unknown", 0),
     };
     let sig_oid = &cert.signature_algorithm.algorithm;
-    let signature = oid2sn(sig_oid, reg)
-        .map(str::to_string)
-        .unwrap_or_else(|_| sig_oid.to_id_string());
+    let signature = oid2sn(sig_oid, reg).map(str::to_string).unwrap_or_else(|_| sig_oid.to_id_string());
     Some(CertInfo {
         subject: rfc4514(cert.subject()),
         issuer: rfc4514(cert.issuer()),
@@ -131,11 +138,7 @@ pub fn name_matches(pattern: &str, host: &str) -> bool {
 impl CertInfo {
     /// Names the certificate is valid for: DNS SANs, else the subject CNs.
     pub fn dns_names(&self) -> Vec<&str> {
-        let sans: Vec<&str> = self
-            .sans
-            .iter()
-            .filter_map(|s| s.strip_prefix("DNS:"))
-            .collect();
+        let sans: Vec<&str> = self.sans.iter().filter_map(|s| s.strip_prefix("DNS:")).collect();
         if sans.is_empty() {
             self.common_names.iter().map(String::as_str).collect()
         } else {

@@ -6,8 +6,8 @@
 pub mod cert;
 
 use tls_parser::{
-    parse_tls_client_hello_extensions, parse_tls_message_handshake,
-    parse_tls_server_hello_extensions, TlsExtension, TlsMessage, TlsMessageHandshake,
+    parse_tls_client_hello_extensions, parse_tls_message_handshake, parse_tls_server_hello_extensions, TlsExtension,
+    TlsMessage, TlsMessageHandshake,
 };
 
 use crate::session::{tls_version_name, Alert, Session, Side};
@@ -24,8 +24,8 @@ const MAX_HANDSHAKE_BUF: usize = 128 * 1024;
 
 /// SHA-256("HelloRetryRequest"): the ServerHello.random that marks an HRR (RFC 8446 4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11,
+    0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
 /// Whether `bytes` start like a TLS record: `Some(true/false)`, or `None` if too short to say.
@@ -165,12 +165,7 @@ impl Tracker {
                 CONTENT_ALERT => {
                     d.body.extend_from_slice(chunk);
                     if done && d.body.len() >= 2 {
-                        let alert = Alert {
-                            side,
-                            level: d.body[0],
-                            description: d.body[1],
-                            frame,
-                        };
+                        let alert = Alert { side, level: d.body[0], description: d.body[1], frame };
                         let replace = match s.tls.alert {
                             None => true,
                             Some(a) => a.level != 2 && alert.level == 2,
@@ -204,8 +199,7 @@ impl Tracker {
             let Some(hdr) = d.handshake.get(..4) else {
                 return;
             };
-            let len =
-                (usize::from(hdr[1]) << 16) | (usize::from(hdr[2]) << 8) | usize::from(hdr[3]);
+            let len = (usize::from(hdr[1]) << 16) | (usize::from(hdr[2]) << 8) | usize::from(hdr[3]);
             if d.handshake.len() < 4 + len {
                 if 4 + len > MAX_HANDSHAKE_BUF {
                     note_partial_hello(side, &d.handshake, s, frame);
@@ -245,12 +239,7 @@ impl Tracker {
                                     s.tls.alpn = protos.iter().map(|p| p.to_vec()).collect();
                                 }
                                 TlsExtension::SupportedVersions(vs) => {
-                                    if let Some(v) = vs
-                                        .iter()
-                                        .map(|v| v.0)
-                                        .filter(|v| v & 0x0f0f != 0x0a0a)
-                                        .max()
-                                    {
+                                    if let Some(v) = vs.iter().map(|v| v.0).filter(|v| v & 0x0f0f != 0x0a0a).max() {
                                         max = max.max(v);
                                     }
                                 }
@@ -278,11 +267,7 @@ impl Tracker {
             (Side::Server, TlsMessageHandshake::ServerHello(sh)) => {
                 if sh.random == HRR_RANDOM {
                     s.tls.hello_retry = true;
-                    s.note(
-                        Some(Side::Server),
-                        frame,
-                        "HelloRetryRequest (not the ServerHello)",
-                    );
+                    s.note(Some(Side::Server), frame, "HelloRetryRequest (not the ServerHello)");
                     return;
                 }
                 let mut version = sh.version.0;
@@ -302,11 +287,7 @@ impl Tracker {
                     s.tls.version = Some(version);
                     s.tls.cipher = Some(sh.cipher.0);
                     let cipher = cipher_name(sh.cipher.0);
-                    s.note(
-                        Some(Side::Server),
-                        frame,
-                        format!("ServerHello: {}, {cipher}", version_label(version)),
-                    );
+                    s.note(Some(Side::Server), frame, format!("ServerHello: {}, {cipher}", version_label(version)));
                 }
                 if is_tls13(version) {
                     for d in &mut self.dirs {
@@ -325,14 +306,12 @@ impl Tracker {
                     d.encrypted = true;
                 }
             }
-            (Side::Server, TlsMessageHandshake::Certificate(c)) => {
-                if s.tls.cert.is_none() {
-                    if let Some(first) = c.cert_chain.first() {
-                        s.tls.cert = cert::parse(first.data, c.cert_chain.len());
-                        if let Some(ci) = &s.tls.cert {
-                            let subject = ci.subject.clone();
-                            s.note(Some(Side::Server), frame, format!("certificate: {subject}"));
-                        }
+            (Side::Server, TlsMessageHandshake::Certificate(c)) if s.tls.cert.is_none() => {
+                if let Some(first) = c.cert_chain.first() {
+                    s.tls.cert = cert::parse(first.data, c.cert_chain.len());
+                    if let Some(ci) = &s.tls.cert {
+                        let subject = ci.subject.clone();
+                        s.note(Some(Side::Server), frame, format!("certificate: {subject}"));
                     }
                 }
             }
@@ -344,11 +323,9 @@ impl Tracker {
 /// A handshake message we could not read whole still says which hello it was (snaplen cuts).
 fn note_partial_hello(side: Side, msg: &[u8], s: &mut Session, frame: u64) {
     match (side, msg.first()) {
-        (Side::Client, Some(&HS_CLIENT_HELLO)) => {
-            if s.tls.client_hello.is_none() {
-                s.tls.client_hello = Some(frame);
-                s.note(Some(side), frame, "ClientHello (cut short in the capture)");
-            }
+        (Side::Client, Some(&HS_CLIENT_HELLO)) if s.tls.client_hello.is_none() => {
+            s.tls.client_hello = Some(frame);
+            s.note(Some(side), frame, "ClientHello (cut short in the capture)");
         }
         (Side::Server, Some(&HS_SERVER_HELLO)) => {
             let hrr = msg.get(6..38).is_some_and(|r| r == HRR_RANDOM);
@@ -379,13 +356,12 @@ pub fn version_label(v: u16) -> String {
 
 /// IANA name of a cipher suite, or its hex id.
 pub fn cipher_name(id: u16) -> String {
-    tls_parser::TlsCipherSuite::from_id(id)
-        .map_or_else(|| format!("0x{id:04X}"), |c| c.name.to_string())
+    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04X}"), |c| c.name.to_string())
 }
 
 /// RFC 8446 name of an alert description (snake_case of tls-parser's names).
 pub fn alert_name(code: u8) -> String {
-    let debug = format!("{:?}", tls_parser::TlsAlertDescription(code));
+    let debug = tls_parser::TlsAlertDescription(code).to_string();
     if debug.starts_with("TlsAlertDescription") || debug.chars().all(|c| c.is_ascii_digit()) {
         return format!("alert_{code}");
     }
@@ -411,71 +387,34 @@ pub fn assess(s: &mut Session) {
     }
     let frame = s.tls.server_hello;
     if version < 0x0303 && (version & 0xff00) != 0x7f00 {
-        s.find(
-            "weak-tls-version",
-            frame,
-            format!("negotiated {} (below TLS1.2)", version_label(version)),
-        );
+        s.find("weak-tls-version", frame, format!("negotiated {} (below TLS1.2)", version_label(version)));
     }
     if is_tls13(version) {
-        s.find(
-            "cert-not-visible-tls13",
-            frame,
-            "TLS1.3 encrypts the certificate: it cannot be checked on the wire",
-        );
+        s.find("cert-not-visible-tls13", frame, "TLS1.3 encrypts the certificate: it cannot be checked on the wire");
         return;
     }
     let Some(c) = s.tls.cert.clone() else { return };
     let at = s.first_seen / 1_000_000;
     if at > c.not_after {
-        s.find(
-            "cert-expired",
-            frame,
-            format!(
-                "certificate expired {}",
-                crate::report::rfc3339_secs(c.not_after)
-            ),
-        );
+        s.find("cert-expired", frame, format!("certificate expired {}", crate::report::rfc3339_secs(c.not_after)));
     }
     if at < c.not_before {
         s.find(
             "cert-not-yet-valid",
             frame,
-            format!(
-                "certificate valid only from {}",
-                crate::report::rfc3339_secs(c.not_before)
-            ),
+            format!("certificate valid only from {}", crate::report::rfc3339_secs(c.not_before)),
         );
     }
-    let anonymous = s
-        .upgrade
-        .as_ref()
-        .is_some_and(|u| u.verb == crate::session::UpgradeVerb::XAnonymousTls);
-    let info = if anonymous {
-        " (informational: X-ANONYMOUSTLS uses self-signed certificates by design)"
-    } else {
-        ""
-    };
+    let anonymous = s.upgrade.as_ref().is_some_and(|u| u.verb == crate::session::UpgradeVerb::XAnonymousTls);
+    let info = if anonymous { " (informational: X-ANONYMOUSTLS uses self-signed certificates by design)" } else { "" };
     if c.self_signed {
-        s.find(
-            "cert-self-signed",
-            frame,
-            format!("self-signed certificate{info}"),
-        );
+        s.find("cert-self-signed", frame, format!("self-signed certificate{info}"));
     }
     if c.weak_key() {
-        s.find(
-            "cert-weak-key",
-            frame,
-            format!("{} key of {} bits", c.key_type, c.key_bits),
-        );
+        s.find("cert-weak-key", frame, format!("{} key of {} bits", c.key_type, c.key_bits));
     }
     if c.weak_signature() {
-        s.find(
-            "cert-sha1-signature",
-            frame,
-            format!("signed with {}", c.signature),
-        );
+        s.find("cert-sha1-signature", frame, format!("signed with {}", c.signature));
     }
     let expected = s
         .tls
@@ -483,10 +422,7 @@ pub fn assess(s: &mut Session) {
         .as_ref()
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .or_else(|| {
-            s.ehlo_reply
-                .as_ref()
-                .map(|r| String::from_utf8_lossy(&r.host).into_owned())
-                .filter(|h| !h.is_empty())
+            s.ehlo_reply.as_ref().map(|r| String::from_utf8_lossy(&r.host).into_owned()).filter(|h| !h.is_empty())
         })
         .or_else(|| {
             s.banner
@@ -523,10 +459,7 @@ mod tests {
 
     #[test]
     fn client_hello_is_recognised_from_six_bytes() {
-        assert_eq!(
-            looks_like_client_hello(&[0x16, 3, 1, 0, 200, 1]),
-            Some(true)
-        );
+        assert_eq!(looks_like_client_hello(&[0x16, 3, 1, 0, 200, 1]), Some(true));
         assert_eq!(looks_like_client_hello(&[0x16, 3, 1]), None);
         assert_eq!(looks_like_client_hello(b"EHLO x"), Some(false));
     }

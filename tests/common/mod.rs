@@ -19,10 +19,7 @@ pub fn public_corpus() -> Option<PathBuf> {
     if dir.join("expected.jsonl").is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: public corpus not found at {} (set SMTPSCOPE_PUBLIC_CAPTURES)",
-            dir.display()
-        );
+        eprintln!("SKIPPED: public corpus not found at {} (set SMTPSCOPE_PUBLIC_CAPTURES)", dir.display());
         None
     }
 }
@@ -47,7 +44,7 @@ pub fn sessions(path: &Path) -> Vec<Session> {
 
 /// NDJSON records for one file.
 pub fn records(path: &Path) -> Vec<Value> {
-    sessions(path).iter().map(record).collect()
+    sessions(path).iter().map(|s| record(s, Default::default())).collect()
 }
 
 /// Reads an expected.jsonl.
@@ -79,10 +76,7 @@ pub const COMPARED: &[&str] = &[
 /// Compares every file of a corpus; returns one line per disagreement.
 pub fn disagreements(dir: &Path) -> (usize, Vec<String>) {
     let exp = expected(dir);
-    let mut files: Vec<String> = exp
-        .iter()
-        .map(|e| e["file"].as_str().unwrap().to_string())
-        .collect();
+    let mut files: Vec<String> = exp.iter().map(|e| e["file"].as_str().unwrap().to_string()).collect();
     files.dedup();
     let mut problems = Vec::new();
     let mut checked = 0;
@@ -90,41 +84,25 @@ pub fn disagreements(dir: &Path) -> (usize, Vec<String>) {
         let got = records(&dir.join(file));
         let want: Vec<&Value> = exp.iter().filter(|e| e["file"] == file.as_str()).collect();
         for w in &want {
-            let found = got
-                .iter()
-                .find(|g| g["client"] == w["client"] && g["server"] == w["server"]);
+            let found = got.iter().find(|g| g["client"] == w["client"] && g["server"] == w["server"]);
             let Some(g) = found else {
-                problems.push(format!(
-                    "{file}: missing session {} -> {}",
-                    w["client"], w["server"]
-                ));
+                problems.push(format!("{file}: missing session {} -> {}", w["client"], w["server"]));
                 continue;
             };
             checked += 1;
             if g["verdict"] != w["label"] {
-                problems.push(format!(
-                    "{file} {}: verdict {} != label {}",
-                    w["client"], g["verdict"], w["label"]
-                ));
+                problems.push(format!("{file} {}: verdict {} != label {}", w["client"], g["verdict"], w["label"]));
             }
             for k in COMPARED {
                 if g[*k] != w[*k] {
-                    problems.push(format!(
-                        "{file} {}: {k} {} != {}",
-                        w["client"], g[*k], w[*k]
-                    ));
+                    problems.push(format!("{file} {}: {k} {} != {}", w["client"], g[*k], w[*k]));
                 }
             }
         }
         for g in &got {
-            if !want
-                .iter()
-                .any(|w| g["client"] == w["client"] && g["server"] == w["server"])
-            {
-                problems.push(format!(
-                    "{file}: unexpected session {} -> {} ({})",
-                    g["client"], g["server"], g["verdict"]
-                ));
+            if !want.iter().any(|w| g["client"] == w["client"] && g["server"] == w["server"]) {
+                problems
+                    .push(format!("{file}: unexpected session {} -> {} ({})", g["client"], g["server"], g["verdict"]));
             }
         }
     }
