@@ -140,7 +140,7 @@ pub struct TableStats {
     pub flows: u64,
     /// Flows evicted for memory.
     pub evicted: u64,
-    /// Packets for a closed or evicted flow, dropped.
+    /// Packets with payload for a closed or evicted flow, dropped.
     pub late_packets: u64,
     /// Most flows held at once.
     pub peak_flows: usize,
@@ -229,7 +229,10 @@ impl<A> FlowTable<A> {
             }
         } else if self.tombstones.contains_key(&key) {
             if !pure_syn {
-                self.stats.late_packets += 1;
+                // The last ACK of a close is normal; only late bytes are worth counting.
+                if seg.wire_len > 0 {
+                    self.stats.late_packets += 1;
+                }
                 return Lookup::Late;
             }
             self.tombstones.remove(&key);

@@ -55,9 +55,15 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
             rdn.iter()
                 .map(|atv| {
                     let key = rfc4514_key(atv.attr_type());
+                    // TeletexString and friends: x509-parser declines them, but in practice
+                    // they carry ASCII/UTF-8; only bytes that are not text become `#hex`.
+                    let raw = atv.attr_value().data;
                     let val = match atv.as_str() {
                         Ok(s) => rfc4514_escape(s),
-                        Err(_) => format!("#{}", hex(atv.attr_value().data)),
+                        Err(_) => match std::str::from_utf8(raw) {
+                            Ok(s) if !s.chars().any(char::is_control) => rfc4514_escape(s),
+                            _ => format!("#{}", hex(raw)),
+                        },
                     };
                     format!("{key}={val}")
                 })

@@ -19,6 +19,11 @@ pub fn public_corpus() -> Option<PathBuf> {
     if dir.join("expected.jsonl").is_file() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var_os("SMTPSCOPE_REQUIRE_CORPUS").is_none(),
+            "public corpus required but not found at {}",
+            dir.display()
+        );
         eprintln!("SKIPPED: public corpus not found at {} (set SMTPSCOPE_PUBLIC_CAPTURES)", dir.display());
         None
     }
@@ -107,4 +112,245 @@ pub fn disagreements(dir: &Path) -> (usize, Vec<String>) {
         }
     }
     (checked, problems)
+}
+
+/// One step of a scripted TCP conversation.
+#[derive(Debug, Clone)]
+enum Op {
+    Handshake,
+    Client(Vec<u8>),
+    Server(Vec<u8>),
+    Close,
+    ClientRst,
+    TimeJump(i64),
+}
+
+/// A scripted SMTP conversation turned into real IPv4/TCP packets (link type RAW), run through
+/// the whole engine. Used where no real capture of a behaviour exists yet.
+#[derive(Debug, Clone)]
+pub struct Dialogue {
+    client: ([u8; 4], u16),
+    server: ([u8; 4], u16),
+    isn: (u32, u32),
+    ops: Vec<Op>,
+}
+
+impl Dialogue {
+    /// A conversation from 10.9.0.1:`cport` to 10.9.0.2:`sport`, opened with a handshake.
+    pub fn new(cport: u16, sport: u16) -> Self {
+        Self {
+            client: ([10, 9, 0, 1], cport),
+            server: ([10, 9, 0, 2], sport),
+            isn: (1000, 5000),
+            ops: vec![Op::Handshake],
+        }
+    }
+
+    /// Same, but the capture starts after the handshake.
+    pub fn mid_stream(cport: u16, sport: u16) -> Self {
+        Self { ops: Vec::new(), ..Self::new(cport, sport) }
+    }
+
+    /// Uses other initial sequence numbers (a new connection on the same 4-tuple).
+    pub fn with_isn(mut self, c: u32, s: u32) -> Self {
+        self.isn = (c, s);
+        self
+    }
+
+    /// Client sends `b`.
+    pub fn c(mut self, b: impl AsRef<[u8]>) -> Self {
+        self.ops.push(Op::Client(b.as_ref().to_vec()));
+        self
+    }
+
+    /// Server sends `b`.
+    pub fn s(mut self, b: impl AsRef<[u8]>) -> Self {
+        self.ops.push(Op::Server(b.as_ref().to_vec()));
+        self
+    }
+
+    /// Both sides FIN.
+    pub fn close(mut self) -> Self {
+        self.ops.push(Op::Close);
+        self
+    }
+
+    /// The client resets.
+    pub fn rst(mut self) -> Self {
+        self.ops.push(Op::ClientRst);
+        self
+    }
+
+    /// Later packets are dated `secs` seconds later (or earlier).
+    pub fn jump(mut self, secs: i64) -> Self {
+        self.ops.push(Op::TimeJump(secs));
+        self
+    }
+
+    /// Raw IPv4 packets with timestamps; data split into segments of at most `mss` bytes.
+    pub fn packets(&self, mss: usize) -> Vec<(i64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let (mut cs, mut ss) = self.isn;
+        let mut ts: i64 = 1_700_000_000_000_000;
+        let mut push = |from_client: bool, seq: u32, ack: u32, flags: &str, data: &[u8], ts: &mut i64| {
+            let (src, dst) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
+            let mut b = etherparse::PacketBuilder::ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 65535);
+            if flags.contains('S') {
+                b = b.syn();
+            }
+            if flags.contains('A') {
+                b = b.ack(ack);
+            }
+            if flags.contains('F') {
+                b = b.fin();
+            }
+            if flags.contains('R') {
+                b = b.rst();
+            }
+            if flags.contains('P') {
+                b = b.psh();
+            }
+            let mut v = Vec::new();
+            b.write(&mut v, data).unwrap();
+            *ts += 1000;
+            out.push((*ts, v));
+        };
+        for op in &self.ops {
+            match op {
+                Op::Handshake => {
+                    push(true, cs, 0, "S", &[], &mut ts);
+                    push(false, ss, cs.wrapping_add(1), "SA", &[], &mut ts);
+                    cs = cs.wrapping_add(1);
+                    ss = ss.wrapping_add(1);
+                    push(true, cs, ss, "A", &[], &mut ts);
+                }
+                Op::Client(d) => {
+                    for chunk in d.chunks(mss.max(1)) {
+                        push(true, cs, ss, "AP", chunk, &mut ts);
+                        cs = cs.wrapping_add(chunk.len() as u32);
+                    }
+                }
+                Op::Server(d) => {
+                    for chunk in d.chunks(mss.max(1)) {
+                        push(false, ss, cs, "AP", chunk, &mut ts);
+                        ss = ss.wrapping_add(chunk.len() as u32);
+                    }
+                }
+                Op::Close => {
+                    push(true, cs, ss, "AF", &[], &mut ts);
+                    cs = cs.wrapping_add(1);
+                    push(false, ss, cs, "AF", &[], &mut ts);
+                    ss = ss.wrapping_add(1);
+                    push(true, cs, ss, "A", &[], &mut ts);
+                }
+                Op::ClientRst => push(true, cs, ss, "R", &[], &mut ts),
+                Op::TimeJump(s) => ts += s * 1_000_000,
+            }
+        }
+        out
+    }
+
+    /// Runs the packets (segments of at most `mss` bytes) through a fresh engine.
+    pub fn run_mss(&self, mss: usize) -> Vec<Session> {
+        run_packets(&self.packets(mss))
+    }
+
+    /// Runs with 1460-byte segments.
+    pub fn run(&self) -> Vec<Session> {
+        self.run_mss(1460)
+    }
+
+    /// The single session this dialogue should produce, as its NDJSON record.
+    pub fn record(&self) -> Value {
+        let s = self.run();
+        assert_eq!(s.len(), 1, "expected one session, got {}", s.len());
+        record(&s[0], Default::default())
+    }
+}
+
+/// Runs raw IPv4 packets through a fresh engine.
+pub fn run_packets(pkts: &[(i64, Vec<u8>)]) -> Vec<Session> {
+    let mut engine = Engine::new(Config::default(), vec![Arc::from("synthetic")], None);
+    let mut out = Vec::new();
+    for (i, (ts, data)) in pkts.iter().enumerate() {
+        let p = smtpscope::capture::Packet {
+            ts: *ts,
+            data,
+            orig_len: data.len() as u32,
+            linktype: smtpscope::decode::link::dlt::RAW,
+            source: 0,
+            frame: i as u64 + 1,
+        };
+        engine.packet(&p, &mut |s| out.push(s));
+    }
+    engine.finish(&mut |s| out.push(s));
+    out
+}
+
+/// A TLS record of content type `ct` carrying `body`.
+pub fn tls_record(ct: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![ct, 3, 3];
+    v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn handshake(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    v.extend_from_slice(body);
+    v
+}
+
+/// A minimal TLS 1.2 ClientHello record with an SNI extension.
+pub fn client_hello(sni: &str) -> Vec<u8> {
+    let mut b = vec![3, 3];
+    b.extend_from_slice(&[7u8; 32]);
+    b.push(0); // session id
+    b.extend_from_slice(&[0, 4, 0xc0, 0x2f, 0x13, 0x01]); // cipher suites
+    b.extend_from_slice(&[1, 0]); // compression
+    let name = sni.as_bytes();
+    let mut sni_ext = Vec::new();
+    sni_ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    sni_ext.push(0);
+    sni_ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni_ext.extend_from_slice(name);
+    let mut exts = vec![0, 0];
+    exts.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
+    exts.extend_from_slice(&sni_ext);
+    b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    b.extend_from_slice(&exts);
+    tls_record(22, &handshake(1, &b))
+}
+
+/// A minimal ServerHello record: TLS 1.2 (`tls13` false) or TLS 1.3 via supported_versions.
+pub fn server_hello(tls13: bool) -> Vec<u8> {
+    let mut b = vec![3, 3];
+    b.extend_from_slice(&[9u8; 32]);
+    b.push(0);
+    if tls13 {
+        b.extend_from_slice(&[0x13, 0x01, 0]);
+        b.extend_from_slice(&[0, 6, 0, 0x2b, 0, 2, 3, 4]);
+    } else {
+        b.extend_from_slice(&[0xc0, 0x2f, 0]);
+    }
+    tls_record(22, &handshake(2, &b))
+}
+
+/// A cleartext fatal alert.
+pub fn fatal_alert(desc: u8) -> Vec<u8> {
+    tls_record(21, &[2, desc])
+}
+
+/// The usual opening: greeting, EHLO and a reply advertising `exts`.
+pub fn opening(d: Dialogue, exts: &[&str]) -> Dialogue {
+    let mut reply = String::from("250-mx.example.org Hello\r\n");
+    for (i, e) in exts.iter().enumerate() {
+        let sep = if i + 1 == exts.len() { ' ' } else { '-' };
+        reply.push_str(&format!("250{sep}{e}\r\n"));
+    }
+    if exts.is_empty() {
+        reply = "250 mx.example.org Hello\r\n".into();
+    }
+    d.s("220 mx.example.org ESMTP\r\n").c("EHLO client.example.org\r\n").s(reply)
 }

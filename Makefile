@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test deps lint bench release
+
+# libpcap's headers and pkg-config file, from Debian/Ubuntu, installed only when missing.
+deps:
+	@if ! { dpkg -s libpcap-dev >/dev/null 2>&1 || pkg-config --exists libpcap 2>/dev/null; }; then \
+		echo "installing libpcap-dev (needs apt)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpcap-dev >/dev/null; \
+	fi
+
+release: deps
+	$(CARGO) build --release
+
+# The main job on the bundled capture: a table of SMTP sessions with verdicts.
+demo: release
+	./target/release/smtpscope -r captures/demo.pcap
+
+# Every test: unit, accuracy on the bundled and (when present) the shared public captures.
+test: deps
+	$(CARGO) test --all-targets
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Throughput and peak RSS on a large lab capture (root: builds it with ../shared/lab).
+bench: deps
+	scripts/bench.sh

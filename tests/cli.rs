@@ -1,0 +1,190 @@
+//! The command line as a user meets it: exit codes, errors on one line, truncated files,
+//! BPF filters, merged inputs, and stdout carrying only records.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn smtpscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(args).output().expect("run smtpscope")
+}
+
+fn demo() -> String {
+    common::bundled().join("demo.pcap").to_string_lossy().into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smtpscope-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect()
+}
+
+#[test]
+fn table_lists_each_session_with_its_verdict() {
+    let o = smtpscope(&["-r", &demo(), "--color", "never"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    for v in ["starttls ", "starttls-offered-unused", "plaintext"] {
+        assert!(out.contains(v), "{v} missing in\n{out}");
+    }
+    assert!(!out.contains('\u{1b}'));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("3 SMTP session(s)"));
+}
+
+#[test]
+fn every_json_line_has_every_schema_key() {
+    let o = smtpscope(&["-q", "-r", &demo(), "--format", "json"]);
+    assert!(o.status.success());
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 3);
+    let keys: Vec<String> = lines[0].as_object().unwrap().keys().cloned().collect();
+    for k in [
+        "schema_version",
+        "community_id",
+        "file",
+        "client",
+        "server",
+        "first_seen",
+        "last_seen",
+        "tunnel",
+        "helo",
+        "banner",
+        "ehlo_extensions",
+        "starttls_offered",
+        "upgrade_verb",
+        "starttls_sent",
+        "starttls_reply",
+        "tls_handshake",
+        "tls_version",
+        "cipher",
+        "sni",
+        "alpn",
+        "cert",
+        "tls_alert",
+        "mail_transactions",
+        "messages_accepted",
+        "rcpt_count",
+        "bytes_client",
+        "bytes_server",
+        "clean_close",
+        "auth_mechanisms",
+        "verdict",
+        "evidence",
+        "findings",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "missing key {k}");
+    }
+    for l in &lines {
+        let k2: Vec<String> = l.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(k2, keys, "every line carries the same keys");
+    }
+    assert!(lines[0]["first_seen"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn a_truncated_capture_warns_reports_what_it_saw_and_exits_0() {
+    let bytes = std::fs::read(demo()).unwrap();
+    let cut = tmp("cut.pcap");
+    // Cut inside the second session, in the middle of a packet.
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
+    let o = smtpscope(&["-r", cut.to_str().unwrap(), "-F", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("warning") && err.contains("read stopped"), "{err}");
+    let lines = json_lines(&o);
+    assert!(lines.len() >= 2, "sessions seen before the cut are reported");
+    assert_eq!(lines[0]["verdict"], "starttls");
+}
+
+#[test]
+fn a_missing_file_is_a_one_line_error_and_exit_2() {
+    let o = smtpscope(&["-r", "/nonexistent/x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/x.pcap"));
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_exit_2() {
+    let p = tmp("garbage.pcap");
+    std::fs::write(&p, b"this is not a pcap file at all, just text\n").unwrap();
+    let o = smtpscope(&["-r", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_bad_bpf_expression_is_exit_2_with_libpcaps_message() {
+    let o = smtpscope(&["-r", &demo(), "port", "notaport"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad capture filter"));
+}
+
+#[test]
+fn a_bpf_filter_selects_sessions() {
+    let o = smtpscope(&["-q", "-r", &demo(), "-F", "json", "tcp", "port", "2526"]);
+    assert!(o.status.success());
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["verdict"], "plaintext");
+}
+
+#[test]
+fn several_files_are_merged_and_each_record_names_its_file() {
+    let Some(dir) = common::public_corpus() else { return };
+    let other = dir.join("packetlife-ipv4-smtp-gmail-ehlo-quit.pcap");
+    let o = smtpscope(&["-q", "-r", &demo(), "-r", other.to_str().unwrap(), "-F", "json"]);
+    assert!(o.status.success());
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().any(|l| l["file"].as_str().unwrap().ends_with("packetlife-ipv4-smtp-gmail-ehlo-quit.pcap")));
+    // Merged by timestamp: the 2014 session ends before the 2026 ones.
+    assert!(lines[0]["file"].as_str().unwrap().contains("packetlife"));
+}
+
+#[test]
+fn the_summary_goes_to_its_file_never_into_stdout() {
+    let sum = tmp("summary.json");
+    let o = smtpscope(&["-r", &demo(), "-F", "json", "--summary", sum.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert_eq!(json_lines(&o).len(), 3);
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&sum).unwrap()).unwrap();
+    assert_eq!(s["sessions"], 3);
+    assert_eq!(s["verdicts"]["starttls"], 1);
+    assert_eq!(s["packets"], 101);
+}
+
+#[test]
+fn csv_has_a_header_and_a_row_per_session() {
+    let o = smtpscope(&["-q", "-r", &demo(), "-F", "csv"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("first_seen,last_seen,file"));
+    assert_eq!(lines.count(), 3);
+}
+
+#[test]
+fn closing_stdout_early_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["-q", "-r", &demo(), "-F", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success() || status.code() == Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

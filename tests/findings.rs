@@ -1,0 +1,93 @@
+//! Evidence and findings on real captures: what a mail admin is told beyond the verdict.
+
+mod common;
+
+use serde_json::Value;
+
+fn record(file: &str, client: &str) -> Option<Value> {
+    let dir = common::public_corpus()?;
+    let r = common::records(&dir.join(file)).into_iter().find(|r| r["client"] == client);
+    Some(r.unwrap_or_else(|| panic!("no session {client} in {file}")))
+}
+
+fn names(r: &Value) -> Vec<&str> {
+    r["findings"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn auth_plain_in_clear_is_reported_without_the_secret() {
+    let Some(r) = record("arkime-smtp-submission-587-auth-plain-aol.pcap", "10.0.0.1:3293") else { return };
+    assert!(names(&r).contains(&"cleartext-auth"));
+    assert_eq!(r["auth_mechanisms"], serde_json::json!(["PLAIN"]));
+    assert!(!r.to_string().contains("ADEyMzQ1Njc4QGFvbC5jb20AcGFzc3dk"));
+    assert!(!r.to_string().contains("12345678@aol.com"), "addresses only with --show-addresses");
+    assert_eq!(r["mail_from"], serde_json::json!(["aol.com"]));
+}
+
+#[test]
+fn implicit_tls_1_0_is_weak_and_its_certificate_is_read() {
+    let Some(r) = record("certgrep-implicit-tls-on-port-587.pcapng", "10.74.5.100:1212") else { return };
+    assert!(names(&r).contains(&"weak-tls-version"));
+    assert!(names(&r).contains(&"cert-sha1-signature"));
+    let subject = r["cert"]["subject"].as_str().unwrap();
+    assert!(subject.starts_with("CN=mobile.charter.net,"), "{subject}");
+    assert_eq!(r["cert"]["sha1"].as_str().unwrap().len(), 40);
+    assert_eq!(r["cipher"], "TLS_RSA_WITH_RC4_128_MD5");
+}
+
+#[test]
+fn a_certificate_that_does_not_cover_the_sni_is_a_mismatch() {
+    let Some(r) = record(
+        "ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap",
+        "[2003:de:2016:125:fc36:8317:4e86:cb72]:7562",
+    ) else {
+        return;
+    };
+    assert!(names(&r).contains(&"cert-name-mismatch"));
+    assert!(names(&r).contains(&"cert-self-signed"));
+    assert_eq!(r["vlan"], 125);
+    assert_eq!(r["tcp_anomalies"]["gap_bytes"], 5760, "the lost client segment inside TLS");
+}
+
+#[test]
+fn tls13_session_says_the_certificate_is_not_visible() {
+    let Some(r) = record("suricata-smtp-starttls-postfix-tls13.pcap", "10.16.1.11:34634") else { return };
+    assert_eq!(names(&r), ["cert-not-visible-tls13"]);
+    assert_eq!(r["cipher"], "TLS_AES_256_GCM_SHA384");
+}
+
+#[test]
+fn exchange_ehlo_reply_keeps_x_anonymoustls_in_order() {
+    let Some(r) = record("zeek-smtp-exchange-x-anonymoustls-xexch50.pcap", "188.184.129.157:35119") else { return };
+    let kws: Vec<&str> =
+        r["ehlo_extensions"].as_array().unwrap().iter().map(|e| e["keyword"].as_str().unwrap()).collect();
+    assert_eq!(&kws[4..6], ["STARTTLS", "X-ANONYMOUSTLS"]);
+    assert!(r["evidence"].to_string().contains("offers STARTTLS, X-ANONYMOUSTLS"));
+    assert!(r["evidence"].to_string().contains("unsolicited reply 451"));
+}
+
+#[test]
+fn snaplen_cut_session_explains_itself() {
+    let Some(r) = record("zeek-smtp-snaplen68-no-payload.pcap", "201.186.157.67:60827") else { return };
+    assert!(r["evidence"][0]["text"].as_str().unwrap().contains("snaplen"));
+    assert_eq!(r["bytes_client"], 128);
+    assert_eq!(r["bytes_server"], 477);
+}
+
+#[test]
+fn retransmissions_are_counted_not_delivered_twice() {
+    let Some(r) = record("zeek-smtp-exim-auth-login-retransmissions.pcap", "10.10.1.4:1470") else { return };
+    assert!(r["tcp_anomalies"]["retransmissions"].as_u64().unwrap() >= 4);
+    assert_eq!(r["tcp_anomalies"]["conflicting_overlaps"], 0);
+    assert_eq!(r["messages_accepted"], 1);
+}
+
+#[test]
+fn evidence_points_at_frames_tshark_would_show() {
+    let Some(r) = record("zeek-smtp-starttls-gmail-tls12.pcap", "192.168.4.149:54170") else { return };
+    let ev = r["evidence"].as_array().unwrap();
+    let frame_of =
+        |needle: &str| ev.iter().find(|e| e["text"].as_str().unwrap().contains(needle)).map(|e| e["frame"].clone());
+    assert_eq!(frame_of("client sent STARTTLS"), Some(Value::from(10)));
+    assert_eq!(frame_of("upgrade answered 220"), Some(Value::from(11)));
+}

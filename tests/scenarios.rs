@@ -1,0 +1,316 @@
+//! Protocol scenarios the public captures don't cover, scripted as real TCP/IP packets and run
+//! through the whole engine: Exchange's X-ANONYMOUSTLS, a Cisco strip, refusals, failed
+//! upgrades, injection, pipelining, hostile bytes, 4-tuple reuse.
+
+mod common;
+
+use common::{client_hello, fatal_alert, opening, server_hello, Dialogue};
+use serde_json::Value;
+
+const MAIL: &str = "MAIL FROM:<alice@contoso.com>\r\nRCPT TO:<bob@fabrikam.com>\r\nDATA\r\n";
+const BODY: &str = "Subject: hi\r\n\r\n..a stuffed dot\r\nbye\r\n.\r\n";
+
+fn finding_names(r: &Value) -> Vec<String> {
+    r["findings"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn plain_mail(d: Dialogue) -> Dialogue {
+    d.c("MAIL FROM:<alice@contoso.com>\r\n")
+        .s("250 2.1.0 ok\r\n")
+        .c("RCPT TO:<bob@fabrikam.com>\r\n")
+        .s("250 2.1.5 ok\r\n")
+        .c("DATA\r\n")
+        .s("354 go ahead\r\n")
+        .c(BODY)
+        .s("250 2.6.0 queued\r\n")
+        .c("QUIT\r\n")
+        .s("221 2.0.0 bye\r\n")
+        .close()
+}
+
+#[test]
+fn exchange_x_anonymoustls_with_220_2_0_0_is_starttls() {
+    let d = opening(
+        Dialogue::new(40000, 25),
+        &["PIPELINING", "STARTTLS", "X-ANONYMOUSTLS", "AUTH NTLM", "X-EXPS GSSAPI NTLM", "XEXCH50"],
+    )
+    .c("X-ANONYMOUSTLS\r\n")
+    .s("220 2.0.0 SMTP server ready\r\n")
+    .c(client_hello("hub2.contoso.com"))
+    .s(server_hello(false))
+    .c(common::tls_record(23, &[0u8; 64]))
+    .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "starttls");
+    assert_eq!(r["upgrade_verb"], "X-ANONYMOUSTLS");
+    assert_eq!(r["starttls_reply"], 220);
+    assert_eq!(r["starttls_offered"], true);
+    assert_eq!(r["tls_version"], "TLS1.2");
+    assert_eq!(r["sni"], "hub2.contoso.com");
+    assert_eq!(r["mail_transactions"], Value::Null);
+}
+
+#[test]
+fn suppressed_x_anonymoustls_with_x_exps_in_clear_is_plaintext() {
+    let d = opening(Dialogue::new(40000, 25), &["PIPELINING", "X-EXPS GSSAPI NTLM", "XEXCH50"])
+        .c("X-EXPS GSSAPI TlRMTVNTUAABAAAAB4IIog==\r\n")
+        .s("235 2.7.0 ok\r\n");
+    let r = plain_mail(d).record();
+    assert_eq!(r["verdict"], "plaintext");
+    assert_eq!(r["starttls_offered"], false);
+    assert_eq!(r["messages_accepted"], 1);
+}
+
+#[test]
+fn cisco_mask_xxxxxxxa_is_stripped_with_a_finding() {
+    let d = opening(Dialogue::new(40000, 25), &["PIPELINING", "XXXXXXXA", "8BITMIME"])
+        .c("STARTTLS\r\n")
+        .s("500 5.5.1 Command unrecognized\r\n");
+    let r = plain_mail(d).record();
+    assert_eq!(r["verdict"], "stripped");
+    assert_eq!(r["starttls_offered"], false);
+    assert_eq!(r["starttls_reply"], 500);
+    assert!(finding_names(&r).contains(&"starttls-stripped".to_string()));
+}
+
+#[test]
+fn other_masked_extensions_are_only_a_finding() {
+    let r = plain_mail(opening(Dialogue::new(40000, 25), &["XXXA", "8BITMIME"])).record();
+    assert_eq!(r["verdict"], "plaintext");
+    assert_eq!(finding_names(&r), ["ehlo-masked"]);
+}
+
+#[test]
+fn a_454_is_refused_and_the_mail_after_it_counts() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"]).c("STARTTLS\r\n").s("454 4.7.0 TLS not available\r\n");
+    let r = plain_mail(d).record();
+    assert_eq!(r["verdict"], "starttls-refused");
+    assert_eq!(r["starttls_reply"], 454);
+    assert_eq!(r["mail_transactions"], 1);
+    assert_eq!(r["clean_close"], true);
+}
+
+#[test]
+fn cleartext_after_220_is_starttls_failed_and_counts_mail() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\n")
+        .s("220 2.0.0 Ready to start TLS\r\n")
+        .c("EHLO client.example.org\r\n")
+        .s("250 mx\r\n");
+    let r = plain_mail(d).record();
+    assert_eq!(r["verdict"], "starttls-failed");
+    assert_eq!(r["mail_transactions"], 1);
+    assert!(r["evidence"].to_string().contains("went on in cleartext"));
+}
+
+#[test]
+fn a_fatal_alert_after_220_is_starttls_failed_with_the_alert() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\n")
+        .s("220 Ready\r\n")
+        .c(client_hello("mx.example.org"))
+        .s(fatal_alert(40))
+        .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "starttls-failed");
+    assert_eq!(r["tls_handshake"], false);
+    assert_eq!(r["tls_alert"]["name"], "handshake_failure");
+    assert_eq!(r["tls_alert"]["from"], "server");
+    assert_eq!(r["mail_transactions"], 0);
+}
+
+#[test]
+fn tls13_hides_the_certificate_and_says_so() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\n")
+        .s("220 go\r\n")
+        .c(client_hello("mx.example.org"))
+        .s(server_hello(true))
+        .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "starttls");
+    assert_eq!(r["tls_version"], "TLS1.3");
+    assert_eq!(r["cert"], Value::Null);
+    assert!(finding_names(&r).contains(&"cert-not-visible-tls13".to_string()));
+}
+
+#[test]
+fn commands_after_starttls_in_one_segment_are_an_injection() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\nMAIL FROM:<x@evil.example>\r\n")
+        .s("220 go\r\n")
+        .c(client_hello("mx.example.org"))
+        .s(server_hello(false))
+        .close();
+    let r = d.record();
+    assert!(finding_names(&r).contains(&"starttls-injection".to_string()), "{}", r["findings"]);
+}
+
+#[test]
+fn server_bytes_after_220_before_the_hello_are_a_response_injection() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"]).c("STARTTLS\r\n").s("220 go\r\n250 injected\r\n").close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "starttls-failed");
+    assert!(finding_names(&r).contains(&"response-injection".to_string()));
+}
+
+#[test]
+fn pipelined_transaction_with_dot_stuffing_is_accepted_once() {
+    let d = opening(Dialogue::new(40000, 587), &["PIPELINING", "SIZE 1000"])
+        .c(MAIL)
+        .s("250 ok\r\n250 ok\r\n354 go\r\n")
+        .c(format!("{BODY}QUIT\r\n"))
+        .s("250 queued\r\n221 bye\r\n")
+        .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "plaintext");
+    assert_eq!(
+        (r["mail_transactions"].as_u64(), r["messages_accepted"].as_u64(), r["rcpt_count"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(r["clean_close"], true);
+    assert_eq!(r["mail_from"], serde_json::json!(["contoso.com"]));
+}
+
+#[test]
+fn auth_plain_in_clear_is_a_finding_and_the_secret_never_appears() {
+    let secret = "AGFsaWNlAHMzY3IzdA==";
+    let d =
+        opening(Dialogue::new(40000, 587), &["AUTH PLAIN LOGIN"]).c(format!("AUTH PLAIN {secret}\r\n")).s("235 ok\r\n");
+    let r = plain_mail(d).record();
+    assert!(finding_names(&r).contains(&"cleartext-auth".to_string()));
+    assert_eq!(r["auth_mechanisms"], serde_json::json!(["PLAIN"]));
+    assert!(!r.to_string().contains(secret));
+}
+
+#[test]
+fn auth_login_continuation_lines_are_not_commands() {
+    let d = opening(Dialogue::new(40000, 587), &["AUTH LOGIN"])
+        .c("AUTH LOGIN\r\n")
+        .s("334 VXNlcm5hbWU6\r\n")
+        .c("TUFJTCBGUk9NOg==\r\n")
+        .s("334 UGFzc3dvcmQ6\r\n")
+        .c("c2VjcmV0\r\n")
+        .s("235 ok\r\n");
+    let r = plain_mail(d).record();
+    assert_eq!(r["mail_transactions"], 1);
+    assert!(!r.to_string().contains("c2VjcmV0"));
+}
+
+#[test]
+fn every_segmentation_yields_the_same_record() {
+    let d = opening(Dialogue::new(40000, 25), &["PIPELINING", "STARTTLS", "CHUNKING"])
+        .c("MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nBDAT 12 LAST\r\nhello world!QUIT\r\n")
+        .s("250 ok\r\n250 ok\r\n250 queued\r\n221 bye\r\n")
+        .close();
+    let strip = |mut v: Value| {
+        // Frame numbers and packet counts change with segmentation; the facts must not.
+        for k in ["evidence", "findings", "packets", "last_seen", "tcp_anomalies"] {
+            v[k] = Value::Null;
+        }
+        v
+    };
+    let whole = strip(smtpscope::report::json::record(&d.run()[0], Default::default()));
+    assert_eq!(whole["messages_accepted"], 1);
+    for mss in 1..40 {
+        let s = d.run_mss(mss);
+        assert_eq!(s.len(), 1);
+        assert_eq!(strip(smtpscope::report::json::record(&s[0], Default::default())), whole, "mss {mss}");
+    }
+}
+
+#[test]
+fn a_new_syn_on_the_same_four_tuple_is_a_new_session() {
+    let a = plain_mail(opening(Dialogue::new(40000, 25), &[]));
+    let b = plain_mail(opening(Dialogue::new(40000, 25).with_isn(777_777, 888_888), &["STARTTLS"]));
+    let mut pkts = a.packets(1460);
+    pkts.extend(b.packets(1460).into_iter().map(|(t, p)| (t + 10_000_000, p)));
+    let s = common::run_packets(&pkts);
+    let v: Vec<_> = s.iter().map(|s| s.verdict.unwrap().name()).collect();
+    assert_eq!(v, ["plaintext", "starttls-offered-unused"]);
+}
+
+#[test]
+fn a_timestamp_jump_of_decades_does_not_split_a_session() {
+    let d = plain_mail(opening(Dialogue::new(40000, 25), &["STARTTLS"]).jump(30 * 365 * 86_400));
+    assert_eq!(d.run().len(), 1);
+}
+
+#[test]
+fn late_packets_after_a_close_do_not_make_a_phantom_session() {
+    let d = plain_mail(opening(Dialogue::new(40000, 25), &[]));
+    let mut pkts = d.packets(1460);
+    let late = pkts[pkts.len() - 4].clone();
+    pkts.push((late.0 + 5_000_000, late.1));
+    assert_eq!(common::run_packets(&pkts).len(), 1);
+}
+
+#[test]
+fn mid_stream_start_without_a_hello_is_incomplete() {
+    let d = Dialogue::mid_stream(40000, 25).c("MAIL FROM:<a@b>\r\n").s("250 ok\r\n").c("QUIT\r\n").s("221 bye\r\n");
+    let r = d.record();
+    assert_eq!(r["verdict"], "incomplete");
+    assert_eq!(r["server"], "10.9.0.2:25");
+}
+
+#[test]
+fn smtp_is_found_by_content_on_any_port() {
+    let r = plain_mail(opening(Dialogue::new(40000, 8025), &["STARTTLS"])).record();
+    assert_eq!(r["verdict"], "starttls-offered-unused");
+}
+
+#[test]
+fn client_hello_first_on_a_non_mail_port_is_not_reported() {
+    let d = Dialogue::new(40000, 443).c(client_hello("www.example.org")).s(server_hello(false)).close();
+    assert!(d.run().is_empty());
+}
+
+#[test]
+fn client_hello_first_on_465_is_implicit_tls() {
+    let d = Dialogue::new(40000, 465).c(client_hello("mail.example.org")).s(server_hello(false)).close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "implicit-tls");
+    assert_eq!(r["helo"], Value::Null);
+    assert_eq!(r["mail_transactions"], Value::Null);
+}
+
+#[test]
+fn garbage_on_port_25_is_not_smtp() {
+    let d = Dialogue::new(40000, 25).c([0u8, 1, 2, 3, 0xff, 0xfe, b'\n']).s([9u8, 9, 9, b'\n']).close();
+    assert_eq!(d.record()["verdict"], "not-smtp");
+}
+
+#[test]
+fn an_absurd_line_is_truncated_and_counted_not_stored() {
+    let long = vec![b'A'; 10 * 1024 * 1024];
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c(&long)
+        .c("\r\nQUIT\r\n")
+        .s("500 too long\r\n221 bye\r\n")
+        .close();
+    let s = d.run();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].anomalies.long_lines, 1);
+    assert_eq!(s[0].quit.map(|q| q.1), Some(Some(Some(221))));
+}
+
+#[test]
+fn socks5_preamble_before_smtp_is_a_tunnel() {
+    let d = Dialogue::new(40000, 1080)
+        .c([5u8, 1, 0])
+        .s([5u8, 0])
+        .c([5u8, 1, 0, 1, 10, 0, 0, 2, 0, 25])
+        .s([5u8, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let r = plain_mail(opening(d, &["STARTTLS"])).record();
+    assert_eq!(r["tunnel"], "socks5");
+    assert_eq!(r["verdict"], "starttls-offered-unused");
+    assert_eq!(r["helo"], "client.example.org");
+}
+
+#[test]
+fn a_reset_ends_the_session_with_what_was_seen() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"]).c("MAIL FROM:<a@b.example>\r\n").s("250 ok\r\n").rst();
+    let r = d.record();
+    assert_eq!(r["verdict"], "starttls-offered-unused");
+    assert_eq!(r["clean_close"], false);
+}
