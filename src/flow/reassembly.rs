@@ -4,6 +4,9 @@
 //! retransmission that disagrees with it is an anomaly, not data; holes that cannot be filled
 //! become explicit gaps so the layer above can resynchronise.
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+
 /// A piece of the reassembled stream, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Chunk<'a> {
@@ -61,14 +64,14 @@ pub struct Reassembler {
     base: Option<u32>,
     /// Next expected stream offset.
     next: u64,
-    pending: Vec<Pending>,
+    /// Out-of-order segments by stream offset.
+    pending: BTreeMap<u64, Pending>,
     pending_bytes: usize,
     tail: Vec<u8>,
     fin_off: Option<u64>,
     peer_ack: Option<u64>,
     /// Counters.
     pub stats: StreamStats,
-    scratch: Vec<u8>,
 }
 
 /// Window inside which a sequence number is believed at all (beyond it: a bogus segment).
@@ -161,9 +164,22 @@ impl Reassembler {
             if off == self.next {
                 self.deliver(data, missing, lim, out);
             } else {
-                self.pending_bytes += data.len();
-                let at = self.pending.partition_point(|p| p.off < off);
-                self.pending.insert(at, Pending { off, data: data.to_vec(), missing });
+                match self.pending.entry(off) {
+                    Entry::Vacant(v) => {
+                        self.pending_bytes += data.len();
+                        v.insert(Pending { off, data: data.to_vec(), missing });
+                    }
+                    Entry::Occupied(mut o) => {
+                        // First copy wins; a longer retransmission only adds its tail.
+                        self.stats.retransmissions += 1;
+                        let held = o.get_mut();
+                        if let Some(tail) = data.get(held.data.len()..) {
+                            self.pending_bytes += tail.len();
+                            held.data.extend_from_slice(tail);
+                            held.missing = missing;
+                        }
+                    }
+                }
             }
             self.drain(lim, out);
         }
@@ -184,7 +200,7 @@ impl Reassembler {
         }
         let off = off as u64;
         self.peer_ack = Some(self.peer_ack.map_or(off, |a| a.max(off)));
-        if let Some(first) = self.pending.first() {
+        if let Some(first) = self.pending.first_key_value().map(|(_, p)| p) {
             let upto = first.off.min(off);
             if upto > self.next {
                 self.gap(upto - self.next, out);
@@ -208,7 +224,7 @@ impl Reassembler {
     }
 
     fn force_gap(&mut self, lim: &Limits, out: &mut dyn FnMut(Chunk<'_>)) {
-        if let Some(first) = self.pending.first() {
+        if let Some(first) = self.pending.first_key_value().map(|(_, p)| p) {
             if first.off > self.next {
                 let n = first.off - self.next;
                 self.gap(n, out);
@@ -239,11 +255,11 @@ impl Reassembler {
     }
 
     fn drain(&mut self, lim: &Limits, out: &mut dyn FnMut(Chunk<'_>)) {
-        while let Some(first) = self.pending.first() {
+        while let Some(first) = self.pending.first_key_value().map(|(_, p)| p) {
             if first.off > self.next {
                 break;
             }
-            let p = self.pending.remove(0);
+            let Some((_, p)) = self.pending.pop_first() else { break };
             self.pending_bytes -= p.data.len();
             let skip = (self.next - p.off) as usize;
             let total = p.data.len() as u64 + p.missing;
@@ -257,12 +273,7 @@ impl Reassembler {
             }
             let fresh = p.data.get(skip.min(p.data.len())..).unwrap_or(&[]);
             let missing = p.missing.min(total - skip as u64);
-            // Hand the bytes out through a reused buffer so `out` never sees `self.pending`.
-            let mut buf = std::mem::take(&mut self.scratch);
-            buf.clear();
-            buf.extend_from_slice(fresh);
-            self.deliver(&buf, missing, lim, out);
-            self.scratch = buf;
+            self.deliver(fresh, missing, lim, out);
         }
     }
 
@@ -395,6 +406,25 @@ mod tests {
         let mut chunks = Vec::new();
         r.insert(1, b"EH", 10, &lim, &mut |c| chunks.push(format!("{c:?}")));
         assert_eq!(chunks, ["Data([69, 72])", "Gap(8)"]);
+    }
+
+    #[test]
+    fn many_tiny_segments_in_reverse_order_reassemble() {
+        let mut r = Reassembler::new();
+        r.on_syn(0);
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let segs: Vec<(u32, &[u8])> = data.chunks(1).enumerate().rev().map(|(i, c)| (1 + i as u32, c)).collect();
+        let (s, g) = run(&mut r, &segs);
+        assert_eq!(g, 0);
+        assert_eq!(s, data);
+    }
+
+    #[test]
+    fn a_longer_copy_of_a_held_segment_adds_only_its_tail() {
+        let mut r = Reassembler::new();
+        r.on_syn(0);
+        let (s, _) = run(&mut r, &[(5, b"ef"), (5, b"XYgh"), (1, b"abcd")]);
+        assert_eq!(s, b"abcdefgh");
     }
 
     #[test]
