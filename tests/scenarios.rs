@@ -314,3 +314,24 @@ fn a_reset_ends_the_session_with_what_was_seen() {
     assert_eq!(r["verdict"], "starttls-offered-unused");
     assert_eq!(r["clean_close"], false);
 }
+
+#[test]
+fn a_hello_retry_request_is_not_the_server_hello() {
+    // ServerHello whose random is SHA-256("HelloRetryRequest").
+    let mut hrr = common::server_hello(true);
+    let random: [u8; 32] = [
+        0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2,
+        0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+    ];
+    hrr[11..43].copy_from_slice(&random);
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\n")
+        .s("220 go\r\n")
+        .c(client_hello("mx.example.org"))
+        .s(&hrr)
+        .close();
+    let r = d.record();
+    assert_eq!(r["tls_handshake"], false);
+    assert_eq!(r["verdict"], "starttls-failed");
+    assert!(r["evidence"].to_string().contains("HelloRetryRequest"));
+}

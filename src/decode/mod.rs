@@ -340,6 +340,56 @@ mod tests {
         assert_eq!(s.payload, b"MAIL FROM:<a@b>\r\n");
     }
 
+    fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn ip_wrapping(proto: u8, inner: &[u8]) -> Vec<u8> {
+        let h = etherparse::Ipv4Header::new(inner.len() as u16, 64, IpNumber(proto), [192, 0, 2, 1], [192, 0, 2, 2])
+            .unwrap();
+        let mut out = Vec::new();
+        h.write(&mut out).unwrap();
+        out.extend_from_slice(inner);
+        out
+    }
+
+    #[test]
+    fn erspan_type_ii_inside_gre_reaches_the_mirrored_segment() {
+        let inner = ethernet(0x0800, &ipv4_tcp(b"EHLO a\r\n"));
+        let mut gre = vec![0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1]; // S bit, ERSPAN II, sequence
+        gre.extend_from_slice(&[0x10, 0, 0, 1, 0, 0, 0, 0]); // ERSPAN II header
+        gre.extend_from_slice(&inner);
+        let frame = ethernet(0x0800, &ip_wrapping(47, &gre));
+        let mut d = Decoder::new();
+        let s = d.decode(link::dlt::EN10MB, &frame).unwrap();
+        assert_eq!(s.payload, b"EHLO a\r\n");
+        assert!(s.link.encapsulated);
+    }
+
+    #[test]
+    fn vxlan_reaches_the_inner_segment() {
+        let inner = ethernet(0x0800, &ipv4_tcp(b"QUIT\r\n"));
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend_from_slice(&inner);
+        let b = etherparse::PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).udp(50000, 4789);
+        let mut outer = Vec::new();
+        b.write(&mut outer, &vx).unwrap();
+        let mut d = Decoder::new();
+        assert_eq!(d.decode(link::dlt::RAW, &outer).unwrap().payload, b"QUIT\r\n");
+    }
+
+    #[test]
+    fn pppoe_session_carries_ip() {
+        let mut p = vec![0x11, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x21];
+        p.extend_from_slice(&ipv4_tcp(b"DATA\r\n"));
+        let frame = ethernet(0x8864, &p);
+        let mut d = Decoder::new();
+        assert_eq!(d.decode(link::dlt::EN10MB, &frame).unwrap().payload, b"DATA\r\n");
+    }
+
     #[test]
     fn udp_is_counted_not_tcp() {
         let b = etherparse::PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).udp(53, 53);
