@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+pub mod privilege;
 pub mod report;
 pub mod session;
 pub mod smtp;

@@ -1,5 +1,7 @@
 //! Packet sources: saved pcap/pcapng files (several merged by timestamp) via libpcap.
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

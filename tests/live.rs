@@ -1,0 +1,96 @@
+//! Live capture end to end, with real SMTP software on loopback: the records printed live
+//! equal those from reading the `-w` file afterwards (but for `file`/`interface`), Ctrl-C ends
+//! the run cleanly, and root is given up once the device is open.
+//!
+//! Needs root; runs when `SMTPSCOPE_LIVE_TEST=1` (set by `.ci/run`), else says it skipped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn enabled() -> bool {
+    // SAFETY: plain getter.
+    let root = unsafe { libc::geteuid() } == 0;
+    let asked = std::env::var_os("SMTPSCOPE_LIVE_TEST").is_some_and(|v| v == "1");
+    if !(root && asked) {
+        eprintln!("SKIPPED: live capture test needs root and SMTPSCOPE_LIVE_TEST=1");
+    }
+    root && asked
+}
+
+fn records(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect()
+}
+
+fn status_field(pid: u32, field: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn live_records_equal_the_written_file_and_root_is_dropped() {
+    if !enabled() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("smtpscope-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("live.pcap");
+    let summary = dir.join("summary.json");
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let filter = format!("tcp port {port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["-i", "lo", "-F", "json", "-w", pcap.to_str().unwrap(), "--summary", summary.to_str().unwrap(), &filter])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
+        assert!(Instant::now() < deadline);
+    }
+    // Least privilege: no longer root, no capabilities left.
+    assert_eq!(status_field(pid, "Uid:").split_whitespace().next(), Some("65534"));
+    assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
+
+    let py = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/loopback_smtp.py"))
+        .arg(port.to_string())
+        .status()
+        .unwrap();
+    assert!(py.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+
+    let live = records(&out.stdout);
+    let verdicts: Vec<&str> = live.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["plaintext", "starttls-refused"]);
+    assert_eq!(live[0]["helo"], "live-client.example");
+    assert_eq!(live[1]["starttls_reply"].as_u64().map(|c| c >= 500), Some(true));
+    assert_eq!(live[0]["interface"], "lo");
+    assert_eq!(live[0]["file"], serde_json::Value::Null);
+
+    let again = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["-q", "-F", "json", "-r", pcap.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let mut from_file = records(&again.stdout);
+    assert_eq!(from_file.len(), live.len());
+    for (l, f) in live.iter().zip(from_file.iter_mut()) {
+        let mut l = l.clone();
+        for k in ["file", "interface"] {
+            l[k] = serde_json::Value::Null;
+            f[k] = serde_json::Value::Null;
+        }
+        assert_eq!(&l, f);
+    }
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["kernel_drops"], 0);
+}
