@@ -336,7 +336,7 @@ fn run_live(cli: &Cli, dev: &str) -> Result<ExitCode> {
         }
     }
     // Drain what libpcap still holds, unless -c says we are done.
-    while !cli.count.is_some_and(|c| engine.stats.packets >= c) {
+    while cli.count.is_none_or(|c| engine.stats.packets < c) {
         match src.next_packet(Duration::ZERO)? {
             Some(p) => engine.packet(&p, &mut |s| sink.emit(s)),
             None => break,
