@@ -10,6 +10,8 @@ pub mod conversation;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod privilege;
 pub mod report;
 pub mod session;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Derives seed corpora from the bundled and shared captures (never copied into the repo) and
+# adds a few hand-written SMTP/TLS seeds. Usage: fuzz/seed.sh [SHARED_CAPTURES_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${1:-../shared/captures/public}
+out=fuzz/corpus
+mkdir -p "$out"/{smtp,tls,reassembly}
+cargo run -q --release --example fuzz_seeds -- "$out" captures/*.pcap* $(ls "$shared"/*.pcap* 2>/dev/null || true)
+printf '\x01220 mx ESMTP\r\n\x00EHLO a\r\n\x01250-mx\r\n250 STARTTLS\r\n\x00STARTTLS\r\n\x01220 go\r\n\x00\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' > "$out/smtp/starttls"
+printf '\x01220 mx\r\n\x00EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n\x01250 ok\r\n250 ok\r\n354 go\r\n\x00body\r\n.\r\nBDAT 3 LAST\r\nabcQUIT\r\n\x01250 ok\r\n221 bye\r\n' > "$out/smtp/pipelining"
+printf '\x00\x16\x03\x01\x00\x2e\x01\x00\x00\x2a\x03\x03' > "$out/tls/clienthello-start"
+printf '\x00\x00\x00\x01\x05\x00hello\x00\x00\x00\x10\x03\x03abc\x00\x00\x00\x06\x04\x03worl' > "$out/reassembly/seed"
+echo "corpus in $out"
