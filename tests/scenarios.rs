@@ -335,3 +335,55 @@ fn a_hello_retry_request_is_not_the_server_hello() {
     assert_eq!(r["verdict"], "starttls-failed");
     assert!(r["evidence"].to_string().contains("HelloRetryRequest"));
 }
+
+#[test]
+fn a_syn_flood_is_counted_not_printed_and_the_real_session_survives() {
+    let real = plain_mail(opening(Dialogue::new(40000, 25), &["STARTTLS"])).packets(1460);
+    let mut pkts = Vec::new();
+    for i in 0..10_000u32 {
+        let b = etherparse::PacketBuilder::ipv4([10, 66, (i >> 8) as u8, i as u8], [10, 9, 0, 2], 64)
+            .tcp(1024 + (i % 60000) as u16, 25, i, 1024)
+            .syn();
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        pkts.push((1_700_000_000_000_000 + i64::from(i), v));
+        if i % 1000 == 0 {
+            let k = (i / 1000) as usize * 3;
+            pkts.extend(real.iter().skip(k).take(3).cloned());
+        }
+    }
+    pkts.extend(real.iter().skip(30).cloned());
+    let mut engine = smtpscope::engine::Engine::new(Default::default(), vec![std::sync::Arc::from("flood")], None);
+    let mut out = Vec::new();
+    for (i, (ts, data)) in pkts.iter().enumerate() {
+        let p = smtpscope::capture::Packet {
+            ts: *ts,
+            data,
+            orig_len: data.len() as u32,
+            linktype: smtpscope::decode::link::dlt::RAW,
+            source: 0,
+            frame: i as u64 + 1,
+        };
+        engine.packet(&p, &mut |s| out.push(s));
+    }
+    engine.finish(&mut |s| out.push(s));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].verdict.map(|v| v.name()), Some("starttls-offered-unused"));
+    assert_eq!(engine.stats.payloadless_mail_flows, 10_000);
+}
+
+#[test]
+fn a_burst_of_pipelined_commands_stays_bounded_and_classified() {
+    let n = 10_000;
+    let d = opening(Dialogue::new(40000, 25), &["PIPELINING", "STARTTLS"])
+        .c("NOOP\r\n".repeat(n))
+        .s("250 ok\r\n".repeat(n))
+        .c("MAIL FROM:<a@b.example>\r\n")
+        .s("250 ok\r\n")
+        .close();
+    let s = d.run();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].verdict.map(|v| v.name()), Some("starttls-offered-unused"));
+    assert_eq!(s[0].mail_transactions, 1);
+    assert!(s[0].anomalies.pipeline_overflow > 0, "commands beyond the pending bound are counted");
+}
