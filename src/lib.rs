@@ -6,6 +6,7 @@
 //! records → [`report`] front ends. [`engine`] wires the stages together.
 
 pub mod capture;
+pub mod check;
 pub mod conversation;
 pub mod decode;
 pub mod engine;

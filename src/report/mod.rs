@@ -4,6 +4,7 @@
 pub mod csv;
 pub mod escape;
 pub mod json;
+pub mod pairs;
 pub mod summary;
 pub mod table;
 

@@ -1,0 +1,358 @@
+//! The policy file: named host groups and rules for group pairs, first match wins.
+//!
+//! ```toml
+//! [groups]
+//! POA = ["10.1.0.0/24"]
+//! TOR = ["10.2.0.0/24", "helo:*.tor.contoso.com"]   # name globs: helo:, banner:, cert:
+//!
+//! [[rule]]
+//! name = "POA-TOR hubs in clear (WAN optimizers)"
+//! between = ["POA", "TOR"]
+//! expect = "plaintext"
+//! forbid_offer = ["X-ANONYMOUSTLS"]
+//!
+//! [default]
+//! expect = "tls"
+//! min_version = "TLS1.2"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::session::Session;
+
+/// Errors in a policy file or the `--between/--from/--to` arguments.
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    /// Not valid TOML or not the expected shape.
+    #[error("policy: {0}")]
+    Toml(String),
+    /// A group member that is neither an address, a CIDR nor a `helo:/banner:/cert:` glob.
+    #[error("policy: group {group}: '{member}' is not an address, a CIDR or a helo:/banner:/cert: glob")]
+    Member { group: String, member: String },
+    /// A rule names a group that does not exist.
+    #[error("policy: rule '{rule}' names unknown group '{group}'")]
+    UnknownGroup { rule: String, group: String },
+    /// A rule that says neither `between` nor `from`/`to`.
+    #[error("policy: rule '{0}' needs `between = [A, B]` or `from`/`to`")]
+    NoHosts(String),
+    /// Unknown TLS version name.
+    #[error("policy: unknown TLS version '{0}' (TLS1.0 … TLS1.3)")]
+    Version(String),
+}
+
+/// What a rule expects of the sessions it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Mail in clear; optionally no offer of these upgrade verbs.
+    Plaintext {
+        /// Upgrade verbs the server must not offer (e.g. X-ANONYMOUSTLS).
+        forbid_offer: Vec<String>,
+    },
+    /// Mail inside TLS.
+    Tls {
+        /// Lowest acceptable negotiated version.
+        min_version: Option<u16>,
+        /// Certificate must be within its validity at the session's time.
+        cert_valid: bool,
+        /// Certificate must cover the SNI / server name.
+        cert_name: bool,
+    },
+    /// Anything goes (listed only).
+    Any,
+}
+
+/// One member of a host group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// An address range.
+    Net(IpNet),
+    /// A glob on the client's HELO name (spoofable).
+    Helo(glob::Pattern),
+    /// A glob on the server's banner host (spoofable).
+    Banner(glob::Pattern),
+    /// A glob on the server certificate's names (spoofable unless validated elsewhere).
+    Cert(glob::Pattern),
+}
+
+/// A named host group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Name.
+    pub name: String,
+    /// Members; `*` alone matches every host.
+    pub members: Vec<Member>,
+    /// Matches everything.
+    pub all: bool,
+}
+
+/// Which hosts a rule is about.
+#[derive(Debug, Clone)]
+pub enum Hosts {
+    /// Either direction between two groups.
+    Between(Group, Group),
+    /// Directed: client in the first, server in the second.
+    Directed(Group, Group),
+    /// Everything (the default rule).
+    All,
+}
+
+/// A rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Name shown in reports.
+    pub name: String,
+    /// Hosts it covers.
+    pub hosts: Hosts,
+    /// Server ports it covers (empty: all).
+    pub ports: Vec<u16>,
+    /// What it expects.
+    pub expect: Expect,
+}
+
+/// A parsed policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Rules in order; the first that matches a session judges it.
+    pub rules: Vec<Rule>,
+}
+
+/// How a session matched a group: by address, or by a spoofable name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// Address or CIDR.
+    Address,
+    /// HELO, banner or certificate name: a peer can claim it.
+    Name,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+    default: Option<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Option<String>,
+    between: Option<[String; 2]>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(default)]
+    ports: Vec<u16>,
+    expect: String,
+    #[serde(default)]
+    forbid_offer: Vec<String>,
+    min_version: Option<String>,
+    #[serde(default)]
+    cert_valid: bool,
+    #[serde(default)]
+    cert_name: bool,
+}
+
+/// Parses `TLS1.2` (also `1.2`, `tls1.2`, `TLSv1.2`).
+pub fn parse_version(s: &str) -> Result<u16, PolicyError> {
+    let t = s.to_ascii_lowercase().replace("tlsv", "").replace("tls", "");
+    Ok(match t.trim() {
+        "1.0" | "1" => 0x0301,
+        "1.1" => 0x0302,
+        "1.2" => 0x0303,
+        "1.3" => 0x0304,
+        _ => return Err(PolicyError::Version(s.to_string())),
+    })
+}
+
+fn glob(group: &str, m: &str) -> Result<glob::Pattern, PolicyError> {
+    glob::Pattern::new(&m.to_ascii_lowercase())
+        .map_err(|_| PolicyError::Member { group: group.into(), member: m.into() })
+}
+
+/// Parses one group member.
+pub fn parse_member(group: &str, m: &str) -> Result<Member, PolicyError> {
+    let m = m.trim();
+    if let Some(g) = m.strip_prefix("helo:") {
+        return Ok(Member::Helo(glob(group, g)?));
+    }
+    if let Some(g) = m.strip_prefix("banner:") {
+        return Ok(Member::Banner(glob(group, g)?));
+    }
+    if let Some(g) = m.strip_prefix("cert:") {
+        return Ok(Member::Cert(glob(group, g)?));
+    }
+    if let Ok(net) = m.parse::<IpNet>() {
+        return Ok(Member::Net(net));
+    }
+    if let Ok(ip) = m.parse::<IpAddr>() {
+        return Ok(Member::Net(IpNet::from(ip)));
+    }
+    Err(PolicyError::Member { group: group.into(), member: m.into() })
+}
+
+/// A group from members given on the command line (`--between 10.1.0.0/24 10.2.0.0/24`).
+pub fn group(name: &str, members: &[&str]) -> Result<Group, PolicyError> {
+    let all = members.iter().any(|m| m.trim() == "*");
+    let members =
+        members.iter().filter(|m| m.trim() != "*").map(|m| parse_member(name, m)).collect::<Result<_, _>>()?;
+    Ok(Group { name: name.to_string(), members, all })
+}
+
+fn expect(r: &RawRule, name: &str) -> Result<Expect, PolicyError> {
+    Ok(match r.expect.as_str() {
+        "plaintext" => {
+            Expect::Plaintext { forbid_offer: r.forbid_offer.iter().map(|v| v.to_ascii_uppercase()).collect() }
+        }
+        "tls" => Expect::Tls {
+            min_version: r.min_version.as_deref().map(parse_version).transpose()?,
+            cert_valid: r.cert_valid,
+            cert_name: r.cert_name,
+        },
+        "any" => Expect::Any,
+        other => return Err(PolicyError::Toml(format!("rule '{name}': expect = '{other}' (plaintext, tls or any)"))),
+    })
+}
+
+impl Policy {
+    /// Parses a policy file's text.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Toml(e.to_string().trim().to_string()))?;
+        let mut groups = BTreeMap::new();
+        for (name, members) in &raw.groups {
+            let m: Vec<&str> = members.iter().map(String::as_str).collect();
+            groups.insert(name.clone(), group(name, &m)?);
+        }
+        let find = |rule: &str, g: &str| -> Result<Group, PolicyError> {
+            if g == "*" {
+                return Ok(Group { name: "*".into(), members: Vec::new(), all: true });
+            }
+            groups.get(g).cloned().ok_or_else(|| PolicyError::UnknownGroup { rule: rule.into(), group: g.into() })
+        };
+        let mut rules = Vec::new();
+        for (i, r) in raw.rule.iter().enumerate() {
+            let name = r.name.clone().unwrap_or_else(|| format!("rule {}", i + 1));
+            let hosts = match (&r.between, &r.from, &r.to) {
+                (Some([a, b]), None, None) => Hosts::Between(find(&name, a)?, find(&name, b)?),
+                (None, Some(a), Some(b)) => Hosts::Directed(find(&name, a)?, find(&name, b)?),
+                _ => return Err(PolicyError::NoHosts(name)),
+            };
+            rules.push(Rule { expect: expect(r, &name)?, name, hosts, ports: r.ports.clone() });
+        }
+        if let Some(d) = &raw.default {
+            let name = d.name.clone().unwrap_or_else(|| "default".into());
+            rules.push(Rule { expect: expect(d, &name)?, name, hosts: Hosts::All, ports: d.ports.clone() });
+        }
+        Ok(Self { rules })
+    }
+
+    /// The first rule that matches `s`, with how its hosts were recognised.
+    pub fn rule_for(&self, s: &Session) -> Option<(usize, MatchedBy)> {
+        self.rules.iter().enumerate().find_map(|(i, r)| r.matches(s).map(|m| (i, m)))
+    }
+}
+
+fn lower(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_ascii_lowercase()
+}
+
+impl Group {
+    /// Whether `s`'s client (`client` true) or server is in the group, and how.
+    pub fn contains(&self, s: &Session, client: bool) -> Option<MatchedBy> {
+        if self.all {
+            return Some(MatchedBy::Address);
+        }
+        let ip = if client { s.client.ip() } else { s.server.ip() };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        let mut by_name = false;
+        for m in &self.members {
+            match m {
+                Member::Net(n) if n.contains(&ip) => return Some(MatchedBy::Address),
+                Member::Helo(p) if client => {
+                    by_name |= s.hello.as_ref().is_some_and(|h| p.matches(&lower(&h.arg)));
+                }
+                Member::Banner(p) if !client => {
+                    let host = s.banner.as_ref().and_then(|b| b.split(|c| *c == b' ').next()).map(lower);
+                    let ehlo = s.ehlo_reply.as_ref().map(|r| lower(&r.host));
+                    by_name |= host.into_iter().chain(ehlo).any(|h| p.matches(&h));
+                }
+                Member::Cert(p) if !client => {
+                    by_name |= s
+                        .tls
+                        .cert
+                        .as_ref()
+                        .is_some_and(|c| c.dns_names().iter().any(|n| p.matches(&n.to_ascii_lowercase())));
+                }
+                _ => {}
+            }
+        }
+        by_name.then_some(MatchedBy::Name)
+    }
+}
+
+impl Rule {
+    /// Whether the rule covers `s`.
+    pub fn matches(&self, s: &Session) -> Option<MatchedBy> {
+        if !self.ports.is_empty() && !self.ports.contains(&s.server.port()) {
+            return None;
+        }
+        let both = |a: Option<MatchedBy>, b: Option<MatchedBy>| match (a, b) {
+            (Some(MatchedBy::Address), Some(MatchedBy::Address)) => Some(MatchedBy::Address),
+            (Some(_), Some(_)) => Some(MatchedBy::Name),
+            _ => None,
+        };
+        match &self.hosts {
+            Hosts::All => Some(MatchedBy::Address),
+            Hosts::Directed(a, b) => both(a.contains(s, true), b.contains(s, false)),
+            Hosts::Between(a, b) => both(a.contains(s, true), b.contains(s, false))
+                .or_else(|| both(b.contains(s, true), a.contains(s, false))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_with_groups_rules_and_default_parses() {
+        let p = Policy::from_toml(
+            r#"
+            [groups]
+            POA = ["10.1.0.0/24", "helo:*.poa.contoso.com"]
+            TOR = ["10.2.0.7"]
+            [[rule]]
+            name = "hubs"
+            between = ["POA", "TOR"]
+            expect = "plaintext"
+            forbid_offer = ["x-anonymoustls"]
+            [default]
+            expect = "tls"
+            min_version = "TLS1.2"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(p.rules.len(), 2);
+        assert_eq!(p.rules[0].expect, Expect::Plaintext { forbid_offer: vec!["X-ANONYMOUSTLS".into()] });
+        assert!(matches!(p.rules[1].expect, Expect::Tls { min_version: Some(0x0303), .. }));
+    }
+
+    #[test]
+    fn unknown_groups_and_bad_members_are_errors() {
+        assert!(matches!(
+            Policy::from_toml("[[rule]]\nbetween = [\"A\", \"B\"]\nexpect = \"tls\""),
+            Err(PolicyError::UnknownGroup { .. })
+        ));
+        assert!(matches!(Policy::from_toml("[groups]\nA = [\"not an address\"]"), Err(PolicyError::Member { .. })));
+        assert!(matches!(Policy::from_toml("[[rule]]\nexpect = \"tls\""), Err(PolicyError::NoHosts(_))));
+    }
+}

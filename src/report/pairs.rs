@@ -1,0 +1,114 @@
+//! Who speaks TLS to whom: sessions grouped by client host × server host, with verdict counts,
+//! what the server offered and what the client used. Shared by `smtpscope pairs` and the TUI.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use crate::session::{Session, Verdict};
+use crate::tls::version_label;
+
+/// One client-host × server-host pair.
+#[derive(Debug, Clone, Default)]
+pub struct Pair {
+    /// Sessions per verdict.
+    pub verdicts: BTreeMap<Verdict, u64>,
+    /// Server ports seen.
+    pub ports: BTreeSet<u16>,
+    /// Upgrade verbs the server offered in EHLO replies (STARTTLS, X-ANONYMOUSTLS).
+    pub offered: BTreeSet<&'static str>,
+    /// Upgrade verbs clients sent, with counts.
+    pub used: BTreeMap<&'static str, u64>,
+    /// Negotiated TLS versions, with counts.
+    pub tls_versions: BTreeMap<String, u64>,
+}
+
+impl Pair {
+    /// Sessions in the pair.
+    pub fn sessions(&self) -> u64 {
+        self.verdicts.values().sum()
+    }
+}
+
+/// The pairs table, built from sessions as they end.
+#[derive(Debug, Clone, Default)]
+pub struct Pairs {
+    /// By (client host, server host).
+    pub pairs: BTreeMap<(IpAddr, IpAddr), Pair>,
+}
+
+impl Pairs {
+    /// Adds a finished session.
+    pub fn add(&mut self, s: &Session) {
+        let p = self.pairs.entry((s.client.ip(), s.server.ip())).or_default();
+        if let Some(v) = s.verdict {
+            *p.verdicts.entry(v).or_default() += 1;
+        }
+        p.ports.insert(s.server.port());
+        if let Some(r) = &s.ehlo_reply {
+            for e in &r.extensions {
+                if e.is("STARTTLS") {
+                    p.offered.insert("STARTTLS");
+                } else if e.is("X-ANONYMOUSTLS") {
+                    p.offered.insert("X-ANONYMOUSTLS");
+                }
+            }
+        }
+        if let Some(u) = &s.upgrade {
+            *p.used.entry(u.verb.name()).or_default() += 1;
+        }
+        if let (Some(v), true) = (s.tls.version, s.tls_handshake()) {
+            *p.tls_versions.entry(version_label(v)).or_default() += 1;
+        }
+    }
+
+    /// Text table.
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "{:<39} {:<39} {:>5}  {:<34} {:<24} {:<18} TLS",
+            "CLIENT HOST", "SERVER HOST", "SESS", "VERDICTS", "OFFERED", "USED"
+        );
+        for ((c, s), p) in &self.pairs {
+            let verdicts: Vec<String> = p.verdicts.iter().map(|(v, n)| format!("{} {n}", v.name())).collect();
+            let offered: Vec<&str> = p.offered.iter().copied().collect();
+            let used: Vec<String> = p.used.iter().map(|(v, n)| format!("{v} {n}")).collect();
+            let tls: Vec<String> = p.tls_versions.iter().map(|(v, n)| format!("{v} {n}")).collect();
+            let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
+            let _ = writeln!(
+                o,
+                "{:<39} {:<39} {:>5}  {:<34} {:<24} {:<18} {}",
+                c.to_string(),
+                s.to_string(),
+                p.sessions(),
+                verdicts.join(", "),
+                dash(offered.join(", ")),
+                dash(used.join(", ")),
+                dash(tls.join(", "))
+            );
+        }
+        o
+    }
+
+    /// One JSON object per pair.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.pairs
+            .iter()
+            .map(|((c, s), p)| {
+                json!({
+                    "client_host": c.to_string(),
+                    "server_host": s.to_string(),
+                    "server_ports": p.ports,
+                    "sessions": p.sessions(),
+                    "verdicts": p.verdicts.iter().map(|(v, n)| (v.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                    "offered": p.offered,
+                    "used": p.used,
+                    "tls_versions": p.tls_versions,
+                })
+            })
+            .collect()
+    }
+}
