@@ -43,7 +43,8 @@ pub const COLUMNS: &[&str] = &[
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        // Controls, bidi and format characters are escaped as in the table.
+        Value::String(s) => super::escape::terminal(s.as_bytes()),
         Value::Array(items) => items
             .iter()
             .map(|i| match i {
