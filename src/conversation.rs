@@ -48,6 +48,8 @@ impl Default for Conversation {
 pub struct Ctx<'a> {
     /// Ports on which implicit TLS and non-SMTP payload are reported.
     pub mail_ports: &'a [u16],
+    /// Keep AUTH secrets (`--show-credentials`, forensics only).
+    pub keep_credentials: bool,
 }
 
 impl Ctx<'_> {
@@ -163,7 +165,7 @@ impl Conversation {
                     self.client = client;
                     let greeting = meta.handshake_seen();
                     self.session_for(meta).kind = Kind::Smtp;
-                    self.start(Phase::Smtp(Box::new(Machine::new(greeting))));
+                    self.start(Phase::Smtp(Box::new(Machine::new(greeting).keep_credentials(ctx.keep_credentials))));
                     return;
                 }
                 Decision::ImplicitTls { client } => {

@@ -19,11 +19,13 @@ pub struct Config {
     pub mail_ports: Vec<u16>,
     /// Flow-table limits.
     pub limits: TableLimits,
+    /// Keep AUTH secrets for `--show-credentials` (forensics only; off by default).
+    pub keep_credentials: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { mail_ports: DEFAULT_MAIL_PORTS.to_vec(), limits: TableLimits::default() }
+        Self { mail_ports: DEFAULT_MAIL_PORTS.to_vec(), limits: TableLimits::default(), keep_credentials: false }
     }
 }
 
@@ -113,7 +115,7 @@ impl Engine {
             return;
         };
         let lim = self.table.limits.stream;
-        let ctx = Ctx { mail_ports: &self.cfg.mail_ports };
+        let ctx = Ctx { mail_ports: &self.cfg.mail_ports, keep_credentials: self.cfg.keep_credentials };
         let Some(flow) = self.table.get_mut(slot) else {
             return;
         };
@@ -170,7 +172,7 @@ impl Engine {
     fn finish_flow(&mut self, flow: Flow<Conversation>, reason: EndReason, out: &mut dyn FnMut(Session)) {
         let Flow { meta, mut streams, mut app } = flow;
         let lim = self.table.limits.stream;
-        let ctx = Ctx { mail_ports: &self.cfg.mail_ports };
+        let ctx = Ctx { mail_ports: &self.cfg.mail_ports, keep_credentials: self.cfg.keep_credentials };
         if app.wants_bytes() {
             for (d, st) in streams.iter_mut().enumerate() {
                 st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));

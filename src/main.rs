@@ -101,6 +101,11 @@ struct InputArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     max_buffer: usize,
 
+    /// FORENSICS ONLY: decode AUTH PLAIN/LOGIN secrets seen in clear and print them (JSON key
+    /// `credentials`). The output then holds passwords: keep it as secret as they are.
+    #[arg(long)]
+    show_credentials: bool,
+
     /// Write the run summary as JSON to FILE instead of text on stderr.
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
@@ -413,6 +418,10 @@ fn engine_config(input: &InputArgs) -> Config {
     let mut cfg = Config { mail_ports: input.mail_ports.clone(), ..Config::default() };
     cfg.limits.max_flows = input.max_flows.max(1);
     cfg.limits.stream.max_buffered = input.max_buffer;
+    cfg.keep_credentials = input.show_credentials;
+    if input.show_credentials {
+        eprintln!("smtpscope: warning: --show-credentials: AUTH secrets seen in clear will be printed");
+    }
     cfg
 }
 

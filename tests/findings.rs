@@ -91,3 +91,39 @@ fn evidence_points_at_frames_tshark_would_show() {
     assert_eq!(frame_of("client sent STARTTLS"), Some(Value::from(10)));
     assert_eq!(frame_of("upgrade answered 220"), Some(Value::from(11)));
 }
+
+#[test]
+fn show_credentials_decodes_secrets_only_when_asked() {
+    let Some(dir) = common::public_corpus() else { return };
+    let f = dir.join("arkime-smtp-submission-587-auth-plain-aol.pcap");
+    let run = |extra: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+            .args(["-q", "-F", "json", "-r", f.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (plain, _) = run(&[]);
+    let v: Value = serde_json::from_str(plain.trim()).unwrap();
+    assert_eq!(v["credentials"], Value::Null);
+    assert!(!plain.contains("passwd"));
+    let (shown, warn) = run(&["--show-credentials"]);
+    let v: Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(v["credentials"], serde_json::json!(["PLAIN user=12345678@aol.com password=passwd"]));
+    assert!(warn.contains("--show-credentials"));
+}
+
+#[test]
+fn auth_login_secrets_are_decoded_line_by_line_when_asked() {
+    let Some(dir) = common::public_corpus() else { return };
+    let f = dir.join("suricata-smtp-submission-587-auth-login-yahoo.pcap");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["-q", "-F", "json", "--show-credentials", "-r", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let creds = v["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 2, "{creds:?}");
+    assert!(creds.iter().all(|c| c.as_str().unwrap().starts_with("LOGIN ")));
+}

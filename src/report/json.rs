@@ -140,6 +140,7 @@ pub fn record(s: &Session, opts: Options) -> Value {
         "bytes_server": s.wire_bytes[1],
         "clean_close": if clear_counts { json!(s.quit.is_some_and(|q| q.1 == Some(Some(221)))) } else { Value::Null },
         "auth_mechanisms": if clear_counts { json!(s.auth_mechanisms) } else { Value::Null },
+        "credentials": if s.credentials.is_empty() { Value::Null } else { json!(s.credentials) },
         "verdict": s.verdict.map(|v| v.name()),
         "evidence": s.evidence.iter().map(|e| json!({"text": e.text, "frame": e.frame, "dir": e.side.map(|d| d.name())})).collect::<Vec<_>>(),
         "findings": s.findings.iter().map(|f| json!({"name": f.name, "text": f.text, "frame": f.frame})).collect::<Vec<_>>(),

@@ -349,6 +349,8 @@ pub struct Session {
     pub quit: Option<(u64, Option<Option<u16>>)>,
     /// AUTH mechanisms the client used in clear.
     pub auth_mechanisms: Vec<String>,
+    /// Decoded AUTH secrets, only with `--show-credentials` (forensics).
+    pub credentials: Vec<String>,
     /// TLS facts.
     pub tls: TlsFacts,
     /// Gap facts.
@@ -423,6 +425,7 @@ impl Session {
             uses_bdat: false,
             quit: None,
             auth_mechanisms: Vec::new(),
+            credentials: Vec::new(),
             tls: TlsFacts::default(),
             gaps: Gaps::default(),
             anomalies: SmtpAnomalies::default(),

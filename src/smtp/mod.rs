@@ -95,6 +95,7 @@ pub struct Machine {
     replies_seen: u64,
     server_bytes: u64,
     auth_active: bool,
+    keep_credentials: bool,
     tls: Option<tls::Tracker>,
     frame: u64,
 }
@@ -130,9 +131,40 @@ impl Machine {
             replies_seen: 0,
             server_bytes: 0,
             auth_active: false,
+            keep_credentials: false,
             tls: None,
             frame: 0,
         }
+    }
+
+    /// Keeps decoded AUTH secrets in the session (`--show-credentials`); off by default.
+    pub fn keep_credentials(mut self, on: bool) -> Self {
+        self.keep_credentials = on;
+        self
+    }
+
+    /// Records an AUTH secret, decoded, when (and only when) asked to.
+    fn credential(&self, mech: &str, line: &[u8], s: &mut Session) {
+        use base64::Engine as _;
+        if !self.keep_credentials || s.credentials.len() >= 8 {
+            return;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD.decode(line).ok();
+        let text = match (mech, decoded) {
+            ("PLAIN", Some(d)) => {
+                let parts: Vec<String> =
+                    d.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+                match parts.as_slice() {
+                    [_, user, pass] => format!("PLAIN user={user} password={pass}"),
+                    _ => format!("PLAIN {}", String::from_utf8_lossy(&d)),
+                }
+            }
+            (_, Some(d)) if d.iter().all(|b| b.is_ascii_graphic() || *b == b' ') => {
+                format!("{mech} {}", String::from_utf8_lossy(&d))
+            }
+            _ => format!("{mech} {}", String::from_utf8_lossy(line)),
+        };
+        s.credentials.push(text);
     }
 
     /// Whether the outcome is settled, so later gaps no longer matter.
@@ -378,6 +410,7 @@ impl Machine {
             if line != b"*" && !line.is_empty() {
                 let mech = s.auth_mechanisms.last().cloned().unwrap_or_default();
                 s.find("cleartext-auth", Some(frame), format!("AUTH {mech} credentials sent in clear"));
+                self.credential(&mech, line, s);
             }
             return;
         }
@@ -448,8 +481,9 @@ impl Machine {
                     s.auth_mechanisms.push(mech.clone());
                 }
                 s.note(Some(Side::Client), frame, format!("AUTH {mech} in clear"));
-                if words.next().is_some_and(|w| w != b"=") {
+                if let Some(initial) = words.next().filter(|w| *w != b"=") {
                     s.find("cleartext-auth", Some(frame), format!("AUTH {mech} credentials sent in clear"));
+                    self.credential(&mech, initial, s);
                 }
                 self.auth_active = true;
                 self.push(Pending::Auth, s);
