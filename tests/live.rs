@@ -94,3 +94,51 @@ fn live_records_equal_the_written_file_and_root_is_dropped() {
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(s["kernel_drops"], 0);
 }
+
+#[test]
+fn check_runs_live_and_exits_with_the_policy_result() {
+    if !enabled() {
+        return;
+    }
+    let port = 40_000 + (std::process::id() % 20_000) as u16;
+    let filter = format!("tcp port {port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args([
+            "check",
+            "-i",
+            "lo",
+            "--expect",
+            "tls",
+            "--between",
+            "127.0.0.1",
+            "127.0.0.1",
+            "--duration",
+            "30s",
+            &filter,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
+    }
+    let py = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/loopback_smtp.py"))
+        .arg(port.to_string())
+        .status()
+        .unwrap();
+    assert!(py.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Both loopback sessions carried mail in clear: a TLS policy is violated.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("2 matched, 0 passed, 2 violated"), "{text}");
+}
