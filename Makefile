@@ -29,5 +29,9 @@ lint: deps
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # Throughput and peak RSS on a large lab capture (root: builds it with ../shared/lab).
+# Floods and limits (issue figures): SCALE=0.01 for a quick run.
+floods: deps
+	scripts/floods.sh $(or $(SCALE),1)
+
 bench: deps
 	scripts/bench.sh
