@@ -85,7 +85,7 @@ impl Conversation {
                     let d = dir.min(1);
                     let room = PROBE_MAX.saturating_sub(p.bytes[d].len());
                     let take = b.len().min(room);
-                    p.bytes[d].extend_from_slice(&b[..take]);
+                    p.bytes[d].extend_from_slice(b.get(..take).unwrap_or(b));
                     p.events.push((d, Ev::Data { len: take, frame }));
                 }
                 Chunk::Gap(n) => {

@@ -85,8 +85,7 @@ const ETH_MPLS_MC: u16 = 0x8848;
 const ETH_PPPOE: u16 = 0x8864;
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
+    b.get(at..)?.first_chunk::<2>().map(|s| u16::from_be_bytes(*s))
 }
 
 /// Returns the IP packet inside a link-layer frame of type `linktype`.

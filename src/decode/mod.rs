@@ -177,7 +177,7 @@ impl Decoder {
                 self.ip(body, info, depth + 1)
             }
             IpNumber::UDP => {
-                let dport = body.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                let dport = body.get(2..).and_then(|b| b.first_chunk::<2>()).map(|b| u16::from_be_bytes(*b));
                 if dport == Some(UDP_VXLAN) {
                     let inner = link::vxlan(body.get(8..).ok_or(Skip::TruncatedLink)?, &mut info, depth)?;
                     self.ip(inner, info, depth + 1)

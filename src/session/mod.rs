@@ -372,19 +372,19 @@ pub const MAX_ADDRESSES: usize = 32;
 
 /// The path inside `<…>` of a MAIL FROM / RCPT TO argument (or the bare word after the colon).
 pub fn envelope_path(arg: &[u8]) -> &[u8] {
-    let after = arg.iter().position(|b| *b == b':').map_or(arg, |p| &arg[p + 1..]);
+    let after = arg.iter().position(|b| *b == b':').and_then(|p| arg.get(p + 1..)).unwrap_or(arg);
     let after = crate::smtp::command::trim(after);
     if let Some(rest) = after.strip_prefix(b"<") {
         let end = rest.iter().position(|b| *b == b'>').unwrap_or(rest.len());
-        return &rest[..end];
+        return rest.get(..end).unwrap_or(rest);
     }
     let end = after.iter().position(|b| *b == b' ').unwrap_or(after.len());
-    &after[..end]
+    after.get(..end).unwrap_or(after)
 }
 
 /// The domain of an address (after the last `@`), or the whole path when it has none.
 pub fn address_domain(path: &[u8]) -> &[u8] {
-    path.iter().rposition(|b| *b == b'@').map_or(path, |p| &path[p + 1..])
+    path.iter().rposition(|b| *b == b'@').and_then(|p| path.get(p + 1..)).unwrap_or(path)
 }
 
 impl Session {

@@ -13,15 +13,15 @@ pub struct ReplyLine<'a> {
 
 /// The code of a line that starts like an SMTP reply: `[2-5]dd` then space, dash or end.
 pub fn code_of(line: &[u8]) -> Option<u16> {
-    let d = line.get(..3)?;
-    if !(b'2'..=b'5').contains(&d[0]) || !d[1].is_ascii_digit() || !d[2].is_ascii_digit() {
+    let &[a, b, c] = line.first_chunk::<3>()?;
+    if !(b'2'..=b'5').contains(&a) || !b.is_ascii_digit() || !c.is_ascii_digit() {
         return None;
     }
     match line.get(3) {
         None | Some(b' ') | Some(b'-') | Some(b'\r') | Some(b'\t') => {}
         _ => return None,
     }
-    Some(u16::from(d[0] - b'0') * 100 + u16::from(d[1] - b'0') * 10 + u16::from(d[2] - b'0'))
+    Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
 }
 
 /// Parses one line (without its line ending).

@@ -107,9 +107,12 @@ impl Tracker {
             if d.remaining == 0 {
                 let need = 5 - d.hdr_len;
                 let take = need.min(data.len());
-                d.hdr[d.hdr_len..d.hdr_len + take].copy_from_slice(&data[..take]);
-                d.hdr_len += take;
-                data = &data[take..];
+                let (head, rest) = data.split_at(take.min(data.len()));
+                if let Some(dst) = d.hdr.get_mut(d.hdr_len..d.hdr_len + head.len()) {
+                    dst.copy_from_slice(head);
+                }
+                d.hdr_len += head.len();
+                data = rest;
                 if d.hdr_len < 5 {
                     return;
                 }
@@ -119,8 +122,9 @@ impl Tracker {
                     s.tls.encrypted_bytes[i] += data.len() as u64;
                     return;
                 }
-                d.rtype = d.hdr[0];
-                d.remaining = usize::from(u16::from_be_bytes([d.hdr[3], d.hdr[4]]));
+                let [rtype, _, _, len_hi, len_lo] = d.hdr;
+                d.rtype = rtype;
+                d.remaining = usize::from(u16::from_be_bytes([len_hi, len_lo]));
                 d.body.clear();
                 if d.encrypted {
                     s.tls.encrypted_bytes[i] += 5;
@@ -164,8 +168,8 @@ impl Tracker {
                 }
                 CONTENT_ALERT => {
                     d.body.extend_from_slice(chunk);
-                    if done && d.body.len() >= 2 {
-                        let alert = Alert { side, level: d.body[0], description: d.body[1], frame };
+                    if let (true, Some(&[level, description])) = (done, d.body.first_chunk::<2>()) {
+                        let alert = Alert { side, level, description, frame };
                         let replace = match s.tls.alert {
                             None => true,
                             Some(a) => a.level != 2 && alert.level == 2,
@@ -196,10 +200,8 @@ impl Tracker {
         let i = idx(side);
         loop {
             let d = &mut self.dirs[i];
-            let Some(hdr) = d.handshake.get(..4) else {
-                return;
-            };
-            let len = (usize::from(hdr[1]) << 16) | (usize::from(hdr[2]) << 8) | usize::from(hdr[3]);
+            let Some(&[_, l0, l1, l2]) = d.handshake.first_chunk::<4>() else { return };
+            let len = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
             if d.handshake.len() < 4 + len {
                 if 4 + len > MAX_HANDSHAKE_BUF {
                     note_partial_hello(side, &d.handshake, s, frame);
