@@ -16,6 +16,9 @@ enum Ev {
     Gap(u64),
 }
 
+/// What a flow without payload probes with.
+static NOTHING_YET: ProbeBuf = ProbeBuf { bytes: [Vec::new(), Vec::new()], events: Vec::new(), gap_first: [false; 2] };
+
 #[derive(Default)]
 struct ProbeBuf {
     bytes: [Vec<u8>; 2],
@@ -24,7 +27,8 @@ struct ProbeBuf {
 }
 
 enum Phase {
-    Probe(Box<ProbeBuf>),
+    /// Probing; the buffer is allocated with the first byte.
+    Probe(Option<Box<ProbeBuf>>),
     Smtp(Box<Machine>),
     Implicit(Box<tls::Tracker>),
     Done,
@@ -61,7 +65,7 @@ impl Ctx<'_> {
 impl Conversation {
     /// A conversation that has seen nothing.
     pub fn new() -> Self {
-        Self { phase: Phase::Probe(Box::default()), client: 0, session: None }
+        Self { phase: Phase::Probe(None), client: 0, session: None }
     }
 
     /// Whether the flow is still worth feeding bytes to.
@@ -80,6 +84,7 @@ impl Conversation {
     /// One piece of direction `dir`'s stream.
     pub fn on_chunk(&mut self, dir: usize, chunk: Chunk<'_>, frame: u64, meta: &FlowMeta, ctx: Ctx<'_>) {
         if let Phase::Probe(p) = &mut self.phase {
+            let p = p.get_or_insert_with(Box::default);
             match chunk {
                 Chunk::Data(b) => {
                     let d = dir.min(1);
@@ -128,6 +133,7 @@ impl Conversation {
     fn try_decide(&mut self, meta: &FlowMeta, ctx: Ctx<'_>, last_call: bool) {
         loop {
             let Phase::Probe(p) = &self.phase else { return };
+            let p: &ProbeBuf = p.as_deref().unwrap_or(&NOTHING_YET);
             let client_hint = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d));
             let from_start = [0, 1].map(|d| !p.gap_first[d] && (meta.syn_dir == Some(d) || meta.synack_dir == Some(d)));
             let input = probe::Input {
@@ -147,10 +153,9 @@ impl Conversation {
                 }
                 Decision::Tunnel { client, kind, skip } => {
                     self.client = client;
-                    let Phase::Probe(p) = &mut self.phase else {
-                        return;
-                    };
-                    strip_prefix(p, skip);
+                    if let Phase::Probe(Some(p)) = &mut self.phase {
+                        strip_prefix(p, skip);
+                    }
                     let s = self.session_for(meta);
                     s.tunnel = Some(kind);
                     s.note(None, meta.first_frame, format!("{} preamble before SMTP", kind.name()));
@@ -185,7 +190,7 @@ impl Conversation {
 
     /// Switches from probing to `phase` and replays what the probe held.
     fn start(&mut self, phase: Phase) {
-        let Phase::Probe(p) = std::mem::replace(&mut self.phase, phase) else {
+        let Phase::Probe(Some(p)) = std::mem::replace(&mut self.phase, phase) else {
             return;
         };
         let mut at = [0usize; 2];

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::capture::Packet;
 use crate::conversation::{Conversation, Ctx};
 use crate::decode::{Decoder, Skip};
-use crate::flow::{EndReason, Flow, FlowTable, Lookup, TableLimits};
+use crate::flow::{EndReason, Flow, FlowTable, Lookup, StreamStats, TableLimits};
 use crate::session::{Session, Verdict};
 
 /// Mail ports: where implicit TLS and non-SMTP payload are reported.
@@ -130,7 +130,10 @@ impl Engine {
                 meta.syn_dir.get_or_insert(dir);
                 meta.syn_isn.get_or_insert(seg.seq);
             }
-            streams[dir].on_syn(seg.seq);
+            meta.isn[dir].get_or_insert(seg.seq);
+            if let Some(s) = streams.as_deref_mut() {
+                s[dir].on_syn(seg.seq);
+            }
         }
         if f.rst {
             meta.rst[dir] = true;
@@ -140,19 +143,22 @@ impl Engine {
             meta.wire_bytes[dir] += u64::from(seg.wire_len);
             meta.captured_bytes[dir] += seg.payload.len() as u64;
             if app.wants_bytes() {
+                let st = crate::flow::streams(meta, streams);
                 let m: &crate::flow::FlowMeta = meta;
-                streams[dir]
+                st[dir]
                     .insert(data_seq, seg.payload, seg.wire_len, &lim, &mut |c| app.on_chunk(dir, c, p.frame, m, ctx));
             }
         }
-        if f.ack && app.wants_bytes() {
+        if let (true, true, Some(st)) = (f.ack, app.wants_bytes(), streams.as_deref_mut()) {
             let m: &crate::flow::FlowMeta = meta;
             let other = 1 - dir;
-            streams[other].on_peer_ack(seg.ack, &lim, &mut |c| app.on_chunk(other, c, p.frame, m, ctx));
+            st[other].on_peer_ack(seg.ack, &lim, &mut |c| app.on_chunk(other, c, p.frame, m, ctx));
         }
         if f.fin {
             meta.fin[dir] = true;
-            streams[dir].on_fin(data_seq, seg.wire_len);
+            if let Some(st) = streams.as_deref_mut() {
+                st[dir].on_fin(data_seq, seg.wire_len);
+            }
         }
         if flow.finished() {
             let reason = if flow.meta.rst.iter().any(|r| *r) { EndReason::Reset } else { EndReason::Closed };
@@ -173,12 +179,12 @@ impl Engine {
         let Flow { meta, mut streams, mut app } = flow;
         let lim = self.table.limits.stream;
         let ctx = Ctx { mail_ports: &self.cfg.mail_ports, keep_credentials: self.cfg.keep_credentials };
-        if app.wants_bytes() {
+        if let (true, Some(streams)) = (app.wants_bytes(), streams.as_deref_mut()) {
             for (d, st) in streams.iter_mut().enumerate() {
                 st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));
             }
         }
-        let stats = [streams[0].stats, streams[1].stats];
+        let stats = streams.as_ref().map_or([StreamStats::default(); 2], |s| [s[0].stats, s[1].stats]);
         for s in &stats {
             self.stats.gaps += s.gaps;
             self.stats.retransmissions += s.retransmissions;

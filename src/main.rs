@@ -94,7 +94,7 @@ struct InputArgs {
     mail_ports: Vec<u16>,
 
     /// Most TCP flows held at once; the least recently active are evicted (and reported).
-    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_flows: usize,
 
     /// Out-of-order bytes held per direction while waiting for a hole to fill.

@@ -64,6 +64,8 @@ pub struct FlowMeta {
     pub synack_dir: Option<usize>,
     /// ISN of the SYN, to tell a retransmitted SYN from a new connection.
     pub syn_isn: Option<u32>,
+    /// Initial sequence number per direction (SYN or SYN-ACK).
+    pub isn: [Option<u32>; 2],
     /// FIN seen per direction.
     pub fin: [bool; 2],
     /// RST seen per direction.
@@ -102,17 +104,33 @@ impl FlowMeta {
 pub struct Flow<A> {
     /// Facts.
     pub meta: FlowMeta,
-    /// `streams[d]` reassembles direction `d`.
-    pub streams: [Reassembler; 2],
+    /// `streams[d]` reassembles direction `d`; allocated with the first payload, so the many
+    /// flows that never carry a byte (scans, floods) stay small.
+    pub streams: Option<Box<[Reassembler; 2]>>,
     /// Application state.
     pub app: A,
+}
+
+/// The flow's reassemblers, created on first use with the ISNs already seen.
+pub fn streams<'a>(meta: &FlowMeta, streams: &'a mut Option<Box<[Reassembler; 2]>>) -> &'a mut [Reassembler; 2] {
+    streams.get_or_insert_with(|| {
+        let mut s = Box::new([Reassembler::new(), Reassembler::new()]);
+        for (r, isn) in s.iter_mut().zip(meta.isn) {
+            if let Some(isn) = isn {
+                r.on_syn(isn);
+            }
+        }
+        s
+    })
 }
 
 impl<A> Flow<A> {
     /// Both sides finished and nothing before their FINs is missing; or a reset.
     pub fn finished(&self) -> bool {
         self.meta.rst.iter().any(|r| *r)
-            || (self.meta.fin[0] && self.meta.fin[1] && self.streams.iter().all(|s| s.buffered() == 0))
+            || (self.meta.fin[0]
+                && self.meta.fin[1]
+                && self.streams.as_ref().is_none_or(|s| s.iter().all(|s| s.buffered() == 0)))
     }
 }
 
@@ -129,7 +147,7 @@ pub struct TableLimits {
 
 impl Default for TableLimits {
     fn default() -> Self {
-        Self { max_flows: 200_000, stream: Limits::default(), max_tombstones: 65_536 }
+        Self { max_flows: 100_000, stream: Limits::default(), max_tombstones: 65_536 }
     }
 }
 
@@ -246,6 +264,7 @@ impl<A> FlowTable<A> {
             syn_dir: None,
             synack_dir: None,
             syn_isn: None,
+            isn: [None; 2],
             fin: [false; 2],
             rst: [false; 2],
             first_ts: ts,
@@ -259,7 +278,7 @@ impl<A> FlowTable<A> {
         };
         self.next_id += 1;
         self.stats.flows += 1;
-        let flow = Flow { meta, streams: [Reassembler::new(), Reassembler::new()], app: make() };
+        let flow = Flow { meta, streams: None, app: make() };
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(x) = self.slots.get_mut(s) {
@@ -288,7 +307,10 @@ impl<A> FlowTable<A> {
         };
         self.map.remove(&key);
         self.free.push(slot);
-        if self.limits.max_tombstones > 0 {
+        // Only flows that carried payload can turn into a (phantom) session: a flood of
+        // SYN-only flows must not push their tombstones out.
+        let carried = flow.meta.wire_bytes.iter().any(|b| *b > 0);
+        if carried && self.limits.max_tombstones > 0 {
             if self.tombstones.len() >= self.limits.max_tombstones {
                 if let Some(old) = self.tomb_order.pop_front() {
                     self.tombstones.remove(&old);
@@ -301,10 +323,15 @@ impl<A> FlowTable<A> {
         Some(flow)
     }
 
-    /// Evicts the least recently active sixteenth of the table.
+    /// Evicts a sixteenth of the table: flows that never carried payload first (scans, SYN
+    /// floods), then the least recently active.
     fn evict_oldest(&mut self, ended: &mut dyn FnMut(Flow<A>, EndReason)) {
-        let mut ages: Vec<(Micros, usize)> =
-            self.slots.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.meta.last_ts, i))).collect();
+        let mut ages: Vec<((bool, Micros), usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| ((f.meta.wire_bytes.iter().any(|b| *b > 0), f.meta.last_ts), i)))
+            .collect();
         let n = (ages.len() / 16).max(1);
         if n < ages.len() {
             ages.select_nth_unstable(n);
