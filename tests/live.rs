@@ -22,6 +22,42 @@ fn records(out: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect()
 }
 
+/// Starts smtpscope with `args`, waits until it listens, runs the real loopback sessions on
+/// `port`, lets it see them, then sends `signal`. Returns the pid (while running) check and the output.
+fn capture_around_sessions(
+    args: &[&str],
+    port: u16,
+    signal: i32,
+    while_running: impl FnOnce(u32),
+) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
+        assert!(Instant::now() < deadline);
+    }
+    while_running(pid);
+    let py = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/loopback_smtp.py"))
+        .arg(port.to_string())
+        .status()
+        .unwrap();
+    assert!(py.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, signal) };
+    child.wait_with_output().unwrap()
+}
+
 fn status_field(pid: u32, field: &str) -> String {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_string()).unwrap_or_default()
@@ -38,35 +74,13 @@ fn live_records_equal_the_written_file_and_root_is_dropped() {
     let summary = dir.join("summary.json");
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let filter = format!("tcp port {port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-        .args(["-i", "lo", "-F", "json", "-w", pcap.to_str().unwrap(), "--summary", summary.to_str().unwrap(), &filter])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
-        assert!(Instant::now() < deadline);
-    }
-    // Least privilege: no longer root, no capabilities left.
-    assert_eq!(status_field(pid, "Uid:").split_whitespace().next(), Some("65534"));
-    assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
-
-    let py = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/loopback_smtp.py"))
-        .arg(port.to_string())
-        .status()
-        .unwrap();
-    assert!(py.success());
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let args =
+        ["-i", "lo", "-F", "json", "-w", pcap.to_str().unwrap(), "--summary", summary.to_str().unwrap(), &filter];
+    let out = capture_around_sessions(&args, port, libc::SIGINT, |pid| {
+        // Least privilege: no longer root, no capabilities left.
+        assert_eq!(status_field(pid, "Uid:").split_whitespace().next(), Some("65534"));
+        assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
+    });
     assert!(out.status.success());
 
     let live = records(&out.stdout);
@@ -102,41 +116,9 @@ fn check_runs_live_and_exits_with_the_policy_result() {
     }
     let port = 40_000 + (std::process::id() % 20_000) as u16;
     let filter = format!("tcp port {port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-        .args([
-            "check",
-            "-i",
-            "lo",
-            "--expect",
-            "tls",
-            "--between",
-            "127.0.0.1",
-            "127.0.0.1",
-            "--duration",
-            "30s",
-            &filter,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
-    }
-    let py = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/loopback_smtp.py"))
-        .arg(port.to_string())
-        .status()
-        .unwrap();
-    assert!(py.success());
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
+    let args =
+        ["check", "-i", "lo", "--expect", "tls", "--between", "127.0.0.1", "127.0.0.1", "--duration", "30s", &filter];
+    let out = capture_around_sessions(&args, port, libc::SIGTERM, |_| {});
     let text = String::from_utf8_lossy(&out.stdout);
     // Both loopback sessions carried mail in clear: a TLS policy is violated.
     assert_eq!(out.status.code(), Some(1), "{text}");

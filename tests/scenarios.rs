@@ -365,20 +365,7 @@ fn a_syn_flood_is_counted_not_printed_and_the_real_session_survives() {
     }
     let mut cfg = smtpscope::engine::Config::default();
     cfg.limits.max_flows = 1000;
-    let mut engine = smtpscope::engine::Engine::new(cfg, vec![std::sync::Arc::from("flood")], None);
-    let mut out = Vec::new();
-    for (i, (ts, data)) in pkts.iter().enumerate() {
-        let p = smtpscope::capture::Packet {
-            ts: *ts,
-            data,
-            orig_len: data.len() as u32,
-            linktype: smtpscope::decode::link::dlt::RAW,
-            source: 0,
-            frame: i as u64 + 1,
-        };
-        engine.packet(&p, &mut |s| out.push(s));
-    }
-    engine.finish(&mut |s| out.push(s));
+    let (out, engine) = common::run_packets_with(cfg, &pkts);
     let v: Vec<_> = out.iter().map(|s| s.verdict.unwrap().name()).collect();
     assert_eq!(v, ["starttls-offered-unused"]);
     assert_eq!(engine.stats.payloadless_mail_flows, 10_000);

@@ -270,7 +270,13 @@ impl Dialogue {
 
 /// Runs raw IPv4 packets through a fresh engine.
 pub fn run_packets(pkts: &[(i64, Vec<u8>)]) -> Vec<Session> {
-    let mut engine = Engine::new(Config::default(), vec![Arc::from("synthetic")], None);
+    run_packets_with(Config::default(), pkts).0
+}
+
+/// Runs raw IPv4 packets through a fresh engine with `cfg`; returns the sessions and the engine
+/// (for its counters).
+pub fn run_packets_with(cfg: Config, pkts: &[(i64, Vec<u8>)]) -> (Vec<Session>, Engine) {
+    let mut engine = Engine::new(cfg, vec![Arc::from("synthetic")], None);
     let mut out = Vec::new();
     for (i, (ts, data)) in pkts.iter().enumerate() {
         let p = smtpscope::capture::Packet {
@@ -284,7 +290,7 @@ pub fn run_packets(pkts: &[(i64, Vec<u8>)]) -> Vec<Session> {
         engine.packet(&p, &mut |s| out.push(s));
     }
     engine.finish(&mut |s| out.push(s));
-    out
+    (out, engine)
 }
 
 /// A TLS record of content type `ct` carrying `body`.
