@@ -32,6 +32,10 @@ fn write_u(w: &mut (impl Write + ?Sized), c: u32) -> io::Result<()> {
 
 impl Formatter for SafeFormatter {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+        // Nearly every fragment is printable ASCII (serde_json has already cut out C0 controls).
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return w.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             let bad = c == '\u{7f}'
