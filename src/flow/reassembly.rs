@@ -157,11 +157,18 @@ impl Reassembler {
                 let upto = self.peer_ack.unwrap_or(off).min(off);
                 self.gap(upto - self.next, out);
             }
-            if self.pending_bytes + data.len() > lim.max_buffered {
+            // Make room by closing the oldest holes until the segment fits.
+            while self.pending_bytes + data.len() > lim.max_buffered && !self.pending.is_empty() {
                 self.stats.buffer_overflows += 1;
                 self.force_gap(lim, out);
             }
-            if off == self.next {
+            if self.next > off {
+                // Closing holes delivered bytes this segment overlaps: handle it as a late copy.
+                return self.insert(seq, data, wire_len as u32, lim, out);
+            }
+            if off == self.next || self.pending_bytes + data.len() > lim.max_buffered {
+                // In order, or too large to hold even alone: whatever is before it is lost.
+                self.gap(off - self.next, out);
                 self.deliver(data, missing, lim, out);
             } else {
                 match self.pending.entry(off) {
@@ -173,7 +180,9 @@ impl Reassembler {
                         // First copy wins; a longer retransmission only adds its tail.
                         self.stats.retransmissions += 1;
                         let held = o.get_mut();
-                        if let Some(tail) = data.get(held.data.len()..) {
+                        let tail =
+                            data.get(held.data.len()..).filter(|t| self.pending_bytes + t.len() <= lim.max_buffered);
+                        if let Some(tail) = tail {
                             self.pending_bytes += tail.len();
                             held.data.extend_from_slice(tail);
                             held.missing = missing;
