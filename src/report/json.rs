@@ -6,8 +6,9 @@
 
 use std::io::{self, Write};
 
+use serde::Serialize;
 use serde_json::ser::{CharEscape, Formatter};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::escape::{is_format_char, json_text};
 use super::{endpoint, rfc3339, rfc3339_secs, Options};
@@ -76,90 +77,212 @@ pub fn to_line(v: &Value) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-fn text(b: &[u8]) -> Value {
-    Value::String(json_text(b))
-}
-
-fn envelope(list: &[Vec<u8>], opts: Options) -> Value {
-    let mut out: Vec<Value> = Vec::new();
+fn envelope(list: &[Vec<u8>], opts: Options) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     for a in list {
-        let v = text(if opts.show_addresses { a } else { address_domain(a) });
+        let v = json_text(if opts.show_addresses { a } else { address_domain(a) });
         if !out.contains(&v) {
             out.push(v);
         }
     }
-    Value::Array(out)
+    out
 }
 
-/// The NDJSON object for a session.
+/// An EHLO extension.
+#[derive(Serialize)]
+struct Ext {
+    keyword: String,
+    params: String,
+}
+
+/// The server certificate.
+#[derive(Serialize)]
+struct Cert<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    serial: &'a str,
+    sha1: &'a str,
+    sha256: &'a str,
+    not_before: String,
+    not_after: String,
+    sans: &'a [String],
+    self_signed: bool,
+    key_bits: u32,
+    signature: &'a str,
+}
+
+/// A cleartext TLS alert.
+#[derive(Serialize)]
+struct AlertRecord {
+    name: String,
+    level: &'static str,
+    from: &'static str,
+    frame: u64,
+}
+
+#[derive(Serialize)]
+struct EvidenceRecord<'a> {
+    text: &'a str,
+    frame: Option<u64>,
+    dir: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct FindingRecord<'a> {
+    name: &'static str,
+    text: &'a str,
+    frame: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Anomalies {
+    retransmissions: u64,
+    out_of_order: u64,
+    conflicting_overlaps: u64,
+    gaps: u64,
+    gap_bytes: u64,
+}
+
+/// One NDJSON record; field order is the key order on the wire, `None` is `null`.
+#[derive(Serialize)]
+pub struct Record<'a> {
+    schema_version: u32,
+    community_id: String,
+    file: Option<&'a str>,
+    interface: Option<&'a str>,
+    client: String,
+    server: String,
+    first_seen: String,
+    last_seen: String,
+    tunnel: Option<&'static str>,
+    helo: Option<String>,
+    banner: Option<String>,
+    ehlo_extensions: Option<Vec<Ext>>,
+    starttls_offered: Option<bool>,
+    upgrade_verb: Option<&'static str>,
+    starttls_sent: bool,
+    starttls_reply: Option<u16>,
+    tls_handshake: bool,
+    tls_version: Option<String>,
+    cipher: Option<String>,
+    sni: Option<String>,
+    alpn: Option<Vec<String>>,
+    cert: Option<Cert<'a>>,
+    tls_alert: Option<AlertRecord>,
+    mail_transactions: Option<u32>,
+    messages_accepted: Option<u32>,
+    rcpt_count: Option<u32>,
+    mail_from: Option<Vec<String>>,
+    rcpt_to: Option<Vec<String>>,
+    bytes_client: u64,
+    bytes_server: u64,
+    clean_close: Option<bool>,
+    auth_mechanisms: Option<&'a [String]>,
+    credentials: Option<&'a [String]>,
+    verdict: Option<&'static str>,
+    evidence: Vec<EvidenceRecord<'a>>,
+    findings: Vec<FindingRecord<'a>>,
+    capture_complete: bool,
+    uses_bdat: Option<bool>,
+    vlan: Option<u16>,
+    packets: u64,
+    tcp_anomalies: Anomalies,
+}
+
+impl<'a> Record<'a> {
+    /// The record for a session.
+    pub fn new(s: &'a Session, opts: Options) -> Self {
+        let smtp = s.kind == Kind::Smtp;
+        // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen.
+        let clear = smtp && !s.tls_handshake();
+        let when = |v| if clear { Some(v) } else { None };
+        let hello_seen = s.tls.server_hello.is_some();
+        let st = &s.streams;
+        Record {
+            schema_version: SCHEMA_VERSION,
+            community_id: s.community_id(),
+            file: s.file.as_deref(),
+            interface: s.interface.as_deref(),
+            client: endpoint(s.client),
+            server: endpoint(s.server),
+            first_seen: rfc3339(s.first_seen),
+            last_seen: rfc3339(s.last_seen),
+            tunnel: s.tunnel.map(|t| t.name()),
+            helo: s.hello.as_ref().filter(|_| smtp).map(|h| json_text(&h.arg)),
+            banner: s.banner.as_deref().filter(|_| smtp).map(json_text),
+            ehlo_extensions: s.ehlo_reply.as_ref().filter(|_| smtp).map(|r| {
+                r.extensions
+                    .iter()
+                    .map(|e| Ext { keyword: json_text(&e.keyword), params: json_text(&e.params) })
+                    .collect()
+            }),
+            starttls_offered: verdict::starttls_offered(s),
+            upgrade_verb: s.upgrade.as_ref().map(|u| u.verb.name()),
+            starttls_sent: s.upgrade.is_some(),
+            starttls_reply: s.upgrade.as_ref().and_then(|u| u.reply.flatten()),
+            tls_handshake: s.tls_handshake(),
+            tls_version: s.tls.version.filter(|_| hello_seen).map(version_label),
+            cipher: s.tls.cipher.filter(|_| hello_seen).map(cipher_name),
+            sni: s.tls.sni.as_deref().map(json_text),
+            alpn: (!s.tls.alpn.is_empty()).then(|| s.tls.alpn.iter().map(|a| json_text(a)).collect()),
+            cert: s.tls.cert.as_ref().map(|c| Cert {
+                subject: &c.subject,
+                issuer: &c.issuer,
+                serial: &c.serial,
+                sha1: &c.sha1,
+                sha256: &c.sha256,
+                not_before: rfc3339_secs(c.not_before),
+                not_after: rfc3339_secs(c.not_after),
+                sans: &c.sans,
+                self_signed: c.self_signed,
+                key_bits: c.key_bits,
+                signature: &c.signature,
+            }),
+            tls_alert: s.tls.alert.map(|a| AlertRecord {
+                name: alert_name(a.description),
+                level: if a.level == 2 { "fatal" } else { "warning" },
+                from: a.side.name(),
+                frame: a.frame,
+            }),
+            mail_transactions: when(s.mail_transactions),
+            messages_accepted: when(s.messages_accepted),
+            rcpt_count: when(s.rcpt_count),
+            mail_from: clear.then(|| envelope(&s.mail_from, opts)),
+            rcpt_to: clear.then(|| envelope(&s.rcpt_to, opts)),
+            bytes_client: s.wire_bytes[0],
+            bytes_server: s.wire_bytes[1],
+            clean_close: clear.then(|| s.quit.is_some_and(|q| q.1 == Some(Some(221)))),
+            auth_mechanisms: clear.then_some(s.auth_mechanisms.as_slice()),
+            credentials: (!s.credentials.is_empty()).then_some(s.credentials.as_slice()),
+            verdict: s.verdict.map(|v| v.name()),
+            evidence: s
+                .evidence
+                .iter()
+                .map(|e| EvidenceRecord { text: &e.text, frame: e.frame, dir: e.side.map(|d| d.name()) })
+                .collect(),
+            findings: s
+                .findings
+                .iter()
+                .map(|f| FindingRecord { name: f.name, text: &f.text, frame: f.frame })
+                .collect(),
+            capture_complete: s.handshake_seen && (s.client_closed || s.server_closed),
+            uses_bdat: clear.then_some(s.uses_bdat),
+            vlan: s.vlan,
+            packets: s.packets,
+            tcp_anomalies: Anomalies {
+                retransmissions: st[0].retransmissions + st[1].retransmissions,
+                out_of_order: st[0].out_of_order + st[1].out_of_order,
+                conflicting_overlaps: st[0].conflicting_overlaps + st[1].conflicting_overlaps,
+                gaps: st[0].gaps + st[1].gaps,
+                gap_bytes: st[0].gap_bytes + st[1].gap_bytes,
+            },
+        }
+    }
+}
+
+/// The NDJSON object for a session, as a value (for CSV and tests; the writer streams [`Record`]).
 pub fn record(s: &Session, opts: Options) -> Value {
-    let smtp = s.kind == Kind::Smtp;
-    // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen.
-    let clear_counts = smtp && !s.tls_handshake();
-    let count = |n: u32| if clear_counts { json!(n) } else { Value::Null };
-    let hello = if smtp { s.hello.as_ref() } else { None };
-    let cert = s.tls.cert.as_ref().map(|c| {
-        json!({
-            "subject": c.subject, "issuer": c.issuer, "serial": c.serial, "sha1": c.sha1, "sha256": c.sha256,
-            "not_before": rfc3339_secs(c.not_before), "not_after": rfc3339_secs(c.not_after),
-            "sans": c.sans, "self_signed": c.self_signed, "key_bits": c.key_bits, "signature": c.signature,
-        })
-    });
-    let alert = s.tls.alert.map(|a| {
-        json!({"name": alert_name(a.description), "level": if a.level == 2 { "fatal" } else { "warning" }, "from": a.side.name(), "frame": a.frame})
-    });
-    let capture_complete = s.handshake_seen && (s.client_closed || s.server_closed);
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "community_id": s.community_id(),
-        "file": s.file.as_deref(),
-        "interface": s.interface.as_deref(),
-        "client": endpoint(s.client),
-        "server": endpoint(s.server),
-        "first_seen": rfc3339(s.first_seen),
-        "last_seen": rfc3339(s.last_seen),
-        "tunnel": s.tunnel.map(|t| t.name()),
-        "helo": hello.map(|h| text(&h.arg)),
-        "banner": if smtp { s.banner.as_deref().map(text) } else { None },
-        "ehlo_extensions": s.ehlo_reply.as_ref().filter(|_| smtp).map(|r| {
-            r.extensions.iter().map(|e| json!({"keyword": json_text(&e.keyword), "params": json_text(&e.params)})).collect::<Vec<_>>()
-        }),
-        "starttls_offered": verdict::starttls_offered(s),
-        "upgrade_verb": s.upgrade.as_ref().map(|u| u.verb.name()),
-        "starttls_sent": s.upgrade.is_some(),
-        "starttls_reply": s.upgrade.as_ref().and_then(|u| u.reply.flatten()),
-        "tls_handshake": s.tls_handshake(),
-        "tls_version": s.tls.version.filter(|_| s.tls.server_hello.is_some()).map(version_label),
-        "cipher": s.tls.cipher.filter(|_| s.tls.server_hello.is_some()).map(cipher_name),
-        "sni": s.tls.sni.as_deref().map(text),
-        "alpn": if s.tls.alpn.is_empty() { Value::Null } else { Value::Array(s.tls.alpn.iter().map(|a| text(a)).collect()) },
-        "cert": cert,
-        "tls_alert": alert,
-        "mail_transactions": count(s.mail_transactions),
-        "messages_accepted": count(s.messages_accepted),
-        "rcpt_count": count(s.rcpt_count),
-        "mail_from": if clear_counts { envelope(&s.mail_from, opts) } else { Value::Null },
-        "rcpt_to": if clear_counts { envelope(&s.rcpt_to, opts) } else { Value::Null },
-        "bytes_client": s.wire_bytes[0],
-        "bytes_server": s.wire_bytes[1],
-        "clean_close": if clear_counts { json!(s.quit.is_some_and(|q| q.1 == Some(Some(221)))) } else { Value::Null },
-        "auth_mechanisms": if clear_counts { json!(s.auth_mechanisms) } else { Value::Null },
-        "credentials": if s.credentials.is_empty() { Value::Null } else { json!(s.credentials) },
-        "verdict": s.verdict.map(|v| v.name()),
-        "evidence": s.evidence.iter().map(|e| json!({"text": e.text, "frame": e.frame, "dir": e.side.map(|d| d.name())})).collect::<Vec<_>>(),
-        "findings": s.findings.iter().map(|f| json!({"name": f.name, "text": f.text, "frame": f.frame})).collect::<Vec<_>>(),
-        "capture_complete": capture_complete,
-        "uses_bdat": if clear_counts { json!(s.uses_bdat) } else { Value::Null },
-        "vlan": s.vlan,
-        "packets": s.packets,
-        "tcp_anomalies": {
-            "retransmissions": s.streams[0].retransmissions + s.streams[1].retransmissions,
-            "out_of_order": s.streams[0].out_of_order + s.streams[1].out_of_order,
-            "conflicting_overlaps": s.streams[0].conflicting_overlaps + s.streams[1].conflicting_overlaps,
-            "gaps": s.streams[0].gaps + s.streams[1].gaps,
-            "gap_bytes": s.streams[0].gap_bytes + s.streams[1].gap_bytes,
-        },
-    })
+    serde_json::to_value(Record::new(s, opts)).unwrap_or(Value::Null)
 }
 
 /// NDJSON writer.
@@ -178,7 +301,7 @@ impl<'a> Writer<'a> {
 impl super::RecordWriter for Writer<'_> {
     fn write(&mut self, s: &Session) -> io::Result<()> {
         let mut ser = serde_json::Serializer::with_formatter(&mut self.out, SafeFormatter);
-        serde::Serialize::serialize(&record(s, self.opts), &mut ser).map_err(io::Error::other)?;
+        serde::Serialize::serialize(&Record::new(s, self.opts), &mut ser).map_err(io::Error::other)?;
         self.out.write_all(b"\n")?;
         // Streamed as sessions end: a reader of a pipe sees each record at once.
         self.out.flush()
