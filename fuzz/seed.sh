@@ -12,3 +12,7 @@ printf '\x01220 mx\r\n\x00EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n
 printf '\x00\x16\x03\x01\x00\x2e\x01\x00\x00\x2a\x03\x03' > "$out/tls/clienthello-start"
 printf '\x00\x00\x00\x01\x05\x00hello\x00\x00\x00\x10\x03\x03abc\x00\x00\x00\x06\x04\x03worl' > "$out/reassembly/seed"
 echo "corpus in $out"
+# Minimised corpora from earlier runs (fuzz/corpus-min) start where the last run stopped.
+for t in fuzz/corpus-min/*/; do
+  t=$(basename "$t"); mkdir -p "$out/$t"; cp -n fuzz/corpus-min/"$t"/* "$out/$t/" 2>/dev/null || true
+done
