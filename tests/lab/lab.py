@@ -702,17 +702,26 @@ class Capture:
         if self.p or self.done:
             return
         argv = ["tcpdump", "-i", self.iface, "-n", "-Z", "root", "--immediate-mode", "-U", "-w", self.path]
+        if self.iface == "any":
+            # in immediate mode libpcap gives each packet a ring slot of the snapshot length, and
+            # `any` has no MTU to bound it: the default 2 MB ring holds 8 packets
+            argv += ["-B", "65536"]
         if self.snaplen:
             argv += ["-s", str(self.snaplen)]
         argv.append("tcp")
         name = "tcpdump-" + os.path.basename(self.path)
         self.p = self.lab.spawn(name, argv, ns=self.ns, ready="listening on")
+        self.log = os.path.join(self.lab.work, "logs", f"{name}.log")
         time.sleep(0.3)
 
     def stop(self):
         if self.p and not self.done:
             time.sleep(1.0)     # what is still in the kernel ring is lost if tcpdump stops at once
             self.lab.stop(self.p, signal.SIGINT)
+            log = open(self.log).read()
+            m = re.search(r"(\d+) packets? dropped by kernel", log)
+            if not m or m.group(1) != "0":
+                raise LabError(f"tcpdump lost packets (or did not say): {log}")
         self.done = True
 
 
