@@ -26,11 +26,18 @@ for c in ip ethtool postfix swaks openssl tcpdump tshark python3 script; do
 done
 
 TMP=$(mktemp -d /tmp/smtpscope-captures.XXXXXX)
+LAB_PID=
 cleanup() {
   local rc=$?
   set +e
   trap '' INT TERM PIPE
-  # lab.py tears its lab down itself; this catches what a killed lab.py left behind
+  # a signal to this script alone reaches lab.py too, which then tears its lab down itself
+  if [ -n "$LAB_PID" ] && kill -0 "$LAB_PID" 2>/dev/null; then
+    kill -TERM "$LAB_PID" 2>/dev/null
+    for _ in $(seq 300); do kill -0 "$LAB_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$LAB_PID" 2>/dev/null
+  fi
+  # ... and this catches what a killed lab.py left behind
   for ns in "sl-cli-$LAB_SUFFIX" "sl-srv-$LAB_SUFFIX" "sl-mid-$LAB_SUFFIX"; do
     if [ -e "/run/netns/$ns" ]; then
       pids=$(ip netns pids "$ns" 2>/dev/null)
@@ -45,7 +52,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 "$HERE/lab.py" captures "$TMP" "$@"
+# in the background, so that a signal runs the trap at once instead of after the whole run
+python3 "$HERE/lab.py" captures "$TMP" "$@" &
+LAB_PID=$!
+wait "$LAB_PID"
+LAB_PID=
 [ -f "$OUT/expected.jsonl" ] && cp "$OUT/expected.jsonl" "$TMP/expected.jsonl"
 python3 "$HERE/truth.py" "$TMP" "$TMP/lab-manifest.jsonl" "$TMP/expected.jsonl"
 
