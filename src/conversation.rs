@@ -160,6 +160,18 @@ impl Conversation {
                     s.tunnel = Some(kind);
                     s.note(None, meta.first_frame, format!("{} preamble before SMTP", kind.name()));
                 }
+                Decision::MidTls { client } => {
+                    self.client = client;
+                    let s = self.session_for(meta);
+                    s.kind = Kind::MidTls;
+                    s.note(
+                        None,
+                        meta.first_frame,
+                        "TLS records from the first captured byte, no ClientHello: the capture started inside TLS",
+                    );
+                    self.phase = Phase::Done;
+                    return;
+                }
                 Decision::NotSmtp { client } => {
                     self.client = client;
                     self.session_for(meta).kind = Kind::NotSmtp;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use smtpscope::capture::live::{list_devices, LiveOptions, LiveSource};
+use smtpscope::capture::live::{immediate_mode, list_devices, LiveOptions, LiveSource};
 use smtpscope::capture::{MergedReader, SourceEnd};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
 use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
@@ -509,7 +509,7 @@ fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_ea
     let opts = LiveOptions {
         promisc: !input.no_promisc,
         snaplen: input.snaplen,
-        immediate: !input.no_immediate,
+        immediate: immediate_mode(dev, !input.no_immediate),
         buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
         filter: (!input.filter.is_empty()).then(|| input.filter.join(" ")),
     };
@@ -527,7 +527,12 @@ fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_ea
         Outcome::NotRoot => {}
     }
     if !input.quiet {
-        eprintln!("smtpscope: listening on {dev}, link-type {}, snapshot length {}", src.linktype(), input.snaplen);
+        let batching = if opts.immediate { "" } else { ", kernel batching (up to 100 ms)" };
+        eprintln!(
+            "smtpscope: listening on {dev}, link-type {}, snapshot length {}{batching}",
+            src.linktype(),
+            input.snaplen
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -548,8 +553,9 @@ fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_ea
         }
     }
     // Drain what libpcap still holds, unless -c says we are done.
+    let wait = src.drain_wait();
     while !counted(&engine) {
-        match src.next_packet(Duration::ZERO)? {
+        match src.next_packet(wait)? {
             Some(p) => engine.packet(&p, on),
             None => break,
         }

@@ -28,5 +28,7 @@ fn bundled_captures_agree_with_their_ground_truth() {
         problems.len(),
         problems.join("\n")
     );
-    assert!(checked >= 3);
+    // Every line of captures/expected.jsonl (the demo and every lab scenario) is checked.
+    assert_eq!(checked, common::expected(&dir).len());
+    assert!(checked >= 40, "the lab's captures are missing: {checked} sessions");
 }

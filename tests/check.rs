@@ -181,3 +181,214 @@ fn pairs_counts_verdicts_per_host_pair() {
         .iter()
         .all(|l| l["verdicts"]["starttls-offered-unused"] == 1 && l["offered"] == serde_json::json!(["STARTTLS"])));
 }
+
+// --- The lab's multi-site capture (captures/multi-site.pcap): Exchange hubs in the five sites of
+// docs/mail-tls.example.toml, made by tests/lab/lab.py. POA<->TOR in clear by design, branches over
+// TLS; one violation each way plus a forbidden offer, and one session the capture cut short.
+
+fn multi_site() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/captures/multi-site.pcap").to_string()
+}
+
+const EXAMPLE_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mail-tls.example.toml");
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o).lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect()
+}
+
+/// (client address, server, verdict, reason) of every session line with this outcome.
+fn outcomes(lines: &[serde_json::Value], outcome: &str) -> Vec<(String, String, String, String)> {
+    let mut v: Vec<_> = lines
+        .iter()
+        .filter(|l| l["type"] == "session" && l["outcome"] == outcome)
+        .map(|l| {
+            let client = l["client"].as_str().unwrap();
+            let host = client.rsplit_once(':').unwrap().0.to_string();
+            let s = |k: &str| l[k].as_str().unwrap().to_string();
+            (host, s("server"), s("verdict"), s("reason"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn rule<'a>(lines: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    lines.iter().find(|l| l["type"] == "rule" && l["rule"] == name).unwrap_or_else(|| panic!("no rule {name}"))
+}
+
+#[test]
+fn the_example_policy_fails_on_the_multi_site_capture_with_exactly_its_violations() {
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "-F", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let lines = json_lines(&o);
+    let t = |a: &str, b: &str, c: &str, d: &str| (a.to_string(), b.to_string(), c.to_string(), d.to_string());
+    assert_eq!(
+        outcomes(&lines, "violation"),
+        vec![
+            // a POA hub upgraded with X-ANONYMOUSTLS where the WAN optimizer needs clear text
+            t("10.1.0.12", "10.2.0.22:25", "starttls", "TLS used (TLS1.2)"),
+            // a TOR hub sent in clear, as it should, to a POA hub that still offers X-ANONYMOUSTLS
+            t("10.2.0.12", "10.1.0.22:25", "starttls-offered-unused", "server offered X-ANONYMOUSTLS"),
+            // a branch sent in clear where TLS is required
+            t("10.3.2.11", "10.2.0.21:25", "starttls-offered-unused", "TLS offered but not used: mail in clear"),
+        ]
+    );
+    assert_eq!(
+        outcomes(&lines, "unproven"),
+        vec![t("10.3.3.12", "10.2.0.21:25", "incomplete", "incomplete capture: the outcome is not visible")]
+    );
+    let counts = |r: &serde_json::Value| ["matched", "passed", "violated", "unproven"].map(|k| r[k].as_u64().unwrap());
+    assert_eq!(counts(rule(&lines, "POA <-> TOR hubs in clear (WAN optimizers)")), [5, 3, 2, 0]);
+    assert_eq!(counts(rule(&lines, "BR01 <-> hubs over TLS")), [2, 2, 0, 0]);
+    assert_eq!(counts(rule(&lines, "BR02 <-> hubs over TLS")), [2, 1, 1, 0]);
+    assert_eq!(counts(rule(&lines, "BR03 <-> hubs over TLS")), [3, 2, 0, 1]);
+    assert_eq!(rule(&lines, "default")["no_traffic"], true);
+}
+
+#[test]
+fn the_example_policy_text_report_lists_each_violation_on_one_line_with_its_evidence() {
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let violations: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("VIOLATION")).collect();
+    assert_eq!(violations.len(), 3, "{out}");
+    assert!(violations.iter().all(|l| l.contains(" → ") && l.contains("(frame ")), "{out}");
+    assert!(out.contains(
+        "rule \"BR03 <-> hubs over TLS\" (expect tls ≥ TLS1.2): 3 matched, 2 passed, 0 violated, 1 unproven"
+    ));
+    assert!(out.contains("result: FAIL"), "{out}");
+}
+
+#[test]
+fn a_policy_the_capture_keeps_passes() {
+    // The compliant hubs only: POA/TOR pairs in clear without an X-ANONYMOUSTLS offer, BR01 over
+    // TLS 1.2 or better, everything else allowed.
+    let p = policy_file(
+        "kept.toml",
+        "[groups]\nPOA = [\"10.1.0.11\", \"10.1.0.21\"]\nTOR = [\"10.2.0.11\", \"10.2.0.21\"]\nBR01 = [\"10.3.1.0/24\"]\n\
+         [[rule]]\nname = \"hubs in clear\"\nbetween = [\"POA\", \"TOR\"]\nports = [25, 2525]\nexpect = \"plaintext\"\n\
+         forbid_offer = [\"X-ANONYMOUSTLS\"]\n\
+         [[rule]]\nname = \"BR01 over TLS\"\nbetween = [\"BR01\", \"*\"]\nexpect = \"tls\"\nmin_version = \"TLS1.2\"\n\
+         [default]\nexpect = \"any\"\n",
+    );
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "-F", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lines = json_lines(&o);
+    assert_eq!(rule(&lines, "hubs in clear")["passed"], 3);
+    assert_eq!(rule(&lines, "BR01 over TLS")["passed"], 2);
+    assert!(outcomes(&lines, "violation").is_empty());
+}
+
+#[test]
+fn branch_to_branch_traffic_is_a_rule_that_matches_nothing() {
+    let args = ["-r", &multi_site(), "--expect", "tls", "--between", "10.3.2.0/24", "10.3.3.0/24"];
+    let o = smtpscope(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("nothing proven: no SMTP seen between these groups"));
+    let mut strict = args.to_vec();
+    strict.push("--require-traffic");
+    assert_eq!(smtpscope(&strict).status.code(), Some(3));
+}
+
+#[test]
+fn a_session_the_capture_cut_short_is_unproven_not_passed() {
+    // BR03's sessions: two over TLS, one whose capture ends after the EHLO reply.
+    let o = smtpscope(&["-r", &multi_site(), "--expect", "tls", "--between", "10.3.3.0/24", "*", "-F", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let lines = json_lines(&o);
+    let unproven = outcomes(&lines, "unproven");
+    assert_eq!(unproven.len(), 1);
+    assert_eq!(unproven[0].2, "incomplete");
+    assert_eq!(rule(&lines, "10.3.3.0/24 <-> *")["passed"], 2);
+}
+
+#[test]
+fn a_helo_glob_matches_by_name_and_is_reported_spoofable() {
+    let o = smtpscope(&[
+        "-r",
+        &multi_site(),
+        "--expect",
+        "tls",
+        "--from",
+        "helo:*.br03.contoso.com",
+        "--to",
+        "*",
+        "-F",
+        "json",
+    ]);
+    let lines = json_lines(&o);
+    let sessions: Vec<_> = lines.iter().filter(|l| l["type"] == "session").collect();
+    assert!(!sessions.is_empty());
+    assert!(sessions.iter().all(|l| l["spoofable"] == true && l["client"].as_str().unwrap().starts_with("10.3.3.")));
+}
+
+#[test]
+fn junit_for_the_example_policy_parses_back_with_a_suite_per_rule() {
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "--format", "junit"]);
+    assert_eq!(o.status.code(), Some(1));
+    let xml = stdout(&o);
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut suites: Vec<(String, u64, u64)> = Vec::new();
+    let (mut failures, mut skipped) = (Vec::new(), 0);
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                let attr = |k: &str| e.try_get_attribute(k).unwrap().map(|a| a.unescape_value().unwrap().into_owned());
+                match e.name().as_ref() {
+                    b"testsuite" => suites.push((
+                        attr("name").unwrap(),
+                        attr("failures").unwrap().parse().unwrap(),
+                        attr("skipped").unwrap().parse().unwrap(),
+                    )),
+                    b"failure" => failures.push(attr("message").unwrap()),
+                    b"skipped" => skipped += 1,
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    let names: Vec<&str> = suites.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "POA <-> TOR hubs in clear (WAN optimizers)",
+            "BR01 <-> hubs over TLS",
+            "BR02 <-> hubs over TLS",
+            "BR03 <-> hubs over TLS",
+            "default"
+        ]
+    );
+    assert_eq!(suites.iter().map(|s| s.1).collect::<Vec<_>>(), [2, 0, 1, 0, 0]);
+    failures.sort();
+    assert_eq!(
+        failures,
+        ["TLS offered but not used: mail in clear", "TLS used (TLS1.2)", "server offered X-ANONYMOUSTLS"]
+    );
+    // the unproven BR03 session and the default rule that saw nothing
+    assert_eq!(skipped, 2);
+}
+
+#[test]
+fn pairs_on_the_multi_site_capture_shows_who_offers_and_uses_x_anonymoustls() {
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["pairs", "-q", "-F", "json", "-r", &multi_site()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let lines = json_lines(&o);
+    let pair = |c: &str, s: &str| {
+        lines
+            .iter()
+            .find(|l| l["client_host"] == c && l["server_host"] == s)
+            .unwrap_or_else(|| panic!("no pair {c} {s}: {lines:?}"))
+    };
+    let up = pair("10.1.0.12", "10.2.0.22");
+    assert_eq!(up["offered"], serde_json::json!(["STARTTLS", "X-ANONYMOUSTLS"]));
+    assert_eq!(up["used"], serde_json::json!({"X-ANONYMOUSTLS": 1}));
+    assert_eq!(up["tls_versions"], serde_json::json!({"TLS1.2": 1}));
+    let clear = pair("10.1.0.11", "10.2.0.21");
+    assert_eq!(clear["offered"], serde_json::json!(["STARTTLS"]));
+    assert_eq!(clear["verdicts"]["starttls-offered-unused"], 1);
+}

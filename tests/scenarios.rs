@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client_hello, fatal_alert, opening, server_hello, Dialogue};
+use common::{client_hello, fatal_alert, opening, server_hello, tls_record, Dialogue};
 use serde_json::Value;
 
 const MAIL: &str = "MAIL FROM:<alice@contoso.com>\r\nRCPT TO:<bob@fabrikam.com>\r\nDATA\r\n";
@@ -38,7 +38,7 @@ fn exchange_x_anonymoustls_with_220_2_0_0_is_starttls() {
     .s("220 2.0.0 SMTP server ready\r\n")
     .c(client_hello("hub2.contoso.com"))
     .s(server_hello(false))
-    .c(common::tls_record(23, &[0u8; 64]))
+    .c(tls_record(23, &[0u8; 64]))
     .close();
     let r = d.record();
     assert_eq!(r["verdict"], "starttls");
@@ -143,6 +143,24 @@ fn commands_after_starttls_in_one_segment_are_an_injection() {
         .s(server_hello(false))
         .close();
     let r = d.record();
+    assert!(finding_names(&r).contains(&"starttls-injection".to_string()), "{}", r["findings"]);
+    // The injected command is not the client going on in clear: the handshake that follows counts.
+    assert_eq!(r["verdict"], "starttls", "{}", r["evidence"]);
+    assert_eq!(r["tls_handshake"], true);
+    assert_eq!(r["mail_transactions"], Value::Null);
+}
+
+#[test]
+fn cleartext_after_the_upgrade_verb_in_a_later_segment_is_an_injection_too() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\n")
+        .c("NOOP\r\n")
+        .s("220 go\r\n")
+        .c(client_hello("mx.example.org"))
+        .s(server_hello(true))
+        .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "starttls", "{}", r["evidence"]);
     assert!(finding_names(&r).contains(&"starttls-injection".to_string()), "{}", r["findings"]);
 }
 
@@ -387,4 +405,85 @@ fn a_burst_of_pipelined_commands_stays_bounded_and_classified() {
     assert_eq!(s[0].verdict.map(|v| v.name()), Some("starttls-offered-unused"));
     assert_eq!(s[0].mail_transactions, 1);
     assert!(s[0].anomalies.pipeline_overflow > 0, "commands beyond the pending bound are counted");
+}
+
+#[test]
+fn a_capture_that_starts_inside_tls_is_incomplete_not_garbage() {
+    let d = Dialogue::mid_stream(40000, 25)
+        .c(tls_record(23, &[0x5a; 40]))
+        .s(tls_record(23, &[0xa5; 90]))
+        .c(tls_record(21, &[0x11; 26]))
+        .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "incomplete", "{}", r["evidence"]);
+    assert!(r["evidence"][0]["text"].as_str().unwrap().contains("inside TLS"), "{}", r["evidence"]);
+    assert_eq!(r["tls_handshake"], false);
+    assert_eq!(r["helo"], Value::Null);
+    assert_eq!(r["mail_transactions"], Value::Null);
+}
+
+/// 40 bytes of IPv4 + TCP headers, then 30 bytes of payload: what `tcpdump -s 96` keeps of an
+/// Ethernet frame with TCP timestamps.
+const SNAP_30: usize = 70;
+
+fn snap_record(d: &Dialogue) -> Value {
+    let s = common::run_packets_snaplen(&d.packets(1460), SNAP_30);
+    assert_eq!(s.len(), 1);
+    smtpscope::report::json::record(&s[0], Default::default())
+}
+
+const POSTFIX_EHLO: &str = "250-mx.lab.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n\
+                            250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n";
+
+#[test]
+fn a_snaplen_cut_upgrade_is_still_proven_by_its_220_and_both_hellos() {
+    let d = Dialogue::new(40000, 25)
+        .s("220 mx.lab.example ESMTP Postfix (Debian/GNU)\r\n")
+        .c("EHLO s96.lab.example\r\n")
+        .s(POSTFIX_EHLO)
+        .c("STARTTLS\r\n")
+        .s("220 2.0.0 Ready to start TLS\r\n")
+        .c(client_hello("mx.lab.example"))
+        .s(server_hello(true))
+        .c(tls_record(23, &[7; 300]))
+        .close();
+    let r = snap_record(&d);
+    assert_eq!(r["verdict"], "starttls", "{}", r["evidence"]);
+    assert_eq!(r["helo"], "s96.lab.example");
+    assert_eq!(r["starttls_offered"], Value::Null, "the EHLO reply was cut");
+    assert_eq!(r["starttls_reply"], 220);
+    assert_eq!(r["tls_handshake"], true);
+    // legacy_version 0x0303 of a ServerHello cut before its extensions: 1.2 or 1.3, unknown
+    assert_eq!(r["tls_version"], Value::Null);
+    assert_eq!(r["sni"], Value::Null, "beyond the snaplen");
+    let frames: Vec<u64> = r["evidence"].as_array().unwrap().iter().filter_map(|e| e["frame"].as_u64()).collect();
+    assert!(!frames.contains(&0), "frames are 1-based: {}", r["evidence"]);
+}
+
+#[test]
+fn a_snaplen_cut_plaintext_session_keeps_its_commands_and_replies_aligned() {
+    let body = "Subject: x\r\n\r\n".to_string() + &"filler line of a message body\r\n".repeat(40) + ".\r\n";
+    let d = Dialogue::new(40000, 25)
+        .s("220 mx.lab.example ESMTP Postfix (Debian/GNU)\r\n")
+        .c("EHLO p96.lab.example\r\n")
+        .s(POSTFIX_EHLO)
+        .c("MAIL FROM:<alice@p96.lab.example> SIZE=1400\r\n")
+        .s("250 2.1.0 Ok\r\n")
+        .c("RCPT TO:<bob@lab.example>\r\n")
+        .s("250 2.1.5 Ok\r\n")
+        .c("DATA\r\n")
+        .s("354 End data with <CR><LF>.<CR><LF>\r\n")
+        .c(body)
+        .s("250 2.0.0 Ok: queued as 1234\r\n")
+        .c("QUIT\r\n")
+        .s("221 2.0.0 Bye\r\n")
+        .close();
+    let r = snap_record(&d);
+    // The cut EHLO reply hides whether STARTTLS was offered: rule f.
+    assert_eq!(r["verdict"], "incomplete", "{}", r["evidence"]);
+    assert!(r["evidence"][0]["text"].as_str().unwrap().contains("(f)"), "{}", r["evidence"]);
+    assert_eq!(r["mail_transactions"], 1);
+    assert_eq!(r["messages_accepted"], 1, "the end of data was lost with the body's last segment");
+    assert_eq!(r["clean_close"], true);
+    assert_eq!(r["mail_from"], serde_json::json!(["p96.lab.examp…"]), "a cut path is marked cut");
 }

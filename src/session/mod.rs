@@ -41,6 +41,8 @@ pub enum Kind {
     ImplicitTls,
     /// Payload on a mail port that is neither SMTP nor TLS.
     NotSmtp,
+    /// TLS records on a mail port, the session's start not captured (capture began inside TLS).
+    MidTls,
 }
 
 /// A proxy preamble found before SMTP.

@@ -131,6 +131,13 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
         }
         return Some(('a', "too little payload captured to tell what the session carried".into(), None));
     }
+    if s.kind == Kind::MidTls {
+        return Some((
+            'b',
+            "capture starts mid-session inside TLS: encrypted records only, no handshake, greeting or EHLO".into(),
+            None,
+        ));
+    }
     if s.kind != Kind::Smtp {
         return None;
     }
@@ -164,7 +171,10 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
             s.hello.as_ref().map(|h| h.reply_frame),
         ));
     }
-    if s.gaps.before_decision {
+    // An upgrade proven by its 220 and both hellos is positive evidence no earlier gap can undo
+    // (hellos cut by a snaplen included).
+    let upgrade_proven = s.upgrade.as_ref().is_some_and(|u| u.reply == Some(Some(220))) && s.tls_handshake();
+    if s.gaps.before_decision && !upgrade_proven {
         return Some(('g', "bytes missing from the capture before the outcome was decided".into(), None));
     }
     None

@@ -93,6 +93,15 @@ pub fn is_verb_line(line: &[u8]) -> bool {
     !matches!(parse(line).0, Verb::Other)
 }
 
+/// Whether `data` begins with a command verb followed by a space, tab or line end (used after
+/// a gap, where a segment may start a new command).
+pub fn starts_with_verb(data: &[u8]) -> bool {
+    let Some(end) = data.iter().take(17).position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) else {
+        return false;
+    };
+    end > 0 && !matches!(parse(data.get(..end).unwrap_or(&[])).0, Verb::Other)
+}
+
 /// Trims ASCII white space at both ends.
 pub fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());

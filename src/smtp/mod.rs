@@ -71,6 +71,8 @@ struct Line {
     truncated: bool,
     /// After a gap: discard up to the next line end.
     resync: bool,
+    /// A gap just happened and no byte has come since: the next bytes may start a line.
+    at_gap: bool,
 }
 
 #[derive(Default)]
@@ -98,6 +100,8 @@ pub struct Machine {
     keep_credentials: bool,
     tls: Option<tls::Tracker>,
     frame: u64,
+    /// Client bytes of a DATA body were lost: the end of data may have been in the gap.
+    body_gap: bool,
 }
 
 fn strip_eol(line: &[u8]) -> &[u8] {
@@ -134,6 +138,7 @@ impl Machine {
             keep_credentials: false,
             tls: None,
             frame: 0,
+            body_gap: false,
         }
     }
 
@@ -187,8 +192,17 @@ impl Machine {
                 s.gaps.client += 1;
                 match self.cmode {
                     ClientMode::Command | ClientMode::Hold => {
-                        self.lines[0].buf.clear();
+                        let partial = std::mem::take(&mut self.lines[0].buf);
+                        if self.cmode == ClientMode::Command && !self.lines[0].resync {
+                            self.cut_command(&partial, s);
+                        }
                         self.lines[0].resync = true;
+                        self.lines[0].at_gap = true;
+                    }
+                    ClientMode::Body { .. } => {
+                        // The end of data may be in the gap; the server's reply will tell.
+                        self.body_gap = true;
+                        self.cmode = ClientMode::Body { state: 0 };
                     }
                     ClientMode::Tls => {
                         if let Some(t) = &mut self.tls {
@@ -202,15 +216,50 @@ impl Machine {
                 s.gaps.server += 1;
                 match self.smode {
                     ServerMode::Reply => {
+                        // A line cut by the gap: its code still counts if it starts a reply.
+                        let partial = std::mem::take(&mut self.lines[1].buf);
+                        if !self.acc.active && !self.lines[1].resync && reply::code_of(&partial).is_some() {
+                            self.server_line(strip_eol(&partial), s);
+                        }
                         if self.acc.active {
                             self.complete_reply(true, s);
                         }
-                        self.lines[1].buf.clear();
                         self.lines[1].resync = true;
+                        self.lines[1].at_gap = true;
                     }
                     _ => {
                         if let Some(t) = &mut self.tls {
                             t.gap(Side::Server, s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A command line cut by a gap: MAIL, RCPT and the like still count (their replies must be
+    /// matched); a cut verb that changes the stream's mode (DATA, BDAT, an upgrade, AUTH) only
+    /// holds its reply's place, as its argument cannot be trusted.
+    fn cut_command(&mut self, partial: &[u8], s: &mut Session) {
+        if !command::starts_with_verb(partial) {
+            return;
+        }
+        match command::parse(partial).0 {
+            Verb::Data | Verb::Bdat | Verb::Starttls | Verb::XAnonymousTls | Verb::Auth => {
+                if s.hello.is_some() {
+                    s.commands_after_hello = s.commands_after_hello.saturating_add(1);
+                }
+                self.push(Pending::Other, s);
+            }
+            Verb::Other => {}
+            _ => {
+                let paths = (s.mail_from.len(), s.rcpt_to.len());
+                self.client_line(strip_eol(partial), &[], s);
+                // an envelope path cut short is marked so, not reported as a different address
+                for (list, before) in [(&mut s.mail_from, paths.0), (&mut s.rcpt_to, paths.1)] {
+                    if list.len() > before {
+                        if let Some(p) = list.last_mut() {
+                            p.extend_from_slice("…".as_bytes());
                         }
                     }
                 }
@@ -260,6 +309,7 @@ impl Machine {
                     Some(used) => {
                         s.message_bytes += used as u64;
                         data = data.get(used..).unwrap_or(&[]);
+                        self.body_gap = false;
                         self.push(Pending::EndOfData, s);
                         self.cmode = ClientMode::Command;
                     }
@@ -356,6 +406,16 @@ impl Machine {
         s: &mut Session,
         f: impl FnOnce(&mut Self, &[u8], &[u8], &mut Session),
     ) -> &'d [u8] {
+        let l = &mut self.lines[dir];
+        if l.at_gap {
+            l.at_gap = false;
+            // Where each command or reply is its own segment (snaplen cuts, lost segments), the
+            // bytes after a gap start a new line: no need to throw the line away.
+            let starts = if dir == 0 { command::starts_with_verb(data) } else { reply::code_of(data).is_some() };
+            if l.resync && starts {
+                l.resync = false;
+            }
+        }
         let Some(pos) = memchr::memchr(b'\n', data) else {
             let l = &mut self.lines[dir];
             if !l.resync {
@@ -564,6 +624,21 @@ impl Machine {
             return;
         }
         let Some(&front) = self.pending.front() else {
+            if self.body_gap && matches!(self.cmode, ClientMode::Body { .. }) {
+                // A reply while the body is still open after lost client bytes: the end of data
+                // was in the gap, and this is its reply.
+                self.body_gap = false;
+                self.cmode = ClientMode::Command;
+                if code.is_some_and(|c| (200..300).contains(&c)) {
+                    s.messages_accepted = s.messages_accepted.saturating_add(1);
+                }
+                s.note(
+                    Some(Side::Server),
+                    frame,
+                    "end of data lost in a capture gap; the server's reply closes the body",
+                );
+                return;
+            }
             s.anomalies.unsolicited_replies += 1;
             s.note(
                 Some(Side::Server),
@@ -634,6 +709,20 @@ impl Machine {
                 if code == Some(220) {
                     self.cmode = ClientMode::ExpectTls;
                     self.smode = ServerMode::ExpectTls;
+                    // Cleartext the client sent after the verb, before this 220, was injected
+                    // (CVE-2011-0411): a safe server discards it, so it proves nothing about the
+                    // upgrade; the client's next bytes do. A ClientHello sent early still counts.
+                    if self.held.first().is_some_and(|b| !(20..=23).contains(b)) {
+                        s.find(
+                            "starttls-injection",
+                            Some(frame),
+                            format!(
+                                "{} cleartext bytes were sent after the upgrade verb, before its 220",
+                                self.held.len()
+                            ),
+                        );
+                        self.held.clear();
+                    }
                 } else {
                     self.cmode = ClientMode::Command;
                 }
@@ -665,8 +754,10 @@ impl Machine {
             })
             .collect();
         let cut = if cut { " (reply cut short)" } else { "" };
-        if offers.is_empty() {
-            s.note(Some(Side::Server), frame, format!("EHLO reply offers no upgrade{cut}"));
+        if offers.is_empty() && !cut.is_empty() {
+            s.note(Some(Side::Server), frame, "EHLO reply cut short before any upgrade offer: offer unknown");
+        } else if offers.is_empty() {
+            s.note(Some(Side::Server), frame, "EHLO reply offers no upgrade");
         } else {
             s.note(Some(Side::Server), frame, format!("EHLO reply offers {}{cut}", offers.join(", ")));
         }

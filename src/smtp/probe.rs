@@ -20,6 +20,9 @@ pub enum Decision {
     Tunnel { client: usize, kind: Tunnel, skip: [usize; 2] },
     /// Payload that is neither SMTP nor TLS.
     NotSmtp { client: usize },
+    /// TLS records on a mail port in a capture that started inside the session (no handshake,
+    /// no ClientHello): encrypted SMTP whose beginning was not captured.
+    MidTls { client: usize },
     /// Not ours to report (e.g. TLS on a non-mail port).
     Ignore,
 }
@@ -112,7 +115,13 @@ pub fn decide(i: &Input<'_>) -> Decision {
         if !has[0] && !has[1] {
             return Decision::Wait;
         }
-        return if mail_server { Decision::NotSmtp { client } } else { Decision::Ignore };
+        let mid_tls =
+            !i.from_start[0] && !i.from_start[1] && i.bytes.iter().all(|b| b.is_empty() || tls::looks_like_records(b));
+        return match (mail_server, mid_tls) {
+            (false, _) => Decision::Ignore,
+            (true, true) => Decision::MidTls { client },
+            (true, false) => Decision::NotSmtp { client },
+        };
     }
     Decision::Wait
 }
@@ -203,6 +212,18 @@ mod tests {
             mail_port: [false, true],
             last_call: false,
         }
+    }
+
+    #[test]
+    fn tls_records_without_their_start_on_a_mail_port_are_mid_session_tls() {
+        let c = [23, 3, 3, 0, 4, 1, 2, 3, 4];
+        let s = [23, 3, 3, 0, 2, 9, 9, 21, 3, 3, 0, 2, 1, 0];
+        let i = Input { from_start: [false, false], client_hint: None, last_call: true, ..input(&c, &s) };
+        assert_eq!(decide(&i), Decision::MidTls { client: 0 });
+        // Not records: a length of zero, a bad version.
+        let bad = [23, 3, 3, 0, 0];
+        let i = Input { from_start: [false, false], client_hint: None, last_call: true, ..input(&bad, &s) };
+        assert_eq!(decide(&i), Decision::NotSmtp { client: 0 });
     }
 
     #[test]

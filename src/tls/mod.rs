@@ -49,6 +49,22 @@ pub fn looks_like_client_hello(bytes: &[u8]) -> Option<bool> {
     Some(*bytes.get(5)? == HS_CLIENT_HELLO)
 }
 
+/// Whether `bytes` read as a run of TLS records from their first byte (a capture that starts
+/// inside a TLS session): every complete record header is plausible, and there is at least one.
+pub fn looks_like_records(bytes: &[u8]) -> bool {
+    let mut at = 0usize;
+    let mut records = 0;
+    while let Some(&[rtype, major, minor, hi, lo]) = bytes.get(at..at.saturating_add(5)) {
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if !(20..=23).contains(&rtype) || major != 3 || minor > 4 || len == 0 || len > 16384 + 2048 {
+            return false;
+        }
+        records += 1;
+        at = at.saturating_add(5 + len);
+    }
+    records > 0
+}
+
 #[derive(Default)]
 struct Direction {
     hdr: [u8; 5],
@@ -61,6 +77,8 @@ struct Direction {
     encrypted: bool,
     /// Framing lost (gap or garbage): bytes are only counted from here on.
     lost: bool,
+    /// Frame of the last bytes fed (what a hello cut by a gap is dated by).
+    frame: u64,
 }
 
 /// Per-session TLS tracker for both directions.
@@ -88,7 +106,7 @@ impl Tracker {
         // A handshake message cut by the gap still tells which hello it was.
         let pending = std::mem::take(&mut d.handshake);
         if !d.encrypted {
-            note_partial_hello(side, &pending, s, 0);
+            note_partial_hello(side, &pending, s, d.frame);
         }
         d.lost = true;
     }
@@ -96,6 +114,7 @@ impl Tracker {
     /// Feeds bytes from `side`.
     pub fn feed(&mut self, side: Side, mut data: &[u8], frame: u64, s: &mut Session) {
         let i = idx(side);
+        self.dirs[i].frame = frame;
         if self.dirs[i].lost {
             if let Some(c) = s.tls.encrypted_bytes.get_mut(i) {
                 *c += data.len() as u64;
@@ -333,8 +352,11 @@ fn note_partial_hello(side: Side, msg: &[u8], s: &mut Session, frame: u64) {
             let hrr = msg.get(6..38).is_some_and(|r| r == HRR_RANDOM);
             if !hrr && s.tls.server_hello.is_none() {
                 s.tls.server_hello = Some(frame);
-                if let Some(v) = msg.get(4..6) {
-                    s.tls.version = Some(u16::from_be_bytes([v[0], v[1]]));
+                // legacy_version: below TLS 1.2 it is the version; 0x0303 may be TLS 1.2 or, with
+                // a supported_versions extension the cut hid, TLS 1.3: unknown then
+                if let Some(&[hi, lo]) = msg.get(4..6) {
+                    let v = u16::from_be_bytes([hi, lo]);
+                    s.tls.version = (v < 0x0303).then_some(v);
                 }
                 s.note(Some(side), frame, "ServerHello (cut short in the capture)");
             }

@@ -273,6 +273,26 @@ pub fn run_packets(pkts: &[(i64, Vec<u8>)]) -> Vec<Session> {
     run_packets_with(Config::default(), pkts).0
 }
 
+/// Runs raw IPv4 packets through a fresh engine as a capture with snapshot length `snaplen`
+/// would store them: each cut to `snaplen` bytes, its original length kept.
+pub fn run_packets_snaplen(pkts: &[(i64, Vec<u8>)], snaplen: usize) -> Vec<Session> {
+    let mut engine = Engine::new(Config::default(), vec![Arc::from("synthetic")], None);
+    let mut out = Vec::new();
+    for (i, (ts, data)) in pkts.iter().enumerate() {
+        let p = smtpscope::capture::Packet {
+            ts: *ts,
+            data: data.get(..snaplen.min(data.len())).unwrap(),
+            orig_len: data.len() as u32,
+            linktype: smtpscope::decode::link::dlt::RAW,
+            source: 0,
+            frame: i as u64 + 1,
+        };
+        engine.packet(&p, &mut |s| out.push(s));
+    }
+    engine.finish(&mut |s| out.push(s));
+    out
+}
+
 /// Runs raw IPv4 packets through a fresh engine with `cfg`; returns the sessions and the engine
 /// (for its counters).
 pub fn run_packets_with(cfg: Config, pkts: &[(i64, Vec<u8>)]) -> (Vec<Session>, Engine) {
