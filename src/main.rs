@@ -6,18 +6,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use smtpscope::capture::live::{list_devices, LiveOptions, LiveSource};
-use smtpscope::capture::{MergedReader, SourceEnd};
+use smtpscope::capture::live::{list_devices, LiveOptions};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
+use smtpscope::driver;
 use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
 use smtpscope::privilege::{self, Outcome};
 use smtpscope::report::pairs::Pairs;
-use smtpscope::report::summary::{SourceSummary, Summary};
+use smtpscope::report::summary::Summary;
 use smtpscope::report::{self, Format, Options};
 use smtpscope::session::Session;
 
@@ -434,25 +434,97 @@ fn write_summary(input: &InputArgs, summary: &Summary, file: Option<std::fs::Fil
     Ok(())
 }
 
-/// Reads the input (files or live) through the engine, handing every finished session to `on`.
-fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
-    if let Some(dev) = &input.interface {
-        return drive_live(input, dev, on, stop_early);
-    }
-    if input.read.is_empty() {
-        bail!("nothing to read: give -r FILE or -i INTERFACE (see --help)");
-    }
-    let summary_file = match &input.summary {
+/// The driver's options for these arguments.
+fn driver_options(input: &InputArgs) -> Result<driver::Options> {
+    let filter = (!input.filter.is_empty()).then(|| input.filter.join(" "));
+    let source = match &input.interface {
+        Some(dev) => driver::Source::Live {
+            device: dev.clone(),
+            options: LiveOptions {
+                promisc: !input.no_promisc,
+                snaplen: input.snaplen,
+                immediate: !input.no_immediate,
+                buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
+                filter: filter.clone(),
+            },
+            write: input.write.clone(),
+        },
+        None if input.read.is_empty() => bail!("{}", driver::DriverError::NoInput),
+        None => driver::Source::Files(input.read.clone()),
+    };
+    Ok(driver::Options { source, filter, count: input.count, duration: input.duration, engine: engine_config(input) })
+}
+
+fn open_summary(input: &InputArgs) -> Result<Option<std::fs::File>> {
+    Ok(match &input.summary {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
         None => None,
-    };
-    let filter = (!input.filter.is_empty()).then(|| input.filter.join(" "));
-    let mut reader = MergedReader::open(&input.read, filter.as_deref())?;
-    let names: Vec<Arc<str>> = reader.sources().iter().map(|s| s.name().clone()).collect();
-    let mut engine = Engine::new(engine_config(input), names, None);
+    })
+}
 
-    let total = reader.total_size();
-    let progress = (!input.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
+/// Live as root: give up privileges once everything that needs them is open.
+fn drop_privileges(input: &InputArgs) -> Result<Option<String>> {
+    Ok(match privilege::drop_root(input.user.as_deref())? {
+        Outcome::Dropped { user, uid, gid } => {
+            Some(format!("dropped root privileges, running as {user} (uid {uid}, gid {gid})"))
+        }
+        Outcome::KeptRoot => Some("warning: -Z root: still running as root".to_string()),
+        Outcome::NotRoot => None,
+    })
+}
+
+/// A sink that shows an indicatif bar on stderr for long files.
+struct WithProgress<'a> {
+    on: &'a mut dyn FnMut(Session),
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl driver::Sink for WithProgress<'_> {
+    fn session(&mut self, s: Session) {
+        (self.on)(s)
+    }
+
+    fn tick(&mut self, _engine: &mut Engine, p: &driver::Progress) {
+        if let Some(pb) = &self.bar {
+            if p.done {
+                pb.finish_and_clear();
+            } else {
+                pb.set_position(p.bytes);
+            }
+        }
+    }
+}
+
+/// Reads the input (files or live) through the engine, handing every finished session to `on`.
+fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
+    let opts = driver_options(input)?;
+    // Open everything that needs privileges first, then give them up.
+    let opened = driver::Opened::open(opts)?;
+    let summary_file = open_summary(input)?;
+    let live = opened.is_live();
+    if live {
+        if let Some(msg) = drop_privileges(input)? {
+            eprintln!("smtpscope: {msg}");
+        }
+        if !input.quiet {
+            let dev = input.interface.as_deref().unwrap_or_default();
+            eprintln!(
+                "smtpscope: listening on {dev}, link-type {}, snapshot length {}",
+                opened.linktype(),
+                input.snaplen
+            );
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    if live {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // A second signal while stopping exits at once.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
+            signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        }
+    }
+    let total: u64 = input.read.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let bar = (!live && !input.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
@@ -460,110 +532,37 @@ fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool
         );
         pb
     });
-    let mut read_bytes = 0u64;
-    while let Some(p) = reader.next_packet() {
-        // pcap record header + captured bytes: close enough to the file offset for progress.
-        read_bytes += p.data.len() as u64 + 16;
-        engine.packet(&p, on);
-        if let Some(pb) = &progress {
-            if engine.stats.packets % 4096 == 0 {
-                pb.set_position(read_bytes.min(total));
+    let mut sink = WithProgress {
+        on: &mut |s| {
+            on(s);
+            if stop_early.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        },
+        bar,
+    };
+    let summary = opened.run(&mut sink, &stop);
+    let mut live_error = None;
+    for s in &summary.sources {
+        if let Some(m) = &s.error {
+            if live {
+                live_error = Some(format!("interface {}: {m}", s.name));
+            } else {
+                eprintln!(
+                    "smtpscope: warning: {}: read stopped after {} packets ({m}); sessions seen so far are reported",
+                    s.name, s.packets
+                );
             }
         }
-        if stop_early.load(Ordering::Relaxed) || input.count.is_some_and(|c| engine.stats.packets >= c) {
-            break;
-        }
     }
-    engine.finish(on);
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    let mut sources = Vec::new();
-    let mut any_read = false;
-    let mut all_failed = true;
-    for s in reader.sources() {
-        let error = match s.end() {
-            Some(SourceEnd::Truncated(m)) => Some(m.clone()),
-            _ => None,
-        };
-        any_read |= s.frames() > 0;
-        all_failed &= error.is_some();
-        if let Some(m) = &error {
-            eprintln!(
-                "smtpscope: warning: {}: read stopped after {} packets ({m}); sessions seen so far are reported",
-                s.name(),
-                s.frames()
-            );
-        }
-        sources.push(SourceSummary { name: s.name().to_string(), packets: s.frames(), error });
-    }
-    let summary = Summary { sources, stats: engine.stats.clone(), table: engine.table_stats(), dropped: None };
     write_summary(input, &summary, summary_file)?;
-    if !any_read && all_failed {
+    if let Some(e) = live_error {
+        bail!("{e}");
+    }
+    if summary.nothing_read() {
         bail!("no packet could be read from the input");
     }
     Ok(())
-}
-
-fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
-    let opts = LiveOptions {
-        promisc: !input.no_promisc,
-        snaplen: input.snaplen,
-        immediate: !input.no_immediate,
-        buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
-        filter: (!input.filter.is_empty()).then(|| input.filter.join(" ")),
-    };
-    // Open everything that needs privileges first, then give them up.
-    let mut src = LiveSource::open(dev, &opts, input.write.as_deref())?;
-    let summary_file = match &input.summary {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
-        None => None,
-    };
-    match privilege::drop_root(input.user.as_deref())? {
-        Outcome::Dropped { user, uid, gid } => {
-            eprintln!("smtpscope: dropped root privileges, running as {user} (uid {uid}, gid {gid})")
-        }
-        Outcome::KeptRoot => eprintln!("smtpscope: warning: -Z root: still running as root"),
-        Outcome::NotRoot => {}
-    }
-    if !input.quiet {
-        eprintln!("smtpscope: listening on {dev}, link-type {}, snapshot length {}", src.linktype(), input.snaplen);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
-    let mut engine = Engine::new(engine_config(input), Vec::new(), Some(Arc::from(dev)));
-    let started = Instant::now();
-    let counted = |e: &Engine| input.count.is_some_and(|c| e.stats.packets >= c);
-    while !stop.load(Ordering::Relaxed)
-        && !stop_early.load(Ordering::Relaxed)
-        && !counted(&engine)
-        && input.duration.is_none_or(|d| started.elapsed() < d)
-    {
-        if let Some(p) = src.next_packet(Duration::from_millis(100))? {
-            engine.packet(&p, on);
-        }
-    }
-    // Drain what libpcap still holds, unless -c says we are done.
-    while !counted(&engine) {
-        match src.next_packet(Duration::ZERO)? {
-            Some(p) => engine.packet(&p, on),
-            None => break,
-        }
-    }
-    engine.finish(on);
-    src.close_savefile()?;
-    let drops = src.drops();
-    let summary = Summary {
-        sources: vec![SourceSummary { name: dev.to_string(), packets: src.frames(), error: None }],
-        stats: engine.stats.clone(),
-        table: engine.table_stats(),
-        dropped: drops.map(|d| d.dropped + d.if_dropped),
-    };
-    write_summary(input, &summary, summary_file)
 }
 
 #[cfg(test)]
