@@ -1,6 +1,7 @@
 //! The session record: facts gathered by the SMTP and TLS stages, then judged by
 //! [`verdict`] into a verdict with evidence and findings.
 
+pub mod transcript;
 pub mod verdict;
 
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use crate::capture::Micros;
 use crate::flow::{EndReason, StreamStats};
+pub use transcript::Transcript;
 pub use verdict::Verdict;
 
 /// Which side a fact came from.
@@ -224,6 +226,8 @@ pub struct TlsFacts {
     pub alpn: Vec<Vec<u8>>,
     /// Server certificate, when visible (TLS ≤ 1.2).
     pub cert: Option<CertInfo>,
+    /// Frame of the Certificate message.
+    pub cert_frame: Option<u64>,
     /// First cleartext fatal alert (or first warning if no fatal).
     pub alert: Option<Alert>,
     /// Encrypted bytes per side (client, server).
@@ -281,6 +285,12 @@ pub struct Gaps {
 /// Everything known about one session; the record reports are made from.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Flow id, unique within a run (the same for a session's in-progress snapshots and its
+    /// final record).
+    pub id: u64,
+    /// A snapshot of a session still open: the verdict is provisional ("if the capture ended
+    /// now"). Reports only ever see finished sessions.
+    pub in_progress: bool,
     /// Input file (None when live).
     pub file: Option<Arc<str>>,
     /// Capture interface (live).
@@ -295,6 +305,8 @@ pub struct Session {
     pub last_seen: Micros,
     /// First frame.
     pub first_frame: u64,
+    /// Last frame.
+    pub last_frame: u64,
     /// Packets.
     pub packets: u64,
     /// Outer VLAN.
@@ -361,8 +373,10 @@ pub struct Session {
     pub evidence: Vec<Evidence>,
     /// Findings.
     pub findings: Vec<Finding>,
-    /// Verdict, set when the session is finished.
+    /// Verdict, set when the session is finished (provisional in a snapshot).
     pub verdict: Option<Verdict>,
+    /// The dialogue, when the engine records transcripts (terminal UI).
+    pub transcript: Option<Box<Transcript>>,
 }
 
 /// Most evidence lines kept per session.
@@ -391,6 +405,8 @@ impl Session {
     /// A blank record for a flow between `client` and `server`.
     pub fn new(client: SocketAddr, server: SocketAddr) -> Self {
         Self {
+            id: 0,
+            in_progress: false,
             file: None,
             interface: None,
             client,
@@ -398,6 +414,7 @@ impl Session {
             first_seen: 0,
             last_seen: 0,
             first_frame: 0,
+            last_frame: 0,
             packets: 0,
             vlan: None,
             handshake_seen: false,
@@ -432,6 +449,7 @@ impl Session {
             evidence: Vec::new(),
             findings: Vec::new(),
             verdict: None,
+            transcript: None,
         }
     }
 
