@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod decode;
 pub mod driver;
 pub mod engine;
+pub mod filter;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -15,6 +15,7 @@ use smtpscope::capture::live::{list_devices, LiveOptions};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
 use smtpscope::driver;
 use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
+use smtpscope::filter::Filter;
 use smtpscope::privilege::{self, Outcome};
 use smtpscope::report::pairs::Pairs;
 use smtpscope::report::summary::Summary;
@@ -136,6 +137,11 @@ struct ReportArgs {
     /// Colour the table: auto (terminal and NO_COLOR unset), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto")]
     color: ColorArg,
+
+    /// Display filter: only sessions matching FILTER are reported, e.g. 'verdict:plaintext
+    /// server:10.1.0.0/16', '!verdict:starttls', 'tls:<1.2 or finding:cert-*' (see README).
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    display_filter: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +322,10 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         FormatArg::Json => Format::Json,
         FormatArg::Csv => Format::Csv,
     };
+    let filter = display_filter(out.display_filter.as_deref())?;
+    let mut opts = driver_options(input)?;
+    // Free text is matched against transcripts, which the engine records only when asked.
+    opts.engine.transcript = filter.uses_text();
     let stdout = io::stdout();
     let color = match out.color {
         ColorArg::Always => true,
@@ -328,7 +338,11 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     let stopped = AtomicBool::new(false);
     drive(
         input,
+        opts,
         &mut |s| {
+            if !filter.matches(&s) {
+                return;
+            }
             sink.emit(s);
             if sink.error.is_some() {
                 stopped.store(true, Ordering::Relaxed);
@@ -341,6 +355,15 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     }
     sink.writer.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `-Y`; a bad filter is a usage error that points at the problem.
+fn display_filter(text: Option<&str>) -> Result<Filter> {
+    let text = text.unwrap_or_default();
+    Filter::parse(text).map_err(|e| {
+        let caret = format!("{}{}", " ".repeat(e.span.start), "^".repeat(e.span.len().max(1)));
+        anyhow::anyhow!("bad display filter at column {}: {}\n  {text}\n  {caret}", e.span.start + 1, e.kind)
+    })
 }
 
 fn check_policy(a: &CheckArgs) -> Result<Policy> {
@@ -383,7 +406,7 @@ fn run_check(a: &CheckArgs) -> Result<ExitCode> {
     let pol = check_policy(a)?;
     let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
     let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until });
-    drive(&a.input, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
+    drive(&a.input, driver_options(&a.input)?, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {
         CheckFormat::Text => out.write_all(checker.text(a.require_traffic).as_bytes())?,
@@ -400,7 +423,7 @@ fn run_check(a: &CheckArgs) -> Result<ExitCode> {
 
 fn run_pairs(a: &PairsArgs) -> Result<ExitCode> {
     let mut pairs = Pairs::default();
-    drive(&a.input, &mut |s| pairs.add(&s), &AtomicBool::new(false))?;
+    drive(&a.input, driver_options(&a.input)?, &mut |s| pairs.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {
         PairsFormat::Text => out.write_all(pairs.text().as_bytes())?,
@@ -496,8 +519,7 @@ impl driver::Sink for WithProgress<'_> {
 }
 
 /// Reads the input (files or live) through the engine, handing every finished session to `on`.
-fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
-    let opts = driver_options(input)?;
+fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
     // Open everything that needs privileges first, then give them up.
     let opened = driver::Opened::open(opts)?;
     let summary_file = open_summary(input)?;

@@ -379,6 +379,23 @@ pub struct Session {
     pub transcript: Option<Box<Transcript>>,
 }
 
+/// Every finding name, as the schema lists them.
+pub const FINDINGS: [&str; 13] = [
+    "cleartext-auth",
+    "starttls-injection",
+    "response-injection",
+    "starttls-stripped",
+    "ehlo-masked",
+    "weak-tls-version",
+    "cert-expired",
+    "cert-not-yet-valid",
+    "cert-self-signed",
+    "cert-weak-key",
+    "cert-sha1-signature",
+    "cert-name-mismatch",
+    "cert-not-visible-tls13",
+];
+
 /// Most evidence lines kept per session.
 pub const MAX_EVIDENCE: usize = 48;
 /// Most envelope addresses kept per session and list.
@@ -462,6 +479,7 @@ impl Session {
 
     /// Adds a finding once per name.
     pub fn find(&mut self, name: &'static str, frame: Option<u64>, text: impl Into<String>) {
+        debug_assert!(FINDINGS.contains(&name), "finding {name} missing from FINDINGS");
         if !self.findings.iter().any(|f| f.name == name) {
             self.findings.push(Finding { name, text: text.into(), frame });
         }
