@@ -21,3 +21,4 @@ pub mod report;
 pub mod session;
 pub mod smtp;
 pub mod tls;
+pub mod tui;

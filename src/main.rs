@@ -126,9 +126,27 @@ struct InputArgs {
 
 #[derive(Debug, Args)]
 struct ReportArgs {
-    /// Output format: table, json (NDJSON, one object per session) or csv.
-    #[arg(short = 'F', long, value_enum, default_value = "table")]
-    format: FormatArg,
+    /// Output format: table, json (NDJSON, one object per session) or csv (default: the
+    /// terminal UI when stdout is a terminal, else table).
+    #[arg(short = 'F', long, value_enum)]
+    format: Option<FormatArg>,
+
+    /// Open the terminal UI even if stdout is not a terminal or a format is given.
+    #[arg(long, conflicts_with = "no_tui")]
+    tui: bool,
+
+    /// Never open the terminal UI: print the table.
+    #[arg(long)]
+    no_tui: bool,
+
+    /// Terminal UI: where exports (e, w) are written; opened at start, before a live capture
+    /// gives up root (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    export_dir: Option<PathBuf>,
+
+    /// Terminal UI, live: MiB of recent packets kept in a temporary spool for the packet view.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    spool_size: u64,
 
     /// Print envelope addresses (MAIL FROM / RCPT TO) in full; by default only their domains.
     #[arg(long)]
@@ -317,7 +335,11 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let format = match out.format {
+    let tui = out.tui || (!out.no_tui && out.format.is_none() && io::stdout().is_terminal());
+    if tui {
+        return run_tui(input, out);
+    }
+    let format = match out.format.unwrap_or(FormatArg::Table) {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
         FormatArg::Csv => Format::Csv,
@@ -354,6 +376,83 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         return Err(e.into());
     }
     sink.writer.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal UI over files or a live interface.
+fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
+    use smtpscope::capture::spool::Spool;
+    use smtpscope::tui::{self, app::SourceInfo, export::ExportDir, packets::Origin};
+
+    // A bad filter is a usage error before the screen changes.
+    display_filter(out.display_filter.as_deref())?;
+    let mut opts = driver_options(input)?;
+    opts.engine.transcript = true;
+    opts.engine.track_open = true;
+    let bpf = opts.filter.clone();
+    let opened = driver::Opened::open(opts)?;
+    let live = opened.is_live();
+    let summary_file = open_summary(input)?;
+    let dir = out.export_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let export = ExportDir::open(&dir).map_err(|e| format!("{}: {e}", dir.display()));
+    let mut notes = Vec::new();
+    let (opened, origin) = if live {
+        // The spool's directory belongs to the user we become, so it can still rotate segments.
+        // SAFETY: a plain getter.
+        let owner = if unsafe { libc::geteuid() } == 0 {
+            privilege::target(input.user.as_deref())?.map(|(_, uid, gid)| (uid, gid))
+        } else {
+            None
+        };
+        let spool = Spool::create(&std::env::temp_dir(), opened.linktype(), out.spool_size << 20, owner)?;
+        let shared = spool.shared();
+        (opened.with_spool(spool), Origin::Spool(shared))
+    } else {
+        (opened, Origin::Files { paths: input.read.clone(), bpf: bpf.clone() })
+    };
+    if live {
+        if let Some(msg) = drop_privileges(input)? {
+            notes.push(msg);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let label = match &input.interface {
+        Some(dev) => format!("interface {dev}"),
+        None => {
+            let names: Vec<String> = input
+                .read
+                .iter()
+                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                .collect();
+            format!("file {}", names.join(", "))
+        }
+    };
+    let summary = tui::run(
+        opened,
+        tui::Options {
+            source: SourceInfo { label, bpf, live },
+            origin,
+            export,
+            filter: out.display_filter.clone(),
+            show_addresses: out.show_addresses,
+            notes,
+            frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
+            stop,
+        },
+    )?;
+    let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
+    for s in &summary.sources {
+        if let Some(m) = &s.error {
+            eprintln!("smtpscope: warning: {}: read stopped after {} packets ({m})", s.name, s.packets);
+        }
+    }
+    write_summary(input, &summary, summary_file)?;
+    if summary.nothing_read() {
+        bail!("no packet could be read from the input");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
