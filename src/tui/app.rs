@@ -385,10 +385,15 @@ impl App {
                 }
             }
             Update::Progress(p) => {
+                // Packets per second over the last half second or more.
                 let (t, n, r) = self.rate;
                 let dt = t.elapsed().as_secs_f64();
-                self.rate = if dt >= 1.0 || p.done {
-                    (Instant::now(), p.packets, if p.done { 0.0 } else { (p.packets.saturating_sub(n)) as f64 / dt })
+                self.rate = if p.done {
+                    (Instant::now(), p.packets, 0.0)
+                } else if dt >= 0.5 {
+                    (Instant::now(), p.packets, p.packets.saturating_sub(n) as f64 / dt)
+                } else if r == 0.0 && p.elapsed.as_secs_f64() > 0.1 {
+                    (t, n, p.packets as f64 / p.elapsed.as_secs_f64())
                 } else {
                     (t, n, r)
                 };

@@ -105,14 +105,16 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
     if app.store.counts.is_empty() && app.store.open == 0 {
         l2.push(Span::styled("no SMTP session yet", th.dim()));
     }
+    // The active filter, right-aligned on the first line (whose left part is short).
     let filter = app.store.filter().text();
-    let chips_w: usize = l2.iter().map(|s| s.content.width()).sum();
-    let room = usize::from(area.width).saturating_sub(chips_w + 12);
-    if !filter.is_empty() && room > 8 {
-        let pad = usize::from(area.width).saturating_sub(chips_w + 10 + filter.width().min(room));
-        l2.push(Span::raw(" ".repeat(pad)));
-        l2.push(Span::styled("filter: ", th.dim()));
-        l2.push(Span::styled(fit(&terminal(filter.as_bytes()), room), th.key()));
+    if !filter.is_empty() {
+        let used: usize = l1.iter().map(|s| s.content.width()).sum();
+        let room = usize::from(area.width).saturating_sub(used + 11);
+        let shown = fit(&terminal(filter.as_bytes()), room.max(6));
+        let pad = usize::from(area.width).saturating_sub(used + 9 + shown.width());
+        l1.push(Span::raw(" ".repeat(pad.max(1))));
+        l1.push(Span::styled("filter: ", th.dim()));
+        l1.push(Span::styled(shown, th.key()));
     }
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
 }

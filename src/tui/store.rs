@@ -2,7 +2,6 @@
 //! sorted view of them, and verdict counts. Rows are keyed by session id so an in-progress row
 //! is replaced in place by its next snapshot and, finally, by its record.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use crate::report::escape::terminal;
 use crate::session::{Kind, Session, Verdict};
 
 /// Rows kept before the oldest finished ones are dropped from the view (their counts stay).
-pub const MAX_ROWS: usize = 200_000;
+pub const MAX_ROWS: usize = 100_000;
 
 /// The session table's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,28 +83,71 @@ pub fn messages(s: &Session) -> Option<u32> {
     (s.kind == Kind::Smtp && !s.tls_handshake()).then_some(s.messages_accepted)
 }
 
-fn cmp_by(col: Column, a: &Session, b: &Session) -> Ordering {
-    match col {
-        Column::Time => a.first_seen.cmp(&b.first_seen),
-        Column::Client => (a.client.ip(), a.client.port()).cmp(&(b.client.ip(), b.client.port())),
-        Column::Server => (a.server.ip(), a.server.port()).cmp(&(b.server.ip(), b.server.port())),
-        Column::Port => a.server.port().cmp(&b.server.port()),
-        Column::Helo => {
-            let h = |s: &Session| s.hello.as_ref().map(|h| terminal(&h.arg).to_lowercase());
-            h(a).cmp(&h(b))
-        }
-        Column::Verdict => a.verdict.map(|v| v.name()).cmp(&b.verdict.map(|v| v.name())),
-        Column::Tls => tls_version(a).cmp(&tls_version(b)),
-        Column::Msgs => messages(a).cmp(&messages(b)),
-        Column::Bytes => (a.wire_bytes[0] + a.wire_bytes[1]).cmp(&(b.wire_bytes[0] + b.wire_bytes[1])),
+/// A row's sort key for one column, compact so sorting a large view stays in cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+struct Key {
+    primary: u128,
+    secondary: u64,
+    time: u64,
+    id: u64,
+}
+
+fn ip_key(ip: std::net::IpAddr) -> u128 {
+    match ip {
+        std::net::IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
+        std::net::IpAddr::V6(v) => u128::from(v),
     }
+}
+
+fn time_key(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+fn key_of(col: Column, s: &Session) -> Key {
+    let (primary, secondary) = match col {
+        Column::Time => (0, 0),
+        Column::Client => (ip_key(s.client.ip()), u64::from(s.client.port())),
+        Column::Server => (ip_key(s.server.ip()), u64::from(s.server.port())),
+        Column::Port => (u128::from(s.server.port()), 0),
+        // Sorted by name (the HELO column keeps its own string keys).
+        Column::Helo => (0, 0),
+        // Alphabetical by name, as the column reads.
+        Column::Verdict => (
+            s.verdict.map_or(0, |v| match v {
+                Verdict::ImplicitTls => 1,
+                Verdict::Incomplete => 2,
+                Verdict::NotSmtp => 3,
+                Verdict::Plaintext => 4,
+                Verdict::Starttls => 5,
+                Verdict::StarttlsFailed => 6,
+                Verdict::StarttlsOfferedUnused => 7,
+                Verdict::StarttlsRefused => 8,
+                Verdict::Stripped => 9,
+            }),
+            0,
+        ),
+        Column::Tls => (tls_version(s).map_or(0, |v| u128::from(v) + 1), 0),
+        Column::Msgs => (messages(s).map_or(0, |n| u128::from(n) + 1), 0),
+        Column::Bytes => (u128::from(s.wire_bytes[0] + s.wire_bytes[1]), 0),
+    };
+    Key { primary, secondary, time: time_key(s.first_seen), id: s.id }
+}
+
+fn helo_key(s: &Session) -> Box<str> {
+    s.hello.as_ref().map(|h| terminal(&h.arg).to_lowercase()).unwrap_or_default().into_boxed_str()
 }
 
 /// Sessions, view and counts.
 pub struct Store {
     rows: Vec<Arc<Session>>,
+    /// Per row: passes the filter (kept current as rows change).
+    pass: Vec<bool>,
+    /// Per row: key for the sort column.
+    keys: Vec<Key>,
+    /// Per row, when sorting by HELO: the name as shown, lower case.
+    helo: Vec<Box<str>>,
     by_id: FxHashMap<u64, usize>,
-    view: Vec<usize>,
+    view: Vec<u32>,
     filter: Filter,
     sort: Column,
     descending: bool,
@@ -129,6 +171,9 @@ impl Store {
     pub fn new() -> Self {
         Self {
             rows: Vec::new(),
+            pass: Vec::new(),
+            keys: Vec::new(),
+            helo: Vec::new(),
             by_id: FxHashMap::default(),
             view: Vec::new(),
             filter: Filter::default(),
@@ -143,6 +188,9 @@ impl Store {
 
     /// Adds or replaces a session (a snapshot never replaces a finished record).
     pub fn upsert(&mut self, s: Session) {
+        let pass = self.filter.matches(&s);
+        let key = key_of(self.sort, &s);
+        let helo = if self.sort == Column::Helo { helo_key(&s) } else { Box::default() };
         match self.by_id.get(&s.id).copied() {
             Some(i) => {
                 let Some(old) = self.rows.get(i) else { return };
@@ -154,6 +202,9 @@ impl Store {
                     self.count(&s);
                 }
                 self.rows[i] = Arc::new(s);
+                self.pass[i] = pass;
+                self.keys[i] = key;
+                self.helo[i] = helo;
             }
             None => {
                 if s.in_progress {
@@ -163,6 +214,9 @@ impl Store {
                 }
                 self.by_id.insert(s.id, self.rows.len());
                 self.rows.push(Arc::new(s));
+                self.pass.push(pass);
+                self.keys.push(key);
+                self.helo.push(helo);
             }
         }
         self.dirty = true;
@@ -180,17 +234,27 @@ impl Store {
     /// Drops the oldest finished rows down to [`MAX_ROWS`].
     fn trim(&mut self) {
         let mut excess = self.rows.len().saturating_sub(MAX_ROWS);
-        let mut dropped = 0;
-        self.rows.retain(|s| {
-            if excess > 0 && !s.in_progress {
-                excess -= 1;
-                dropped += 1;
-                false
-            } else {
-                true
-            }
-        });
-        self.dropped += dropped;
+        let keep: Vec<bool> = self
+            .rows
+            .iter()
+            .map(|s| {
+                if excess > 0 && !s.in_progress {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        let mut it = keep.iter();
+        self.rows.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
+        self.pass.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
+        self.keys.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
+        self.helo.retain(|_| *it.next().unwrap_or(&true));
+        self.dropped += keep.iter().filter(|k| !**k).count() as u64;
         self.by_id = self.rows.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
         self.view.clear();
         self.dirty = true;
@@ -201,36 +265,28 @@ impl Store {
         self.dirty
     }
 
-    /// Recomputes the filtered, sorted view.
+    /// Recomputes the filtered, sorted view from the cached filter results and sort keys.
     pub fn rebuild(&mut self) {
-        let rows = &self.rows;
-        let filter = &self.filter;
-        let mut view: Vec<usize> = (0..rows.len()).filter(|&i| filter.matches(&rows[i])).collect();
-        let (col, desc) = (self.sort, self.descending);
-        let cmp = |a: &usize, b: &usize| {
-            let (x, y) = (&rows[*a], &rows[*b]);
-            let o = cmp_by(col, x, y).then_with(|| x.first_seen.cmp(&y.first_seen)).then_with(|| x.id.cmp(&y.id));
-            if desc {
-                o.reverse()
-            } else {
-                o
-            }
-        };
-        if col == Column::Helo {
-            // Escaping and lower-casing per comparison would dominate: compute the keys once.
-            view.sort_by_cached_key(|&i| {
-                rows[i].hello.as_ref().map(|h| terminal(&h.arg).to_lowercase()).unwrap_or_default()
+        let mut view: Vec<u32> = (0..self.rows.len() as u32).filter(|&i| self.pass[i as usize]).collect();
+        let (keys, helo) = (&self.keys, &self.helo);
+        if self.sort == Column::Helo {
+            view.sort_unstable_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                helo[a].cmp(&helo[b]).then(keys[a].cmp(&keys[b]))
             });
-            view.sort_by(|a, b| cmp(a, b));
         } else {
-            view.sort_unstable_by(cmp);
+            view.sort_unstable_by_key(|&i| keys[i as usize]);
+        }
+        if self.descending {
+            view.reverse();
         }
         self.view = view;
         self.dirty = false;
     }
 
-    /// Sets the display filter (the view is rebuilt).
+    /// Sets the display filter (every row is tested again; the view is rebuilt).
     pub fn set_filter(&mut self, f: Filter) {
+        self.pass = self.rows.iter().map(|s| f.matches(s)).collect();
         self.filter = f;
         self.rebuild();
     }
@@ -247,6 +303,14 @@ impl Store {
 
     /// Sorts by `col` (descending when `desc`).
     pub fn set_sort(&mut self, col: Column, desc: bool) {
+        if col != self.sort {
+            self.keys = self.rows.iter().map(|s| key_of(col, s)).collect();
+            self.helo = if col == Column::Helo {
+                self.rows.iter().map(|s| helo_key(s)).collect()
+            } else {
+                vec![Box::default(); self.rows.len()]
+            };
+        }
         self.sort = col;
         self.descending = desc;
         self.rebuild();
@@ -269,7 +333,7 @@ impl Store {
 
     /// The `i`-th session of the view.
     pub fn get(&self, i: usize) -> Option<&Arc<Session>> {
-        self.view.get(i).and_then(|&r| self.rows.get(r))
+        self.view.get(i).and_then(|&r| self.rows.get(r as usize))
     }
 
     /// A session by id (visible or not).
@@ -279,13 +343,13 @@ impl Store {
 
     /// Position of session `id` in the view.
     pub fn position(&self, id: u64) -> Option<usize> {
-        let r = *self.by_id.get(&id)?;
+        let r = *self.by_id.get(&id)? as u32;
         self.view.iter().position(|&v| v == r)
     }
 
     /// The sessions of the view, in order.
     pub fn visible(&self) -> impl Iterator<Item = &Arc<Session>> {
-        self.view.iter().filter_map(|&r| self.rows.get(r))
+        self.view.iter().filter_map(|&r| self.rows.get(r as usize))
     }
 }
 
@@ -313,6 +377,15 @@ mod tests {
         assert_eq!(st.len(), 1);
         assert_eq!(st.get(0).unwrap().verdict, Some(Verdict::Starttls), "a late snapshot is ignored");
         assert_eq!((st.open, st.counts.get(&Verdict::Starttls)), (0, Some(&1)));
+    }
+
+    #[test]
+    fn verdict_ranks_follow_the_names() {
+        let mut names: Vec<&str> = Verdict::ALL.iter().map(|v| v.name()).collect();
+        names.sort_unstable();
+        let mut by_rank: Vec<Verdict> = Verdict::ALL.to_vec();
+        by_rank.sort_by_key(|v| key_of(Column::Verdict, &session(1, 1, *v, false)).primary);
+        assert_eq!(by_rank.iter().map(|v| v.name()).collect::<Vec<_>>(), names);
     }
 
     #[test]
