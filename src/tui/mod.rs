@@ -179,6 +179,36 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// The terminal's input, watched directly: crossterm's reader spins forever on a terminal that
+/// hung up (a read error that is neither WouldBlock nor Interrupted is retried), so input is
+/// only handed to crossterm once a poll of our own says it is there and the line is alive.
+struct Tty {
+    fd: i32,
+    _own: Option<std::fs::File>,
+}
+
+impl Tty {
+    fn open() -> io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // Where crossterm reads keys from: standard input if it is a terminal, else /dev/tty.
+        // SAFETY: isatty on a descriptor number has no other effect.
+        if unsafe { libc::isatty(0) } == 1 {
+            return Ok(Self { fd: 0, _own: None });
+        }
+        let f = std::fs::File::open("/dev/tty")?;
+        Ok(Self { fd: f.as_raw_fd(), _own: Some(f) })
+    }
+
+    /// Waits up to `wait` for input; false once the terminal has hung up.
+    fn wait(&self, wait: Duration) -> bool {
+        let mut p = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        !(n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0)
+    }
+}
+
 /// CPU time of this thread, in µs: separates the UI's own work from time the scheduler gave
 /// to other threads (the frame log records both).
 fn thread_cpu_micros() -> u64 {
@@ -211,6 +241,7 @@ pub fn run(opened: Opened, opts: Options) -> io::Result<Option<Summary>> {
         None => None,
     };
     let feed = feed::Feed::start(opened)?;
+    let tty = Tty::open()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
     execute!(io::stdout(), EnableMouseCapture)?;
@@ -252,18 +283,20 @@ pub fn run(opened: Opened, opts: Options) -> io::Result<Option<Summary>> {
         }
         let busy = !app.progress.done || updates > 0;
         let wait = if busy { Duration::from_millis(40) } else { Duration::from_millis(250) };
-        if event::poll(wait)? {
-            loop {
-                let ev = event::read()?;
-                if let Some(a) = keys::action(&ev, app.mode) {
-                    app.apply(a);
-                }
-                if app.quit || !event::poll(Duration::ZERO)? {
-                    break;
-                }
-            }
-            runtime.execute(&mut app);
+        if !tty.wait(wait) {
+            // The terminal is gone (hang-up): nobody is left to quit by hand.
+            break;
         }
+        while event::poll(Duration::ZERO)? {
+            let ev = event::read()?;
+            if let Some(a) = keys::action(&ev, app.mode) {
+                app.apply(a);
+            }
+            if app.quit {
+                break;
+            }
+        }
+        runtime.execute(&mut app);
     }
     drop(_guard);
     drop(terminal);
