@@ -110,7 +110,7 @@ impl Spool {
         Ok(Self {
             shared: Arc::new(SpoolShared { dir, index: Mutex::new(SpoolIndex::default()) }),
             linktype,
-            segment_bytes: (max_bytes / SEGMENTS as u64).max(64 * 1024),
+            segment_bytes: (max_bytes / SEGMENTS as u64).max(1024),
             current: None,
             open: VecDeque::new(),
             next_id: 0,
