@@ -456,7 +456,9 @@ pub fn summary_line(s: &Session, look: &Look) -> Line<'static> {
     if s.in_progress {
         spans.push(Span::styled(" (in progress)", th.warn()));
     }
-    spans.push(Span::styled(format!("  {} · {} packets", rfc3339(s.first_seen), thousands(s.packets)), th.dim()));
+    let when = rfc3339(s.first_seen).replacen('T', " ", 1);
+    let when = when.trim_end_matches('Z');
+    spans.push(Span::styled(format!("  {when} · {} pkts", thousands(s.packets)), th.dim()));
     Line::from(spans)
 }
 

@@ -148,7 +148,9 @@ fn draw_sessions(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         }
         return;
     }
-    let table_h = (area.height * 2 / 5).max(5).min(area.height.saturating_sub(6).max(3));
+    // The table takes what its rows need, up to two fifths; the detail gets the rest.
+    let rows = u16::try_from(app.store.len()).unwrap_or(u16::MAX).saturating_add(3);
+    let table_h = rows.clamp(5, (area.height * 2 / 5).max(5)).min(area.height.saturating_sub(6).max(3));
     let [top, bottom] = Layout::vertical([Constraint::Length(table_h), Constraint::Min(3)]).areas(area);
     draw_table(f, app, top);
     draw_detail(f, app, bottom);
