@@ -81,12 +81,26 @@ pub struct Progress {
     pub done: bool,
 }
 
+/// Where a live view gets snapshots of open sessions: the engine, or whatever runs engines
+/// (a threaded pipeline implements it over its workers).
+pub trait OpenSessions {
+    /// Up to `max` open sessions that changed since they were last handed out (see
+    /// [`Engine::changed_open_sessions`]); returns how many changed ones still wait.
+    fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize;
+}
+
+impl OpenSessions for Engine {
+    fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize {
+        Engine::changed_open_sessions(self, max, out)
+    }
+}
+
 /// Receives what a run produces.
 pub trait Sink {
     /// A session ended.
     fn session(&mut self, s: Session);
-    /// Called about every [`TICK`] and once at the end; may look at the engine (open flows).
-    fn tick(&mut self, _engine: &mut Engine, _progress: &Progress) {}
+    /// Called about every [`TICK`] and once at the end; may take snapshots of open sessions.
+    fn tick(&mut self, _open: &mut dyn OpenSessions, _progress: &Progress) {}
 }
 
 /// Any closure over finished sessions is a sink.

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use smtpscope::capture::live::{list_devices, LiveOptions};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
 use smtpscope::driver;
-use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
+use smtpscope::engine::{Config, DEFAULT_MAIL_PORTS};
 use smtpscope::filter::Filter;
 use smtpscope::privilege::{self, Outcome};
 use smtpscope::report::pairs::Pairs;
@@ -606,7 +606,7 @@ impl driver::Sink for WithProgress<'_> {
         (self.on)(s)
     }
 
-    fn tick(&mut self, _engine: &mut Engine, p: &driver::Progress) {
+    fn tick(&mut self, _open: &mut dyn driver::OpenSessions, p: &driver::Progress) {
         if let Some(pb) = &self.bar {
             if p.done {
                 pb.finish_and_clear();

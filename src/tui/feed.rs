@@ -7,8 +7,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::driver::{Opened, Progress, Sink};
-use crate::engine::Engine;
+use crate::driver::{OpenSessions, Opened, Progress, Sink};
 use crate::report::summary::Summary;
 use crate::session::Session;
 
@@ -52,7 +51,7 @@ impl Sink for Forward {
         }
     }
 
-    fn tick(&mut self, engine: &mut Engine, p: &Progress) {
+    fn tick(&mut self, engine: &mut dyn OpenSessions, p: &Progress) {
         self.flush();
         let mut open = Vec::new();
         engine.changed_open_sessions(OPEN_BATCH, &mut |s| open.push(s));
