@@ -169,29 +169,26 @@ fn auth_secrets_are_masked_in_the_transcript() {
 
 #[test]
 fn control_characters_from_the_wire_are_shown_escaped() {
-    let d = common::Dialogue::new(40000, 25)
-        .s(b"220 mx\x1b[2J\x1b]0;owned\x07.example \xe2\x80\xae ESMTP\r\n".as_slice())
-        .c(b"EHLO evil\x1b[31m\xc2\x9bhost\xff\r\n".as_slice())
-        .s("250 mx\r\n")
-        .c("QUIT\r\n")
-        .s("221 bye\r\n")
-        .close();
-    let pkts = d.packets(1460);
-    let cfg = Config { transcript: true, ..Config::default() };
-    let (s, _) = common::run_packets_with(cfg, &pkts);
-    let mut app = app_with(s, true);
-    for tab in [Tab::Transcript, Tab::Evidence] {
+    // Real software sent these (tests/lab/make_hostile.sh): ESC/CSI/OSC, BEL, C1, U+202E, 0xFF.
+    let mut app = app_with(sessions(&common::bundled().join("hostile-strings.pcap")), true);
+    for tab in [Tab::Transcript, Tab::Evidence, Tab::Tls] {
         app.apply(Action::Tab(tab));
         let b = draw(&mut app, 140, 30);
         let s = screen(&b);
         for l in lines(&b) {
             assert!(!l.chars().any(|c| c.is_control() || c == '\u{202e}'), "raw control on screen: {l:?}");
         }
-        assert!(s.contains("evil\\x1B[31m\\x9Bhost\\xFF"), "HELO escaped in {tab:?}: {s}");
+        assert!(s.contains("evil\\x1B[31m\\x9Bhost\\u{202E}\\xFF"), "HELO escaped in the table ({tab:?}): {s}");
         if tab == Tab::Transcript {
-            assert!(s.contains("220 mx\\x1B[2J\\x1B]0;owned\\x07.example \\u{202E} ESMTP"), "{s}");
+            assert!(s.contains("C: EHLO evil\\x1B[31m\\x9Bhost\\u{202E}\\xFF"), "{s}");
+            assert!(s.contains("S: 220 mx\\x1B[2J\\x1B]0;owned\\x07.example \\u{202E}evil"), "{s}");
+        }
+        if tab == Tab::Evidence {
+            assert!(s.contains("greeting 220 mx\\x1B[2J\\x1B]0;owned\\x07.example"), "{s}");
         }
     }
+    app.apply(Action::Pairs);
+    draw(&mut app, 140, 30);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::theme::Theme;
-use crate::report::escape::terminal;
+use crate::report::escape::{defuse, terminal};
 use crate::report::{rfc3339, rfc3339_secs};
 use crate::session::transcript::{BodyOutcome, Entry, Secret};
 use crate::session::{address_domain, envelope_path, Kind, Session, Side};
@@ -190,10 +190,9 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
             Entry::Gap { side } => {
                 rule(&format!("bytes missing from the capture ({})", side.name()), look.width, th.warn())
             }
-            Entry::Note { frame, text } => Line::from(vec![
-                gutter(*frame, look),
-                Span::styled(format!("!  {}", terminal(text.as_bytes())), th.warn()),
-            ]),
+            Entry::Note { frame, text } => {
+                Line::from(vec![gutter(*frame, look), Span::styled(format!("!  {}", defuse(text)), th.warn())])
+            }
         });
     }
     if t.omitted > 0 {
@@ -300,12 +299,12 @@ pub fn tls(s: &Session, look: &Look) -> Vec<Line<'static>> {
                 Span::styled("Sending certificate", th.heading()),
                 Span::styled(format!("   {frame}chain of {}", c.chain_len), th.dim()),
             ]));
-            out.push(field("Certificate subject", terminal(c.subject.as_bytes()), look));
-            out.push(field("Certificate issuer name", terminal(c.issuer.as_bytes()), look));
+            out.push(field("Certificate subject", defuse(&c.subject), look));
+            out.push(field("Certificate issuer name", defuse(&c.issuer), look));
             out.push(field("Certificate serial number", upper_hex(&c.serial), look));
             out.push(field("Certificate thumbprint", upper_hex(&c.sha1), look));
             let sans: Vec<String> =
-                c.sans.iter().map(|n| terminal(n.split_once(':').map_or(n.as_str(), |(_, v)| v).as_bytes())).collect();
+                c.sans.iter().map(|n| defuse(n.split_once(':').map_or(n.as_str(), |(_, v)| v))).collect();
             out.push(field(
                 "Certificate subject alternate names",
                 if sans.is_empty() { "-".into() } else { sans.join(", ") },
@@ -315,7 +314,7 @@ pub fn tls(s: &Session, look: &Look) -> Vec<Line<'static>> {
             out.push(field("Certificate valid until", rfc3339_secs(c.not_after), look));
             out.push(field(
                 "Public key",
-                format!("{} {} bits · signed {}", c.key_type, c.key_bits, terminal(c.signature.as_bytes())),
+                format!("{} {} bits · signed {}", c.key_type, c.key_bits, defuse(&c.signature)),
                 look,
             ));
             out.push(field("Self-signed", if c.self_signed { "yes" } else { "no" }, look));
@@ -341,7 +340,7 @@ pub fn tls(s: &Session, look: &Look) -> Vec<Line<'static>> {
         for f in warns {
             out.push(Line::from(vec![
                 Span::styled(format!("  ⚠ {:<24}", f.name), th.warn()),
-                Span::raw(terminal(f.text.as_bytes())),
+                Span::raw(defuse(&f.text)),
             ]));
         }
     }
@@ -378,12 +377,12 @@ pub fn evidence_items(s: &Session) -> Vec<EvidenceItem> {
     for (i, e) in s.evidence.iter().enumerate() {
         let kind = if i == 0 && e.text.starts_with("verdict: ") { EvidenceKind::Reason } else { EvidenceKind::Seen };
         let text = e.text.strip_prefix("verdict: ").filter(|_| kind == EvidenceKind::Reason).unwrap_or(&e.text);
-        out.push(EvidenceItem { kind, text: terminal(text.as_bytes()), frame: e.frame, side: e.side });
+        out.push(EvidenceItem { kind, text: defuse(text), frame: e.frame, side: e.side });
     }
     for f in &s.findings {
         out.push(EvidenceItem {
             kind: EvidenceKind::Finding,
-            text: format!("{}: {}", f.name, terminal(f.text.as_bytes())),
+            text: format!("{}: {}", f.name, defuse(&f.text)),
             frame: f.frame,
             side: None,
         });

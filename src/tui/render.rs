@@ -13,7 +13,7 @@ use super::detail::{self, thousands, Look};
 use super::keys::HELP;
 use super::packets;
 use super::store::{self, Column};
-use crate::report::escape::terminal;
+use crate::report::escape::{defuse, terminal};
 use crate::report::rfc3339;
 use crate::session::{Session, Verdict};
 use crate::tls::version_label;
@@ -61,9 +61,9 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
 fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
     let th = app.theme;
     let p = &app.progress;
-    let mut l1 = vec![Span::styled(" smtpscope ", th.heading()), Span::raw(terminal(app.source.label.as_bytes()))];
+    let mut l1 = vec![Span::styled(" smtpscope ", th.heading()), Span::raw(defuse(&app.source.label))];
     if let Some(b) = &app.source.bpf {
-        l1.push(Span::styled(format!(" [{}]", terminal(b.as_bytes())), th.dim()));
+        l1.push(Span::styled(format!(" [{}]", defuse(b)), th.dim()));
     }
     l1.push(Span::raw("  "));
     let rate = app.packet_rate();
@@ -110,7 +110,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
     if !filter.is_empty() {
         let used: usize = l1.iter().map(|s| s.content.width()).sum();
         let room = usize::from(area.width).saturating_sub(used + 11);
-        let shown = fit(&terminal(filter.as_bytes()), room.max(6));
+        let shown = fit(&defuse(filter), room.max(6));
         let pad = usize::from(area.width).saturating_sub(used + 9 + shown.width());
         l1.push(Span::raw(" ".repeat(pad.max(1))));
         l1.push(Span::styled("filter: ", th.dim()));
@@ -362,10 +362,7 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
         PacketState::Ready(p) if p.id == s.id => p.clone(),
         PacketState::Failed(e) => {
             f.render_widget(
-                Paragraph::new(Line::styled(
-                    format!("cannot read the packets: {}", terminal(e.as_bytes())),
-                    th.error(),
-                )),
+                Paragraph::new(Line::styled(format!("cannot read the packets: {}", defuse(e)), th.error())),
                 area,
             );
             return;
@@ -527,9 +524,10 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect) {
             .as_ref()
             .map_or((value.len(), value.len()), |e| (e.span.start.min(value.len()), e.span.end.min(value.len())));
         let (a, b) = (floor_char(value, a), floor_char(value, b.max(a)));
-        spans.push(Span::styled(value[..a].to_string(), base));
-        spans.push(Span::styled(value[a..b].to_string(), th.error().add_modifier(Modifier::UNDERLINED)));
-        spans.push(Span::styled(value[b..].to_string(), base));
+        // Typed or pasted text is the user's, but a pasted bidi override still must not act.
+        spans.push(Span::styled(defuse(&value[..a]), base));
+        spans.push(Span::styled(defuse(&value[a..b]), th.error().add_modifier(Modifier::UNDERLINED)));
+        spans.push(Span::styled(defuse(&value[b..]), base));
         let used = 2 + value.width();
         if !ok && usize::from(area.width) > used + 4 {
             spans.push(Span::styled(format!("  {}", fit(&msg, usize::from(area.width) - used - 2)), th.error()));
@@ -541,7 +539,7 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect) {
     }
     if let Some(st) = &app.status {
         let style = if st.error { th.error() } else { th.ok() };
-        f.render_widget(Paragraph::new(Line::styled(format!(" {}", st.text), style)), area);
+        f.render_widget(Paragraph::new(Line::styled(format!(" {}", defuse(&st.text)), style)), area);
         return;
     }
     let mut spans = vec![Span::raw(" ")];
