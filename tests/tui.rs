@@ -460,3 +460,35 @@ fn pause_holds_updates_until_resumed() {
     app.apply(Action::Pause);
     assert_eq!(app.store.len(), 3);
 }
+
+#[test]
+fn clicking_a_column_title_sorts_by_it_and_again_reverses() {
+    let mut app = demo();
+    let b = draw(&mut app, 120, 30);
+    let (x, y) = find(&b, "PORT").unwrap();
+    app.apply(Action::Click(x, y));
+    assert_eq!(app.sort(), (smtpscope::tui::store::Column::Port, false));
+    assert_eq!(app.store.get(2).unwrap().server.port(), 2526);
+    let b = draw(&mut app, 120, 30);
+    assert!(screen(&b).contains("PORT▲"));
+    app.apply(Action::Click(x, y));
+    assert_eq!(app.sort(), (smtpscope::tui::store::Column::Port, true));
+    assert_eq!(app.store.get(0).unwrap().server.port(), 2526);
+}
+
+#[test]
+fn a_long_dialogue_ends_with_a_counted_marker() {
+    let mut d = common::opening(common::Dialogue::new(40000, 25), &["PIPELINING"]);
+    for _ in 0..300 {
+        d = d.c("NOOP\r\n").s("250 OK\r\n");
+    }
+    let (s, _) = common::run_packets_with(Config { transcript: true, ..Config::default() }, &d.close().packets(1460));
+    let mut app = app_with(s, true);
+    app.apply(Action::NextPane);
+    app.apply(Action::Bottom);
+    let s = screen(&draw(&mut app, 100, 30));
+    let kept = smtpscope::session::transcript::MAX_ENTRIES;
+    // 220, EHLO, a two-line 250, then 300 NOOP/250 pairs.
+    let omitted = 4 + 600 - kept;
+    assert!(s.contains(&format!("… {omitted} more lines (the transcript keeps the first {kept})")), "{s}");
+}

@@ -231,6 +231,10 @@ pub struct Geometry {
     pub tabs_y: u16,
     /// First table row shown.
     pub table_offset: usize,
+    /// Column titles: (x from, x to, column) on the header row.
+    pub header: Vec<(u16, u16, Column)>,
+    /// The header row.
+    pub header_y: u16,
     /// Rows of detail content shown.
     pub detail_height: usize,
 }
@@ -608,6 +612,14 @@ impl App {
             if let Some(&(_, _, t)) = g.tabs.iter().find(|(a, b, _)| x >= *a && x < *b) {
                 self.focus = Pane::Detail;
                 self.set_tab(t);
+                return;
+            }
+        }
+        if self.view == View::Sessions && y == g.header_y && !g.header.is_empty() {
+            if let Some(&(_, _, col)) = g.header.iter().find(|(a, b, _)| x >= *a && x < *b) {
+                let (cur, desc) = self.store.sort();
+                self.store.set_sort(col, cur == col && !desc);
+                self.after_rebuild();
                 return;
             }
         }

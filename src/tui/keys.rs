@@ -22,7 +22,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("p", "pause / resume live updates"),
     ("e", "export the filtered sessions (NDJSON or CSV)"),
     ("w", "write the selected session's packets to a pcap"),
-    ("mouse", "click selects a row, a tab or a pane; wheel scrolls"),
+    ("mouse", "click: a row, a tab, a pane; a column title sorts; wheel scrolls"),
     ("?", "this help"),
     ("q Ctrl-C", "quit"),
 ];

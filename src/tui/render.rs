@@ -167,7 +167,7 @@ pub fn columns(width: u16) -> Vec<(Column, u16)> {
         (Column::Helo, 12, 5),
         (Column::Verdict, 23, 0),
         (Column::Tls, 6, 2),
-        (Column::Msgs, 4, 6),
+        (Column::Msgs, 5, 6),
         (Column::Bytes, 9, 4),
     ];
     let avail = usize::from(width).saturating_sub(2);
@@ -230,12 +230,19 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.geometry.table_offset = offset;
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
+    app.geometry.header_y = area.y + 1;
+    app.geometry.header.clear();
+    let mut x = area.x + 1;
+    for (c, w) in &cols {
+        app.geometry.header.push((x, x + w, *c));
+        x += w + 1;
+    }
     let header = Row::new(cols.iter().map(|(c, _)| {
         let mark = if *c == sort {
             if desc {
-                " ▼"
+                "▼"
             } else {
-                " ▲"
+                "▲"
             }
         } else {
             ""
@@ -435,6 +442,7 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
 
 fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let th = app.theme;
+    app.geometry.header.clear();
     let inner_h = usize::from(area.height.saturating_sub(3));
     let n = app.pairs.pairs.len();
     let offset = app.pairs_cursor.saturating_sub(inner_h.saturating_sub(1)).min(n.saturating_sub(inner_h.max(1)));
