@@ -8,21 +8,21 @@ use super::app::{Action, ExportFormat, Mode, Tab};
 
 /// Every binding as the help overlay shows it: (keys, what they do).
 pub const HELP: &[(&str, &str)] = &[
-    ("j k ↓ ↑", "move the selection / scroll the pane"),
+    ("j k ↓ ↑", "move the selection / scroll the focused pane"),
     ("PgDn PgUp", "page down / up (also Ctrl-F, Ctrl-B)"),
     ("g G Home End", "first / last row (G follows new rows)"),
     ("Tab", "next pane: sessions ⇄ detail"),
-    ("Enter", "zoom the pane; evidence: go to its packet; pairs: their sessions"),
+    ("Enter", "zoom; on evidence: its packet; on a pair: its sessions"),
     ("Esc", "unzoom, close, back from pairs"),
     ("1 2 3 4", "detail tab: transcript, TLS, evidence, packets"),
     ("h l ← →", "previous / next detail tab"),
-    ("/", "filter: Tab completes, Enter applies, Esc closes, Ctrl-U clears"),
+    ("/", "filter: Tab completes, Enter applies, Ctrl-U clears"),
     ("s S", "sort by the next column / reverse the order"),
     ("P", "pairs view: client host × server host"),
     ("p", "pause / resume live updates"),
     ("e", "export the filtered sessions (NDJSON or CSV)"),
     ("w", "write the selected session's packets to a pcap"),
-    ("mouse", "click: a row, a tab, a pane; a column title sorts; wheel scrolls"),
+    ("mouse", "click a row, tab, pane or column title; wheel"),
     ("?", "this help"),
     ("q Ctrl-C", "quit"),
 ];

@@ -61,7 +61,9 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
 fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
     let th = app.theme;
     let p = &app.progress;
-    let mut l1 = vec![Span::styled(" smtpscope ", th.heading()), Span::raw(defuse(&app.source.label))];
+    // The label yields to progress on narrow terminals.
+    let label = fit(&defuse(&app.source.label), usize::from(area.width).saturating_sub(48).max(12));
+    let mut l1 = vec![Span::styled(" smtpscope ", th.heading()), Span::raw(label)];
     if let Some(b) = &app.source.bpf {
         l1.push(Span::styled(format!(" [{}]", defuse(b)), th.dim()));
     }
@@ -485,7 +487,8 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
             verdicts.push(Span::styled(format!("{} {k}", v.name()), th.verdict(*v)));
             verdicts.push(Span::raw(" "));
         }
-        let mut row: Vec<Cell> = vec![Cell::from(c.to_string()), Cell::from(s.to_string())];
+        let host_w = if wide { 22 } else { 16 };
+        let mut row: Vec<Cell> = vec![Cell::from(fit(&c.to_string(), host_w)), Cell::from(fit(&s.to_string(), host_w))];
         if wide {
             row.push(Cell::from(cells.ports.clone()));
         }
@@ -589,10 +592,8 @@ fn draw_help(f: &mut Frame<'_>, app: &App, area: Rect) {
     for (k, what) in HELP {
         lines.push(Line::from(vec![Span::styled(format!("{k:>13}  "), th.key()), Span::raw(*what)]));
     }
-    lines.push(Line::styled(
-        "filter keys: verdict: client: server: host: port: helo: banner: sni: cert: ext: finding: auth: upgrade: tls: state:, free text, ! or ( )",
-        th.dim(),
-    ));
+    lines.push(Line::styled("filter: verdict: client: server: host: port: helo: banner: sni: cert:", th.dim()));
+    lines.push(Line::styled("        ext: finding: auth: upgrade: tls: state:, \"free text\", ! or ( )", th.dim()));
     let (lines, _) = detail::wrap(lines, r.width.saturating_sub(2), 15);
     let r = centered(area, 78, (lines.len() as u16 + 2).min(area.height));
     f.render_widget(Clear, r);
