@@ -18,7 +18,7 @@ release: deps
 
 # The main job on the bundled capture: a table of SMTP sessions with verdicts.
 demo: release
-	./target/release/smtpscope -r captures/demo.pcap
+	./target/release/smtpscope --no-tui -r captures/demo.pcap
 
 # Every test: unit, accuracy on the bundled and (when present) the shared public captures.
 test: deps

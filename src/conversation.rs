@@ -39,6 +39,8 @@ pub struct Conversation {
     phase: Phase,
     client: usize,
     session: Option<Box<Session>>,
+    /// Changed since its last snapshot (only tracked when the engine is asked to).
+    pub(crate) dirty: bool,
 }
 
 impl Default for Conversation {
@@ -54,6 +56,8 @@ pub struct Ctx<'a> {
     pub mail_ports: &'a [u16],
     /// Keep AUTH secrets (`--show-credentials`, forensics only).
     pub keep_credentials: bool,
+    /// Record a bounded transcript of the dialogue.
+    pub transcript: bool,
 }
 
 impl Ctx<'_> {
@@ -65,7 +69,7 @@ impl Ctx<'_> {
 impl Conversation {
     /// A conversation that has seen nothing.
     pub fn new() -> Self {
-        Self { phase: Phase::Probe(None), client: 0, session: None }
+        Self { phase: Phase::Probe(None), client: 0, session: None, dirty: false }
     }
 
     /// Whether the flow is still worth feeding bytes to.
@@ -156,13 +160,13 @@ impl Conversation {
                     if let Phase::Probe(Some(p)) = &mut self.phase {
                         strip_prefix(p, skip);
                     }
-                    let s = self.session_for(meta);
+                    let s = self.session_for(meta, ctx);
                     s.tunnel = Some(kind);
                     s.note(None, meta.first_frame, format!("{} preamble before SMTP", kind.name()));
                 }
                 Decision::MidTls { client } => {
                     self.client = client;
-                    let s = self.session_for(meta);
+                    let s = self.session_for(meta, ctx);
                     s.kind = Kind::MidTls;
                     s.note(
                         None,
@@ -174,20 +178,20 @@ impl Conversation {
                 }
                 Decision::NotSmtp { client } => {
                     self.client = client;
-                    self.session_for(meta).kind = Kind::NotSmtp;
+                    self.session_for(meta, ctx).kind = Kind::NotSmtp;
                     self.phase = Phase::Done;
                     return;
                 }
                 Decision::Smtp { client } => {
                     self.client = client;
                     let greeting = meta.handshake_seen();
-                    self.session_for(meta).kind = Kind::Smtp;
+                    self.session_for(meta, ctx).kind = Kind::Smtp;
                     self.start(Phase::Smtp(Box::new(Machine::new(greeting).keep_credentials(ctx.keep_credentials))));
                     return;
                 }
                 Decision::ImplicitTls { client } => {
                     self.client = client;
-                    self.session_for(meta).kind = Kind::ImplicitTls;
+                    self.session_for(meta, ctx).kind = Kind::ImplicitTls;
                     self.start(Phase::Implicit(Box::default()));
                     return;
                 }
@@ -195,9 +199,15 @@ impl Conversation {
         }
     }
 
-    fn session_for(&mut self, meta: &FlowMeta) -> &mut Session {
+    fn session_for(&mut self, meta: &FlowMeta, ctx: Ctx<'_>) -> &mut Session {
         let c = self.client;
-        self.session.get_or_insert_with(|| Box::new(Session::new(meta.ends[c], meta.ends[1 - c])))
+        self.session.get_or_insert_with(|| {
+            let mut s = Box::new(Session::new(meta.ends[c], meta.ends[1 - c]));
+            if ctx.transcript {
+                s.transcript = Some(Box::default());
+            }
+            s
+        })
     }
 
     /// Switches from probing to `phase` and replays what the probe held.
@@ -247,30 +257,48 @@ impl Conversation {
                 if meta.wire_bytes.iter().sum::<u64>() == 0 || !ctx.is_mail(server_port) {
                     return None;
                 }
-                self.session_for(meta).kind = Kind::Unknown;
+                self.session_for(meta, ctx).kind = Kind::Unknown;
             }
             _ => {}
         }
-        let c = self.client;
         let mut s = *self.session?;
-        s.first_seen = meta.first_ts;
-        s.last_seen = meta.last_ts;
-        s.first_frame = meta.first_frame;
-        s.packets = meta.packets;
-        s.vlan = meta.vlan;
-        s.handshake_seen = meta.handshake_seen();
-        s.client_closed = meta.fin[c] || meta.rst[c];
-        s.server_closed = meta.fin[1 - c] || meta.rst[1 - c];
-        s.end = end;
-        s.wire_bytes = [meta.wire_bytes[c], meta.wire_bytes[1 - c]];
-        s.captured_bytes = [meta.captured_bytes[c], meta.captured_bytes[1 - c]];
-        s.streams = [streams[c], streams[1 - c]];
-        tls::assess(&mut s);
-        let j = verdict::judge(&s);
-        s.evidence.insert(0, Evidence { text: format!("verdict: {}", j.reason), frame: j.frame, side: None });
-        s.verdict = Some(j.verdict);
+        fill(&mut s, self.client, meta, streams, end);
         Some(s)
     }
+
+    /// A copy of the session as it stands, with a provisional verdict ("if the capture ended
+    /// now"), marked in progress. None while the flow is not known to be SMTP or TLS.
+    pub fn snapshot(&self, meta: &FlowMeta, streams: [StreamStats; 2]) -> Option<Session> {
+        if matches!(self.phase, Phase::Probe(_)) {
+            return None;
+        }
+        let mut s = self.session.as_deref()?.clone();
+        fill(&mut s, self.client, meta, streams, EndReason::EndOfCapture);
+        s.in_progress = true;
+        Some(s)
+    }
+}
+
+/// Copies the flow's facts into the record, then judges it.
+fn fill(s: &mut Session, c: usize, meta: &FlowMeta, streams: [StreamStats; 2], end: EndReason) {
+    s.id = meta.id;
+    s.first_seen = meta.first_ts;
+    s.last_seen = meta.last_ts;
+    s.first_frame = meta.first_frame;
+    s.last_frame = meta.last_frame;
+    s.packets = meta.packets;
+    s.vlan = meta.vlan;
+    s.handshake_seen = meta.handshake_seen();
+    s.client_closed = meta.fin[c] || meta.rst[c];
+    s.server_closed = meta.fin[1 - c] || meta.rst[1 - c];
+    s.end = end;
+    s.wire_bytes = [meta.wire_bytes[c], meta.wire_bytes[1 - c]];
+    s.captured_bytes = [meta.captured_bytes[c], meta.captured_bytes[1 - c]];
+    s.streams = [streams[c], streams[1 - c]];
+    tls::assess(s);
+    let j = verdict::judge(s);
+    s.evidence.insert(0, Evidence { text: format!("verdict: {}", j.reason), frame: j.frame, side: None });
+    s.verdict = Some(j.verdict);
 }
 
 fn strip_prefix(p: &mut ProbeBuf, skip: [usize; 2]) {

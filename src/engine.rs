@@ -1,6 +1,6 @@
 //! The pipeline: packets in, finished [`Session`] records out, in the order sessions end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::capture::Packet;
@@ -21,11 +21,21 @@ pub struct Config {
     pub limits: TableLimits,
     /// Keep AUTH secrets for `--show-credentials` (forensics only; off by default).
     pub keep_credentials: bool,
+    /// Record a bounded SMTP transcript per session (terminal UI, free-text display filters).
+    pub transcript: bool,
+    /// Track which open sessions changed, for [`Engine::changed_open_sessions`] (live views).
+    pub track_open: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { mail_ports: DEFAULT_MAIL_PORTS.to_vec(), limits: TableLimits::default(), keep_credentials: false }
+        Self {
+            mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
+            limits: TableLimits::default(),
+            keep_credentials: false,
+            transcript: false,
+            track_open: false,
+        }
     }
 }
 
@@ -58,6 +68,10 @@ pub struct Stats {
     pub malformed_replies: u64,
 }
 
+fn ctx_of(cfg: &Config) -> Ctx<'_> {
+    Ctx { mail_ports: &cfg.mail_ports, keep_credentials: cfg.keep_credentials, transcript: cfg.transcript }
+}
+
 /// The engine: decoder, flow table and per-flow conversations.
 pub struct Engine {
     cfg: Config,
@@ -65,6 +79,8 @@ pub struct Engine {
     table: FlowTable<Conversation>,
     sources: Vec<Arc<str>>,
     interface: Option<Arc<str>>,
+    /// Flows changed since their last snapshot: (slot, flow id), oldest first.
+    changed: VecDeque<(usize, u64)>,
     /// Counters.
     pub stats: Stats,
 }
@@ -73,7 +89,15 @@ impl Engine {
     /// An engine reading from the named sources (file names, for the `file` key).
     pub fn new(cfg: Config, sources: Vec<Arc<str>>, interface: Option<Arc<str>>) -> Self {
         let table = FlowTable::new(cfg.limits);
-        Self { cfg, decoder: Decoder::new(), table, sources, interface, stats: Stats::default() }
+        Self {
+            cfg,
+            decoder: Decoder::new(),
+            table,
+            sources,
+            interface,
+            changed: VecDeque::new(),
+            stats: Stats::default(),
+        }
     }
 
     /// Flow-table counters (evictions, late packets, peak flows).
@@ -115,13 +139,18 @@ impl Engine {
             return;
         };
         let lim = self.table.limits.stream;
-        let ctx = Ctx { mail_ports: &self.cfg.mail_ports, keep_credentials: self.cfg.keep_credentials };
+        let ctx = ctx_of(&self.cfg);
         let Some(flow) = self.table.get_mut(slot) else {
             return;
         };
         let Flow { meta, streams, app } = flow;
         meta.packets += 1;
         meta.last_ts = p.ts;
+        meta.last_frame = p.frame;
+        if self.cfg.track_open && !app.dirty {
+            app.dirty = true;
+            self.changed.push_back((slot, meta.id));
+        }
         let f = seg.flags;
         if f.syn {
             if f.ack {
@@ -168,8 +197,28 @@ impl Engine {
         }
     }
 
+    /// Snapshots of up to `max` open sessions that changed since their last snapshot, oldest
+    /// change first, marked [`Session::in_progress`] with a provisional verdict. Needs
+    /// [`Config::track_open`]. Returns how many changed flows are still waiting.
+    pub fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some((slot, id)) = self.changed.pop_front() else { break };
+            // A stale entry: the flow ended (its final record went out) and the slot moved on.
+            let Some(flow) = self.table.get_mut(slot).filter(|f| f.meta.id == id) else { continue };
+            flow.app.dirty = false;
+            let stats = flow.streams.as_ref().map_or([StreamStats::default(); 2], |s| [s[0].stats, s[1].stats]);
+            if let Some(s) = flow.app.snapshot(&flow.meta, stats) {
+                out(s);
+                n += 1;
+            }
+        }
+        self.changed.len()
+    }
+
     /// End of input: every open flow is finished.
     pub fn finish(&mut self, out: &mut dyn FnMut(Session)) {
+        self.changed.clear();
         for f in self.table.drain() {
             self.finish_flow(f, EndReason::EndOfCapture, out);
         }
@@ -178,7 +227,7 @@ impl Engine {
     fn finish_flow(&mut self, flow: Flow<Conversation>, reason: EndReason, out: &mut dyn FnMut(Session)) {
         let Flow { meta, mut streams, mut app } = flow;
         let lim = self.table.limits.stream;
-        let ctx = Ctx { mail_ports: &self.cfg.mail_ports, keep_credentials: self.cfg.keep_credentials };
+        let ctx = ctx_of(&self.cfg);
         if let (true, Some(streams)) = (app.wants_bytes(), streams.as_deref_mut()) {
             for (d, st) in streams.iter_mut().enumerate() {
                 st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));

@@ -3,13 +3,16 @@
 //! plaintext or inside TLS — with the evidence.
 //!
 //! Data flows one way: [`capture`] → [`decode`] → [`flow`] → [`smtp`] / [`tls`] → [`session`]
-//! records → [`report`] front ends. [`engine`] wires the stages together.
+//! records → [`report`] front ends. [`engine`] wires the stages together; [`driver`] runs the
+//! input loop (files or live) for every front end.
 
 pub mod capture;
 pub mod check;
 pub mod conversation;
 pub mod decode;
+pub mod driver;
 pub mod engine;
+pub mod filter;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -18,3 +21,4 @@ pub mod report;
 pub mod session;
 pub mod smtp;
 pub mod tls;
+pub mod tui;

@@ -6,18 +6,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use smtpscope::capture::live::{immediate_mode, list_devices, LiveOptions, LiveSource};
-use smtpscope::capture::{MergedReader, SourceEnd};
+use smtpscope::capture::live::{immediate_mode, list_devices, LiveOptions};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
-use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
+use smtpscope::driver;
+use smtpscope::engine::{Config, DEFAULT_MAIL_PORTS};
+use smtpscope::filter::Filter;
 use smtpscope::privilege::{self, Outcome};
 use smtpscope::report::pairs::Pairs;
-use smtpscope::report::summary::{SourceSummary, Summary};
+use smtpscope::report::summary::Summary;
 use smtpscope::report::{self, Format, Options};
 use smtpscope::session::Session;
 
@@ -125,9 +126,27 @@ struct InputArgs {
 
 #[derive(Debug, Args)]
 struct ReportArgs {
-    /// Output format: table, json (NDJSON, one object per session) or csv.
-    #[arg(short = 'F', long, value_enum, default_value = "table")]
-    format: FormatArg,
+    /// Output format: table, json (NDJSON, one object per session) or csv (default: the
+    /// terminal UI when stdout is a terminal, else table).
+    #[arg(short = 'F', long, value_enum)]
+    format: Option<FormatArg>,
+
+    /// Open the terminal UI even if stdout is not a terminal or a format is given.
+    #[arg(long, conflicts_with = "no_tui")]
+    tui: bool,
+
+    /// Never open the terminal UI: print the table.
+    #[arg(long)]
+    no_tui: bool,
+
+    /// Terminal UI: where exports (e, w) are written; opened at start, before a live capture
+    /// gives up root (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    export_dir: Option<PathBuf>,
+
+    /// Terminal UI, live: MiB of recent packets kept in a temporary spool for the packet view.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    spool_size: u64,
 
     /// Print envelope addresses (MAIL FROM / RCPT TO) in full; by default only their domains.
     #[arg(long)]
@@ -136,6 +155,11 @@ struct ReportArgs {
     /// Colour the table: auto (terminal and NO_COLOR unset), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto")]
     color: ColorArg,
+
+    /// Display filter: only sessions matching FILTER are reported, e.g. 'verdict:plaintext
+    /// server:10.1.0.0/16', '!verdict:starttls', 'tls:<1.2 or finding:cert-*' (see README).
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    display_filter: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -311,11 +335,19 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let format = match out.format {
+    let tui = out.tui || (!out.no_tui && out.format.is_none() && io::stdout().is_terminal());
+    if tui {
+        return run_tui(input, out);
+    }
+    let format = match out.format.unwrap_or(FormatArg::Table) {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
         FormatArg::Csv => Format::Csv,
     };
+    let filter = display_filter(out.display_filter.as_deref())?;
+    let mut opts = driver_options(input)?;
+    // Free text is matched against transcripts, which the engine records only when asked.
+    opts.engine.transcript = filter.uses_text();
     let stdout = io::stdout();
     let color = match out.color {
         ColorArg::Always => true,
@@ -328,7 +360,11 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     let stopped = AtomicBool::new(false);
     drive(
         input,
+        opts,
         &mut |s| {
+            if !filter.matches(&s) {
+                return;
+            }
             sink.emit(s);
             if sink.error.is_some() {
                 stopped.store(true, Ordering::Relaxed);
@@ -341,6 +377,92 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     }
     sink.writer.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal UI over files or a live interface.
+fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
+    use smtpscope::capture::spool::Spool;
+    use smtpscope::tui::{self, app::SourceInfo, export::ExportDir, packets::Origin};
+
+    // A bad filter is a usage error before the screen changes.
+    display_filter(out.display_filter.as_deref())?;
+    let mut opts = driver_options(input)?;
+    opts.engine.transcript = true;
+    opts.engine.track_open = true;
+    let bpf = opts.filter.clone();
+    let opened = driver::Opened::open(opts)?;
+    let live = opened.is_live();
+    let summary_file = open_summary(input)?;
+    let dir = out.export_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let export = ExportDir::open(&dir).map_err(|e| format!("{}: {e}", dir.display()));
+    let mut notes = Vec::new();
+    let (opened, origin) = if live {
+        // The spool's directory belongs to the user we become, so it can still rotate segments.
+        // SAFETY: a plain getter.
+        let owner = if unsafe { libc::geteuid() } == 0 {
+            privilege::target(input.user.as_deref())?.map(|(_, uid, gid)| (uid, gid))
+        } else {
+            None
+        };
+        let spool = Spool::create(&std::env::temp_dir(), opened.linktype(), out.spool_size << 20, owner)?;
+        let shared = spool.shared();
+        (opened.with_spool(spool), Origin::Spool(shared))
+    } else {
+        (opened, Origin::Files { paths: input.read.clone(), bpf: bpf.clone() })
+    };
+    if live {
+        if let Some(msg) = drop_privileges(input)? {
+            notes.push(msg);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let label = match &input.interface {
+        Some(dev) => format!("interface {dev}"),
+        None => {
+            let names: Vec<String> = input
+                .read
+                .iter()
+                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                .collect();
+            format!("file {}", names.join(", "))
+        }
+    };
+    let summary = tui::run(
+        opened,
+        tui::Options {
+            source: SourceInfo { label, bpf, live },
+            origin,
+            export,
+            filter: out.display_filter.clone(),
+            show_addresses: out.show_addresses,
+            notes,
+            frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
+            stop,
+        },
+    )?;
+    let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
+    for s in &summary.sources {
+        if let Some(m) = &s.error {
+            eprintln!("smtpscope: warning: {}: read stopped after {} packets ({m})", s.name, s.packets);
+        }
+    }
+    write_summary(input, &summary, summary_file)?;
+    if summary.nothing_read() {
+        bail!("no packet could be read from the input");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `-Y`; a bad filter is a usage error that points at the problem.
+fn display_filter(text: Option<&str>) -> Result<Filter> {
+    let text = text.unwrap_or_default();
+    Filter::parse(text).map_err(|e| {
+        let caret = format!("{}{}", " ".repeat(e.span.start), "^".repeat(e.span.len().max(1)));
+        anyhow::anyhow!("bad display filter at column {}: {}\n  {text}\n  {caret}", e.span.start + 1, e.kind)
+    })
 }
 
 fn check_policy(a: &CheckArgs) -> Result<Policy> {
@@ -383,7 +505,7 @@ fn run_check(a: &CheckArgs) -> Result<ExitCode> {
     let pol = check_policy(a)?;
     let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
     let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until });
-    drive(&a.input, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
+    drive(&a.input, driver_options(&a.input)?, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {
         CheckFormat::Text => out.write_all(checker.text(a.require_traffic).as_bytes())?,
@@ -400,7 +522,7 @@ fn run_check(a: &CheckArgs) -> Result<ExitCode> {
 
 fn run_pairs(a: &PairsArgs) -> Result<ExitCode> {
     let mut pairs = Pairs::default();
-    drive(&a.input, &mut |s| pairs.add(&s), &AtomicBool::new(false))?;
+    drive(&a.input, driver_options(&a.input)?, &mut |s| pairs.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {
         PairsFormat::Text => out.write_all(pairs.text().as_bytes())?,
@@ -434,25 +556,98 @@ fn write_summary(input: &InputArgs, summary: &Summary, file: Option<std::fs::Fil
     Ok(())
 }
 
-/// Reads the input (files or live) through the engine, handing every finished session to `on`.
-fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
-    if let Some(dev) = &input.interface {
-        return drive_live(input, dev, on, stop_early);
-    }
-    if input.read.is_empty() {
-        bail!("nothing to read: give -r FILE or -i INTERFACE (see --help)");
-    }
-    let summary_file = match &input.summary {
+/// The driver's options for these arguments.
+fn driver_options(input: &InputArgs) -> Result<driver::Options> {
+    let filter = (!input.filter.is_empty()).then(|| input.filter.join(" "));
+    let source = match &input.interface {
+        Some(dev) => driver::Source::Live {
+            device: dev.clone(),
+            options: LiveOptions {
+                promisc: !input.no_promisc,
+                snaplen: input.snaplen,
+                immediate: immediate_mode(dev, !input.no_immediate),
+                buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
+                filter: filter.clone(),
+            },
+            write: input.write.clone(),
+        },
+        None if input.read.is_empty() => bail!("{}", driver::DriverError::NoInput),
+        None => driver::Source::Files(input.read.clone()),
+    };
+    Ok(driver::Options { source, filter, count: input.count, duration: input.duration, engine: engine_config(input) })
+}
+
+fn open_summary(input: &InputArgs) -> Result<Option<std::fs::File>> {
+    Ok(match &input.summary {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
         None => None,
-    };
-    let filter = (!input.filter.is_empty()).then(|| input.filter.join(" "));
-    let mut reader = MergedReader::open(&input.read, filter.as_deref())?;
-    let names: Vec<Arc<str>> = reader.sources().iter().map(|s| s.name().clone()).collect();
-    let mut engine = Engine::new(engine_config(input), names, None);
+    })
+}
 
-    let total = reader.total_size();
-    let progress = (!input.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
+/// Live as root: give up privileges once everything that needs them is open.
+fn drop_privileges(input: &InputArgs) -> Result<Option<String>> {
+    Ok(match privilege::drop_root(input.user.as_deref())? {
+        Outcome::Dropped { user, uid, gid } => {
+            Some(format!("dropped root privileges, running as {user} (uid {uid}, gid {gid})"))
+        }
+        Outcome::KeptRoot => Some("warning: -Z root: still running as root".to_string()),
+        Outcome::NotRoot => None,
+    })
+}
+
+/// A sink that shows an indicatif bar on stderr for long files.
+struct WithProgress<'a> {
+    on: &'a mut dyn FnMut(Session),
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl driver::Sink for WithProgress<'_> {
+    fn session(&mut self, s: Session) {
+        (self.on)(s)
+    }
+
+    fn tick(&mut self, _open: &mut dyn driver::OpenSessions, p: &driver::Progress) {
+        if let Some(pb) = &self.bar {
+            if p.done {
+                pb.finish_and_clear();
+            } else {
+                pb.set_position(p.bytes);
+            }
+        }
+    }
+}
+
+/// Reads the input (files or live) through the engine, handing every finished session to `on`.
+fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
+    // Open everything that needs privileges first, then give them up.
+    let opened = driver::Opened::open(opts)?;
+    let summary_file = open_summary(input)?;
+    let live = opened.is_live();
+    if live {
+        if let Some(msg) = drop_privileges(input)? {
+            eprintln!("smtpscope: {msg}");
+        }
+        if !input.quiet {
+            let dev = input.interface.as_deref().unwrap_or_default();
+            let batching =
+                if immediate_mode(dev, !input.no_immediate) { "" } else { ", kernel batching (up to 100 ms)" };
+            eprintln!(
+                "smtpscope: listening on {dev}, link-type {}, snapshot length {}{batching}",
+                opened.linktype(),
+                input.snaplen
+            );
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    if live {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // A second signal while stopping exits at once.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
+            signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        }
+    }
+    let total: u64 = input.read.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let bar = (!live && !input.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
@@ -460,116 +655,37 @@ fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool
         );
         pb
     });
-    let mut read_bytes = 0u64;
-    while let Some(p) = reader.next_packet() {
-        // pcap record header + captured bytes: close enough to the file offset for progress.
-        read_bytes += p.data.len() as u64 + 16;
-        engine.packet(&p, on);
-        if let Some(pb) = &progress {
-            if engine.stats.packets % 4096 == 0 {
-                pb.set_position(read_bytes.min(total));
+    let mut sink = WithProgress {
+        on: &mut |s| {
+            on(s);
+            if stop_early.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        },
+        bar,
+    };
+    let summary = opened.run(&mut sink, &stop);
+    let mut live_error = None;
+    for s in &summary.sources {
+        if let Some(m) = &s.error {
+            if live {
+                live_error = Some(format!("interface {}: {m}", s.name));
+            } else {
+                eprintln!(
+                    "smtpscope: warning: {}: read stopped after {} packets ({m}); sessions seen so far are reported",
+                    s.name, s.packets
+                );
             }
         }
-        if stop_early.load(Ordering::Relaxed) || input.count.is_some_and(|c| engine.stats.packets >= c) {
-            break;
-        }
     }
-    engine.finish(on);
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    let mut sources = Vec::new();
-    let mut any_read = false;
-    let mut all_failed = true;
-    for s in reader.sources() {
-        let error = match s.end() {
-            Some(SourceEnd::Truncated(m)) => Some(m.clone()),
-            _ => None,
-        };
-        any_read |= s.frames() > 0;
-        all_failed &= error.is_some();
-        if let Some(m) = &error {
-            eprintln!(
-                "smtpscope: warning: {}: read stopped after {} packets ({m}); sessions seen so far are reported",
-                s.name(),
-                s.frames()
-            );
-        }
-        sources.push(SourceSummary { name: s.name().to_string(), packets: s.frames(), error });
-    }
-    let summary = Summary { sources, stats: engine.stats.clone(), table: engine.table_stats(), dropped: None };
     write_summary(input, &summary, summary_file)?;
-    if !any_read && all_failed {
+    if let Some(e) = live_error {
+        bail!("{e}");
+    }
+    if summary.nothing_read() {
         bail!("no packet could be read from the input");
     }
     Ok(())
-}
-
-fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
-    let opts = LiveOptions {
-        promisc: !input.no_promisc,
-        snaplen: input.snaplen,
-        immediate: immediate_mode(dev, !input.no_immediate),
-        buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
-        filter: (!input.filter.is_empty()).then(|| input.filter.join(" ")),
-    };
-    // Open everything that needs privileges first, then give them up.
-    let mut src = LiveSource::open(dev, &opts, input.write.as_deref())?;
-    let summary_file = match &input.summary {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
-        None => None,
-    };
-    match privilege::drop_root(input.user.as_deref())? {
-        Outcome::Dropped { user, uid, gid } => {
-            eprintln!("smtpscope: dropped root privileges, running as {user} (uid {uid}, gid {gid})")
-        }
-        Outcome::KeptRoot => eprintln!("smtpscope: warning: -Z root: still running as root"),
-        Outcome::NotRoot => {}
-    }
-    if !input.quiet {
-        let batching = if opts.immediate { "" } else { ", kernel batching (up to 100 ms)" };
-        eprintln!(
-            "smtpscope: listening on {dev}, link-type {}, snapshot length {}{batching}",
-            src.linktype(),
-            input.snaplen
-        );
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
-    let mut engine = Engine::new(engine_config(input), Vec::new(), Some(Arc::from(dev)));
-    let started = Instant::now();
-    let counted = |e: &Engine| input.count.is_some_and(|c| e.stats.packets >= c);
-    while !stop.load(Ordering::Relaxed)
-        && !stop_early.load(Ordering::Relaxed)
-        && !counted(&engine)
-        && input.duration.is_none_or(|d| started.elapsed() < d)
-    {
-        if let Some(p) = src.next_packet(Duration::from_millis(100))? {
-            engine.packet(&p, on);
-        }
-    }
-    // Drain what libpcap still holds, unless -c says we are done.
-    let wait = src.drain_wait();
-    while !counted(&engine) {
-        match src.next_packet(wait)? {
-            Some(p) => engine.packet(&p, on),
-            None => break,
-        }
-    }
-    engine.finish(on);
-    src.close_savefile()?;
-    let drops = src.drops();
-    let summary = Summary {
-        sources: vec![SourceSummary { name: dev.to_string(), packets: src.frames(), error: None }],
-        stats: engine.stats.clone(),
-        table: engine.table_stats(),
-        dropped: drops.map(|d| d.dropped + d.if_dropped),
-    };
-    write_summary(input, &summary, summary_file)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Packet sources: saved pcap/pcapng files (several merged by timestamp) via libpcap.
 
 pub mod live;
+pub mod spool;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,6 +78,11 @@ impl FileSource {
     /// The name the user gave for this source.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// libpcap link type (DLT) of the file.
+    pub fn linktype(&self) -> i32 {
+        self.linktype
     }
 
     /// Why the source ended, once it has.

@@ -84,6 +84,8 @@ pub struct FlowMeta {
     pub source: usize,
     /// Frame number of the first packet.
     pub first_frame: u64,
+    /// Frame number of the last packet.
+    pub last_frame: u64,
     /// Outermost VLAN id of the first packet.
     pub vlan: Option<u16>,
 }
@@ -274,6 +276,7 @@ impl<A> FlowTable<A> {
             captured_bytes: [0; 2],
             source,
             first_frame: frame,
+            last_frame: frame,
             vlan: seg.link.vlan,
         };
         self.next_id += 1;

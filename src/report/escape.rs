@@ -78,6 +78,26 @@ pub fn terminal(bytes: &[u8]) -> String {
     out
 }
 
+/// Text that is already escaped wire text (evidence, findings) or made by smtpscope
+/// (certificate names in RFC 4514, whose backslashes are its own escapes): only characters a
+/// terminal would act on are escaped; backslashes stay as they are.
+pub fn defuse(s: &str) -> String {
+    if !s.chars().any(is_unsafe_char) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !is_unsafe_char(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            let _ = write!(out, "\\x{:02X}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:04X}}}", c as u32);
+        }
+    }
+    out
+}
+
 /// Text for JSON: valid UTF-8 as is (the JSON writer escapes what must be), invalid bytes as
 /// the text `\xNN`.
 pub fn json_text(bytes: &[u8]) -> String {
@@ -110,6 +130,13 @@ mod tests {
         assert_eq!(terminal(b"bad\xffbyte"), "bad\\xFFbyte");
         assert_eq!(terminal("c1\u{9b}x".as_bytes()), "c1\\x9Bx");
         assert_eq!(terminal(b"back\\slash"), "back\\\\slash");
+    }
+
+    #[test]
+    fn defused_text_keeps_its_backslashes_but_not_its_controls() {
+        assert_eq!(defuse("CN=a\\,b"), "CN=a\\,b");
+        assert_eq!(defuse("greeting 220 mx\\x1B[2J"), "greeting 220 mx\\x1B[2J");
+        assert_eq!(defuse("raw\u{1b}[2J\u{202e}"), "raw\\x1B[2J\\u{202E}");
     }
 
     #[test]

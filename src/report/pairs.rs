@@ -25,10 +25,42 @@ pub struct Pair {
     pub tls_versions: BTreeMap<String, u64>,
 }
 
+/// A pair's columns as text (`-` when empty), as `smtpscope pairs` and the TUI show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairCells {
+    /// `starttls 3, plaintext 1`.
+    pub verdicts: String,
+    /// Upgrade verbs offered.
+    pub offered: String,
+    /// Upgrade verbs used, with counts.
+    pub used: String,
+    /// TLS versions, with counts.
+    pub tls: String,
+    /// Server ports.
+    pub ports: String,
+}
+
 impl Pair {
     /// Sessions in the pair.
     pub fn sessions(&self) -> u64 {
         self.verdicts.values().sum()
+    }
+
+    /// The pair's columns as text.
+    pub fn cells(&self) -> PairCells {
+        let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
+        let verdicts: Vec<String> = self.verdicts.iter().map(|(v, n)| format!("{} {n}", v.name())).collect();
+        let offered: Vec<&str> = self.offered.iter().copied().collect();
+        let used: Vec<String> = self.used.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        let tls: Vec<String> = self.tls_versions.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+        PairCells {
+            verdicts: verdicts.join(", "),
+            offered: dash(offered.join(", ")),
+            used: dash(used.join(", ")),
+            tls: dash(tls.join(", ")),
+            ports: dash(ports.join(",")),
+        }
     }
 }
 
@@ -73,21 +105,17 @@ impl Pairs {
             "CLIENT HOST", "SERVER HOST", "SESS", "VERDICTS", "OFFERED", "USED"
         );
         for ((c, s), p) in &self.pairs {
-            let verdicts: Vec<String> = p.verdicts.iter().map(|(v, n)| format!("{} {n}", v.name())).collect();
-            let offered: Vec<&str> = p.offered.iter().copied().collect();
-            let used: Vec<String> = p.used.iter().map(|(v, n)| format!("{v} {n}")).collect();
-            let tls: Vec<String> = p.tls_versions.iter().map(|(v, n)| format!("{v} {n}")).collect();
-            let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
+            let cells = p.cells();
             let _ = writeln!(
                 o,
                 "{:<39} {:<39} {:>5}  {:<34} {:<24} {:<18} {}",
                 c.to_string(),
                 s.to_string(),
                 p.sessions(),
-                verdicts.join(", "),
-                dash(offered.join(", ")),
-                dash(used.join(", ")),
-                dash(tls.join(", "))
+                cells.verdicts,
+                cells.offered,
+                cells.used,
+                cells.tls
             );
         }
         o

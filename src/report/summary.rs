@@ -33,6 +33,11 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// No packet could be read from any input and every input failed.
+    pub fn nothing_read(&self) -> bool {
+        !self.sources.is_empty() && self.sources.iter().all(|s| s.error.is_some() && s.packets == 0)
+    }
+
     /// JSON form (`--summary FILE`).
     pub fn to_json(&self) -> Value {
         let s = &self.stats;

@@ -1,6 +1,7 @@
 //! The session record: facts gathered by the SMTP and TLS stages, then judged by
 //! [`verdict`] into a verdict with evidence and findings.
 
+pub mod transcript;
 pub mod verdict;
 
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use crate::capture::Micros;
 use crate::flow::{EndReason, StreamStats};
+pub use transcript::Transcript;
 pub use verdict::Verdict;
 
 /// Which side a fact came from.
@@ -226,6 +228,8 @@ pub struct TlsFacts {
     pub alpn: Vec<Vec<u8>>,
     /// Server certificate, when visible (TLS ≤ 1.2).
     pub cert: Option<CertInfo>,
+    /// Frame of the Certificate message.
+    pub cert_frame: Option<u64>,
     /// First cleartext fatal alert (or first warning if no fatal).
     pub alert: Option<Alert>,
     /// Encrypted bytes per side (client, server).
@@ -283,6 +287,12 @@ pub struct Gaps {
 /// Everything known about one session; the record reports are made from.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Flow id, unique within a run (the same for a session's in-progress snapshots and its
+    /// final record).
+    pub id: u64,
+    /// A snapshot of a session still open: the verdict is provisional ("if the capture ended
+    /// now"). Reports only ever see finished sessions.
+    pub in_progress: bool,
     /// Input file (None when live).
     pub file: Option<Arc<str>>,
     /// Capture interface (live).
@@ -297,6 +307,8 @@ pub struct Session {
     pub last_seen: Micros,
     /// First frame.
     pub first_frame: u64,
+    /// Last frame.
+    pub last_frame: u64,
     /// Packets.
     pub packets: u64,
     /// Outer VLAN.
@@ -363,9 +375,28 @@ pub struct Session {
     pub evidence: Vec<Evidence>,
     /// Findings.
     pub findings: Vec<Finding>,
-    /// Verdict, set when the session is finished.
+    /// Verdict, set when the session is finished (provisional in a snapshot).
     pub verdict: Option<Verdict>,
+    /// The dialogue, when the engine records transcripts (terminal UI).
+    pub transcript: Option<Box<Transcript>>,
 }
+
+/// Every finding name, as the schema lists them.
+pub const FINDINGS: [&str; 13] = [
+    "cleartext-auth",
+    "starttls-injection",
+    "response-injection",
+    "starttls-stripped",
+    "ehlo-masked",
+    "weak-tls-version",
+    "cert-expired",
+    "cert-not-yet-valid",
+    "cert-self-signed",
+    "cert-weak-key",
+    "cert-sha1-signature",
+    "cert-name-mismatch",
+    "cert-not-visible-tls13",
+];
 
 /// Most evidence lines kept per session.
 pub const MAX_EVIDENCE: usize = 48;
@@ -393,6 +424,8 @@ impl Session {
     /// A blank record for a flow between `client` and `server`.
     pub fn new(client: SocketAddr, server: SocketAddr) -> Self {
         Self {
+            id: 0,
+            in_progress: false,
             file: None,
             interface: None,
             client,
@@ -400,6 +433,7 @@ impl Session {
             first_seen: 0,
             last_seen: 0,
             first_frame: 0,
+            last_frame: 0,
             packets: 0,
             vlan: None,
             handshake_seen: false,
@@ -434,6 +468,7 @@ impl Session {
             evidence: Vec::new(),
             findings: Vec::new(),
             verdict: None,
+            transcript: None,
         }
     }
 
@@ -446,6 +481,7 @@ impl Session {
 
     /// Adds a finding once per name.
     pub fn find(&mut self, name: &'static str, frame: Option<u64>, text: impl Into<String>) {
+        debug_assert!(FINDINGS.contains(&name), "finding {name} missing from FINDINGS");
         if !self.findings.iter().any(|f| f.name == name) {
             self.findings.push(Finding { name, text: text.into(), frame });
         }

@@ -187,6 +187,9 @@ impl Machine {
         if !self.decided(s) {
             s.gaps.before_decision = true;
         }
+        if let Some(t) = s.transcript.as_deref_mut() {
+            t.gap(side);
+        }
         match side {
             Side::Client => {
                 s.gaps.client += 1;
@@ -297,7 +300,7 @@ impl Machine {
                     if data.len() > room {
                         // Nobody holds this much back waiting for a reply: it is a body.
                         self.held.extend_from_slice(data);
-                        self.cmode = ClientMode::Body { state: 1 };
+                        self.enter_body(s);
                         let held = std::mem::take(&mut self.held);
                         self.client_data(&held, frame, s);
                         return;
@@ -308,6 +311,9 @@ impl Machine {
                 ClientMode::Body { mut state } => match scan_body(&mut state, data) {
                     Some(used) => {
                         s.message_bytes += used as u64;
+                        if let Some(t) = s.transcript.as_deref_mut() {
+                            t.body_bytes(self.frame, used as u64, true);
+                        }
                         data = data.get(used..).unwrap_or(&[]);
                         self.body_gap = false;
                         self.push(Pending::EndOfData, s);
@@ -315,6 +321,9 @@ impl Machine {
                     }
                     None => {
                         s.message_bytes += data.len() as u64;
+                        if let Some(t) = s.transcript.as_deref_mut() {
+                            t.body_bytes(self.frame, data.len() as u64, false);
+                        }
                         self.cmode = ClientMode::Body { state };
                         return;
                     }
@@ -330,6 +339,9 @@ impl Machine {
                     let first = data.first().copied().unwrap_or(0);
                     if (20..=23).contains(&first) {
                         self.cmode = ClientMode::Tls;
+                        if let Some(t) = s.transcript.as_deref_mut() {
+                            t.tls_start(frame);
+                        }
                         if let Some(u) = &mut s.upgrade {
                             if u.proof == Proof::Pending {
                                 u.proof = Proof::Tls;
@@ -341,6 +353,9 @@ impl Machine {
                             if u.proof == Proof::Pending {
                                 u.proof = Proof::Cleartext;
                                 s.note(Some(Side::Client), frame, "after the 220 the client went on in cleartext SMTP");
+                                if let Some(t) = s.transcript.as_deref_mut() {
+                                    t.note(frame, "no TLS followed the 220: the client went on in cleartext".into());
+                                }
                             }
                         }
                         self.cmode = ClientMode::Command;
@@ -465,6 +480,9 @@ impl Machine {
     fn client_line(&mut self, line: &[u8], rest: &[u8], s: &mut Session) {
         let frame = self.frame;
         let (verb, arg) = command::parse(line);
+        if let Some(t) = s.transcript.as_deref_mut() {
+            self.record_command(t, verb, line, arg);
+        }
         if self.auth_active && verb == Verb::Other {
             // An AUTH continuation: the secret crossed, it is not kept.
             if line != b"*" && !line.is_empty() {
@@ -518,7 +536,11 @@ impl Machine {
             Verb::Data => {
                 self.push(Pending::Data, s);
                 // With no server bytes at all (one-sided capture) a body follows DATA.
-                self.cmode = if self.server_bytes == 0 { ClientMode::Body { state: 1 } } else { ClientMode::Hold };
+                if self.server_bytes == 0 {
+                    self.enter_body(s);
+                } else {
+                    self.cmode = ClientMode::Hold;
+                }
             }
             Verb::Bdat => {
                 s.uses_bdat = true;
@@ -577,6 +599,9 @@ impl Machine {
 
     fn server_line(&mut self, line: &[u8], s: &mut Session) {
         let r = reply::parse(line);
+        if let Some(t) = s.transcript.as_deref_mut() {
+            t.reply(self.frame, r.code, line);
+        }
         if !self.acc.active {
             if r.code.is_none() {
                 s.anomalies.malformed_replies += 1;
@@ -674,11 +699,17 @@ impl Machine {
                 }
             }
             Pending::Data => {
-                let go = code == Some(354);
-                self.cmode = if go { ClientMode::Body { state: 1 } } else { ClientMode::Command };
+                if code == Some(354) {
+                    self.enter_body(s);
+                } else {
+                    self.cmode = ClientMode::Command;
+                }
                 self.release_held(s);
             }
             Pending::EndOfData | Pending::Bdat { last: true } => {
+                if let (Pending::EndOfData, Some(t)) = (front, s.transcript.as_deref_mut()) {
+                    t.body_reply(code);
+                }
                 if ok {
                     s.messages_accepted = s.messages_accepted.saturating_add(1);
                     if s.messages_accepted == 1 {
@@ -774,6 +805,41 @@ impl Machine {
                 s.find("ehlo-masked", Some(frame), format!("EHLO reply carries a masked extension {}", quote(kw)));
             }
         }
+    }
+
+    /// A DATA body starts.
+    fn enter_body(&mut self, s: &mut Session) {
+        self.cmode = ClientMode::Body { state: 1 };
+        if let Some(t) = s.transcript.as_deref_mut() {
+            t.body_start(self.frame);
+        }
+    }
+
+    /// Records a client line; an AUTH secret (initial response or continuation) is masked
+    /// unless credentials are kept.
+    fn record_command(&self, t: &mut crate::session::Transcript, verb: Verb, line: &[u8], arg: &[u8]) {
+        let frame = self.frame;
+        if self.auth_active && verb == Verb::Other {
+            if line == b"*" || line.is_empty() {
+                t.command(frame, line);
+            } else {
+                t.secret(frame, b"", line, self.keep_credentials);
+            }
+            return;
+        }
+        if verb == Verb::Auth {
+            // "AUTH MECH [initial-response]": the verb and mechanism are shown, the rest is secret.
+            let mech_end = arg.iter().position(|b| *b == b' ').unwrap_or(arg.len());
+            let initial = command::trim(arg.get(mech_end..).unwrap_or(&[]));
+            if !initial.is_empty() && initial != b"=" {
+                // `arg` is a slice of `line`: where it starts is a pointer difference.
+                let start = (arg.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize).min(line.len());
+                let shown = (start + mech_end).min(line.len());
+                t.secret(frame, line.get(..shown).unwrap_or(line), initial, self.keep_credentials);
+                return;
+            }
+        }
+        t.command(frame, line);
     }
 
     fn release_held(&mut self, s: &mut Session) {

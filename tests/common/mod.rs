@@ -36,9 +36,14 @@ pub fn bundled() -> PathBuf {
 
 /// Runs the engine over one file and returns the finished sessions.
 pub fn sessions(path: &Path) -> Vec<Session> {
+    sessions_with(path, Config::default())
+}
+
+/// Same, with an engine configuration.
+pub fn sessions_with(path: &Path, cfg: Config) -> Vec<Session> {
     let mut reader = MergedReader::open(&[path.to_path_buf()], None).expect("open capture");
     let name: Arc<str> = Arc::from(path.file_name().unwrap().to_string_lossy().as_ref());
-    let mut engine = Engine::new(Config::default(), vec![name], None);
+    let mut engine = Engine::new(cfg, vec![name], None);
     let mut out = Vec::new();
     while let Some(p) = reader.next_packet() {
         engine.packet(&p, &mut |s| out.push(s));

@@ -1,0 +1,340 @@
+//! The input loop shared by every front end: files (merged by time) or a live interface,
+//! through the [`Engine`], with periodic progress ticks and a stop flag.
+//!
+//! Opening and running are two steps so that a live capture can open the device and every
+//! output file, give up root, and only then read packets. The report, `check`, `pairs` and the
+//! terminal UI (on its own thread) all run through [`Opened::run`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::capture::live::{Drops, LiveOptions, LiveSource};
+use crate::capture::spool::Spool;
+use crate::capture::{CaptureError, MergedReader, Packet, SourceEnd};
+use crate::engine::{Config, Engine};
+use crate::report::summary::{SourceSummary, Summary};
+use crate::session::Session;
+
+/// How often [`Sink::tick`] is called while packets flow (and when a live capture is idle).
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// Where packets come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Saved pcap/pcapng files, merged by timestamp.
+    Files(Vec<PathBuf>),
+    /// A live interface (the BPF filter is in `options.filter`), optionally saved to `write`.
+    Live {
+        /// Interface name.
+        device: String,
+        /// libpcap options.
+        options: LiveOptions,
+        /// `-w FILE`.
+        write: Option<PathBuf>,
+    },
+}
+
+/// What to read and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The input.
+    pub source: Source,
+    /// BPF filter for files (live: in [`LiveOptions::filter`]).
+    pub filter: Option<String>,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    /// Live: stop after this long.
+    pub duration: Option<Duration>,
+    /// Engine settings.
+    pub engine: Config,
+}
+
+/// Errors of the input loop.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// Opening or reading a source failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Neither `-r` nor `-i` was given.
+    #[error("nothing to read: give -r FILE or -i INTERFACE (see --help)")]
+    NoInput,
+}
+
+/// Progress of a run, handed to [`Sink::tick`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Packets read.
+    pub packets: u64,
+    /// Bytes of the input consumed (files: close to the file offset; live: captured bytes).
+    pub bytes: u64,
+    /// Total bytes of the input files (0 when live).
+    pub total: u64,
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// Live: kernel/libpcap counters.
+    pub drops: Option<Drops>,
+    /// The input is exhausted (or stopped) and every session has been handed out.
+    pub done: bool,
+}
+
+/// Where a live view gets snapshots of open sessions: the engine, or whatever runs engines
+/// (a threaded pipeline implements it over its workers).
+pub trait OpenSessions {
+    /// Up to `max` open sessions that changed since they were last handed out (see
+    /// [`Engine::changed_open_sessions`]); returns how many changed ones still wait.
+    fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize;
+}
+
+impl OpenSessions for Engine {
+    fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize {
+        Engine::changed_open_sessions(self, max, out)
+    }
+}
+
+/// Receives what a run produces.
+pub trait Sink {
+    /// A session ended.
+    fn session(&mut self, s: Session);
+    /// Called about every [`TICK`] and once at the end; may take snapshots of open sessions.
+    fn tick(&mut self, _open: &mut dyn OpenSessions, _progress: &Progress) {}
+}
+
+/// Any closure over finished sessions is a sink.
+impl<F: FnMut(Session)> Sink for F {
+    fn session(&mut self, s: Session) {
+        self(s)
+    }
+}
+
+enum Input {
+    Files(MergedReader),
+    Live { src: LiveSource, device: String },
+}
+
+/// An input opened and ready to run (privileges may be dropped in between).
+pub struct Opened {
+    input: Input,
+    opts: Options,
+    spool: Option<Spool>,
+}
+
+impl Opened {
+    /// Opens the files or the device (and the `-w` file).
+    pub fn open(opts: Options) -> Result<Self, DriverError> {
+        let input = match &opts.source {
+            Source::Files(paths) if paths.is_empty() => return Err(DriverError::NoInput),
+            Source::Files(paths) => Input::Files(MergedReader::open(paths, opts.filter.as_deref())?),
+            Source::Live { device, options, write } => {
+                Input::Live { src: LiveSource::open(device, options, write.as_deref())?, device: device.clone() }
+            }
+        };
+        Ok(Self { input, opts, spool: None })
+    }
+
+    /// Live: also keep the last packets in `spool` (for the terminal UI's packet view).
+    pub fn with_spool(mut self, spool: Spool) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Whether this is a live capture.
+    pub fn is_live(&self) -> bool {
+        matches!(self.input, Input::Live { .. })
+    }
+
+    /// Link type of the (first) source.
+    pub fn linktype(&self) -> i32 {
+        match &self.input {
+            Input::Files(r) => r.sources().first().map_or(0, |s| s.linktype()),
+            Input::Live { src, .. } => src.linktype(),
+        }
+    }
+
+    /// Names of the inputs (file names as given, or the interface).
+    pub fn names(&self) -> Vec<Arc<str>> {
+        match &self.input {
+            Input::Files(r) => r.sources().iter().map(|s| s.name().clone()).collect(),
+            Input::Live { src, .. } => vec![src.name().clone()],
+        }
+    }
+
+    /// Reads everything (or until `stop`, `-c`, `--duration`), handing sessions to `sink`.
+    pub fn run(self, sink: &mut dyn Sink, stop: &AtomicBool) -> Summary {
+        let Opened { input, opts, spool } = self;
+        match input {
+            Input::Files(reader) => run_files(reader, &opts, sink, stop),
+            Input::Live { src, device } => run_live(src, &device, &opts, spool, sink, stop),
+        }
+    }
+}
+
+struct Ticker {
+    started: Instant,
+    last: Instant,
+}
+
+impl Ticker {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self { started: now, last: now }
+    }
+
+    /// Whether a tick is due (checked every 1024 packets to keep the clock off the hot path).
+    fn due(&mut self, packets: u64) -> bool {
+        if packets % 1024 != 0 {
+            return false;
+        }
+        self.due_now()
+    }
+
+    fn due_now(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.last) >= TICK {
+            self.last = now;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn run_files(mut reader: MergedReader, opts: &Options, sink: &mut dyn Sink, stop: &AtomicBool) -> Summary {
+    let names: Vec<Arc<str>> = reader.sources().iter().map(|s| s.name().clone()).collect();
+    let mut engine = Engine::new(opts.engine.clone(), names, None);
+    let total = reader.total_size();
+    let mut ticker = Ticker::new();
+    let mut read_bytes = 0u64;
+    while let Some(p) = reader.next_packet() {
+        // pcap record header + captured bytes: close enough to the file offset for progress.
+        read_bytes += p.data.len() as u64 + 16;
+        engine.packet(&p, &mut |s| sink.session(s));
+        if ticker.due(engine.stats.packets) {
+            let progress = Progress {
+                packets: engine.stats.packets,
+                bytes: read_bytes.min(total),
+                total,
+                elapsed: ticker.started.elapsed(),
+                drops: None,
+                done: false,
+            };
+            sink.tick(&mut engine, &progress);
+        }
+        if stop.load(Ordering::Relaxed) || opts.count.is_some_and(|c| engine.stats.packets >= c) {
+            break;
+        }
+    }
+    engine.finish(&mut |s| sink.session(s));
+    let progress = Progress {
+        packets: engine.stats.packets,
+        bytes: total,
+        total,
+        elapsed: ticker.started.elapsed(),
+        drops: None,
+        done: true,
+    };
+    sink.tick(&mut engine, &progress);
+    let sources = reader
+        .sources()
+        .iter()
+        .map(|s| SourceSummary {
+            name: s.name().to_string(),
+            packets: s.frames(),
+            error: match s.end() {
+                Some(SourceEnd::Truncated(m)) => Some(m.clone()),
+                _ => None,
+            },
+        })
+        .collect();
+    Summary { sources, stats: engine.stats.clone(), table: engine.table_stats(), dropped: None }
+}
+
+struct Live<'a> {
+    engine: Engine,
+    spool: Option<Spool>,
+    sink: &'a mut dyn Sink,
+    bytes: u64,
+    started: Instant,
+}
+
+impl Live<'_> {
+    fn feed(&mut self, p: &Packet<'_>) {
+        self.bytes += p.data.len() as u64;
+        if let Some(sp) = &mut self.spool {
+            sp.write(p);
+        }
+        let sink = &mut *self.sink;
+        self.engine.packet(p, &mut |s| sink.session(s));
+    }
+
+    fn tick(&mut self, src: &mut LiveSource, done: bool) {
+        if let Some(sp) = &mut self.spool {
+            sp.sync();
+        }
+        let progress = Progress {
+            packets: self.engine.stats.packets,
+            bytes: self.bytes,
+            total: 0,
+            elapsed: self.started.elapsed(),
+            drops: src.drops(),
+            done,
+        };
+        self.sink.tick(&mut self.engine, &progress);
+    }
+}
+
+fn run_live(
+    mut src: LiveSource,
+    dev: &str,
+    opts: &Options,
+    spool: Option<Spool>,
+    sink: &mut dyn Sink,
+    stop: &AtomicBool,
+) -> Summary {
+    let engine = Engine::new(opts.engine.clone(), Vec::new(), Some(Arc::from(dev)));
+    let mut ticker = Ticker::new();
+    let mut live = Live { engine, spool, sink, bytes: 0, started: ticker.started };
+    let mut error = None;
+    let counted = |e: &Engine| opts.count.is_some_and(|c| e.stats.packets >= c);
+    while !stop.load(Ordering::Relaxed)
+        && !counted(&live.engine)
+        && opts.duration.is_none_or(|d| ticker.started.elapsed() < d)
+    {
+        match src.next_packet(Duration::from_millis(100)) {
+            Ok(Some(p)) => live.feed(&p),
+            Ok(None) => {}
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        if ticker.due_now() {
+            live.tick(&mut src, false);
+        }
+    }
+    // Drain what libpcap still holds, unless -c says we are done.
+    let wait = src.drain_wait();
+    while error.is_none() && !counted(&live.engine) {
+        match src.next_packet(wait) {
+            Ok(Some(p)) => live.feed(&p),
+            Ok(None) => break,
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    let sink = &mut *live.sink;
+    live.engine.finish(&mut |s| sink.session(s));
+    if let Err(e) = src.close_savefile() {
+        error.get_or_insert(e.to_string());
+    }
+    live.tick(&mut src, true);
+    let drops = src.drops();
+    Summary {
+        sources: vec![SourceSummary { name: dev.to_string(), packets: src.frames(), error }],
+        stats: live.engine.stats.clone(),
+        table: live.engine.table_stats(),
+        dropped: drops.map(|d| d.dropped + d.if_dropped),
+    }
+}

@@ -1,0 +1,107 @@
+//! The capture thread: runs the driver and hands the UI batches of finished sessions, snapshots
+//! of open ones and progress. It never waits for the UI: the channel is unbounded and batches
+//! are sent once per driver tick (about every 50 ms), so the UI drains a few messages a frame.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::driver::{OpenSessions, Opened, Progress, Sink};
+use crate::report::summary::Summary;
+use crate::session::Session;
+
+/// Open-session snapshots taken per tick (the rest wait for the next one).
+pub const OPEN_BATCH: usize = 256;
+/// Finished sessions sent in one message at most.
+const FINISHED_BATCH: usize = 512;
+
+/// What the capture thread reports.
+#[derive(Debug)]
+pub enum Update {
+    /// Sessions that ended.
+    Finished(Vec<Session>),
+    /// Snapshots of sessions still open.
+    Open(Vec<Session>),
+    /// Progress.
+    Progress(Progress),
+    /// The run is over.
+    Done(Box<Summary>),
+}
+
+struct Forward {
+    tx: Sender<Update>,
+    batch: Vec<Session>,
+}
+
+impl Forward {
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let b = std::mem::take(&mut self.batch);
+            let _ = self.tx.send(Update::Finished(b));
+        }
+    }
+}
+
+impl Sink for Forward {
+    fn session(&mut self, s: Session) {
+        self.batch.push(s);
+        if self.batch.len() >= FINISHED_BATCH {
+            self.flush();
+        }
+    }
+
+    fn tick(&mut self, engine: &mut dyn OpenSessions, p: &Progress) {
+        self.flush();
+        let mut open = Vec::new();
+        engine.changed_open_sessions(OPEN_BATCH, &mut |s| open.push(s));
+        if !open.is_empty() {
+            let _ = self.tx.send(Update::Open(open));
+        }
+        let _ = self.tx.send(Update::Progress(*p));
+    }
+}
+
+/// The running capture.
+pub struct Feed {
+    /// Updates, in order.
+    pub rx: Receiver<Update>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Feed {
+    /// Starts reading `opened` on its own thread.
+    pub fn start(opened: Opened) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new().name("smtpscope-capture".into()).spawn(move || {
+            let mut sink = Forward { tx: tx.clone(), batch: Vec::new() };
+            let summary = opened.run(&mut sink, &flag);
+            sink.flush();
+            let _ = tx.send(Update::Done(Box::new(summary)));
+        })?;
+        Ok(Self { rx, stop, handle: Some(handle) })
+    }
+
+    /// Asks the capture to stop (it finishes open sessions and reports Done).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops and waits for the thread; returns the summary if it arrived.
+    pub fn finish(mut self) -> Option<Summary> {
+        self.stop();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let mut summary = None;
+        while let Ok(u) = self.rx.try_recv() {
+            if let Update::Done(s) = u {
+                summary = Some(*s);
+            }
+        }
+        summary
+    }
+}

@@ -1,0 +1,641 @@
+//! Drawing: header, session table, detail tabs, pairs view, filter bar, overlays. Reads the
+//! [`App`] and records the geometry mouse clicks need; never changes anything else.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table};
+use ratatui::Frame;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+use super::app::{App, Mode, PacketState, Pane, Tab, View};
+use super::detail::{self, thousands, Look};
+use super::keys::HELP;
+use super::packets;
+use super::store::{self, Column};
+use crate::report::escape::{defuse, terminal};
+use crate::report::rfc3339;
+use crate::session::{Session, Verdict};
+use crate::tls::version_label;
+
+/// Cuts `s` to `w` columns, ending in `…` when cut.
+pub fn fit(s: &str, w: usize) -> String {
+    if s.width() <= w {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if used + cw + 1 > w {
+            break;
+        }
+        used += cw;
+        out.push(c);
+    }
+    if w > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// Draws one frame.
+pub fn draw(f: &mut Frame<'_>, app: &mut App) {
+    let area = f.area();
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    draw_header(f, app, header);
+    match app.view {
+        View::Pairs => draw_pairs(f, app, body),
+        View::Sessions => draw_sessions(f, app, body),
+    }
+    draw_footer(f, app, footer);
+    match app.mode {
+        Mode::Help => draw_help(f, app, area),
+        Mode::Export => draw_export(f, app, area),
+        Mode::Filter => draw_completion(f, app, footer),
+        Mode::Normal => {}
+    }
+}
+
+fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let th = app.theme;
+    let p = &app.progress;
+    // The label yields to progress on narrow terminals.
+    let label = fit(&defuse(&app.source.label), usize::from(area.width).saturating_sub(48).max(12));
+    let mut l1 = vec![Span::styled(" smtpscope ", th.heading()), Span::raw(label)];
+    if let Some(b) = &app.source.bpf {
+        l1.push(Span::styled(format!(" [{}]", defuse(b)), th.dim()));
+    }
+    l1.push(Span::raw("  "));
+    let rate = app.packet_rate();
+    if app.source.live {
+        if p.done {
+            l1.push(Span::styled("capture stopped", th.warn()));
+        } else {
+            l1.push(Span::styled("● live", th.ok().add_modifier(Modifier::BOLD)));
+        }
+        l1.push(Span::raw(format!(" {} pkts · {} pkt/s", thousands(p.packets), rate_text(rate))));
+        if let Some(d) = p.drops {
+            let lost = d.dropped + d.if_dropped;
+            let style = if lost > 0 { th.error() } else { th.dim() };
+            l1.push(Span::styled(format!(" · kernel drops {}", thousands(lost)), style));
+        }
+    } else if p.done {
+        l1.push(Span::styled("read", th.ok()));
+        l1.push(Span::raw(format!(" {} pkts", thousands(p.packets))));
+    } else {
+        let pct = (p.bytes * 100).checked_div(p.total).unwrap_or(0).min(100);
+        let filled = (pct as usize * 12).div_ceil(100);
+        l1.push(Span::styled("█".repeat(filled), th.ok()));
+        l1.push(Span::styled("░".repeat(12 - filled), th.dim()));
+        l1.push(Span::raw(format!(" {pct:>3}% · {} pkts · {} pkt/s", thousands(p.packets), rate_text(rate))));
+    }
+    if app.paused {
+        l1.push(Span::styled("  ⏸ paused", th.warn()));
+    }
+    let mut l2 = vec![Span::raw(" ")];
+    for v in Verdict::ALL {
+        if let Some(n) = app.store.counts.get(&v) {
+            l2.push(Span::styled(format!(" {} {} ", v.name(), thousands(*n)), th.chip(v)));
+            l2.push(Span::raw(" "));
+        }
+    }
+    if app.store.open > 0 {
+        l2.push(Span::styled(format!("● open {} ", thousands(app.store.open as u64)), th.warn()));
+    }
+    if app.store.counts.is_empty() && app.store.open == 0 {
+        l2.push(Span::styled("no SMTP session yet", th.dim()));
+    }
+    // The active filter, right-aligned on the first line (whose left part is short).
+    let filter = app.store.filter().text();
+    if !filter.is_empty() {
+        let used: usize = l1.iter().map(|s| s.content.width()).sum();
+        let room = usize::from(area.width).saturating_sub(used + 11);
+        let shown = fit(&defuse(filter), room.max(6));
+        let pad = usize::from(area.width).saturating_sub(used + 9 + shown.width());
+        l1.push(Span::raw(" ".repeat(pad.max(1))));
+        l1.push(Span::styled("filter: ", th.dim()));
+        l1.push(Span::styled(shown, th.key()));
+    }
+    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+}
+
+fn rate_text(r: f64) -> String {
+    if r >= 10_000.0 {
+        format!("{:.0}k", r / 1000.0)
+    } else if r >= 1000.0 {
+        format!("{:.1}k", r / 1000.0)
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn pane_block<'a>(app: &App, title: Line<'a>, pane: Pane) -> Block<'a> {
+    let style = if app.focus == pane && app.mode == Mode::Normal { app.theme.focus() } else { app.theme.dim() };
+    Block::bordered().border_style(style).title(title)
+}
+
+fn draw_sessions(f: &mut Frame<'_>, app: &mut App, area: Rect) {
+    if app.zoom {
+        match app.focus {
+            Pane::Table => {
+                draw_table(f, app, area);
+                app.geometry.detail = Rect::default();
+            }
+            Pane::Detail => {
+                app.geometry.table_rows = Rect::default();
+                draw_detail(f, app, area);
+            }
+        }
+        return;
+    }
+    // The table takes what its rows need, up to two fifths; the detail gets the rest.
+    let rows = u16::try_from(app.store.len()).unwrap_or(u16::MAX).saturating_add(3);
+    let table_h = rows.clamp(5, (area.height * 2 / 5).max(5)).min(area.height.saturating_sub(6).max(3));
+    let [top, bottom] = Layout::vertical([Constraint::Length(table_h), Constraint::Min(3)]).areas(area);
+    draw_table(f, app, top);
+    draw_detail(f, app, bottom);
+}
+
+/// Columns that fit `width`, with their widths: the least important go first when narrow.
+pub fn columns(width: u16) -> Vec<(Column, u16)> {
+    // (column, minimum width, importance: lower stays longer)
+    let all = [
+        (Column::Time, 8, 3),
+        (Column::Client, 21, 1),
+        (Column::Server, 15, 1),
+        (Column::Port, 5, 1),
+        (Column::Helo, 12, 5),
+        (Column::Verdict, 23, 0),
+        (Column::Tls, 6, 2),
+        (Column::Msgs, 5, 6),
+        (Column::Bytes, 9, 4),
+    ];
+    let avail = usize::from(width).saturating_sub(2);
+    let mut keep: Vec<(Column, u16, u8)> = all.to_vec();
+    let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>();
+    while need(&keep) > avail && keep.len() > 1 {
+        if let Some(i) = keep.iter().enumerate().max_by_key(|(_, c)| c.2).map(|(i, _)| i) {
+            keep.remove(i);
+        }
+    }
+    let mut spare = avail.saturating_sub(need(&keep)) as u16;
+    let mut out: Vec<(Column, u16)> = keep.iter().map(|c| (c.0, c.1)).collect();
+    // Room left goes to the HELO name, then to the addresses (IPv6 is long).
+    for grow in [Column::Helo, Column::Server, Column::Client] {
+        if let Some(c) = out.iter_mut().find(|c| c.0 == grow) {
+            let add = match grow {
+                Column::Helo => spare.min(28),
+                _ => spare.min(24),
+            };
+            c.1 += add;
+            spare -= add;
+        }
+    }
+    out
+}
+
+fn cell_text(col: Column, s: &Session) -> String {
+    match col {
+        Column::Time => {
+            let t = rfc3339(s.first_seen);
+            t.get(11..19).unwrap_or(&t).to_string()
+        }
+        Column::Client => s.client.to_string(),
+        Column::Server => s.server.ip().to_string(),
+        Column::Port => s.server.port().to_string(),
+        Column::Helo => s.hello.as_ref().map(|h| terminal(&h.arg)).unwrap_or_else(|| "-".into()),
+        Column::Verdict => s.verdict.map_or("-", |v| v.name()).to_string(),
+        Column::Tls => store::tls_version(s).map(version_label).unwrap_or_else(|| "-".into()),
+        Column::Msgs => store::messages(s).map_or("-".into(), |n| n.to_string()),
+        Column::Bytes => thousands(s.wire_bytes[0] + s.wire_bytes[1]),
+    }
+}
+
+fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
+    let th = app.theme;
+    let cols = columns(area.width.saturating_sub(2));
+    let (sort, desc) = app.sort();
+    let inner_h = usize::from(area.height.saturating_sub(3));
+    let len = app.store.len();
+    // Keep the cursor on screen; the offset only moves when it must.
+    let mut offset = app.geometry.table_offset.min(len.saturating_sub(1));
+    if app.cursor < offset {
+        offset = app.cursor;
+    } else if inner_h > 0 && app.cursor >= offset + inner_h {
+        offset = app.cursor + 1 - inner_h;
+    }
+    if len <= inner_h {
+        offset = 0;
+    }
+    app.geometry.table_offset = offset;
+    app.geometry.table_rows =
+        Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
+    app.geometry.header_y = area.y + 1;
+    app.geometry.header.clear();
+    let mut x = area.x + 1;
+    for (c, w) in &cols {
+        app.geometry.header.push((x, x + w, *c));
+        x += w + 1;
+    }
+    let header = Row::new(cols.iter().map(|(c, _)| {
+        let mark = if *c == sort {
+            if desc {
+                "▼"
+            } else {
+                "▲"
+            }
+        } else {
+            ""
+        };
+        Cell::from(format!("{}{mark}", c.title()))
+    }))
+    .style(th.heading());
+    let mut rows = Vec::with_capacity(inner_h);
+    for i in offset..(offset + inner_h).min(len) {
+        let Some(s) = app.store.get(i) else { break };
+        let cells = cols.iter().map(|(c, w)| {
+            let mut text = fit(&cell_text(*c, s), usize::from(*w));
+            if *c == Column::Verdict && s.in_progress {
+                text = fit(&format!("● {text}"), usize::from(*w));
+            }
+            let style = match c {
+                Column::Verdict => {
+                    let st = s.verdict.map_or(th.dim(), |v| th.verdict(v));
+                    if s.in_progress {
+                        st.add_modifier(Modifier::ITALIC)
+                    } else {
+                        st
+                    }
+                }
+                Column::Tls if store::tls_version(s).is_some_and(|v| v < 0x0303) => th.warn(),
+                _ => Style::new(),
+            };
+            let right = matches!(c, Column::Msgs | Column::Bytes | Column::Port);
+            let line = if right {
+                Line::from(Span::styled(text, style)).right_aligned()
+            } else {
+                Line::from(Span::styled(text, style))
+            };
+            Cell::from(line)
+        });
+        let mut row = Row::new(cells);
+        if i == app.cursor {
+            row = row.style(th.selected());
+        }
+        rows.push(row);
+    }
+    let filtered = if app.store.filter().is_all() { String::new() } else { " (filtered)".into() };
+    let mut title = vec![Span::styled(
+        format!(" Sessions {}/{}{filtered} ", thousands(len as u64), thousands(app.store.total() as u64)),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    if app.store.dropped > 0 {
+        title.push(Span::styled(format!("· {} oldest dropped from view ", thousands(app.store.dropped)), th.dim()));
+    }
+    if app.follow {
+        title.push(Span::styled("· following ", th.dim()));
+    }
+    let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
+    let mut table = Table::new(rows, widths).header(header).column_spacing(1).block(pane_block(
+        app,
+        Line::from(title),
+        Pane::Table,
+    ));
+    if len == 0 {
+        table = table.footer(Row::new([Cell::from(Span::styled(
+            if app.store.total() == 0 { "waiting for SMTP sessions…" } else { "no session matches the filter" },
+            th.dim(),
+        ))]));
+    }
+    f.render_widget(table, area);
+}
+
+fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {
+    let th = app.theme;
+    let mut title = vec![Span::raw(" ")];
+    let mut x = area.x + 2;
+    app.geometry.tabs.clear();
+    app.geometry.tabs_y = area.y;
+    for (i, t) in Tab::ALL.iter().enumerate() {
+        let text = format!("{} {}", i + 1, t.title());
+        let w = text.width() as u16;
+        app.geometry.tabs.push((x, x + w, *t));
+        let style = if *t == app.tab { th.key().add_modifier(Modifier::REVERSED) } else { th.dim() };
+        title.push(Span::styled(text, style));
+        title.push(Span::styled(" │ ", th.dim()));
+        x += w + 3;
+    }
+    title.pop();
+    title.push(Span::raw(" "));
+    let block = pane_block(app, Line::from(title), Pane::Detail);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    app.geometry.detail = area;
+    app.geometry.detail_height = usize::from(inner.height.saturating_sub(1));
+    let Some(s) = app.current() else {
+        f.render_widget(Paragraph::new(Line::styled("no session selected", th.dim())), inner);
+        return;
+    };
+    let look = Look { theme: th, show_addresses: app.show_addresses, width: inner.width };
+    let [top, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    f.render_widget(Paragraph::new(detail::summary_line(&s, &look)), top);
+    let w = rest.width;
+    let (lines, scroll) = match app.tab {
+        Tab::Transcript => (detail::wrap(detail::transcript(&s, &look), w, 10).0, app.detail_scroll),
+        Tab::Tls => (detail::wrap(detail::tls(&s, &look), w, 39).0, app.detail_scroll),
+        Tab::Evidence => {
+            let (lines, at) = detail::evidence(&s, app.evidence_cursor, &look);
+            let (lines, starts) = detail::wrap(lines, w, 10);
+            let at = starts.get(at).copied().unwrap_or(0);
+            let h = usize::from(rest.height);
+            (lines, at.saturating_sub(h.saturating_sub(2)))
+        }
+        Tab::Packets => {
+            draw_packets(f, app, &s, rest);
+            return;
+        }
+    };
+    let max = lines.len().saturating_sub(usize::from(rest.height));
+    let scroll = scroll.min(max);
+    if matches!(app.tab, Tab::Transcript | Tab::Tls) {
+        app.detail_scroll = scroll;
+    }
+    f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), rest);
+}
+
+fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
+    let th = app.theme;
+    let p = match &app.packets.state {
+        PacketState::Ready(p) if p.id == s.id => p.clone(),
+        PacketState::Failed(e) => {
+            f.render_widget(
+                Paragraph::new(Line::styled(format!("cannot read the packets: {}", defuse(e)), th.error())),
+                area,
+            );
+            return;
+        }
+        _ => {
+            f.render_widget(Paragraph::new(Line::styled("reading the session's packets…", th.dim())), area);
+            return;
+        }
+    };
+    if p.rows.is_empty() {
+        let why = p.note.clone().unwrap_or_else(|| "no packet of this session found in the input".into());
+        f.render_widget(Paragraph::new(Line::styled(why, th.warn())), area);
+        return;
+    }
+    let list_h = (area.height / 2).max(3).min(area.height);
+    let [list, dump] = Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
+    let base = p.rows.first().map_or(0, |r| r.ts);
+    // Relative sequence numbers, as Wireshark shows them: from each side's first one.
+    let first_seq = |side| p.rows.iter().find(|r| r.side == side).map_or(0, |r| r.seq);
+    let isn = [first_seq(crate::session::Side::Client), first_seq(crate::session::Side::Server)];
+    let n = usize::from(list.height);
+    let cursor = app.packets.cursor.min(p.rows.len() - 1);
+    let start = cursor.saturating_sub(n.saturating_sub(1) / 2).min(p.rows.len().saturating_sub(n));
+    let mut lines = Vec::new();
+    let mut header = format!("{} packets", thousands(p.rows.len() as u64));
+    if p.more > 0 {
+        header.push_str(&format!(" (+{} more not listed)", thousands(p.more)));
+    }
+    if let Some(note) = &p.note {
+        header.push_str(&format!(" · {note}"));
+    }
+    lines.push(Line::styled(header, th.dim()));
+    for (i, r) in p.rows.iter().enumerate().skip(start).take(n.saturating_sub(1)) {
+        let (tag, style) = match r.side {
+            crate::session::Side::Client => ("C→S", th.client()),
+            crate::session::Side::Server => ("S→C", th.server()),
+        };
+        let rel = (r.ts - base) as f64 / 1e6;
+        let (mine, theirs) = match r.side {
+            crate::session::Side::Client => (isn[0], isn[1]),
+            crate::session::Side::Server => (isn[1], isn[0]),
+        };
+        let ack = if r.flags.ack { r.ack.wrapping_sub(theirs).to_string() } else { "-".into() };
+        let text = format!(
+            "{:>6} {:>+10.6} {tag} {:<5} seq {:<7} ack {:<7} len {:>5}  {}",
+            r.frame,
+            rel,
+            packets::flags(r.flags, r.payload_len > 0),
+            r.seq.wrapping_sub(mine),
+            ack,
+            r.payload_len,
+            packets::ascii(&r.preview)
+        );
+        let mut line = Line::styled(text, style);
+        if i == cursor {
+            line = line.style(th.selected());
+        }
+        lines.push(line);
+    }
+    f.render_widget(Paragraph::new(lines), list);
+    if let Some(r) = p.rows.get(cursor) {
+        let mut d = vec![Line::styled(
+            format!("frame {} · {} bytes on the wire, {} captured", r.frame, r.orig_len, r.data.len()),
+            th.heading(),
+        )];
+        d.extend(packets::hexdump(&r.data).into_iter().map(Line::raw));
+        f.render_widget(Paragraph::new(d), dump);
+    }
+}
+
+fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
+    let th = app.theme;
+    app.geometry.header.clear();
+    let inner_h = usize::from(area.height.saturating_sub(3));
+    let n = app.pairs.pairs.len();
+    let offset = app.pairs_cursor.saturating_sub(inner_h.saturating_sub(1)).min(n.saturating_sub(inner_h.max(1)));
+    app.geometry.table_offset = offset;
+    app.geometry.table_rows =
+        Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
+    app.geometry.detail = Rect::default();
+    let wide = area.width >= 120;
+    let widths: Vec<Constraint> = if wide {
+        vec![
+            Constraint::Length(22),
+            Constraint::Length(22),
+            Constraint::Length(11),
+            Constraint::Length(5),
+            Constraint::Fill(3),
+            Constraint::Length(26),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+        ]
+    } else {
+        vec![
+            Constraint::Length(16),
+            Constraint::Length(16),
+            Constraint::Length(5),
+            Constraint::Fill(1),
+            Constraint::Length(15),
+        ]
+    };
+    let titles: &[&str] = if wide {
+        &["CLIENT HOST", "SERVER HOST", "PORTS", "SESS", "VERDICTS", "OFFERED", "USED", "TLS"]
+    } else {
+        &["CLIENT HOST", "SERVER HOST", "SESS", "VERDICTS", "OFFERED"]
+    };
+    let header = Row::new(titles.iter().map(|t| Cell::from(*t))).style(th.heading());
+    let mut rows = Vec::new();
+    for (i, ((c, s), p)) in app.pairs.pairs.iter().enumerate().skip(offset).take(inner_h) {
+        let cells = p.cells();
+        let mut verdicts = Vec::new();
+        for (v, k) in &p.verdicts {
+            verdicts.push(Span::styled(format!("{} {k}", v.name()), th.verdict(*v)));
+            verdicts.push(Span::raw(" "));
+        }
+        let host_w = if wide { 22 } else { 16 };
+        let mut row: Vec<Cell> = vec![Cell::from(fit(&c.to_string(), host_w)), Cell::from(fit(&s.to_string(), host_w))];
+        if wide {
+            row.push(Cell::from(cells.ports.clone()));
+        }
+        row.push(Cell::from(Line::from(p.sessions().to_string()).right_aligned()));
+        row.push(Cell::from(Line::from(verdicts)));
+        row.push(Cell::from(cells.offered.clone()));
+        if wide {
+            row.push(Cell::from(cells.used.clone()));
+            row.push(Cell::from(cells.tls.clone()));
+        }
+        let mut r = Row::new(row);
+        if i == app.pairs_cursor {
+            r = r.style(th.selected());
+        }
+        rows.push(r);
+    }
+    let title = Line::from(vec![
+        Span::styled(format!(" Pairs: {} host pairs ", n), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled("· Enter shows their sessions · Esc/P back ", th.dim()),
+    ]);
+    let table = Table::new(rows, widths).header(header).column_spacing(1).block(pane_block(app, title, Pane::Table));
+    f.render_widget(table, area);
+}
+
+fn hint(th: &super::theme::Theme, key: &str, what: &str) -> Vec<Span<'static>> {
+    vec![Span::styled(key.to_string(), th.key()), Span::styled(format!(" {what}  "), th.dim())]
+}
+
+fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let th = app.theme;
+    if app.mode == Mode::Filter {
+        let value = app.input.value();
+        let width = usize::from(area.width.saturating_sub(3));
+        let scroll = app.input.visual_scroll(width);
+        let (ok, msg) = match &app.input_error {
+            None => (true, String::new()),
+            Some(e) => (false, e.kind.to_string()),
+        };
+        let base = if ok { th.ok() } else { Style::new() };
+        let mut spans = vec![Span::styled("/ ", if ok { th.ok() } else { th.error() })];
+        // The bad part of the input in red, the rest as typed.
+        let (a, b) = app
+            .input_error
+            .as_ref()
+            .map_or((value.len(), value.len()), |e| (e.span.start.min(value.len()), e.span.end.min(value.len())));
+        let (a, b) = (floor_char(value, a), floor_char(value, b.max(a)));
+        // Typed or pasted text is the user's, but a pasted bidi override still must not act.
+        spans.push(Span::styled(defuse(&value[..a]), base));
+        spans.push(Span::styled(defuse(&value[a..b]), th.error().add_modifier(Modifier::UNDERLINED)));
+        spans.push(Span::styled(defuse(&value[b..]), base));
+        let used = 2 + value.width();
+        if !ok && usize::from(area.width) > used + 4 {
+            spans.push(Span::styled(format!("  {}", fit(&msg, usize::from(area.width) - used - 2)), th.error()));
+        }
+        f.render_widget(Paragraph::new(Line::from(spans)).scroll((0, scroll as u16)), area);
+        let cursor = app.input.visual_cursor().saturating_sub(scroll) as u16;
+        f.set_cursor_position((area.x + 2 + cursor, area.y));
+        return;
+    }
+    if let Some(st) = &app.status {
+        let style = if st.error { th.error() } else { th.ok() };
+        f.render_widget(Paragraph::new(Line::styled(format!(" {}", defuse(&st.text)), style)), area);
+        return;
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (k, w) in [
+        ("/", "filter"),
+        ("1-4", "tabs"),
+        ("s", "sort"),
+        ("P", "pairs"),
+        ("e", "export"),
+        ("w", "pcap"),
+        ("p", "pause"),
+        ("?", "help"),
+        ("q", "quit"),
+    ] {
+        spans.extend(hint(&th, k, w));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+fn draw_help(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let th = app.theme;
+    let h = (HELP.len() as u16 + 4).min(area.height);
+    let r = centered(area, 78, h);
+    f.render_widget(Clear, r);
+    let mut lines = vec![Line::styled("smtpscope: one row per SMTP session, its verdict and the evidence", th.dim())];
+    for (k, what) in HELP {
+        lines.push(Line::from(vec![Span::styled(format!("{k:>13}  "), th.key()), Span::raw(*what)]));
+    }
+    lines.push(Line::styled("filter: verdict: client: server: host: port: helo: banner: sni: cert:", th.dim()));
+    lines.push(Line::styled("        ext: finding: auth: upgrade: tls: state:, \"free text\", ! or ( )", th.dim()));
+    let (lines, _) = detail::wrap(lines, r.width.saturating_sub(2), 15);
+    let r = centered(area, 78, (lines.len() as u16 + 2).min(area.height));
+    f.render_widget(Clear, r);
+    let block = Block::bordered().title(Span::styled(" Keys (Esc closes) ", th.heading())).border_style(th.focus());
+    f.render_widget(Paragraph::new(lines).block(block), r);
+}
+
+fn draw_export(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let th = app.theme;
+    let n = app.store.visible().filter(|s| !s.in_progress).count();
+    let open = app.store.visible().filter(|s| s.in_progress).count();
+    let r = centered(area, 64, 7);
+    f.render_widget(Clear, r);
+    let mut lines = vec![Line::raw(format!("Export the {} finished sessions of the view as:", thousands(n as u64)))];
+    if open > 0 {
+        lines.push(Line::styled(format!("({open} still open are left out: their verdict is not final)"), th.dim()));
+    }
+    lines.push(Line::from(vec![
+        Span::styled(" n ", th.key().add_modifier(Modifier::REVERSED)),
+        Span::raw(" NDJSON   "),
+        Span::styled(" c ", th.key().add_modifier(Modifier::REVERSED)),
+        Span::raw(" CSV   "),
+        Span::styled("Esc", th.key()),
+        Span::raw(" cancel"),
+    ]));
+    let block =
+        Block::bordered().borders(Borders::ALL).title(Span::styled(" Export ", th.heading())).border_style(th.focus());
+    f.render_widget(Paragraph::new(lines).block(block), r);
+}
+
+fn draw_completion(f: &mut Frame<'_>, app: &App, footer: Rect) {
+    let Some(c) = &app.completion else { return };
+    if c.candidates.is_empty() {
+        return;
+    }
+    let shown: Vec<&String> = c.candidates.iter().take(10).collect();
+    let w = shown.iter().map(|s| s.width()).max().unwrap_or(0) as u16 + 2;
+    let h = shown.len() as u16 + 2;
+    let x = (footer.x + 2 + app.input.value()[..c.start.min(app.input.value().len())].width() as u16)
+        .min(footer.width.saturating_sub(w));
+    let r = Rect { x, y: footer.y.saturating_sub(h), width: w.min(footer.width), height: h.min(footer.y) };
+    f.render_widget(Clear, r);
+    let lines: Vec<Line> = shown.iter().map(|s| Line::raw(s.to_string())).collect();
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().border_style(app.theme.dim())), r);
+}

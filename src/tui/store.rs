@@ -1,0 +1,407 @@
+//! The sessions the UI knows: finished records and in-progress snapshots, the filtered and
+//! sorted view of them, and verdict counts. Rows are keyed by session id so an in-progress row
+//! is replaced in place by its next snapshot and, finally, by its record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::filter::Filter;
+use crate::report::escape::terminal;
+use crate::session::{Kind, Session, Verdict};
+
+/// Rows kept before the oldest finished ones are dropped from the view (their counts stay).
+pub const MAX_ROWS: usize = 100_000;
+
+/// The session table's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    /// First packet's time.
+    Time,
+    /// Client `ip:port`.
+    Client,
+    /// Server address.
+    Server,
+    /// Server port.
+    Port,
+    /// HELO/EHLO name.
+    Helo,
+    /// Verdict.
+    Verdict,
+    /// Negotiated TLS version.
+    Tls,
+    /// Messages accepted.
+    Msgs,
+    /// Payload bytes.
+    Bytes,
+}
+
+impl Column {
+    /// Every column, in table order.
+    pub const ALL: [Column; 9] = [
+        Column::Time,
+        Column::Client,
+        Column::Server,
+        Column::Port,
+        Column::Helo,
+        Column::Verdict,
+        Column::Tls,
+        Column::Msgs,
+        Column::Bytes,
+    ];
+
+    /// Header text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Time => "TIME",
+            Column::Client => "CLIENT",
+            Column::Server => "SERVER",
+            Column::Port => "PORT",
+            Column::Helo => "HELO",
+            Column::Verdict => "VERDICT",
+            Column::Tls => "TLS",
+            Column::Msgs => "MSGS",
+            Column::Bytes => "BYTES",
+        }
+    }
+
+    /// The next column (for `s`).
+    pub fn next(self) -> Column {
+        let i = Column::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Column::ALL[(i + 1) % Column::ALL.len()]
+    }
+}
+
+/// The negotiated TLS version, when a handshake completed.
+pub fn tls_version(s: &Session) -> Option<u16> {
+    s.tls.version.filter(|_| s.tls.server_hello.is_some())
+}
+
+/// Messages accepted in clear, when countable.
+pub fn messages(s: &Session) -> Option<u32> {
+    (s.kind == Kind::Smtp && !s.tls_handshake()).then_some(s.messages_accepted)
+}
+
+/// A row's sort key for one column, compact so sorting a large view stays in cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+struct Key {
+    primary: u128,
+    secondary: u64,
+    time: u64,
+    id: u64,
+}
+
+fn ip_key(ip: std::net::IpAddr) -> u128 {
+    match ip {
+        std::net::IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
+        std::net::IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+fn time_key(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+fn key_of(col: Column, s: &Session) -> Key {
+    let (primary, secondary) = match col {
+        Column::Time => (0, 0),
+        Column::Client => (ip_key(s.client.ip()), u64::from(s.client.port())),
+        Column::Server => (ip_key(s.server.ip()), u64::from(s.server.port())),
+        Column::Port => (u128::from(s.server.port()), 0),
+        // Sorted by name (the HELO column keeps its own string keys).
+        Column::Helo => (0, 0),
+        // Alphabetical by name, as the column reads.
+        Column::Verdict => (
+            s.verdict.map_or(0, |v| match v {
+                Verdict::ImplicitTls => 1,
+                Verdict::Incomplete => 2,
+                Verdict::NotSmtp => 3,
+                Verdict::Plaintext => 4,
+                Verdict::Starttls => 5,
+                Verdict::StarttlsFailed => 6,
+                Verdict::StarttlsOfferedUnused => 7,
+                Verdict::StarttlsRefused => 8,
+                Verdict::Stripped => 9,
+            }),
+            0,
+        ),
+        Column::Tls => (tls_version(s).map_or(0, |v| u128::from(v) + 1), 0),
+        Column::Msgs => (messages(s).map_or(0, |n| u128::from(n) + 1), 0),
+        Column::Bytes => (u128::from(s.wire_bytes[0] + s.wire_bytes[1]), 0),
+    };
+    Key { primary, secondary, time: time_key(s.first_seen), id: s.id }
+}
+
+fn helo_key(s: &Session) -> Box<str> {
+    s.hello.as_ref().map(|h| terminal(&h.arg).to_lowercase()).unwrap_or_default().into_boxed_str()
+}
+
+/// Sessions, view and counts.
+pub struct Store {
+    rows: Vec<Arc<Session>>,
+    /// Per row: passes the filter (kept current as rows change).
+    pass: Vec<bool>,
+    /// Per row: key for the sort column.
+    keys: Vec<Key>,
+    /// Per row, when sorting by HELO: the name as shown, lower case.
+    helo: Vec<Box<str>>,
+    by_id: FxHashMap<u64, usize>,
+    view: Vec<u32>,
+    filter: Filter,
+    sort: Column,
+    descending: bool,
+    /// Finished sessions per verdict (dropped rows included).
+    pub counts: BTreeMap<Verdict, u64>,
+    /// Rows in progress.
+    pub open: usize,
+    /// Finished rows dropped to bound memory.
+    pub dropped: u64,
+    dirty: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store, sorted by time.
+    pub fn new() -> Self {
+        Self {
+            rows: Vec::new(),
+            pass: Vec::new(),
+            keys: Vec::new(),
+            helo: Vec::new(),
+            by_id: FxHashMap::default(),
+            view: Vec::new(),
+            filter: Filter::default(),
+            sort: Column::Time,
+            descending: false,
+            counts: BTreeMap::new(),
+            open: 0,
+            dropped: 0,
+            dirty: false,
+        }
+    }
+
+    /// Adds or replaces a session (a snapshot never replaces a finished record).
+    pub fn upsert(&mut self, s: Session) {
+        let pass = self.filter.matches(&s);
+        let key = key_of(self.sort, &s);
+        let helo = if self.sort == Column::Helo { helo_key(&s) } else { Box::default() };
+        match self.by_id.get(&s.id).copied() {
+            Some(i) => {
+                let Some(old) = self.rows.get(i) else { return };
+                if !old.in_progress {
+                    return;
+                }
+                if !s.in_progress {
+                    self.open = self.open.saturating_sub(1);
+                    self.count(&s);
+                }
+                self.rows[i] = Arc::new(s);
+                self.pass[i] = pass;
+                self.keys[i] = key;
+                self.helo[i] = helo;
+            }
+            None => {
+                if s.in_progress {
+                    self.open += 1;
+                } else {
+                    self.count(&s);
+                }
+                self.by_id.insert(s.id, self.rows.len());
+                self.rows.push(Arc::new(s));
+                self.pass.push(pass);
+                self.keys.push(key);
+                self.helo.push(helo);
+            }
+        }
+        self.dirty = true;
+        if self.rows.len() > MAX_ROWS + MAX_ROWS / 10 {
+            self.trim();
+        }
+    }
+
+    fn count(&mut self, s: &Session) {
+        if let Some(v) = s.verdict {
+            *self.counts.entry(v).or_default() += 1;
+        }
+    }
+
+    /// Drops the oldest finished rows down to [`MAX_ROWS`].
+    fn trim(&mut self) {
+        let mut excess = self.rows.len().saturating_sub(MAX_ROWS);
+        let keep: Vec<bool> = self
+            .rows
+            .iter()
+            .map(|s| {
+                if excess > 0 && !s.in_progress {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        let mut it = keep.iter();
+        self.rows.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
+        self.pass.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
+        self.keys.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
+        self.helo.retain(|_| *it.next().unwrap_or(&true));
+        self.dropped += keep.iter().filter(|k| !**k).count() as u64;
+        self.by_id = self.rows.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        self.view.clear();
+        self.dirty = true;
+    }
+
+    /// Whether rows changed since the view was last rebuilt.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Recomputes the filtered, sorted view from the cached filter results and sort keys.
+    pub fn rebuild(&mut self) {
+        let mut view: Vec<u32> = (0..self.rows.len() as u32).filter(|&i| self.pass[i as usize]).collect();
+        let (keys, helo) = (&self.keys, &self.helo);
+        if self.sort == Column::Helo {
+            view.sort_unstable_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                helo[a].cmp(&helo[b]).then(keys[a].cmp(&keys[b]))
+            });
+        } else {
+            view.sort_unstable_by_key(|&i| keys[i as usize]);
+        }
+        if self.descending {
+            view.reverse();
+        }
+        self.view = view;
+        self.dirty = false;
+    }
+
+    /// Sets the display filter (every row is tested again; the view is rebuilt).
+    pub fn set_filter(&mut self, f: Filter) {
+        self.pass = self.rows.iter().map(|s| f.matches(s)).collect();
+        self.filter = f;
+        self.rebuild();
+    }
+
+    /// The display filter in use.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// Sort column and direction.
+    pub fn sort(&self) -> (Column, bool) {
+        (self.sort, self.descending)
+    }
+
+    /// Sorts by `col` (descending when `desc`).
+    pub fn set_sort(&mut self, col: Column, desc: bool) {
+        if col != self.sort {
+            self.keys = self.rows.iter().map(|s| key_of(col, s)).collect();
+            self.helo = if col == Column::Helo {
+                self.rows.iter().map(|s| helo_key(s)).collect()
+            } else {
+                vec![Box::default(); self.rows.len()]
+            };
+        }
+        self.sort = col;
+        self.descending = desc;
+        self.rebuild();
+    }
+
+    /// Rows in the view.
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// Every row known (filtered or not).
+    pub fn total(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The `i`-th session of the view.
+    pub fn get(&self, i: usize) -> Option<&Arc<Session>> {
+        self.view.get(i).and_then(|&r| self.rows.get(r as usize))
+    }
+
+    /// A session by id (visible or not).
+    pub fn by_id(&self, id: u64) -> Option<&Arc<Session>> {
+        self.by_id.get(&id).and_then(|&r| self.rows.get(r))
+    }
+
+    /// Position of session `id` in the view.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        let r = *self.by_id.get(&id)? as u32;
+        self.view.iter().position(|&v| v == r)
+    }
+
+    /// The sessions of the view, in order.
+    pub fn visible(&self) -> impl Iterator<Item = &Arc<Session>> {
+        self.view.iter().filter_map(|&r| self.rows.get(r as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: u64, port: u16, v: Verdict, open: bool) -> Session {
+        let mut s = Session::new(format!("10.0.0.1:{port}").parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+        s.id = id;
+        s.first_seen = id as i64;
+        s.verdict = Some(v);
+        s.in_progress = open;
+        s
+    }
+
+    #[test]
+    fn a_snapshot_is_replaced_by_its_record_and_counted_once() {
+        let mut st = Store::new();
+        st.upsert(session(1, 1000, Verdict::Incomplete, true));
+        assert_eq!((st.open, st.counts.len()), (1, 0));
+        st.upsert(session(1, 1000, Verdict::Starttls, false));
+        st.upsert(session(1, 1000, Verdict::Plaintext, true));
+        st.rebuild();
+        assert_eq!(st.len(), 1);
+        assert_eq!(st.get(0).unwrap().verdict, Some(Verdict::Starttls), "a late snapshot is ignored");
+        assert_eq!((st.open, st.counts.get(&Verdict::Starttls)), (0, Some(&1)));
+    }
+
+    #[test]
+    fn verdict_ranks_follow_the_names() {
+        let mut names: Vec<&str> = Verdict::ALL.iter().map(|v| v.name()).collect();
+        names.sort_unstable();
+        let mut by_rank: Vec<Verdict> = Verdict::ALL.to_vec();
+        by_rank.sort_by_key(|v| key_of(Column::Verdict, &session(1, 1, *v, false)).primary);
+        assert_eq!(by_rank.iter().map(|v| v.name()).collect::<Vec<_>>(), names);
+    }
+
+    #[test]
+    fn the_view_is_filtered_and_sorted() {
+        let mut st = Store::new();
+        for (id, port, v) in
+            [(1, 3000, Verdict::Plaintext), (2, 1000, Verdict::Starttls), (3, 2000, Verdict::Plaintext)]
+        {
+            st.upsert(session(id, port, v, false));
+        }
+        st.set_filter(Filter::parse("verdict:plaintext").unwrap());
+        st.set_sort(Column::Client, false);
+        let ports: Vec<u16> = st.visible().map(|s| s.client.port()).collect();
+        assert_eq!(ports, [2000, 3000]);
+        st.set_sort(Column::Client, true);
+        assert_eq!(st.get(0).unwrap().client.port(), 3000);
+        assert_eq!(st.position(1), Some(0));
+    }
+}

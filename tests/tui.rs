@@ -1,0 +1,494 @@
+//! The terminal UI drawn into ratatui's TestBackend from real captures: verdict colours, the
+//! TLS rule in the transcript, Exchange-style certificate lines, masked AUTH, escaped control
+//! characters, filter results and validation, the pairs view, help, small terminals, NO_COLOR,
+//! and a selection that stays on its session while rows move.
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier};
+use ratatui::Terminal;
+use smtpscope::engine::Config;
+use smtpscope::session::Session;
+use smtpscope::tui::app::{Action, App, Effect, PacketState, SourceInfo, Tab, View};
+use smtpscope::tui::feed::Update;
+use smtpscope::tui::packets::{self, Origin};
+use smtpscope::tui::render;
+use smtpscope::tui::theme::Theme;
+use tui_input::InputRequest;
+
+fn sessions(path: &Path) -> Vec<Session> {
+    common::sessions_with(path, Config { transcript: true, ..Config::default() })
+}
+
+fn app_with(sessions: Vec<Session>, color: bool) -> App {
+    let mut app =
+        App::new(SourceInfo { label: "file test.pcap".into(), bpf: None, live: false }, Theme { color }, false);
+    app.ingest(Update::Finished(sessions));
+    app.ingest(Update::Progress(smtpscope::driver::Progress { done: true, ..Default::default() }));
+    app.rebuild(Instant::now());
+    app
+}
+
+fn demo_path() -> std::path::PathBuf {
+    common::bundled().join("demo.pcap")
+}
+
+fn demo() -> App {
+    app_with(sessions(&demo_path()), true)
+}
+
+fn public(name: &str) -> Option<(App, std::path::PathBuf)> {
+    let path = common::public_corpus()?.join(name);
+    Some((app_with(sessions(&path), true), path))
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render::draw(f, app)).unwrap();
+    t.backend().buffer().clone()
+}
+
+fn lines(b: &Buffer) -> Vec<String> {
+    (0..b.area.height).map(|y| (0..b.area.width).map(|x| b[(x, y)].symbol().to_string()).collect::<String>()).collect()
+}
+
+fn screen(b: &Buffer) -> String {
+    lines(b).join("\n")
+}
+
+/// Where `needle` starts on screen.
+fn find(b: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    find_below(b, needle, 0)
+}
+
+/// Where `needle` starts on screen, on row `min_y` or below.
+fn find_below(b: &Buffer, needle: &str, min_y: usize) -> Option<(u16, u16)> {
+    for (y, l) in lines(b).iter().enumerate().skip(min_y) {
+        if let Some(byte) = l.find(needle) {
+            let x = l[..byte].chars().count();
+            return Some((x as u16, y as u16));
+        }
+    }
+    None
+}
+
+/// Foreground of `needle` below the header (the verdict chips repeat the names).
+fn fg_at(b: &Buffer, needle: &str) -> Color {
+    let (x, y) = find_below(b, needle, 2).unwrap_or_else(|| panic!("{needle:?} not on screen:\n{}", screen(b)));
+    b[(x, y)].fg
+}
+
+fn type_filter(app: &mut App, text: &str) {
+    app.apply(Action::OpenFilter);
+    app.apply(Action::FilterClear);
+    for c in text.chars() {
+        app.apply(Action::FilterInput(InputRequest::InsertChar(c)));
+    }
+}
+
+/// Runs queued packet loads right here (the event loop does it on a thread).
+fn run_loads(app: &mut App, origin: &Origin) {
+    for e in std::mem::take(&mut app.effects) {
+        if let Effect::LoadPackets(req) = e {
+            let r = packets::load(origin, &req);
+            app.packets_loaded(r, req.id);
+        }
+    }
+}
+
+#[test]
+fn verdicts_are_coloured_tls_green_clear_yellow() {
+    let mut app = demo();
+    let b = draw(&mut app, 120, 30);
+    assert_eq!(fg_at(&b, "starttls "), Color::Green);
+    assert_eq!(fg_at(&b, "starttls-offered-unused"), Color::Yellow);
+    assert_eq!(fg_at(&b, "plaintext"), Color::Yellow);
+}
+
+#[test]
+fn a_failed_upgrade_is_red_and_an_incomplete_session_grey() {
+    let Some((mut app, _)) = public("suricata-smtp-starttls-220-then-http.pcap") else { return };
+    let b = draw(&mut app, 120, 30);
+    assert_eq!(fg_at(&b, "starttls-failed"), Color::Red);
+    let Some((mut app, _)) = public("zeek-smtp-client-side-only.pcap") else { return };
+    let b = draw(&mut app, 120, 30);
+    assert_eq!(fg_at(&b, "incomplete"), Color::DarkGray);
+}
+
+#[test]
+fn the_header_counts_sessions_per_verdict() {
+    let mut app = demo();
+    let b = draw(&mut app, 120, 30);
+    let s = screen(&b);
+    assert!(
+        s.contains(" starttls 1 ") && s.contains(" starttls-offered-unused 1 ") && s.contains(" plaintext 1 "),
+        "{s}"
+    );
+    assert_eq!(b[find(&b, " plaintext 1 ").unwrap()].bg, Color::Yellow, "a chip in the verdict's colour");
+    assert!(s.contains("read 101 pkts") || s.contains("read 0 pkts"), "{s}");
+}
+
+#[test]
+fn the_transcript_marks_where_tls_starts_with_a_rule() {
+    let mut app = demo();
+    let b = draw(&mut app, 100, 30);
+    let s = screen(&b);
+    assert!(s.contains("C: STARTTLS"), "{s}");
+    let rule = lines(&b).into_iter().find(|l| l.contains("TLS 1.3 handshake")).expect("TLS rule");
+    assert!(rule.contains("── TLS 1.3 handshake · 3,673 encrypted bytes ──"), "{rule}");
+    assert_eq!(fg_at(&b, "TLS 1.3 handshake"), Color::Green);
+    assert_eq!(fg_at(&b, "220 Ready"), Color::Green, "a 2xx code is highlighted green");
+}
+
+#[test]
+fn a_message_body_is_one_summary_line() {
+    let mut app = demo();
+    app.apply(Action::Down);
+    let b = draw(&mut app, 100, 40);
+    let s = screen(&b);
+    assert!(s.contains("DATA: 1,125 bytes, accepted (250)"), "{s}");
+    assert!(s.contains("C: mail FROM:<…@demo-client.example> size=1122"), "addresses reduced to their domain: {s}");
+    assert!(!s.contains("alice"));
+}
+
+#[test]
+fn auth_secrets_are_masked_in_the_transcript() {
+    let Some((mut app, _)) = public("arkime-smtp-submission-587-auth-plain-aol.pcap") else { return };
+    let b = draw(&mut app, 100, 50);
+    let s = screen(&b);
+    assert!(s.contains("C: AUTH PLAIN ‹secret masked›"), "{s}");
+    let secret = app.current().unwrap().transcript.clone().unwrap();
+    assert!(format!("{secret:?}").contains("Masked"));
+    assert!(!s.contains("AHh4"), "no base64 of the secret on screen");
+}
+
+#[test]
+fn control_characters_from_the_wire_are_shown_escaped() {
+    // Real software sent these (tests/lab/make_hostile.sh): ESC/CSI/OSC, BEL, C1, U+202E, 0xFF.
+    let mut app = app_with(sessions(&common::bundled().join("hostile-strings.pcap")), true);
+    for tab in [Tab::Transcript, Tab::Evidence, Tab::Tls] {
+        app.apply(Action::Tab(tab));
+        let b = draw(&mut app, 140, 30);
+        let s = screen(&b);
+        for l in lines(&b) {
+            assert!(!l.chars().any(|c| c.is_control() || c == '\u{202e}'), "raw control on screen: {l:?}");
+        }
+        assert!(s.contains("evil\\x1B[31m\\x9Bhost\\u{202E}\\xFF"), "HELO escaped in the table ({tab:?}): {s}");
+        if tab == Tab::Transcript {
+            assert!(s.contains("C: EHLO evil\\x1B[31m\\x9Bhost\\u{202E}\\xFF"), "{s}");
+            assert!(s.contains("S: 220 mx\\x1B[2J\\x1B]0;owned\\x07.example \\u{202E}evil"), "{s}");
+        }
+        if tab == Tab::Evidence {
+            assert!(s.contains("greeting 220 mx\\x1B[2J\\x1B]0;owned\\x07.example"), "{s}");
+        }
+    }
+    app.apply(Action::Pairs);
+    draw(&mut app, 140, 30);
+}
+
+#[test]
+fn the_tls_tab_lays_out_the_certificate_like_exchange() {
+    let Some((mut app, _)) = public("zeek-smtp-starttls-gmail-tls12.pcap") else { return };
+    app.apply(Action::Tab(Tab::Tls));
+    let b = draw(&mut app, 120, 40);
+    let s = screen(&b);
+    let cert = app.current().unwrap().tls.cert.clone().unwrap();
+    assert!(s.contains("Sending certificate"), "{s}");
+    let thumb = lines(&b).into_iter().find(|l| l.contains("Certificate thumbprint")).unwrap();
+    assert!(thumb.contains(&cert.sha1.to_uppercase()), "{thumb}");
+    assert!(cert.sha1.chars().any(|c| c.is_ascii_lowercase()), "the test needs hex letters");
+    for field in [
+        "Certificate subject ",
+        "Certificate issuer name",
+        "Certificate serial number",
+        "Certificate subject alternate names",
+        "Certificate valid until",
+    ] {
+        assert!(s.contains(field), "{field} missing:\n{s}");
+    }
+    assert!(s.contains("CN=mx.google.com"));
+    assert!(s.contains("TLS1.2"), "{s}");
+}
+
+#[test]
+fn the_tls_tab_says_when_tls13_hides_the_certificate() {
+    let mut app = demo();
+    app.apply(Action::Tab(Tab::Tls));
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains("certificate not visible (TLS 1.3"), "{s}");
+}
+
+#[test]
+fn a_session_in_clear_says_so_on_the_tls_tab() {
+    let mut app = demo();
+    app.apply(Action::Down);
+    app.apply(Action::Tab(Tab::Tls));
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains("No TLS in this session"), "{s}");
+    assert!(s.contains("the server offered an upgrade; the client never asked"), "{s}");
+}
+
+#[test]
+fn evidence_enter_jumps_to_its_packet() {
+    let mut app = demo();
+    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    app.apply(Action::Tab(Tab::Evidence));
+    app.apply(Action::NextPane);
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains("Verdict") && s.contains("STARTTLS answered 220, TLS1.3 handshake followed"), "{s}");
+    // The third item: "EHLO demo-client.example" at frame 6.
+    app.apply(Action::Down);
+    app.apply(Action::Down);
+    app.apply(Action::Enter);
+    assert_eq!(app.tab, Tab::Packets);
+    run_loads(&mut app, &origin);
+    let b = draw(&mut app, 100, 30);
+    let selected = lines(&b).into_iter().find(|l| l.contains("C→S") && l.contains("ehlo demo")).unwrap();
+    assert!(selected.trim_start_matches('│').trim_start().starts_with('6'), "{selected}");
+    let (x, y) = find(&b, "ehlo demo").unwrap();
+    assert!(b[(x, y)].modifier.contains(Modifier::BOLD) || b[(x, y)].bg != Color::Reset, "frame 6 is selected");
+    assert!(screen(&b).contains("frame 6 ·"), "the hex dump is frame 6's");
+}
+
+#[test]
+fn the_packets_tab_reads_the_session_back_with_a_hex_dump() {
+    let mut app = demo();
+    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
+    assert_eq!(p.rows.len() as u64, app.current().unwrap().packets);
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains("44 packets"), "{s}");
+    assert!(s.contains("C→S [S]"), "{s}");
+    assert!(s.contains("0000  "), "hex dump: {s}");
+}
+
+#[test]
+fn the_filter_shows_only_matching_sessions() {
+    let mut app = demo();
+    type_filter(&mut app, "verdict:starttls");
+    app.apply(Action::FilterApply);
+    let b = draw(&mut app, 120, 30);
+    let s = screen(&b);
+    assert!(s.contains("Sessions 1/3 (filtered)"), "{s}");
+    assert!(s.contains("filter: verdict:starttls"), "the header shows the active filter: {s}");
+    assert!(!s.contains("40002") && !s.contains("40003"));
+    type_filter(&mut app, "!verdict:starttls port:25");
+    app.apply(Action::FilterApply);
+    let s = screen(&draw(&mut app, 120, 30));
+    assert!(s.contains("Sessions 1/3") && s.contains("40002"), "{s}");
+}
+
+#[test]
+fn the_filter_bar_validates_as_you_type() {
+    let mut app = demo();
+    type_filter(&mut app, "verdict:starttls");
+    let b = draw(&mut app, 100, 24);
+    assert_eq!(fg_at(&b, "/ verdict:starttls"), Color::Green);
+    type_filter(&mut app, "verdict:nope");
+    let b = draw(&mut app, 100, 24);
+    assert_eq!(fg_at(&b, "/ verdict:"), Color::Red);
+    assert_eq!(fg_at(&b, "nope"), Color::Red);
+    assert!(screen(&b).contains("'nope' is not a verdict"), "{}", screen(&b));
+    app.apply(Action::FilterApply);
+    assert!(app.store.filter().is_all(), "an invalid filter is not applied");
+}
+
+#[test]
+fn escape_closes_the_bar_and_keeps_the_applied_filter() {
+    let mut app = demo();
+    type_filter(&mut app, "port:2526");
+    app.apply(Action::FilterApply);
+    type_filter(&mut app, "verdict:starttls");
+    app.apply(Action::FilterClose);
+    assert_eq!(app.store.filter().text(), "port:2526");
+    assert_eq!(app.store.len(), 1);
+}
+
+#[test]
+fn tab_completes_filter_keys_and_values() {
+    let mut app = demo();
+    type_filter(&mut app, "verd");
+    app.apply(Action::FilterComplete);
+    assert_eq!(app.input.value(), "verdict:");
+    for c in "starttls-o".chars() {
+        app.apply(Action::FilterInput(InputRequest::InsertChar(c)));
+    }
+    app.apply(Action::FilterComplete);
+    assert_eq!(app.input.value(), "verdict:starttls-offered-unused ");
+    type_filter(&mut app, "verdict:starttls-");
+    app.apply(Action::FilterComplete);
+    let s = screen(&draw(&mut app, 100, 24));
+    assert!(s.contains("verdict:starttls-refused") && s.contains("verdict:starttls-failed"), "{s}");
+}
+
+#[test]
+fn the_pairs_view_shows_what_each_server_offered() {
+    let Some((mut app, _)) = public("zeek-smtp-exchange-x-anonymoustls-xexch50.pcap") else { return };
+    app.apply(Action::Pairs);
+    let b = draw(&mut app, 140, 20);
+    let s = screen(&b);
+    assert!(s.contains("188.184.129.157") && s.contains("188.184.36.24"), "{s}");
+    assert!(s.contains("STARTTLS, X-ANONYMOUSTLS"), "{s}");
+    assert!(s.contains("starttls-offered-unused 1"), "{s}");
+    app.apply(Action::Enter);
+    assert_eq!(app.view, View::Sessions);
+    assert_eq!(app.store.filter().text(), "client:188.184.129.157 server:188.184.36.24");
+    assert_eq!(app.store.len(), 1);
+}
+
+#[test]
+fn the_help_overlay_lists_every_key() {
+    let mut app = demo();
+    app.apply(Action::Help);
+    let s = screen(&draw(&mut app, 100, 30));
+    for (keys, _) in smtpscope::tui::keys::HELP {
+        assert!(s.contains(keys), "{keys} missing from help:\n{s}");
+    }
+    app.apply(Action::Escape);
+    assert!(!screen(&draw(&mut app, 100, 30)).contains("Keys (Esc closes)"));
+}
+
+#[test]
+fn an_80_by_24_terminal_keeps_the_essentials() {
+    let mut app = demo();
+    let s = screen(&draw(&mut app, 80, 24));
+    for must in ["CLIENT", "SERVER", "VERDICT", "starttls-offered-unused", "10.231.0.1:40003", "1 Transcript", "q quit"]
+    {
+        assert!(s.contains(must), "{must} missing at 80x24:\n{s}");
+    }
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut app = demo();
+    for (w, h) in [(1, 1), (10, 4), (20, 6), (40, 10), (79, 23)] {
+        for a in [
+            Action::Tab(Tab::Transcript),
+            Action::Tab(Tab::Tls),
+            Action::Help,
+            Action::Help,
+            Action::Pairs,
+            Action::Pairs,
+        ] {
+            app.apply(a);
+            draw(&mut app, w, h);
+        }
+    }
+}
+
+#[test]
+fn no_color_draws_without_colours() {
+    let mut app = app_with(sessions(&demo_path()), false);
+    for tab in [Tab::Transcript, Tab::Tls, Tab::Evidence] {
+        app.apply(Action::Tab(tab));
+        let b = draw(&mut app, 100, 30);
+        for c in b.content() {
+            assert_eq!((c.fg, c.bg), (Color::Reset, Color::Reset), "colour in NO_COLOR mode at {:?}", c.symbol());
+        }
+        let (x, y) = find(&b, "10.231.0.1:40001").unwrap();
+        assert!(b[(x, y)].modifier.contains(Modifier::REVERSED), "the selection is still visible");
+    }
+}
+
+#[test]
+fn the_selection_stays_on_its_session_while_rows_move() {
+    let mut all = sessions(&demo_path());
+    let last = all.pop().unwrap();
+    let mut app = app_with(all, true);
+    app.apply(Action::Down);
+    let chosen = app.selected.unwrap();
+    assert_eq!(app.cursor, 1);
+    // A session that sorts first by client port arrives; sort by client.
+    let mut early = last.clone();
+    early.id = 999;
+    early.client.set_port(1);
+    app.ingest(Update::Finished(vec![last, early]));
+    app.apply(Action::Sort); // client
+    app.rebuild(Instant::now());
+    assert_eq!(app.selected, Some(chosen));
+    assert_eq!(app.current().unwrap().id, chosen);
+    assert_eq!(app.cursor, 2, "the row moved, the selection moved with it");
+}
+
+#[test]
+fn a_session_in_progress_is_marked_and_then_replaced() {
+    let all = sessions(&demo_path());
+    let mut app = app_with(Vec::new(), true);
+    let mut open = all[0].clone();
+    open.in_progress = true;
+    app.ingest(Update::Open(vec![open]));
+    app.rebuild(Instant::now());
+    let b = draw(&mut app, 120, 30);
+    let (x, y) = find(&b, "● starttls").expect("open marker");
+    assert!(b[(x + 2, y)].modifier.contains(Modifier::ITALIC));
+    assert!(screen(&b).contains("● open 1"), "{}", screen(&b));
+    app.ingest(Update::Finished(vec![all[0].clone()]));
+    app.rebuild(Instant::now());
+    let s = screen(&draw(&mut app, 120, 30));
+    assert!(!s.contains("● starttls") && s.contains(" starttls 1 "), "{s}");
+}
+
+#[test]
+fn clicking_a_row_selects_it_and_clicking_a_tab_opens_it() {
+    let mut app = demo();
+    let b = draw(&mut app, 100, 30);
+    let (_, y) = find(&b, "10.231.0.1:40003").unwrap();
+    app.apply(Action::Click(10, y));
+    assert_eq!(app.current().unwrap().client.port(), 40003);
+    let b = draw(&mut app, 100, 30);
+    let (x, y) = find(&b, "3 Evidence").unwrap();
+    app.apply(Action::Click(x + 1, y));
+    assert_eq!(app.tab, Tab::Evidence);
+}
+
+#[test]
+fn pause_holds_updates_until_resumed() {
+    let all = sessions(&demo_path());
+    let mut app = app_with(Vec::new(), true);
+    app.apply(Action::Pause);
+    app.ingest(Update::Finished(all));
+    app.rebuild(Instant::now());
+    assert_eq!(app.store.total(), 0);
+    assert!(screen(&draw(&mut app, 100, 24)).contains("paused"));
+    app.apply(Action::Pause);
+    assert_eq!(app.store.len(), 3);
+}
+
+#[test]
+fn clicking_a_column_title_sorts_by_it_and_again_reverses() {
+    let mut app = demo();
+    let b = draw(&mut app, 120, 30);
+    let (x, y) = find(&b, "PORT").unwrap();
+    app.apply(Action::Click(x, y));
+    assert_eq!(app.sort(), (smtpscope::tui::store::Column::Port, false));
+    assert_eq!(app.store.get(2).unwrap().server.port(), 2526);
+    let b = draw(&mut app, 120, 30);
+    assert!(screen(&b).contains("PORT▲"));
+    app.apply(Action::Click(x, y));
+    assert_eq!(app.sort(), (smtpscope::tui::store::Column::Port, true));
+    assert_eq!(app.store.get(0).unwrap().server.port(), 2526);
+}
+
+#[test]
+fn a_long_dialogue_ends_with_a_counted_marker() {
+    let mut d = common::opening(common::Dialogue::new(40000, 25), &["PIPELINING"]);
+    for _ in 0..300 {
+        d = d.c("NOOP\r\n").s("250 OK\r\n");
+    }
+    let (s, _) = common::run_packets_with(Config { transcript: true, ..Config::default() }, &d.close().packets(1460));
+    let mut app = app_with(s, true);
+    app.apply(Action::NextPane);
+    app.apply(Action::Bottom);
+    let s = screen(&draw(&mut app, 100, 30));
+    let kept = smtpscope::session::transcript::MAX_ENTRIES;
+    // 220, EHLO, a two-line 250, then 300 NOOP/250 pairs.
+    let omitted = 4 + 600 - kept;
+    assert!(s.contains(&format!("… {omitted} more lines (the transcript keeps the first {kept})")), "{s}");
+}
