@@ -127,3 +127,14 @@ fn auth_login_secrets_are_decoded_line_by_line_when_asked() {
     assert_eq!(creds.len(), 2, "{creds:?}");
     assert!(creds.iter().all(|c| c.as_str().unwrap().starts_with("LOGIN ")));
 }
+
+#[test]
+fn exchange_x_exps_is_an_authentication_in_clear() {
+    let r = common::records(&common::bundled().join("multi-site.pcap"))
+        .into_iter()
+        .find(|r| r["client"] == "10.1.0.11:39639")
+        .expect("the POA → TOR session");
+    assert_eq!(r["auth_mechanisms"], serde_json::json!(["X-EXPS GSSAPI"]));
+    assert!(names(&r).contains(&"cleartext-auth"));
+    assert!(r["evidence"].to_string().contains("X-EXPS GSSAPI in clear"));
+}

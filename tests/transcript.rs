@@ -219,3 +219,23 @@ fn snapshots_come_in_bounded_batches() {
     let left = engine.changed_open_sessions(1, &mut |_| batch += 1);
     assert_eq!((batch, left), (2, 0));
 }
+
+#[test]
+fn exchange_x_exps_blobs_are_masked_like_auth() {
+    // Hubs with X-ANONYMOUSTLS suppressed authenticate with X-EXPS GSSAPI/NTLM in clear.
+    let s = with_transcripts(&common::bundled().join("multi-site.pcap"))
+        .into_iter()
+        .find(|s| s.client.to_string() == "10.1.0.11:39639")
+        .expect("the POA → TOR session");
+    let t = s.transcript.as_ref().unwrap();
+    let xexps = t
+        .entries
+        .iter()
+        .find_map(|e| match e {
+            Entry::Command { text, secret: Some(sec), .. } => Some((text.bytes.clone(), sec.clone())),
+            _ => None,
+        })
+        .expect("the X-EXPS line is recorded");
+    assert_eq!(xexps, (b"X-EXPS GSSAPI".to_vec(), Secret::Masked));
+    assert!(!format!("{t:?}").contains("TlRMTVNT"), "no trace of the NTLM blob");
+}

@@ -19,6 +19,8 @@ pub enum Verb {
     Bdat,
     /// AUTH.
     Auth,
+    /// Exchange's X-EXPS: AUTH by another name (GSSAPI/NTLM between hubs), with 334 continuations.
+    XExps,
     /// STARTTLS.
     Starttls,
     /// Exchange's X-ANONYMOUSTLS.
@@ -27,7 +29,7 @@ pub enum Verb {
     Quit,
     /// RSET.
     Rset,
-    /// Any other recognised SMTP verb (NOOP, VRFY, HELP, XEXCH50, X-EXPS…).
+    /// Any other recognised SMTP verb (NOOP, VRFY, HELP, XEXCH50…).
     Known,
     /// Not an SMTP verb.
     Other,
@@ -42,7 +44,6 @@ const KNOWN: &[&str] = &[
     "TURN",
     "ATRN",
     "XEXCH50",
-    "X-EXPS",
     "X-LINK2STATE",
     "XSHADOW",
     "XCLIENT",
@@ -78,6 +79,7 @@ pub fn parse(line: &[u8]) -> (Verb, &[u8]) {
         b"DATA" => Verb::Data,
         b"BDAT" => Verb::Bdat,
         b"AUTH" => Verb::Auth,
+        b"X-EXPS" => Verb::XExps,
         b"STARTTLS" => Verb::Starttls,
         b"X-ANONYMOUSTLS" => Verb::XAnonymousTls,
         b"QUIT" => Verb::Quit,

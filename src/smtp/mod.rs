@@ -104,6 +104,15 @@ pub struct Machine {
     body_gap: bool,
 }
 
+/// How an authentication exchange is named in evidence: `AUTH PLAIN`, or `X-EXPS GSSAPI` as sent.
+fn auth_named(mech: &str) -> String {
+    if mech.starts_with("X-EXPS") {
+        mech.to_string()
+    } else {
+        format!("AUTH {mech}")
+    }
+}
+
 fn strip_eol(line: &[u8]) -> &[u8] {
     let l = line.strip_suffix(b"\n").unwrap_or(line);
     l.strip_suffix(b"\r").unwrap_or(l)
@@ -248,7 +257,7 @@ impl Machine {
             return;
         }
         match command::parse(partial).0 {
-            Verb::Data | Verb::Bdat | Verb::Starttls | Verb::XAnonymousTls | Verb::Auth => {
+            Verb::Data | Verb::Bdat | Verb::Starttls | Verb::XAnonymousTls | Verb::Auth | Verb::XExps => {
                 if s.hello.is_some() {
                     s.commands_after_hello = s.commands_after_hello.saturating_add(1);
                 }
@@ -487,7 +496,7 @@ impl Machine {
             // An AUTH continuation: the secret crossed, it is not kept.
             if line != b"*" && !line.is_empty() {
                 let mech = s.auth_mechanisms.last().cloned().unwrap_or_default();
-                s.find("cleartext-auth", Some(frame), format!("AUTH {mech} credentials sent in clear"));
+                s.find("cleartext-auth", Some(frame), format!("{} credentials sent in clear", auth_named(&mech)));
                 self.credential(&mech, line, s);
             }
             return;
@@ -554,17 +563,20 @@ impl Machine {
                     None => self.push(Pending::Bdat { last: false }, s),
                 }
             }
-            Verb::Auth => {
+            Verb::Auth | Verb::XExps => {
                 let mut words = arg.split(|b| *b == b' ').filter(|w| !w.is_empty());
                 let mech = String::from_utf8_lossy(words.next().unwrap_or(b"")).to_ascii_uppercase();
                 let mech: String =
                     mech.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(32).collect();
+                // Exchange hubs authenticate with X-EXPS where others say AUTH; the report keeps which.
+                let mech = if verb == Verb::XExps { format!("X-EXPS {mech}") } else { mech };
                 if !s.auth_mechanisms.contains(&mech) && s.auth_mechanisms.len() < 8 {
                     s.auth_mechanisms.push(mech.clone());
                 }
-                s.note(Some(Side::Client), frame, format!("AUTH {mech} in clear"));
+                let named = auth_named(&mech);
+                s.note(Some(Side::Client), frame, format!("{named} in clear"));
                 if let Some(initial) = words.next().filter(|w| *w != b"=") {
-                    s.find("cleartext-auth", Some(frame), format!("AUTH {mech} credentials sent in clear"));
+                    s.find("cleartext-auth", Some(frame), format!("{named} credentials sent in clear"));
                     self.credential(&mech, initial, s);
                 }
                 self.auth_active = true;
@@ -827,7 +839,7 @@ impl Machine {
             }
             return;
         }
-        if verb == Verb::Auth {
+        if matches!(verb, Verb::Auth | Verb::XExps) {
             // "AUTH MECH [initial-response]": the verb and mechanism are shown, the rest is secret.
             let mech_end = arg.iter().position(|b| *b == b' ').unwrap_or(arg.len());
             let initial = command::trim(arg.get(mech_end..).unwrap_or(&[]));
