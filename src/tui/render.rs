@@ -452,55 +452,55 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.detail = Rect::default();
+    // Columns sized from what they hold (hosts, ports, verbs, versions), so the verdict counts get
+    // the rest; on a narrow screen ports, verbs used and versions give way.
     let wide = area.width >= 120;
-    let widths: Vec<Constraint> = if wide {
-        vec![
-            Constraint::Length(22),
-            Constraint::Length(22),
-            Constraint::Length(11),
-            Constraint::Length(5),
-            Constraint::Fill(3),
-            Constraint::Length(26),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-        ]
-    } else {
-        vec![
-            Constraint::Length(16),
-            Constraint::Length(16),
-            Constraint::Length(5),
-            Constraint::Fill(1),
-            Constraint::Length(15),
-        ]
+    let visible: Vec<_> = app.pairs.pairs.iter().enumerate().skip(offset).take(inner_h).collect();
+    let cells: Vec<_> = visible.iter().map(|(_, (_, p))| p.cells()).collect();
+    let col = |title: &str, len: &dyn Fn(usize) -> usize, cap: usize| -> u16 {
+        let w = (0..cells.len()).map(len).max().unwrap_or(0).max(title.width()).min(cap);
+        u16::try_from(w).unwrap_or(u16::MAX)
     };
-    let titles: &[&str] = if wide {
-        &["CLIENT HOST", "SERVER HOST", "PORTS", "SESS", "VERDICTS", "OFFERED", "USED", "TLS"]
-    } else {
-        &["CLIENT HOST", "SERVER HOST", "SESS", "VERDICTS", "OFFERED"]
-    };
+    let client_w = col("CLIENT HOST", &|i| visible[i].1 .0 .0.to_string().width(), 39);
+    let server_w = col("SERVER HOST", &|i| visible[i].1 .0 .1.to_string().width(), 39);
+    let offered_w = col("OFFERED", &|i| cells[i].offered.width(), 26);
+    let mut widths = vec![Constraint::Length(client_w), Constraint::Length(server_w)];
+    let mut titles = vec!["CLIENT HOST", "SERVER HOST"];
+    if wide {
+        widths.push(Constraint::Length(col("PORTS", &|i| cells[i].ports.width(), 16)));
+        titles.push("PORTS");
+    }
+    widths.extend([Constraint::Length(5), Constraint::Fill(1), Constraint::Length(offered_w)]);
+    titles.extend(["SESS", "VERDICTS", "OFFERED"]);
+    if wide {
+        widths.push(Constraint::Length(col("USED", &|i| cells[i].used.width(), 20)));
+        widths.push(Constraint::Length(col("TLS", &|i| cells[i].tls.width(), 20)));
+        titles.extend(["USED", "TLS"]);
+    }
     let header = Row::new(titles.iter().map(|t| Cell::from(*t))).style(th.heading());
     let mut rows = Vec::new();
-    for (i, ((c, s), p)) in app.pairs.pairs.iter().enumerate().skip(offset).take(inner_h) {
-        let cells = p.cells();
+    for ((i, ((c, s), p)), cells) in visible.iter().zip(cells) {
         let mut verdicts = Vec::new();
         for (v, k) in &p.verdicts {
             verdicts.push(Span::styled(format!("{} {k}", v.name()), th.verdict(*v)));
             verdicts.push(Span::raw(" "));
         }
-        let host_w = if wide { 22 } else { 16 };
-        let mut row: Vec<Cell> = vec![Cell::from(fit(&c.to_string(), host_w)), Cell::from(fit(&s.to_string(), host_w))];
+        let mut row: Vec<Cell> = vec![
+            Cell::from(fit(&c.to_string(), usize::from(client_w))),
+            Cell::from(fit(&s.to_string(), usize::from(server_w))),
+        ];
         if wide {
-            row.push(Cell::from(cells.ports.clone()));
+            row.push(Cell::from(cells.ports));
         }
         row.push(Cell::from(Line::from(p.sessions().to_string()).right_aligned()));
         row.push(Cell::from(Line::from(verdicts)));
-        row.push(Cell::from(cells.offered.clone()));
+        row.push(Cell::from(fit(&cells.offered, usize::from(offered_w))));
         if wide {
-            row.push(Cell::from(cells.used.clone()));
-            row.push(Cell::from(cells.tls.clone()));
+            row.push(Cell::from(cells.used));
+            row.push(Cell::from(cells.tls));
         }
         let mut r = Row::new(row);
-        if i == app.pairs_cursor {
+        if *i == app.pairs_cursor {
             r = r.style(th.selected());
         }
         rows.push(r);
