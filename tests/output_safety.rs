@@ -64,3 +64,26 @@ fn csv_defuses_formulas_and_escapes_controls() {
     assert!(row.contains(",'=cmd|"), "{row}");
     assert!(row.contains("\\x1B[31m") && row.contains("\\u{202E}"), "{row}");
 }
+
+#[test]
+fn check_text_shows_escaped_evidence_once_and_defuses_raw_controls() {
+    use smtpscope::check::{policy, Checker, Policy};
+    let mut s = session();
+    // Evidence holds wire text escaped once already (`\x1B` as four characters), and a stray raw ESC.
+    s.evidence.insert(
+        0,
+        smtpscope::session::Evidence { text: "banner mx\\x1B[2J \u{1b}[31m".into(), frame: Some(1), side: None },
+    );
+    let rule = policy::Rule {
+        name: "all".into(),
+        hosts: policy::Hosts::All,
+        ports: Vec::new(),
+        expect: policy::Expect::Tls { min_version: None, cert_valid: false, cert_name: false },
+    };
+    let mut c = Checker::new(Policy { rules: vec![rule] }, Default::default(), Default::default());
+    c.add(&s);
+    let out = c.text(false);
+    assert!(out.contains("banner mx\\x1B[2J"), "escaped once, not doubled: {out}");
+    assert!(!out.contains("\\\\x1B"), "{out}");
+    assert_no_raw_controls(&out, 0);
+}

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::capture::Micros;
-use crate::report::escape::terminal;
+use crate::report::escape::{defuse, terminal};
 use crate::report::{endpoint, rfc3339};
 use crate::session::Session;
 pub use judge::{JudgeOptions, Outcome};
@@ -222,10 +222,11 @@ impl Checker {
                     it.client,
                     it.server,
                     it.verdict,
-                    it.outcome.why(),
+                    defuse(it.outcome.why()),
                     if it.spoofable { " (hosts matched by name: spoofable)" } else { "" },
                     port.map(|p| format!(" ({p})")).unwrap_or_default(),
-                    terminal(it.evidence.as_bytes()),
+                    // Evidence is wire text escaped once already: only defused here, not escaped again.
+                    defuse(&it.evidence),
                 );
             }
         }
