@@ -37,14 +37,20 @@ fn main() {
         let mut trace = Vec::new();
         let mut conns: HashMap<(SocketAddr, SocketAddr), Conn> = HashMap::new();
         let mut decoder = Decoder::new();
+        let mut decode_seeds: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut k = 0;
         while let Some(p) = r.next_packet() {
             let sel =
                 [1i32, 12, 0, 108, 113, 276, 9, 228, 229].iter().position(|l| *l == p.linktype).unwrap_or(0) as u8;
+            // The decode target's input: link type, then `len(2) frame` records. Each seed holds
+            // one frame and, while the file has them, the three after it (IP fragments complete).
             if k < 64 {
-                let mut seed = vec![sel];
+                decode_seeds.push((vec![sel], 0));
+            }
+            for (seed, frames) in decode_seeds.iter_mut().rev().take(4).filter(|(_, f)| *f < 4) {
+                seed.extend_from_slice(&(p.data.len() as u16).to_be_bytes());
                 seed.extend_from_slice(p.data);
-                let _ = std::fs::write(out.join("decode").join(format!("{n}-{k}")), seed);
+                *frames += 1;
             }
             // The engine target's raw-frame records: op 0, length, Ethernet frame.
             if p.linktype == 1 && trace.len() < 32 * 1024 {
@@ -71,6 +77,9 @@ fn main() {
             }
             c.end[dir] = Some(end);
             c.chunks.push((dir, seg.payload.to_vec()));
+        }
+        for (k, (seed, _)) in decode_seeds.iter().enumerate() {
+            let _ = std::fs::write(out.join("decode").join(format!("{n}-{k}")), seed);
         }
         if !trace.is_empty() {
             let _ = std::fs::write(out.join("engine").join(format!("{n}")), trace);

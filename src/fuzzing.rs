@@ -61,12 +61,17 @@ fn render(s: &Session) {
     }
 }
 
-/// One frame: the first byte picks the link type, the rest is the frame.
+/// Frames through one decoder, so IP fragments are held and reassembled across them: the first
+/// byte picks the link type, then records of `len(2) frame`.
 pub fn decode_packet(data: &[u8]) {
-    let Some((&sel, frame)) = data.split_first() else { return };
+    let Some((&sel, mut rest)) = data.split_first() else { return };
     let lt = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
     let mut d = Decoder::new();
-    let _ = d.decode(lt, frame);
+    while let [h, l, ref body @ ..] = *rest {
+        let (frame, after) = body.split_at(usize::from(u16::from_be_bytes([h, l])).min(body.len()));
+        rest = after;
+        let _ = d.decode(lt, frame);
+    }
 }
 
 /// Arbitrary segments into one direction: each record is `seq(4) len(1) flags(1) bytes`.
