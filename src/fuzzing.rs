@@ -75,10 +75,12 @@ pub fn decode_packet(data: &[u8]) {
 }
 
 /// Arbitrary segments into one direction: each record is `seq(4) len(1) flags(1) bytes`.
+/// Checked after every record: the out-of-order buffer stays within its bound, and the bytes
+/// and gaps handed out account for exactly the stream offset reached.
 pub fn reassembly(data: &[u8]) {
     let lim = Limits { max_buffered: 4096, tail: 64 };
     let mut r = Reassembler::new();
-    let mut delivered = 0u64;
+    let mut handed = 0u64;
     let mut rest = data;
     while rest.len() >= 6 {
         let seq = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
@@ -86,10 +88,9 @@ pub fn reassembly(data: &[u8]) {
         let flags = rest[5];
         let body = &rest[6..6 + len];
         rest = &rest[6 + len..];
-        let mut out = |c: Chunk<'_>| {
-            if let Chunk::Data(b) = c {
-                delivered += b.len() as u64;
-            }
+        let mut out = |c: Chunk<'_>| match c {
+            Chunk::Data(b) => handed += b.len() as u64,
+            Chunk::Gap(n) => handed += n,
         };
         match flags % 4 {
             0 => r.on_syn(seq),
@@ -100,8 +101,13 @@ pub fn reassembly(data: &[u8]) {
         let wire = len as u32 + u32::from(flags >> 6);
         r.insert(seq, body, wire, &lim, &mut out);
         assert!(r.buffered() <= lim.max_buffered, "buffer bound");
+        assert_eq!(handed, r.offset(), "every stream byte handed out once, as data or gap");
     }
-    r.flush(&lim, &mut |_| {});
+    r.flush(&lim, &mut |c| match c {
+        Chunk::Data(b) => handed += b.len() as u64,
+        Chunk::Gap(n) => handed += n,
+    });
+    assert_eq!(handed, r.offset(), "after the flush");
 }
 
 /// Both sides of an SMTP conversation, starting with the server. Commands (`ESC c`):
