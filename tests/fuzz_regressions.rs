@@ -33,6 +33,22 @@ fn every_saved_crash_input_runs_clean() {
 }
 
 #[test]
+fn the_committed_corpora_run_clean() {
+    // The minimised corpora are what the fuzzers found interesting: each input exercises a path,
+    // so replaying them keeps those paths panic-free between campaigns.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus-min");
+    let mut ran = 0;
+    for (name, f) in TARGETS {
+        let Ok(dir) = std::fs::read_dir(root.join(name)) else { continue };
+        for entry in dir.flatten() {
+            f(&std::fs::read(entry.path()).unwrap());
+            ran += 1;
+        }
+    }
+    assert!(ran > 1000, "only {ran} corpus inputs");
+}
+
+#[test]
 fn targets_survive_edge_inputs() {
     let long_line = [b"220 x\r\n\xff\x00".as_slice(), &vec![b'A'; 100_000]].concat();
     let inputs: [&[u8]; 6] = [b"", b"\x00", b"\xff\xff\xff", &[0u8; 300], &[0xffu8; 300], &long_line];
