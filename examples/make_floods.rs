@@ -181,15 +181,21 @@ fn out_of_order(dir: &Path, n: u64) {
     while real.next(&mut w) {}
 }
 
+/// Writes the four flood captures into `dir` at `scale` (1 = the full sizes).
+pub fn write_all(dir: &Path, scale: f64) {
+    std::fs::create_dir_all(dir).expect("create dir");
+    let n = |full: f64| (full * scale).max(1.0) as u64;
+    syn_flood(dir, n(1_000_000.0));
+    long_line(dir, n(1_000_000_000.0));
+    pipelined(dir, n(100_000.0));
+    out_of_order(dir, n(100_000.0));
+}
+
+#[allow(dead_code)] // tests/floods.rs includes this file for `write_all`
 fn main() {
     let mut a = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(a.next().expect("usage: make_floods OUT_DIR SCALE"));
     let scale: f64 = a.next().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    std::fs::create_dir_all(&dir).expect("create dir");
-    let n = |full: f64| (full * scale).max(1.0) as u64;
-    syn_flood(&dir, n(1_000_000.0));
-    long_line(&dir, n(1_000_000_000.0));
-    pipelined(&dir, n(100_000.0));
-    out_of_order(&dir, n(100_000.0));
+    write_all(&dir, scale);
     eprintln!("floods written to {}", dir.display());
 }

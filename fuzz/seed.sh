@@ -7,9 +7,10 @@ shared=${1:-../shared/captures/public}
 out=fuzz/corpus
 mkdir -p "$out"/{smtp,tls,reassembly}
 cargo run -q --release --example fuzz_seeds -- "$out" captures/*.pcap* $(ls "$shared"/*.pcap* 2>/dev/null || true)
-printf '\x01220 mx ESMTP\r\n\x00EHLO a\r\n\x01250-mx\r\n250 STARTTLS\r\n\x00STARTTLS\r\n\x01220 go\r\n\x00\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' > "$out/smtp/starttls"
-printf '\x01220 mx\r\n\x00EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n\x01250 ok\r\n250 ok\r\n354 go\r\n\x00body\r\n.\r\nBDAT 3 LAST\r\nabcQUIT\r\n\x01250 ok\r\n221 bye\r\n' > "$out/smtp/pipelining"
-printf '\x00\x16\x03\x01\x00\x2e\x01\x00\x00\x2a\x03\x03' > "$out/tls/clienthello-start"
+printf '220 mx ESMTP\r\n\xff\x00EHLO a\r\n\xff\x01250-mx\r\n250 STARTTLS\r\n\xff\x00STARTTLS\r\n\xff\x01220 go\r\n\xff\x00\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' > "$out/smtp/starttls"
+printf '220 mx\r\n\xff\x00EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n\xff\x01250 ok\r\n250 ok\r\n354 go\r\n\xff\x00body\r\n.\r\nBDAT 3 LAST\r\nabcQUIT\r\n\xff\x01250 ok\r\n221 bye\r\n' > "$out/smtp/pipelining"
+printf '220 mx\r\n\xff\x00EHLO a\r\nAUTH LOGIN\r\n\xff\x01334 VXNlcm5hbWU6\r\n\xff\x00dXNlcg==\r\n\xff\x01334 UGFzc3dvcmQ6\r\n\xff\x00cGFzcw==\r\n\xff\x01235 ok\r\n\xff\x1eQUIT\r\n' > "$out/smtp/auth-login-gap"
+printf '\x16\x03\x01\x00\x2e\x01\x00\x00\x2a\x03\x03\xff\xff' > "$out/tls/clienthello-start"
 printf '\x00\x00\x00\x01\x05\x00hello\x00\x00\x00\x10\x03\x03abc\x00\x00\x00\x06\x04\x03worl' > "$out/reassembly/seed"
 echo "corpus in $out"
 # Minimised corpora from earlier runs (fuzz/corpus-min) start where the last run stopped.

@@ -2,32 +2,85 @@
 //! every saved crash input through exactly the code the fuzzers ran. Each takes arbitrary bytes
 //! and must neither panic nor hang.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::capture::Packet;
 use crate::decode::{link::dlt, Decoder};
 use crate::engine::{Config, Engine};
 use crate::flow::{Chunk, Limits, Reassembler};
+use crate::report::{Format, Options};
 use crate::session::{Session, Side};
 use crate::smtp::Machine;
 
 const LINKTYPES: [i32; 9] =
     [dlt::EN10MB, dlt::RAW, dlt::NULL, dlt::LOOP, dlt::LINUX_SLL, dlt::LINUX_SLL2, dlt::PPP, dlt::IPV4, dlt::IPV6];
 
-/// One frame: the first byte picks the link type, the rest is the frame.
+/// Escape byte of the `smtp` and `tls` input formats: `ESC c` is command `c`, `ESC ESC` a
+/// literal `0xff`, so every byte value (TLS records are full of `0x00`) can reach the stream.
+pub const ESC: u8 = 0xff;
+
+/// Splits an escaped input into pieces of stream bytes, each ended by a command (the last by none).
+fn escaped_pieces(data: &[u8]) -> Vec<(Vec<u8>, Option<u8>)> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut it = data.iter();
+    while let Some(&b) = it.next() {
+        if b != ESC {
+            cur.push(b);
+            continue;
+        }
+        match it.next() {
+            Some(&ESC) => cur.push(ESC),
+            Some(&c) => out.push((std::mem::take(&mut cur), Some(c))),
+            None => {}
+        }
+    }
+    out.push((cur, None));
+    out
+}
+
+/// Appends `bytes` to an escaped input (the inverse of the splitting above).
+pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(b);
+        if b == ESC {
+            out.push(ESC);
+        }
+    }
+}
+
+/// Every report format renders the session (escaping of wire strings included).
+fn render(s: &Session) {
+    let opts = Options { color: true, show_addresses: true };
+    let _ = crate::report::json::to_line(&crate::report::json::record(s, opts));
+    for f in [Format::Table, Format::Csv, Format::Json] {
+        let mut w = crate::report::writer(f, Box::new(std::io::sink()), opts);
+        let _ = w.write(s);
+        let _ = w.finish();
+    }
+}
+
+/// Frames through one decoder, so IP fragments are held and reassembled across them: the first
+/// byte picks the link type, then records of `len(2) frame`.
 pub fn decode_packet(data: &[u8]) {
-    let Some((&sel, frame)) = data.split_first() else { return };
+    let Some((&sel, mut rest)) = data.split_first() else { return };
     let lt = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
     let mut d = Decoder::new();
-    let _ = d.decode(lt, frame);
+    while let [h, l, ref body @ ..] = *rest {
+        let (frame, after) = body.split_at(usize::from(u16::from_be_bytes([h, l])).min(body.len()));
+        rest = after;
+        let _ = d.decode(lt, frame);
+    }
 }
 
 /// Arbitrary segments into one direction: each record is `seq(4) len(1) flags(1) bytes`.
+/// Checked after every record: the out-of-order buffer stays within its bound, and the bytes
+/// and gaps handed out account for exactly the stream offset reached.
 pub fn reassembly(data: &[u8]) {
     let lim = Limits { max_buffered: 4096, tail: 64 };
     let mut r = Reassembler::new();
-    let mut delivered = 0u64;
+    let mut handed = 0u64;
     let mut rest = data;
     while rest.len() >= 6 {
         let seq = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
@@ -35,10 +88,9 @@ pub fn reassembly(data: &[u8]) {
         let flags = rest[5];
         let body = &rest[6..6 + len];
         rest = &rest[6 + len..];
-        let mut out = |c: Chunk<'_>| {
-            if let Chunk::Data(b) = c {
-                delivered += b.len() as u64;
-            }
+        let mut out = |c: Chunk<'_>| match c {
+            Chunk::Data(b) => handed += b.len() as u64,
+            Chunk::Gap(n) => handed += n,
         };
         match flags % 4 {
             0 => r.on_syn(seq),
@@ -49,88 +101,184 @@ pub fn reassembly(data: &[u8]) {
         let wire = len as u32 + u32::from(flags >> 6);
         r.insert(seq, body, wire, &lim, &mut out);
         assert!(r.buffered() <= lim.max_buffered, "buffer bound");
+        assert_eq!(handed, r.offset(), "every stream byte handed out once, as data or gap");
     }
-    r.flush(&lim, &mut |_| {});
+    r.flush(&lim, &mut |c| match c {
+        Chunk::Data(b) => handed += b.len() as u64,
+        Chunk::Gap(n) => handed += n,
+    });
+    assert_eq!(handed, r.offset(), "after the flush");
 }
 
-/// Both sides of an SMTP conversation: `0x00` switches to the client, `0x01` to the server,
-/// `0x02` is a gap in the current direction; everything else is stream bytes.
+/// Both sides of an SMTP conversation, starting with the server. Commands (`ESC c`):
+/// `c % 4 == 0` the client speaks next, `1` the server, `2` a gap of `c >> 2` bytes in the
+/// current direction, `3` a new frame. Everything else is stream bytes.
 pub fn smtp_streams(data: &[u8]) {
     let addr = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p);
     let mut s = Session::new(addr(40000), addr(25));
-    let mut m = Machine::new(true);
+    let mut m = Machine::new(true).keep_credentials(true);
     let mut side = Side::Server;
-    for (i, piece) in data.split_inclusive(|b| *b <= 2).enumerate() {
-        let (body, ctl) = match piece.split_last() {
-            Some((&c, b)) if c <= 2 => (b, Some(c)),
-            _ => (piece, None),
-        };
+    for (i, (body, cmd)) in escaped_pieces(data).into_iter().enumerate() {
         match side {
-            Side::Client => m.client_data(body, i as u64, &mut s),
-            Side::Server => m.server_data(body, i as u64, &mut s),
+            Side::Client => m.client_data(&body, i as u64, &mut s),
+            Side::Server => m.server_data(&body, i as u64, &mut s),
         }
-        match ctl {
-            Some(0) => side = Side::Client,
-            Some(1) => side = Side::Server,
-            Some(_) => {
+        match cmd.map(|c| (c % 4, c >> 2)) {
+            Some((0, _)) => side = Side::Client,
+            Some((1, _)) => side = Side::Server,
+            Some((2, n)) => {
                 m.gap(side, &mut s);
                 if side == Side::Client {
-                    m.client_gap_len(7);
+                    m.client_gap_len(u64::from(n));
                 }
             }
-            None => {}
+            _ => {}
         }
     }
     m.finish(&mut s);
     let _ = crate::session::verdict::judge(&s);
     crate::tls::assess(&mut s);
-    let _ = crate::report::json::to_line(&crate::report::json::record(&s, Default::default()));
+    render(&s);
 }
 
-/// TLS records in both directions: the first byte of each `0xff`-separated piece says who.
+/// TLS records in both directions, starting with the client. Commands (`ESC c`): bit 0 picks
+/// the side of the bytes that follow (0 client, 1 server), bit 7 declares a gap on that side first.
 pub fn tls_records(data: &[u8]) {
     let addr = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p);
     let mut s = Session::new(addr(40000), addr(465));
     let mut t = crate::tls::Tracker::new();
-    for (i, piece) in data.split(|b| *b == 0xff).enumerate() {
-        let Some((&who, bytes)) = piece.split_first() else { continue };
-        let side = if who & 1 == 0 { Side::Client } else { Side::Server };
-        if who & 0x80 != 0 {
-            t.gap(side, &mut s);
+    let mut side = Side::Client;
+    for (i, (bytes, cmd)) in escaped_pieces(data).into_iter().enumerate() {
+        t.feed(side, &bytes, i as u64, &mut s);
+        if let Some(c) = cmd {
+            side = if c & 1 == 0 { Side::Client } else { Side::Server };
+            if c & 0x80 != 0 {
+                t.gap(side, &mut s);
+            }
         }
-        t.feed(side, bytes, i as u64, &mut s);
     }
     crate::tls::assess(&mut s);
-    let _ = crate::report::json::record(&s, Default::default());
+    render(&s);
 }
 
-/// A whole trace through the engine: records of `len(2) bytes`, decoded as Ethernet frames.
+/// Sequence-number state of the scripted connections of [`engine_packets`].
+struct Script {
+    next: [[u32; 2]; CONNS],
+    ts: i64,
+    frame: u64,
+}
+
+const CONNS: usize = 64;
+const SERVER_PORTS: [u16; 4] = [25, 587, 465, 2525];
+
+impl Script {
+    fn new() -> Self {
+        // Server ISNs just below the wrap, so every connection crosses it.
+        let next = std::array::from_fn(|c| [1_000_000 * (c as u32 + 1), 0xffff_ff00u32.wrapping_sub(c as u32 * 977)]);
+        Self { next, ts: 1_000_000, frame: 0 }
+    }
+
+    /// Builds the Ethernet frame of one scripted segment; returns it with its wire length.
+    fn segment(&mut self, op: u8, conn: u8, delta: u8, payload: &[u8]) -> Option<(Vec<u8>, u32)> {
+        let c = usize::from(conn) % CONNS;
+        let dir = usize::from(op & 1);
+        let (syn, fin, rst, ack) = (op & 2 != 0, op & 4 != 0, op & 8 != 0, op & 0x10 == 0);
+        let cport = 40_000 + u16::from(conn & 7);
+        let sport = SERVER_PORTS[usize::from((conn >> 3) & 3)];
+        let v6 = conn & 0x20 != 0;
+        let next = self.next.get_mut(c)?;
+        // Small deltas: overlaps and holes near the edge; the sign bit makes it a retransmission.
+        let seq = next[dir].wrapping_add(i32::from(delta as i8) as u32);
+        let end = seq.wrapping_add(payload.len() as u32 + u32::from(syn) + u32::from(fin));
+        if end.wrapping_sub(next[dir]) as i32 > 0 {
+            next[dir] = end;
+        }
+        let peer = next[1 - dir];
+        let (mac_a, mac_b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let b = if dir == 0 {
+            etherparse::PacketBuilder::ethernet2(mac_a, mac_b)
+        } else {
+            etherparse::PacketBuilder::ethernet2(mac_b, mac_a)
+        };
+        let (a4, b4) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let (a6, b6) =
+            (Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).octets(), Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).octets());
+        let b = match (v6, dir) {
+            (false, 0) => b.ipv4(a4, b4, 64),
+            (false, _) => b.ipv4(b4, a4, 64),
+            (true, 0) => b.ipv6(a6, b6, 64),
+            (true, _) => b.ipv6(b6, a6, 64),
+        };
+        let (sp, dp) = if dir == 0 { (cport, sport) } else { (sport, cport) };
+        let mut t = b.tcp(sp, dp, seq, 65_535);
+        if syn {
+            t = t.syn();
+        }
+        if fin {
+            t = t.fin();
+        }
+        if rst {
+            t = t.rst();
+        }
+        if ack {
+            t = t.ack(peer);
+        }
+        let mut frame = Vec::with_capacity(t.size(payload.len()));
+        t.write(&mut frame, payload).ok()?;
+        let wire = frame.len() as u32;
+        if op & 0x20 != 0 {
+            // Snaplen: the headers say more than was captured.
+            frame.truncate(frame.len() - payload.len() / 2);
+        }
+        Some((frame, wire))
+    }
+}
+
+/// A trace through the engine, as records. `op & 0x80 == 0`: a raw Ethernet frame,
+/// `op len(2) bytes`. Otherwise a TCP segment built for one of 64 scripted connections,
+/// `op conn(1) delta(1) len(1) payload`: op bit 0 server→client, 1 SYN, 2 FIN, 3 RST, 4 no
+/// ACK, 5 snaplen cut (half the payload captured), 6 a second passes first; conn bits 0-2 the
+/// client port, 3-4 the server port (25, 587, 465, 2525), 5 IPv6; delta a signed offset from
+/// the direction's next sequence number (0 in order, > 0 a hole, < 0 a retransmission).
+/// The flow table is small, so eviction and tombstones are reached too.
 pub fn engine_packets(data: &[u8]) {
-    let mut cfg = Config::default();
-    cfg.limits.max_flows = 64;
+    engine_trace(data, &mut |s| render(&s));
+}
+
+/// The sessions [`engine_packets`] reports for `data`, handed to `out`.
+pub fn engine_trace(data: &[u8], out: &mut dyn FnMut(Session)) {
+    let mut cfg = Config { keep_credentials: true, ..Config::default() };
+    cfg.limits.max_flows = 16;
+    cfg.limits.max_tombstones = 8;
     cfg.limits.stream.max_buffered = 8192;
     let mut e = Engine::new(cfg, vec![Arc::from("fuzz")], None);
+    let mut script = Script::new();
     let mut rest = data;
-    let mut frame = 0;
-    let mut sink = |s: Session| {
-        let _ = crate::report::json::to_line(&crate::report::json::record(&s, Default::default()));
-    };
-    while rest.len() >= 2 {
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
-        let pkt = &rest[2..2 + len];
-        rest = &rest[2 + len..];
-        frame += 1;
-        let p = Packet {
-            ts: frame as i64 * 1000,
-            data: pkt,
-            orig_len: len as u32,
-            linktype: dlt::EN10MB,
-            source: 0,
-            frame,
+    while let Some((&op, tail)) = rest.split_first() {
+        let (frame, orig_len) = if op & 0x80 == 0 {
+            let [h, l, ref body @ ..] = *tail else { break };
+            let len = usize::from(u16::from_be_bytes([h, l])).min(body.len());
+            let (pkt, after) = body.split_at(len);
+            rest = after;
+            (pkt.to_vec(), len as u32)
+        } else {
+            let [conn, delta, len, ref body @ ..] = *tail else { break };
+            let (payload, after) = body.split_at(usize::from(len).min(body.len()));
+            rest = after;
+            if op & 0x40 != 0 {
+                script.ts += 1_000_000;
+            }
+            match script.segment(op, conn, delta, payload) {
+                Some(f) => f,
+                None => continue,
+            }
         };
-        e.packet(&p, &mut sink);
+        script.frame += 1;
+        script.ts += 1000;
+        let p = Packet { ts: script.ts, data: &frame, orig_len, linktype: dlt::EN10MB, source: 0, frame: script.frame };
+        e.packet(&p, out);
     }
-    e.finish(&mut sink);
+    e.finish(out);
 }
 
 /// A whole capture file through libpcap and the engine.
@@ -142,9 +290,7 @@ pub fn capture_file(data: &[u8]) {
     }
     if let Ok(mut r) = crate::capture::MergedReader::open(std::slice::from_ref(&path), None) {
         let mut e = Engine::new(Config::default(), vec![Arc::from("fuzz")], None);
-        let mut sink = |s: Session| {
-            let _ = crate::report::json::record(&s, Default::default());
-        };
+        let mut sink = |s: Session| render(&s);
         while let Some(p) = r.next_packet() {
             e.packet(&p, &mut sink);
         }

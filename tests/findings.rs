@@ -115,6 +115,61 @@ fn show_credentials_decodes_secrets_only_when_asked() {
 }
 
 #[test]
+fn no_output_format_carries_auth_secrets_by_default() {
+    let Some(dir) = common::public_corpus() else { return };
+    let plain = dir.join("arkime-smtp-submission-587-auth-plain-aol.pcap");
+    let login = dir.join("suricata-smtp-submission-587-auth-login-yahoo.pcap");
+    // AUTH PLAIN's blob, its decoded password and user; AUTH LOGIN's user and password lines.
+    let secrets = ["ADEyMzQ1Njc4QGFvbC5jb20AcGFzc3dk", "passwd", "12345678@aol.com"];
+    for (file, mech) in [(&plain, "PLAIN"), (&login, "LOGIN")] {
+        let f = file.to_str().unwrap();
+        let mut login_lines = Vec::new();
+        if mech == "LOGIN" {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+                .args(["-q", "-F", "json", "--show-credentials", "-r", f])
+                .output()
+                .unwrap();
+            let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+            for c in v["credentials"].as_array().unwrap() {
+                login_lines.push(c.as_str().unwrap().trim_start_matches("LOGIN ").to_string());
+            }
+            assert_eq!(login_lines.len(), 2);
+        }
+        let runs: [&[&str]; 4] = [
+            &["-F", "json", "-r", f],
+            &["-F", "csv", "-r", f],
+            &["-F", "table", "-r", f],
+            &["check", "--expect", "tls", "--from", "0.0.0.0/0", "--to", "0.0.0.0/0", "-r", f],
+        ];
+        for args in runs {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(args).output().unwrap();
+            assert!(matches!(o.status.code(), Some(0 | 1)), "{args:?}: {o:?}");
+            let all = [o.stdout, o.stderr].concat();
+            let text = String::from_utf8_lossy(&all);
+            for s in secrets.iter().copied().chain(login_lines.iter().map(String::as_str)) {
+                assert!(!text.contains(s), "{args:?} printed the secret {s:?}");
+            }
+        }
+        // What is reported: the mechanism, and that it crossed in clear.
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+            .args(["-q", "-F", "json", "-r", f])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        assert_eq!(v["auth_mechanisms"], serde_json::json!([mech]));
+        assert!(v["findings"].to_string().contains("cleartext-auth"), "{}", v["findings"]);
+    }
+}
+
+#[test]
+fn the_help_warns_about_show_credentials() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    let line = help.lines().find(|l| l.contains("--show-credentials")).expect("--show-credentials in --help");
+    assert!(line.contains("FORENSICS ONLY") && line.contains("passwords"), "{line}");
+}
+
+#[test]
 fn auth_login_secrets_are_decoded_line_by_line_when_asked() {
     let Some(dir) = common::public_corpus() else { return };
     let f = dir.join("suricata-smtp-submission-587-auth-login-yahoo.pcap");

@@ -77,9 +77,13 @@ fn live_records_equal_the_written_file_and_root_is_dropped() {
     let args =
         ["-i", "lo", "-F", "json", "-w", pcap.to_str().unwrap(), "--summary", summary.to_str().unwrap(), &filter];
     let out = capture_around_sessions(&args, port, libc::SIGINT, |pid| {
-        // Least privilege: no longer root, no capabilities left.
-        assert_eq!(status_field(pid, "Uid:").split_whitespace().next(), Some("65534"));
+        // Least privilege: no longer root (real, effective, saved), no group of root's, no
+        // capabilities left, effective or permitted.
+        assert_eq!(status_field(pid, "Uid:").split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+        assert!(status_field(pid, "Gid:").split_whitespace().all(|g| g != "0"));
+        assert!(status_field(pid, "Groups:").split_whitespace().all(|g| g != "0"));
         assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
+        assert_eq!(status_field(pid, "CapPrm:"), "0000000000000000");
     });
     assert!(out.status.success());
 
@@ -123,4 +127,42 @@ fn check_runs_live_and_exits_with_the_policy_result() {
     // Both loopback sessions carried mail in clear: a TLS policy is violated.
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("2 matched, 0 passed, 2 violated"), "{text}");
+}
+
+/// Starts a live capture with `args` and `env`, and returns its uid and gid lines once it listens.
+fn ids_once_listening(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpscope"));
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    for k in ["SUDO_UID", "SUDO_GID", "SUDO_USER"] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
+    }
+    let ids = (status_field(pid, "Uid:"), status_field(pid, "Gid:"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    child.wait().unwrap();
+    ids
+}
+
+#[test]
+fn root_drops_to_the_sudo_caller_and_z_overrides_it() {
+    if !enabled() {
+        return;
+    }
+    let live = ["-i", "lo", "-F", "json", "tcp port 9"];
+    let sudo = [("SUDO_UID", "4321"), ("SUDO_GID", "4322"), ("SUDO_USER", "someone")];
+    let (uid, gid) = ids_once_listening(&live, &sudo);
+    assert_eq!(uid.split_whitespace().collect::<Vec<_>>(), ["4321"; 4]);
+    assert_eq!(gid.split_whitespace().collect::<Vec<_>>(), ["4322"; 4]);
+    let with_z = [&["-Z", "nobody"][..], &live[..]].concat();
+    let (uid, _) = ids_once_listening(&with_z, &sudo);
+    assert_eq!(uid.split_whitespace().next(), Some("65534"), "-Z wins over the sudo caller");
 }

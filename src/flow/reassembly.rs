@@ -146,7 +146,7 @@ impl Reassembler {
                 self.check_overlap(off, overlap);
             }
             let fresh = data.get((skip as usize).min(data.len())..).unwrap_or(&[]);
-            self.deliver(fresh, missing.min(wire_len - skip), lim, out);
+            self.deliver_in_order(fresh, missing.min(wire_len - skip), lim, out);
             self.drain(lim, out);
         } else {
             self.stats.out_of_order += 1;
@@ -169,28 +169,108 @@ impl Reassembler {
             if off == self.next || self.pending_bytes + data.len() > lim.max_buffered {
                 // In order, or too large to hold even alone: whatever is before it is lost.
                 self.gap(off - self.next, out);
-                self.deliver(data, missing, lim, out);
+                self.deliver_in_order(data, missing, lim, out);
             } else {
-                match self.pending.entry(off) {
-                    Entry::Vacant(v) => {
-                        self.pending_bytes += data.len();
-                        v.insert(Pending { off, data: data.to_vec(), missing });
-                    }
-                    Entry::Occupied(mut o) => {
-                        // First copy wins; a longer retransmission only adds its tail.
+                self.hold(off, data, missing);
+            }
+            self.drain(lim, out);
+        }
+    }
+
+    /// Delivers bytes that start at the next expected offset (`data`, then `missing` uncaptured
+    /// bytes). Where an earlier out-of-order copy is held for the same bytes, that copy wins.
+    fn deliver_in_order(&mut self, mut data: &[u8], mut missing: u64, lim: &Limits, out: &mut dyn FnMut(Chunk<'_>)) {
+        while !data.is_empty() || missing > 0 {
+            match self.pending.first_key_value().map(|(k, _)| *k) {
+                Some(k) if k <= self.next => {
+                    let before = self.next;
+                    self.drain(lim, out);
+                    let covered = self.next - before;
+                    let n = (covered as usize).min(data.len());
+                    if n > 0 {
                         self.stats.retransmissions += 1;
-                        let held = o.get_mut();
-                        let tail =
-                            data.get(held.data.len()..).filter(|t| self.pending_bytes + t.len() <= lim.max_buffered);
-                        if let Some(tail) = tail {
-                            self.pending_bytes += tail.len();
-                            held.data.extend_from_slice(tail);
-                            held.missing = missing;
-                        }
+                        self.check_overlap(before as i64, data.get(..n).unwrap_or(&[]));
+                    }
+                    data = data.get(n..).unwrap_or(&[]);
+                    missing = missing.saturating_sub(covered - n as u64);
+                }
+                held => {
+                    let room = held.map_or(u64::MAX, |k| k - self.next);
+                    if data.is_empty() {
+                        let m = missing.min(room);
+                        self.gap(m, out);
+                        missing -= m;
+                    } else {
+                        let n = (room.min(data.len() as u64)) as usize;
+                        let (now, rest) = data.split_at(n);
+                        self.deliver(now, 0, lim, out);
+                        data = rest;
                     }
                 }
             }
-            self.drain(lim, out);
+        }
+    }
+
+    /// Holds an out-of-order segment (the caller made room for all of `data`). Held pieces never
+    /// overlap: bytes an earlier copy already holds keep that copy, whatever its offset (the first
+    /// copy wins), and only the uncovered parts of `data` are stored.
+    fn hold(&mut self, off: u64, data: &[u8], missing: u64) {
+        if data.is_empty() {
+            if let Entry::Vacant(v) = self.pending.entry(off) {
+                v.insert(Pending { off, data: Vec::new(), missing });
+            }
+            return;
+        }
+        let end = off + data.len() as u64;
+        // Only the piece starting at or before `off` can reach into it: pieces are disjoint.
+        let from = self.pending.range(..=off).next_back().map_or(off, |(k, _)| *k);
+        let mut uncovered = Vec::new();
+        let mut at = off;
+        let mut overlapped = false;
+        let mut conflict = false;
+        for p in self.pending.range(from..end).map(|(_, p)| p) {
+            let p_end = p.off + p.data.len() as u64;
+            if p_end <= at {
+                continue;
+            }
+            if p.off > at {
+                uncovered.push((at, p.off));
+            }
+            let (a, b) = (p.off.max(at), p_end.min(end));
+            overlapped = true;
+            let held = p.data.get((a - p.off) as usize..(b - p.off) as usize);
+            let new = data.get((a - off) as usize..(b - off) as usize);
+            conflict |= held != new;
+            at = p_end;
+            if at >= end {
+                break;
+            }
+        }
+        if at < end {
+            uncovered.push((at, end));
+        }
+        if overlapped {
+            self.stats.retransmissions += 1;
+            if conflict {
+                self.stats.conflicting_overlaps += 1;
+            }
+        }
+        for (a, b) in uncovered {
+            let Some(bytes) = data.get((a - off) as usize..(b - off) as usize) else { continue };
+            // Real bytes replace an earlier piece's claim of uncaptured (snaplen-cut) bytes.
+            if let Some((_, prev)) = self.pending.range_mut(..a).next_back() {
+                let prev_end = prev.off + prev.data.len() as u64;
+                prev.missing = prev.missing.min(a.saturating_sub(prev_end));
+            }
+            // This segment's own uncaptured tail stands only where no held piece follows.
+            let tail = if b == end {
+                let next = self.pending.range(b..).next().map_or(u64::MAX, |(k, _)| *k);
+                missing.min(next - b)
+            } else {
+                0
+            };
+            self.pending_bytes += bytes.len();
+            self.pending.insert(a, Pending { off: a, data: bytes.to_vec(), missing: tail });
         }
     }
 
@@ -339,6 +419,17 @@ mod tests {
             Chunk::Gap(n) => gaps += n,
         });
         (out, gaps)
+    }
+
+    #[test]
+    fn a_held_copy_wins_over_a_later_one_that_starts_earlier() {
+        let mut r = Reassembler::new();
+        r.on_syn(999);
+        // 10..15 arrives first; a conflicting copy of 5..15 comes later, then the head.
+        let (s, g) = run(&mut r, &[(1010, b"BBBBB"), (1005, b"aaaaaCCCCC"), (1000, b"00000")]);
+        assert_eq!(s, b"00000aaaaaBBBBB");
+        assert_eq!(g, 0);
+        assert_eq!(r.stats.conflicting_overlaps, 1);
     }
 
     #[test]

@@ -194,9 +194,27 @@ impl Dialogue {
 
     /// Raw IPv4 packets with timestamps; data split into segments of at most `mss` bytes.
     pub fn packets(&self, mss: usize) -> Vec<(i64, Vec<u8>)> {
+        self.packets_split(mss, None)
+    }
+
+    /// How many data-carrying steps (`c`/`s`) the dialogue has, with each one's length.
+    pub fn data_steps(&self) -> Vec<usize> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Client(d) | Op::Server(d) => Some(d.len()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Like [`Self::packets`], and data step `split.0` (counting `c`/`s` steps from 0) is also
+    /// cut after byte `split.1`.
+    pub fn packets_split(&self, mss: usize, split: Option<(usize, usize)>) -> Vec<(i64, Vec<u8>)> {
         let mut out = Vec::new();
         let (mut cs, mut ss) = self.isn;
         let mut ts: i64 = 1_700_000_000_000_000;
+        let mut step = 0;
         let mut push = |from_client: bool, seq: u32, ack: u32, flags: &str, data: &[u8], ts: &mut i64| {
             let (src, dst) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
             let mut b = etherparse::PacketBuilder::ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 65535);
@@ -229,16 +247,24 @@ impl Dialogue {
                     ss = ss.wrapping_add(1);
                     push(true, cs, ss, "A", &[], &mut ts);
                 }
-                Op::Client(d) => {
-                    for chunk in d.chunks(mss.max(1)) {
-                        push(true, cs, ss, "AP", chunk, &mut ts);
-                        cs = cs.wrapping_add(chunk.len() as u32);
-                    }
-                }
-                Op::Server(d) => {
-                    for chunk in d.chunks(mss.max(1)) {
-                        push(false, ss, cs, "AP", chunk, &mut ts);
-                        ss = ss.wrapping_add(chunk.len() as u32);
+                Op::Client(d) | Op::Server(d) => {
+                    let from_client = matches!(op, Op::Client(_));
+                    let cut = split.filter(|s| s.0 == step).map(|s| s.1.min(d.len()));
+                    step += 1;
+                    let parts = match cut {
+                        Some(at) => vec![&d[..at], &d[at..]],
+                        None => vec![&d[..]],
+                    };
+                    for part in parts {
+                        for chunk in part.chunks(mss.max(1)) {
+                            if from_client {
+                                push(true, cs, ss, "AP", chunk, &mut ts);
+                                cs = cs.wrapping_add(chunk.len() as u32);
+                            } else {
+                                push(false, ss, cs, "AP", chunk, &mut ts);
+                                ss = ss.wrapping_add(chunk.len() as u32);
+                            }
+                        }
                     }
                 }
                 Op::Close => {
