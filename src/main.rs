@@ -323,8 +323,14 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         ColorArg::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     let w = Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()));
-    let mut sink =
-        Sink { writer: report::writer(format, w, Options { color, show_addresses: out.show_addresses }), error: None };
+    let mut sink = Sink {
+        writer: report::writer(
+            format,
+            w,
+            Options { color, show_addresses: out.show_addresses, line_buffered: input.interface.is_some() },
+        ),
+        error: None,
+    };
     let stopped = AtomicBool::new(false);
     drive(
         input,

@@ -23,7 +23,11 @@ fn session() -> smtpscope::session::Session {
 fn render(format: Format) -> String {
     let mut buf = Vec::new();
     {
-        let mut w = report::writer(format, Box::new(&mut buf), Options { color: true, show_addresses: false });
+        let mut w = report::writer(
+            format,
+            Box::new(&mut buf),
+            Options { color: true, show_addresses: false, line_buffered: true },
+        );
         w.write(&session()).unwrap();
         w.finish().unwrap();
     }

@@ -80,7 +80,10 @@ impl super::RecordWriter for Writer<'_> {
         let rec = super::json::record(s, self.opts);
         let row: Vec<String> = COLUMNS.iter().map(|c| csv_cell(&rec.get(*c).map(cell).unwrap_or_default())).collect();
         self.out.write_record(&row)?;
-        self.out.flush()
+        if self.opts.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -289,22 +289,29 @@ pub fn record(s: &Session, opts: Options) -> Value {
 pub struct Writer<'a> {
     out: Box<dyn Write + 'a>,
     opts: Options,
+    /// The line being built: serde_json writes token by token, which is cheap into a `Vec` and
+    /// costly through a `dyn Write`.
+    line: Vec<u8>,
 }
 
 impl<'a> Writer<'a> {
     /// Writes to `out`.
     pub fn new(out: Box<dyn Write + 'a>, opts: Options) -> Self {
-        Self { out, opts }
+        Self { out, opts, line: Vec::with_capacity(4096) }
     }
 }
 
 impl super::RecordWriter for Writer<'_> {
     fn write(&mut self, s: &Session) -> io::Result<()> {
-        let mut ser = serde_json::Serializer::with_formatter(&mut self.out, SafeFormatter);
+        self.line.clear();
+        let mut ser = serde_json::Serializer::with_formatter(&mut self.line, SafeFormatter);
         serde::Serialize::serialize(&Record::new(s, self.opts), &mut ser).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")?;
-        // Streamed as sessions end: a reader of a pipe sees each record at once.
-        self.out.flush()
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        if self.opts.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -35,6 +35,10 @@ pub struct Options {
     pub color: bool,
     /// Print envelope addresses in full (otherwise only their domains).
     pub show_addresses: bool,
+    /// Flush after every record, so a reader of a pipe sees each session as it ends (live
+    /// capture); otherwise output is written in large blocks (files: a syscall per record costs
+    /// more than the record).
+    pub line_buffered: bool,
 }
 
 /// A streaming writer of session records.
