@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::escape::{is_format_char, json_text};
 use super::{push_community_id, push_endpoint, push_rfc3339, rfc3339_secs, Options};
 use crate::capture::Micros;
-use crate::session::{address_domain, verdict, Kind, Session};
+use crate::session::{address_domain, verdict, Extension, Kind, Session};
 use crate::tls::{alert_name, cipher_name, version_label};
 
 /// Version of the record layout.
@@ -317,13 +317,105 @@ impl Line<'_> {
     }
 }
 
+/// The record's derived fields, shared by the NDJSON and CSV writers so that both apply the same
+/// rules (what is shown only for SMTP, only while in clear, only after a ServerHello).
+pub(crate) struct Fields<'a> {
+    /// The session.
+    pub s: &'a Session,
+    smtp: bool,
+    clear: bool,
+    hello_seen: bool,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn new(s: &'a Session) -> Self {
+        let smtp = s.kind == Kind::Smtp;
+        // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen.
+        let clear = smtp && !s.tls_handshake();
+        Self { s, smtp, clear, hello_seen: s.tls.server_hello.is_some() }
+    }
+
+    pub(crate) fn helo(&self) -> Option<&'a [u8]> {
+        self.s.hello.as_ref().filter(|_| self.smtp).map(|h| h.arg.as_slice())
+    }
+
+    pub(crate) fn banner(&self) -> Option<&'a [u8]> {
+        self.s.banner.as_deref().filter(|_| self.smtp)
+    }
+
+    pub(crate) fn ehlo_extensions(&self) -> Option<&'a [Extension]> {
+        self.s.ehlo_reply.as_ref().filter(|_| self.smtp).map(|r| r.extensions.as_slice())
+    }
+
+    pub(crate) fn starttls_offered(&self) -> Option<bool> {
+        verdict::starttls_offered(self.s)
+    }
+
+    pub(crate) fn upgrade_verb(&self) -> Option<&'static str> {
+        self.s.upgrade.as_ref().map(|u| u.verb.name())
+    }
+
+    pub(crate) fn starttls_reply(&self) -> Option<u16> {
+        self.s.upgrade.as_ref().and_then(|u| u.reply.flatten())
+    }
+
+    pub(crate) fn tls_version(&self) -> Option<String> {
+        self.s.tls.version.filter(|_| self.hello_seen).map(version_label)
+    }
+
+    pub(crate) fn cipher(&self) -> Option<String> {
+        self.s.tls.cipher.filter(|_| self.hello_seen).map(cipher_name)
+    }
+
+    fn when_clear(&self, v: u32) -> Option<u32> {
+        self.clear.then_some(v)
+    }
+
+    pub(crate) fn mail_transactions(&self) -> Option<u32> {
+        self.when_clear(self.s.mail_transactions)
+    }
+
+    pub(crate) fn messages_accepted(&self) -> Option<u32> {
+        self.when_clear(self.s.messages_accepted)
+    }
+
+    pub(crate) fn rcpt_count(&self) -> Option<u32> {
+        self.when_clear(self.s.rcpt_count)
+    }
+
+    pub(crate) fn mail_from(&self, opts: Options) -> Option<Vec<String>> {
+        self.clear.then(|| envelope(&self.s.mail_from, opts))
+    }
+
+    pub(crate) fn rcpt_to(&self, opts: Options) -> Option<Vec<String>> {
+        self.clear.then(|| envelope(&self.s.rcpt_to, opts))
+    }
+
+    pub(crate) fn clean_close(&self) -> Option<bool> {
+        self.clear.then(|| self.s.quit.is_some_and(|q| q.1 == Some(Some(221))))
+    }
+
+    pub(crate) fn auth_mechanisms(&self) -> Option<&'a [String]> {
+        self.clear.then_some(self.s.auth_mechanisms.as_slice())
+    }
+
+    pub(crate) fn credentials(&self) -> Option<&'a [String]> {
+        (!self.s.credentials.is_empty()).then_some(self.s.credentials.as_slice())
+    }
+
+    pub(crate) fn capture_complete(&self) -> bool {
+        self.s.handshake_seen && (self.s.client_closed || self.s.server_closed)
+    }
+
+    pub(crate) fn uses_bdat(&self) -> Option<bool> {
+        self.clear.then_some(self.s.uses_bdat)
+    }
+}
+
 /// Writes the NDJSON object for a session (without the line end) to `out`. Every key is on
 /// every line, `null` where unknown; the key order is the schema's.
 pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
-    let smtp = s.kind == Kind::Smtp;
-    // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen.
-    let clear = smtp && !s.tls_handshake();
-    let hello_seen = s.tls.server_hello.is_some();
+    let f = Fields::new(s);
     let st = &s.streams;
     out.push(b'{');
     let mut j = Line { out };
@@ -339,12 +431,12 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     j.time("first_seen", s.first_seen);
     j.time("last_seen", s.last_seen);
     j.opt_str("tunnel", s.tunnel.map(|t| t.name()));
-    j.opt_text("helo", s.hello.as_ref().filter(|_| smtp).map(|h| h.arg.as_slice()));
-    j.opt_text("banner", s.banner.as_deref().filter(|_| smtp));
-    match s.ehlo_reply.as_ref().filter(|_| smtp) {
-        Some(r) => {
+    j.opt_text("helo", f.helo());
+    j.opt_text("banner", f.banner());
+    match f.ehlo_extensions() {
+        Some(exts) => {
             j.open("ehlo_extensions", b'[');
-            for e in &r.extensions {
+            for e in exts {
                 j.sep();
                 j.out.push(b'{');
                 j.key("keyword");
@@ -357,13 +449,13 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
         }
         None => j.null("ehlo_extensions"),
     }
-    j.opt_bool("starttls_offered", verdict::starttls_offered(s));
-    j.opt_str("upgrade_verb", s.upgrade.as_ref().map(|u| u.verb.name()));
+    j.opt_bool("starttls_offered", f.starttls_offered());
+    j.opt_str("upgrade_verb", f.upgrade_verb());
     j.bool("starttls_sent", s.upgrade.is_some());
-    j.opt_num("starttls_reply", s.upgrade.as_ref().and_then(|u| u.reply.flatten()));
+    j.opt_num("starttls_reply", f.starttls_reply());
     j.bool("tls_handshake", s.tls_handshake());
-    j.opt_str("tls_version", s.tls.version.filter(|_| hello_seen).map(version_label).as_deref());
-    j.opt_str("cipher", s.tls.cipher.filter(|_| hello_seen).map(cipher_name).as_deref());
+    j.opt_str("tls_version", f.tls_version().as_deref());
+    j.opt_str("cipher", f.cipher().as_deref());
     j.opt_text("sni", s.tls.sni.as_deref());
     if s.tls.alpn.is_empty() {
         j.null("alpn");
@@ -404,17 +496,16 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
         }
         None => j.null("tls_alert"),
     }
-    let when = |v: u32| if clear { Some(v) } else { None };
-    j.opt_num("mail_transactions", when(s.mail_transactions));
-    j.opt_num("messages_accepted", when(s.messages_accepted));
-    j.opt_num("rcpt_count", when(s.rcpt_count));
-    j.opt_strings("mail_from", clear.then(|| envelope(&s.mail_from, opts)).as_deref());
-    j.opt_strings("rcpt_to", clear.then(|| envelope(&s.rcpt_to, opts)).as_deref());
+    j.opt_num("mail_transactions", f.mail_transactions());
+    j.opt_num("messages_accepted", f.messages_accepted());
+    j.opt_num("rcpt_count", f.rcpt_count());
+    j.opt_strings("mail_from", f.mail_from(opts).as_deref());
+    j.opt_strings("rcpt_to", f.rcpt_to(opts).as_deref());
     j.num("bytes_client", s.wire_bytes[0]);
     j.num("bytes_server", s.wire_bytes[1]);
-    j.opt_bool("clean_close", clear.then(|| s.quit.is_some_and(|q| q.1 == Some(Some(221)))));
-    j.opt_strings("auth_mechanisms", clear.then_some(s.auth_mechanisms.as_slice()));
-    j.opt_strings("credentials", (!s.credentials.is_empty()).then_some(s.credentials.as_slice()));
+    j.opt_bool("clean_close", f.clean_close());
+    j.opt_strings("auth_mechanisms", f.auth_mechanisms());
+    j.opt_strings("credentials", f.credentials());
     j.opt_str("verdict", s.verdict.map(|v| v.name()));
     j.open("evidence", b'[');
     for e in &s.evidence {
@@ -427,17 +518,17 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     }
     j.close(b']');
     j.open("findings", b'[');
-    for f in &s.findings {
+    for x in &s.findings {
         j.sep();
         j.out.push(b'{');
-        j.str("name", f.name);
-        j.str("text", &f.text);
-        j.opt_num("frame", f.frame);
+        j.str("name", x.name);
+        j.str("text", &x.text);
+        j.opt_num("frame", x.frame);
         j.close(b'}');
     }
     j.close(b']');
-    j.bool("capture_complete", s.handshake_seen && (s.client_closed || s.server_closed));
-    j.opt_bool("uses_bdat", clear.then_some(s.uses_bdat));
+    j.bool("capture_complete", f.capture_complete());
+    j.opt_bool("uses_bdat", f.uses_bdat());
     j.opt_num("vlan", s.vlan);
     j.num("packets", s.packets);
     j.open("tcp_anomalies", b'{');
