@@ -310,7 +310,7 @@ impl Tracker {
             }
             (Side::Server, TlsMessageHandshake::Certificate(c)) if s.tls.cert.is_none() => {
                 if let Some(first) = c.cert_chain.first() {
-                    s.tls.cert = cert::parse(first.data, c.cert_chain.len());
+                    s.tls.cert = cert::parse_cached(first.data, c.cert_chain.len());
                     if let Some(ci) = &s.tls.cert {
                         let subject = ci.subject.clone();
                         s.note(Some(Side::Server), frame, format!("certificate: {subject}"));
