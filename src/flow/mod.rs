@@ -16,23 +16,38 @@ use crate::capture::Micros;
 use crate::decode::Segment;
 pub use reassembly::{Chunk, Limits, Reassembler, StreamStats};
 
-/// Canonical (direction-free) flow key.
+/// Canonical (direction-free) flow key: both endpoints as (address, port), lower first, packed
+/// into plain integers so that hashing and comparing a key is a handful of word operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: u128,
+    hi: u128,
+    /// Ports (lower endpoint's in the high half) and the address family in bit 32.
+    ports: u64,
+}
+
+/// An endpoint as one ordered integer pair: IPv4 and IPv6 addresses never compare equal.
+fn endpoint_bits(ip: IpAddr, port: u16) -> (u128, u16, bool) {
+    match ip {
+        IpAddr::V4(a) => (u128::from(a.to_bits()), port, false),
+        IpAddr::V6(a) => (a.to_bits(), port, true),
+    }
 }
 
 impl FlowKey {
+    /// Key for the endpoints `a` and `b` in either order, and whether `a` is the lower one.
+    pub fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> (Self, bool) {
+        let (aa, ap, v6) = endpoint_bits(a.0, a.1);
+        let (ba, bp, _) = endpoint_bits(b.0, b.1);
+        let a_lo = (aa, ap) <= (ba, bp);
+        let ((lo, lp), (hi, hp)) = if a_lo { ((aa, ap), (ba, bp)) } else { ((ba, bp), (aa, ap)) };
+        let ports = (u64::from(lp) << 16) | u64::from(hp) | (u64::from(v6) << 32);
+        (Self { lo, hi, ports }, a_lo)
+    }
+
     /// Key for a segment, the same for both directions.
     pub fn of(seg: &Segment<'_>) -> Self {
-        let a = (seg.src, seg.sport);
-        let b = (seg.dst, seg.dport);
-        if a <= b {
-            Self { lo: a, hi: b }
-        } else {
-            Self { lo: b, hi: a }
-        }
+        Self::new((seg.src, seg.sport), (seg.dst, seg.dport)).0
     }
 }
 
@@ -174,7 +189,9 @@ pub enum Lookup {
 
 /// The flow table.
 pub struct FlowTable<A> {
-    map: FxHashMap<FlowKey, usize>,
+    /// Key → slot, and whether the flow's `ends[0]` is the key's lower endpoint (so a segment's
+    /// direction follows from its own orientation, without comparing addresses again).
+    map: FxHashMap<FlowKey, (usize, bool)>,
     slots: Vec<Option<Flow<A>>>,
     free: Vec<usize>,
     tombstones: FxHashMap<FlowKey, ()>,
@@ -227,9 +244,9 @@ impl<A> FlowTable<A> {
         make: impl FnOnce() -> A,
         ended: &mut dyn FnMut(Flow<A>, EndReason),
     ) -> Lookup {
-        let key = FlowKey::of(seg);
+        let (key, src_lo) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
         let pure_syn = seg.flags.syn && !seg.flags.ack;
-        if let Some(&slot) = self.map.get(&key) {
+        if let Some(&(slot, first_lo)) = self.map.get(&key) {
             let reused = pure_syn
                 && self.get_mut(slot).is_some_and(|f| {
                     let m = &f.meta;
@@ -239,8 +256,7 @@ impl<A> FlowTable<A> {
                         || (m.syn_isn.is_none() && m.packets > 0)
                 });
             if !reused {
-                let dir = self.get_mut(slot).map_or(0, |f| f.meta.dir_of(seg));
-                return Lookup::Flow(slot, dir);
+                return Lookup::Flow(slot, usize::from(src_lo != first_lo));
             }
             if let Some(old) = self.remove(slot) {
                 ended(old, EndReason::Reused);
@@ -291,7 +307,7 @@ impl<A> FlowTable<A> {
                 self.slots.len() - 1
             }
         };
-        self.map.insert(key, slot);
+        self.map.insert(key, (slot, src_lo));
         self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
         Lookup::Flow(slot, 0)
     }
@@ -300,11 +316,7 @@ impl<A> FlowTable<A> {
     pub fn remove(&mut self, slot: usize) -> Option<Flow<A>> {
         let flow = self.slots.get_mut(slot)?.take()?;
         let e = flow.meta.ends;
-        let key = if (e[0].ip(), e[0].port()) <= (e[1].ip(), e[1].port()) {
-            FlowKey { lo: (e[0].ip(), e[0].port()), hi: (e[1].ip(), e[1].port()) }
-        } else {
-            FlowKey { lo: (e[1].ip(), e[1].port()), hi: (e[0].ip(), e[0].port()) }
-        };
+        let (key, _) = FlowKey::new((e[0].ip(), e[0].port()), (e[1].ip(), e[1].port()));
         self.map.remove(&key);
         self.free.push(slot);
         // Only flows that carried payload can turn into a (phantom) session: a flood of
