@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use smtpscope::capture::live::{list_devices, LiveOptions, LiveSource};
-use smtpscope::capture::{MergedReader, SourceEnd};
+use smtpscope::capture::{FileReader, MergedReader, SourceEnd};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
 use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
 use smtpscope::privilege::{self, Outcome};
@@ -105,6 +105,11 @@ struct InputArgs {
     /// `credentials`). The output then holds passwords: keep it as secret as they are.
     #[arg(long)]
     show_credentials: bool,
+
+    /// Files: 2 reads the capture on a second thread while the first analyses it; 1 does both on
+    /// one thread. The records are the same either way.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    threads: u8,
 
     /// Write the run summary as JSON to FILE instead of text on stderr.
     #[arg(long, value_name = "FILE")]
@@ -453,9 +458,10 @@ fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool
         None => None,
     };
     let filter = (!input.filter.is_empty()).then(|| input.filter.join(" "));
-    let mut reader = MergedReader::open(&input.read, filter.as_deref())?;
+    let reader = MergedReader::open(&input.read, filter.as_deref())?;
     let names: Vec<Arc<str>> = reader.sources().iter().map(|s| s.name().clone()).collect();
     let mut engine = Engine::new(engine_config(input), names, None);
+    let mut reader = FileReader::new(reader, usize::from(input.threads)).context("cannot start the reader thread")?;
 
     let total = reader.total_size();
     let progress = (!input.no_progress && io::stderr().is_terminal() && total > 32 << 20).then(|| {
@@ -484,6 +490,7 @@ fn drive(input: &InputArgs, on: &mut dyn FnMut(Session), stop_early: &AtomicBool
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
+    let reader = reader.finish().context("the capture reader thread failed")?;
     let mut sources = Vec::new();
     let mut any_read = false;
     let mut all_failed = true;

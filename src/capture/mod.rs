@@ -1,6 +1,9 @@
 //! Packet sources: saved pcap/pcapng files (several merged by timestamp) via libpcap.
 
 pub mod live;
+mod readahead;
+
+pub use readahead::{FileReader, ReadAhead};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
