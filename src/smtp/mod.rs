@@ -107,7 +107,7 @@ fn strip_eol(line: &[u8]) -> &[u8] {
 
 fn quote(b: &[u8]) -> String {
     let s = terminal(b);
-    if s.chars().count() > 100 {
+    if s.len() > 100 && s.chars().count() > 100 {
         let mut t: String = s.chars().take(100).collect();
         t.push('…');
         t
