@@ -51,8 +51,11 @@ impl Default for Limits {
 }
 
 /// The last delivered bytes, kept to compare retransmissions with: a ring of at most
-/// `Limits::tail` bytes (capacity reserved with the first delivery, never zeroed), so delivering
-/// a segment costs one bounded copy and no allocation.
+/// `Limits::tail` bytes (grown with the stream up to the limit, never zeroed), so delivering a
+/// segment costs one bounded copy and, once the ring is full, no allocation.
+/// Bytes the tail first reserves.
+const TAIL_FIRST: usize = 512;
+
 #[derive(Default)]
 struct Tail {
     /// Filled from 0 up to the limit, then overwritten in place from `end`.
@@ -74,10 +77,14 @@ impl Tail {
     fn push(&mut self, data: &[u8], cap: usize) {
         let mut data = data.get(data.len().saturating_sub(cap)..).unwrap_or(data);
         if self.ring.len() < cap {
-            if self.ring.capacity() == 0 {
-                self.ring.reserve_exact(cap);
-            }
             let (fill, rest) = data.split_at(data.len().min(cap - self.ring.len()));
+            // A short first reservation, then the limit: a short dialogue keeps a short tail
+            // (many flows open at once), a long stream reallocates once.
+            let need = self.ring.len() + fill.len();
+            if need > self.ring.capacity() {
+                let target = if self.ring.capacity() == 0 { need.max(TAIL_FIRST) } else { cap };
+                self.ring.reserve_exact(target.min(cap) - self.ring.len());
+            }
             self.ring.extend_from_slice(fill);
             data = rest;
         }
