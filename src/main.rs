@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use smtpscope::capture::live::{list_devices, LiveOptions, LiveSource};
+use smtpscope::capture::live::{list_devices, LiveOptions, LiveReader, LiveSource};
 use smtpscope::capture::{FileReader, MergedReader, SourceEnd};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
 use smtpscope::engine::{Config, Engine, DEFAULT_MAIL_PORTS};
@@ -76,12 +76,17 @@ struct InputArgs {
     #[arg(short = 's', long = "snapshot-length", value_name = "BYTES", default_value_t = 262_144)]
     snaplen: i32,
 
-    /// Live: kernel buffer size in KiB (as tcpdump -B).
+    /// Live: kernel buffer size in KiB (as tcpdump -B; default 8192).
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB")]
     buffer_kib: Option<i32>,
 
-    /// Live: let the kernel batch packets (immediate mode is on by default).
+    /// Live: deliver every packet at once instead of in kernel batches of at most 100 ms (with
+    /// a large snapshot length, raise -B: the ring then holds only buffer/snaplen packets).
     #[arg(long)]
+    immediate: bool,
+
+    /// Live: batched delivery, the default (kept for scripts written when immediate was).
+    #[arg(long, hide = true, conflicts_with = "immediate")]
     no_immediate: bool,
 
     /// Live, as root: the user to become once the device and files are open (default: the sudo
@@ -522,12 +527,12 @@ fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_ea
     let opts = LiveOptions {
         promisc: !input.no_promisc,
         snaplen: input.snaplen,
-        immediate: !input.no_immediate,
+        immediate: input.immediate && !input.no_immediate,
         buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
         filter: (!input.filter.is_empty()).then(|| input.filter.join(" ")),
     };
     // Open everything that needs privileges first, then give them up.
-    let mut src = LiveSource::open(dev, &opts, input.write.as_deref())?;
+    let src = LiveSource::open(dev, &opts, input.write.as_deref())?;
     let summary_file = match &input.summary {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
         None => None,
@@ -549,6 +554,8 @@ fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_ea
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let mut engine = Engine::new(engine_config(input), Vec::new(), Some(Arc::from(dev)));
+    // A capture thread drains the kernel ring (started once privileges are dropped).
+    let mut src = LiveReader::new(src, input.count).context("cannot start the capture thread")?;
     let started = Instant::now();
     let counted = |e: &Engine| input.count.is_some_and(|c| e.stats.packets >= c);
     while !stop.load(Ordering::Relaxed)
@@ -561,6 +568,7 @@ fn drive_live(input: &InputArgs, dev: &str, on: &mut dyn FnMut(Session), stop_ea
         }
     }
     // Drain what libpcap still holds, unless -c says we are done.
+    src.stop();
     while !counted(&engine) {
         match src.next_packet(Duration::ZERO)? {
             Some(p) => engine.packet(&p, on),
