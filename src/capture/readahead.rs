@@ -16,9 +16,10 @@ use super::{MergedReader, Micros, Packet, SourceEnd};
 /// Packets per batch (a batch is also closed when its bytes pass [`BATCH_BYTES`]).
 const BATCH_PACKETS: usize = 512;
 /// Captured bytes per batch.
-const BATCH_BYTES: usize = 512 * 1024;
-/// Full batches in flight: enough to ride out a slow record write, small enough to stay in cache.
-const IN_FLIGHT: usize = 8;
+const BATCH_BYTES: usize = 256 * 1024;
+/// Full batches in flight: enough to ride out a slow record write; with the ones being filled,
+/// read and recycled, at most `2 * IN_FLIGHT + 4` batches (≈ 3 MiB) ever exist.
+const IN_FLIGHT: usize = 4;
 
 /// What every source looked like right after one packet was read (multi-source only).
 type Snapshot = Box<[(u64, Option<SourceEnd>)]>;
@@ -71,7 +72,11 @@ fn snapshot(r: &MergedReader) -> Snapshot {
 fn read_loop(mut reader: MergedReader, tx: SyncSender<Batch>, recycle: Receiver<Batch>) -> MergedReader {
     let many = reader.sources().len() > 1;
     loop {
-        let mut b = recycle.try_recv().unwrap_or_default();
+        let mut b = recycle.try_recv().unwrap_or_else(|_| Batch {
+            data: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            items: Vec::with_capacity(BATCH_PACKETS),
+            last: false,
+        });
         b.clear();
         while b.items.len() < BATCH_PACKETS && b.data.len() < BATCH_BYTES {
             let Some(p) = reader.next_packet() else {
