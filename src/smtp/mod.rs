@@ -524,14 +524,11 @@ impl Machine {
             let ehlo = r.code == Some(250)
                 && !self.greeting_expected
                 && matches!(self.pending.front(), Some(Pending::Hello { first: true, ehlo: true }));
-            self.acc = ReplyAcc {
-                active: true,
-                code: r.code,
-                first: r.text.get(..r.text.len().min(512)).unwrap_or(&[]).to_vec(),
-                ehlo,
-                exts: Vec::new(),
-                frame: self.frame,
-            };
+            // The first line's buffer is reused from reply to reply.
+            let mut first = std::mem::take(&mut self.acc.first);
+            first.clear();
+            first.extend_from_slice(r.text.get(..r.text.len().min(512)).unwrap_or(&[]));
+            self.acc = ReplyAcc { active: true, code: r.code, first, ehlo, exts: Vec::new(), frame: self.frame };
         } else if self.acc.ehlo && self.acc.exts.len() < MAX_EXTENSIONS {
             let text = command::trim(r.text);
             let end = text.iter().position(|b| *b == b' ').unwrap_or(text.len());
@@ -546,7 +543,14 @@ impl Machine {
     }
 
     fn complete_reply(&mut self, cut: bool, s: &mut Session) {
-        let acc = std::mem::take(&mut self.acc);
+        let mut acc = std::mem::take(&mut self.acc);
+        self.reply_done(&mut acc, cut, s);
+        // Keep the text buffer for the next reply.
+        acc.first.clear();
+        self.acc.first = acc.first;
+    }
+
+    fn reply_done(&mut self, acc: &mut ReplyAcc, cut: bool, s: &mut Session) {
         let code = acc.code;
         let frame = acc.frame;
         self.replies_seen += 1;
@@ -589,7 +593,7 @@ impl Machine {
                 if first && ehlo && code == Some(250) {
                     let host = acc.first.split(|b| *b == b' ').next().unwrap_or(&[]).to_vec();
                     self.ehlo_evidence(&acc.exts, frame, cut, s);
-                    s.ehlo_reply = Some(EhloReply { host, extensions: acc.exts, frame, cut });
+                    s.ehlo_reply = Some(EhloReply { host, extensions: std::mem::take(&mut acc.exts), frame, cut });
                 } else if first {
                     s.note(
                         Some(Side::Server),
