@@ -17,13 +17,28 @@ use crate::decode::Segment;
 pub use reassembly::{Chunk, Limits, Reassembler, StreamStats};
 
 /// Canonical (direction-free) flow key: both endpoints as (address, port), lower first, packed
-/// into plain integers so that hashing and comparing a key is a handful of word operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// into plain words so that hashing and comparing a key is a handful of word operations (40
+/// bytes, as small as the `IpAddr` pairs it replaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
-    lo: u128,
-    hi: u128,
-    /// Ports (lower endpoint's in the high half) and the address family in bit 32.
-    ports: u64,
+    lo: [u64; 2],
+    hi: [u64; 2],
+    /// Lower endpoint's port in the high half.
+    ports: u32,
+    v6: bool,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Word by word: the derived impl would also hash the arrays' lengths.
+        let [a, b] = self.lo;
+        let [c, d] = self.hi;
+        h.write_u64(a);
+        h.write_u64(b);
+        h.write_u64(c);
+        h.write_u64(d);
+        h.write_u64(u64::from(self.ports) | (u64::from(self.v6) << 32));
+    }
 }
 
 /// An endpoint as one ordered integer pair: IPv4 and IPv6 addresses never compare equal.
@@ -34,6 +49,10 @@ fn endpoint_bits(ip: IpAddr, port: u16) -> (u128, u16, bool) {
     }
 }
 
+fn words(a: u128) -> [u64; 2] {
+    [(a >> 64) as u64, a as u64]
+}
+
 impl FlowKey {
     /// Key for the endpoints `a` and `b` in either order, and whether `a` is the lower one.
     pub fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> (Self, bool) {
@@ -41,8 +60,8 @@ impl FlowKey {
         let (ba, bp, _) = endpoint_bits(b.0, b.1);
         let a_lo = (aa, ap) <= (ba, bp);
         let ((lo, lp), (hi, hp)) = if a_lo { ((aa, ap), (ba, bp)) } else { ((ba, bp), (aa, ap)) };
-        let ports = (u64::from(lp) << 16) | u64::from(hp) | (u64::from(v6) << 32);
-        (Self { lo, hi, ports }, a_lo)
+        let ports = (u32::from(lp) << 16) | u32::from(hp);
+        (Self { lo: words(lo), hi: words(hi), ports, v6 }, a_lo)
     }
 
     /// Key for a segment, the same for both directions.
@@ -101,6 +120,9 @@ pub struct FlowMeta {
     pub first_frame: u64,
     /// Outermost VLAN id of the first packet.
     pub vlan: Option<u16>,
+    /// `ends[0]` is the lower endpoint of the flow key (a segment's direction follows from its
+    /// own orientation).
+    ends0_lo: bool,
 }
 
 impl FlowMeta {
@@ -189,9 +211,8 @@ pub enum Lookup {
 
 /// The flow table.
 pub struct FlowTable<A> {
-    /// Key → slot, and whether the flow's `ends[0]` is the key's lower endpoint (so a segment's
-    /// direction follows from its own orientation, without comparing addresses again).
-    map: FxHashMap<FlowKey, (usize, bool)>,
+    /// Key → slot.
+    map: FxHashMap<FlowKey, usize>,
     slots: Vec<Option<Flow<A>>>,
     free: Vec<usize>,
     tombstones: FxHashMap<FlowKey, ()>,
@@ -246,7 +267,7 @@ impl<A> FlowTable<A> {
     ) -> Lookup {
         let (key, src_lo) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
         let pure_syn = seg.flags.syn && !seg.flags.ack;
-        if let Some(&(slot, first_lo)) = self.map.get(&key) {
+        if let Some(&slot) = self.map.get(&key) {
             let reused = pure_syn
                 && self.get_mut(slot).is_some_and(|f| {
                     let m = &f.meta;
@@ -256,6 +277,7 @@ impl<A> FlowTable<A> {
                         || (m.syn_isn.is_none() && m.packets > 0)
                 });
             if !reused {
+                let first_lo = self.get_mut(slot).is_none_or(|f| f.meta.ends0_lo);
                 return Lookup::Flow(slot, usize::from(src_lo != first_lo));
             }
             if let Some(old) = self.remove(slot) {
@@ -291,6 +313,7 @@ impl<A> FlowTable<A> {
             source,
             first_frame: frame,
             vlan: seg.link.vlan,
+            ends0_lo: src_lo,
         };
         self.next_id += 1;
         self.stats.flows += 1;
@@ -307,7 +330,7 @@ impl<A> FlowTable<A> {
                 self.slots.len() - 1
             }
         };
-        self.map.insert(key, (slot, src_lo));
+        self.map.insert(key, slot);
         self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
         Lookup::Flow(slot, 0)
     }
