@@ -17,9 +17,10 @@ use super::{MergedReader, Micros, Packet, SourceEnd};
 const BATCH_PACKETS: usize = 512;
 /// Captured bytes per batch.
 const BATCH_BYTES: usize = 256 * 1024;
-/// Full batches in flight: enough to ride out a slow record write; with the ones being filled,
-/// read and recycled, at most `2 * IN_FLIGHT + 4` batches (≈ 3 MiB) ever exist.
+/// Full batches in flight: enough to ride out a slow record write.
 const IN_FLIGHT: usize = 4;
+/// Batches in all: in flight, being filled, being read (≈ 2 MiB, allocated once).
+const POOL: usize = IN_FLIGHT + 2;
 
 /// What every source looked like right after one packet was read (multi-source only).
 type Snapshot = Box<[(u64, Option<SourceEnd>)]>;
@@ -72,11 +73,9 @@ fn snapshot(r: &MergedReader) -> Snapshot {
 fn read_loop(mut reader: MergedReader, tx: SyncSender<Batch>, recycle: Receiver<Batch>) -> MergedReader {
     let many = reader.sources().len() > 1;
     loop {
-        let mut b = recycle.try_recv().unwrap_or_else(|_| Batch {
-            data: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
-            items: Vec::with_capacity(BATCH_PACKETS),
-            last: false,
-        });
+        // A fixed pool of batches circulates: waiting for one to come back is the backpressure,
+        // and no buffer is ever freed and faulted in again.
+        let Ok(mut b) = recycle.recv() else { return reader };
         b.clear();
         while b.items.len() < BATCH_PACKETS && b.data.len() < BATCH_BYTES {
             let Some(p) = reader.next_packet() else {
@@ -117,7 +116,15 @@ impl ReadAhead {
         let n = reader.sources().len();
         let total_size = reader.total_size();
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let (recycle, back) = sync_channel(IN_FLIGHT + 2);
+        let (recycle, back) = sync_channel(POOL);
+        for _ in 0..POOL {
+            let b = Batch {
+                data: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+                items: Vec::with_capacity(BATCH_PACKETS),
+                last: false,
+            };
+            let _ = recycle.try_send(b);
+        }
         let thread =
             std::thread::Builder::new().name("smtpscope-read".into()).spawn(move || read_loop(reader, tx, back))?;
         Ok(Self {
@@ -151,7 +158,7 @@ impl ReadAhead {
                 return None;
             };
             let done = std::mem::replace(&mut self.current, next);
-            if let Some(r) = &self.recycle {
+            if let (Some(r), true) = (&self.recycle, done.data.capacity() > 0) {
                 let _ = r.try_send(done);
             }
             self.pos = 0;
