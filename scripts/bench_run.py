@@ -4,7 +4,8 @@
 usage: bench_run.py --capture FILE --packets N --sessions N --runs R [--peer-runs P]
                     --floor NAME=CMD --tool NAME=CMD ... [--peer NAME=CMD ...] [--nice N]
 
-Every round runs each command once, in the order given (tools and floor every round, peers in the
+Every round first reads the capture once (untimed, so the page cache is warm), then runs each
+command once, in the order given (tools and floor every round, peers in the
 first P rounds), so slow drifts of a shared machine hit every command alike. Each run is measured
 with wait4(): wall time, CPU time (user + system) and peak RSS. The table reports medians (peak RSS:
 the largest seen), MB/s, packets/s and sessions/s over the wall median, and the ratios the
@@ -32,6 +33,14 @@ def run(cmd, nice, rss_file):
     return wall, ru.ru_utime + ru.ru_stime, rss_kb
 
 
+def warm(path):
+    """Reads the capture once, untimed: this VM reclaims cold page cache (DAMON), and a long peer run
+    (tshark on 2 GB takes minutes) would otherwise leave the next round reading from disk."""
+    with open(path, "rb", buffering=0) as f:
+        while f.read(1 << 20):
+            pass
+
+
 def pair(s):
     name, _, cmd = s.partition("=")
     return name, cmd
@@ -55,6 +64,7 @@ def main():
     order = [("floor", a.floor)] + [("tool", t) for t in a.tool] + [("peer", p) for p in a.peer]
     res = {name: [] for _, (name, _) in order}
     for r in range(max(a.runs, a.peer_runs)):
+        warm(a.capture)
         for kind, (name, cmd) in order:
             if kind == "peer" and r >= a.peer_runs:
                 continue
