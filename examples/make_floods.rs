@@ -4,6 +4,11 @@
 //!
 //! `cargo run --release --example make_floods -- OUT_DIR SCALE` (SCALE 1 = the full sizes:
 //! 1 M flows, a 1 GB line, 100 k commands, 100 k segments; 0.01 = the CI sizes).
+//!
+//! `make_floods --concurrent OPEN SESSIONS OUT.pcap` writes the flows-scaling workload instead:
+//! SESSIONS real-shaped sessions, OPEN of them in progress at any time, their packets
+//! interleaved round-robin (a finished session is replaced by a new one), so the per-packet cost
+//! can be compared at 1 k and 100 k concurrent flows with the same packets per session.
 
 use std::path::Path;
 
@@ -65,6 +70,12 @@ const SERVER_LINES: [&[u8]; 5] =
 impl Session {
     fn new(port: u16) -> Self {
         Self { c: ([10, 200, 0, 1], port), s: ([10, 200, 0, 2], 25), cs: 100, ss: 900, step: 0 }
+    }
+
+    /// Session number `i` of the concurrency workload: its own client address.
+    fn numbered(i: u32) -> Self {
+        let c = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        Self { c: (c, 40000 + (i % 20000) as u16), s: ([192, 0, 2, 25], 25), cs: i, ss: i.wrapping_mul(7), step: 0 }
     }
 
     /// Writes the next step; false when done.
@@ -192,8 +203,42 @@ pub fn write_all(dir: &Path, scale: f64) {
 }
 
 #[allow(dead_code)] // tests/floods.rs includes this file for `write_all`
+fn concurrent(path: &std::path::Path, open: usize, sessions: u32) {
+    let mut w = Writer::new(path);
+    let mut next = 0u32;
+    let mut live: Vec<Session> = Vec::with_capacity(open);
+    while (live.len() < open) && next < sessions {
+        live.push(Session::numbered(next));
+        next += 1;
+    }
+    while !live.is_empty() {
+        let mut k = 0;
+        while k < live.len() {
+            if live[k].next(&mut w) {
+                k += 1;
+            } else if next < sessions {
+                live[k] = Session::numbered(next);
+                next += 1;
+            } else {
+                live.swap_remove(k);
+            }
+        }
+    }
+}
+
+#[allow(dead_code)] // tests/floods.rs includes this file for `write_all`
 fn main() {
-    let mut a = std::env::args().skip(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, open, sessions, out] = args.as_slice() {
+        if flag == "--concurrent" {
+            let open = open.parse().expect("OPEN: a number");
+            let sessions = sessions.parse().expect("SESSIONS: a number");
+            concurrent(std::path::Path::new(out), open, sessions);
+            eprintln!("{sessions} sessions, {open} open at a time, written to {out}");
+            return;
+        }
+    }
+    let mut a = args.into_iter();
     let dir = std::path::PathBuf::from(a.next().expect("usage: make_floods OUT_DIR SCALE"));
     let scale: f64 = a.next().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     write_all(&dir, scale);

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::capture::live::{Drops, LiveOptions, LiveSource};
+use crate::capture::live::{Drops, LiveOptions, LiveReader, LiveSource};
 use crate::capture::spool::Spool;
-use crate::capture::{CaptureError, MergedReader, Packet, SourceEnd};
+use crate::capture::{CaptureError, FileReader, MergedReader, Packet, SourceEnd};
 use crate::engine::{Config, Engine};
 use crate::report::summary::{SourceSummary, Summary};
 use crate::session::Session;
@@ -49,6 +49,8 @@ pub struct Options {
     pub count: Option<u64>,
     /// Live: stop after this long.
     pub duration: Option<Duration>,
+    /// Files: 2 reads them on a thread of their own beside the engine; 1 on the engine's thread.
+    pub threads: usize,
     /// Engine settings.
     pub engine: Config,
 }
@@ -62,6 +64,9 @@ pub enum DriverError {
     /// Neither `-r` nor `-i` was given.
     #[error("nothing to read: give -r FILE or -i INTERFACE (see --help)")]
     NoInput,
+    /// The reader thread could not be started.
+    #[error("cannot start the capture reader thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// Progress of a run, handed to [`Sink::tick`].
@@ -111,7 +116,9 @@ impl<F: FnMut(Session)> Sink for F {
 }
 
 enum Input {
-    Files(MergedReader),
+    /// Files, read ahead on a thread of their own (`threads` 2) or not.
+    Files(FileReader),
+    /// The device; its capture thread starts in [`Opened::run`], once privileges are dropped.
     Live { src: LiveSource, device: String },
 }
 
@@ -120,19 +127,28 @@ pub struct Opened {
     input: Input,
     opts: Options,
     spool: Option<Spool>,
+    names: Vec<Arc<str>>,
+    linktype: i32,
 }
 
 impl Opened {
     /// Opens the files or the device (and the `-w` file).
     pub fn open(opts: Options) -> Result<Self, DriverError> {
-        let input = match &opts.source {
+        let (input, names, linktype) = match &opts.source {
             Source::Files(paths) if paths.is_empty() => return Err(DriverError::NoInput),
-            Source::Files(paths) => Input::Files(MergedReader::open(paths, opts.filter.as_deref())?),
+            Source::Files(paths) => {
+                let reader = MergedReader::open(paths, opts.filter.as_deref())?;
+                let names = reader.sources().iter().map(|s| s.name().clone()).collect();
+                let linktype = reader.sources().first().map_or(0, |s| s.linktype());
+                (Input::Files(FileReader::new(reader, opts.threads)?), names, linktype)
+            }
             Source::Live { device, options, write } => {
-                Input::Live { src: LiveSource::open(device, options, write.as_deref())?, device: device.clone() }
+                let src = LiveSource::open(device, options, write.as_deref())?;
+                let (names, linktype) = (vec![src.name().clone()], src.linktype());
+                (Input::Live { src, device: device.clone() }, names, linktype)
             }
         };
-        Ok(Self { input, opts, spool: None })
+        Ok(Self { input, opts, spool: None, names, linktype })
     }
 
     /// Live: also keep the last packets in `spool` (for the terminal UI's packet view).
@@ -148,25 +164,19 @@ impl Opened {
 
     /// Link type of the (first) source.
     pub fn linktype(&self) -> i32 {
-        match &self.input {
-            Input::Files(r) => r.sources().first().map_or(0, |s| s.linktype()),
-            Input::Live { src, .. } => src.linktype(),
-        }
+        self.linktype
     }
 
     /// Names of the inputs (file names as given, or the interface).
     pub fn names(&self) -> Vec<Arc<str>> {
-        match &self.input {
-            Input::Files(r) => r.sources().iter().map(|s| s.name().clone()).collect(),
-            Input::Live { src, .. } => vec![src.name().clone()],
-        }
+        self.names.clone()
     }
 
     /// Reads everything (or until `stop`, `-c`, `--duration`), handing sessions to `sink`.
     pub fn run(self, sink: &mut dyn Sink, stop: &AtomicBool) -> Summary {
-        let Opened { input, opts, spool } = self;
+        let Opened { input, opts, spool, names, .. } = self;
         match input {
-            Input::Files(reader) => run_files(reader, &opts, sink, stop),
+            Input::Files(reader) => run_files(reader, names, &opts, sink, stop),
             Input::Live { src, device } => run_live(src, &device, &opts, spool, sink, stop),
         }
     }
@@ -202,9 +212,14 @@ impl Ticker {
     }
 }
 
-fn run_files(mut reader: MergedReader, opts: &Options, sink: &mut dyn Sink, stop: &AtomicBool) -> Summary {
-    let names: Vec<Arc<str>> = reader.sources().iter().map(|s| s.name().clone()).collect();
-    let mut engine = Engine::new(opts.engine.clone(), names, None);
+fn run_files(
+    mut reader: FileReader,
+    names: Vec<Arc<str>>,
+    opts: &Options,
+    sink: &mut dyn Sink,
+    stop: &AtomicBool,
+) -> Summary {
+    let mut engine = Engine::new(opts.engine.clone(), names.clone(), None);
     let total = reader.total_size();
     let mut ticker = Ticker::new();
     let mut read_bytes = 0u64;
@@ -237,18 +252,29 @@ fn run_files(mut reader: MergedReader, opts: &Options, sink: &mut dyn Sink, stop
         done: true,
     };
     sink.tick(&mut engine, &progress);
-    let sources = reader
-        .sources()
-        .iter()
-        .map(|s| SourceSummary {
-            name: s.name().to_string(),
-            packets: s.frames(),
-            error: match s.end() {
-                Some(SourceEnd::Truncated(m)) => Some(m.clone()),
-                _ => None,
-            },
-        })
-        .collect();
+    // The sources as far as the engine took packets (a read-ahead thread may have read further).
+    let sources = match reader.finish() {
+        Some(r) => r
+            .sources()
+            .iter()
+            .map(|s| SourceSummary {
+                name: s.name().to_string(),
+                packets: s.frames(),
+                error: match s.end() {
+                    Some(SourceEnd::Truncated(m)) => Some(m.clone()),
+                    _ => None,
+                },
+            })
+            .collect(),
+        None => names
+            .iter()
+            .map(|n| SourceSummary {
+                name: n.to_string(),
+                packets: engine.stats.packets,
+                error: Some("the reader thread failed".into()),
+            })
+            .collect(),
+    };
     Summary { sources, stats: engine.stats.clone(), table: engine.table_stats(), dropped: None }
 }
 
@@ -270,7 +296,7 @@ impl Live<'_> {
         self.engine.packet(p, &mut |s| sink.session(s));
     }
 
-    fn tick(&mut self, src: &mut LiveSource, done: bool) {
+    fn tick(&mut self, drops: Option<Drops>, done: bool) {
         if let Some(sp) = &mut self.spool {
             sp.sync();
         }
@@ -279,7 +305,7 @@ impl Live<'_> {
             bytes: self.bytes,
             total: 0,
             elapsed: self.started.elapsed(),
-            drops: src.drops(),
+            drops,
             done,
         };
         self.sink.tick(&mut self.engine, &progress);
@@ -287,7 +313,7 @@ impl Live<'_> {
 }
 
 fn run_live(
-    mut src: LiveSource,
+    src: LiveSource,
     dev: &str,
     opts: &Options,
     spool: Option<Spool>,
@@ -297,6 +323,24 @@ fn run_live(
     let engine = Engine::new(opts.engine.clone(), Vec::new(), Some(Arc::from(dev)));
     let mut ticker = Ticker::new();
     let mut live = Live { engine, spool, sink, bytes: 0, started: ticker.started };
+    // A capture thread drains the kernel ring while the engine works, so the ring never waits
+    // for the engine or the output.
+    let mut src = match LiveReader::new(src, opts.count) {
+        Ok(r) => r,
+        Err(e) => {
+            live.tick(None, true);
+            return Summary {
+                sources: vec![SourceSummary {
+                    name: dev.to_string(),
+                    packets: 0,
+                    error: Some(format!("cannot start the capture thread: {e}")),
+                }],
+                stats: live.engine.stats.clone(),
+                table: live.engine.table_stats(),
+                dropped: None,
+            };
+        }
+    };
     let mut error = None;
     let counted = |e: &Engine| opts.count.is_some_and(|c| e.stats.packets >= c);
     while !stop.load(Ordering::Relaxed)
@@ -312,13 +356,13 @@ fn run_live(
             }
         }
         if ticker.due_now() {
-            live.tick(&mut src, false);
+            live.tick(src.drops_so_far(), false);
         }
     }
-    // Drain what libpcap still holds, unless -c says we are done.
-    let wait = src.drain_wait();
+    // The capture thread reads what the kernel still holds, then ends; unless -c says we are done.
+    src.stop();
     while error.is_none() && !counted(&live.engine) {
-        match src.next_packet(wait) {
+        match src.next_packet(Duration::ZERO) {
             Ok(Some(p)) => live.feed(&p),
             Ok(None) => break,
             Err(e) => error = Some(e.to_string()),
@@ -329,8 +373,8 @@ fn run_live(
     if let Err(e) = src.close_savefile() {
         error.get_or_insert(e.to_string());
     }
-    live.tick(&mut src, true);
     let drops = src.drops();
+    live.tick(drops, true);
     Summary {
         sources: vec![SourceSummary { name: dev.to_string(), packets: src.frames(), error }],
         stats: live.engine.stats.clone(),

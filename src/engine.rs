@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::capture::Packet;
 use crate::conversation::{Conversation, Ctx};
-use crate::decode::{Decoder, Skip};
+use crate::decode::{Decoder, Segment, Skip};
 use crate::flow::{EndReason, Flow, FlowTable, Lookup, StreamStats, TableLimits};
 use crate::session::{Session, Verdict};
 
@@ -110,36 +110,86 @@ impl Engine {
         self.table.len()
     }
 
-    /// Processes one packet; sessions that end are handed to `out`.
-    pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
-        // The segment may borrow the decoder's fragment buffer while flows are finished.
-        let mut decoder = std::mem::take(&mut self.decoder);
-        self.packet_with(&mut decoder, p, out);
-        self.decoder = decoder;
+    /// The decoder and the rest of the engine, borrowed apart: a segment may borrow the
+    /// decoder's fragment buffer while the rest finishes flows.
+    fn split(&mut self) -> (&mut Decoder, Rest<'_>) {
+        let rest = Rest {
+            cfg: &self.cfg,
+            table: &mut self.table,
+            sources: &self.sources,
+            interface: &self.interface,
+            changed: &mut self.changed,
+            stats: &mut self.stats,
+        };
+        (&mut self.decoder, rest)
     }
 
-    fn packet_with(&mut self, decoder: &mut Decoder, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
-        self.stats.packets += 1;
-        self.stats.bytes += u64::from(p.orig_len);
-        let seg = match decoder.decode(p.linktype, p.data) {
-            Ok(s) => s,
-            Err(skip) => {
-                *self.stats.undecodable.entry(skip).or_default() += 1;
-                return;
+    /// Processes one packet; sessions that end are handed to `out`.
+    pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
+        let (decoder, mut rest) = self.split();
+        rest.stats.packets += 1;
+        rest.stats.bytes += u64::from(p.orig_len);
+        match decoder.decode(p.linktype, p.data) {
+            Ok(seg) => rest.segment(&seg, p, out),
+            Err(skip) => *rest.stats.undecodable.entry(skip).or_default() += 1,
+        }
+    }
+
+    /// Snapshots of up to `max` open sessions that changed since their last snapshot, oldest
+    /// change first, marked [`Session::in_progress`] with a provisional verdict. Needs
+    /// [`Config::track_open`]. Returns how many changed flows are still waiting.
+    pub fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some((slot, id)) = self.changed.pop_front() else { break };
+            // A stale entry: the flow ended (its final record went out) and the slot moved on.
+            let Some(flow) = self.table.get_mut(slot).filter(|f| f.meta.id == id) else { continue };
+            flow.app.dirty = false;
+            let stats = flow.streams.as_ref().map_or([StreamStats::default(); 2], |s| [s[0].stats, s[1].stats]);
+            if let Some(s) = flow.app.snapshot(&flow.meta, stats) {
+                out(s);
+                n += 1;
             }
-        };
+        }
+        self.changed.len()
+    }
+
+    /// End of input: every open flow is finished.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Session)) {
+        let (_, mut rest) = self.split();
+        rest.changed.clear();
+        for f in rest.table.drain() {
+            rest.finish_flow(f, EndReason::EndOfCapture, out);
+        }
+    }
+}
+
+/// The engine without its decoder.
+struct Rest<'e> {
+    cfg: &'e Config,
+    table: &'e mut FlowTable<Conversation>,
+    sources: &'e [Arc<str>],
+    interface: &'e Option<Arc<str>>,
+    changed: &'e mut VecDeque<(usize, u64)>,
+    stats: &'e mut Stats,
+}
+
+impl Rest<'_> {
+    fn segment(&mut self, seg: &Segment<'_>, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
         self.stats.tcp_segments += 1;
+        // Flows pushed out by this packet (reuse, eviction) are finished after the lookup.
         let mut ended: Vec<(Flow<Conversation>, EndReason)> = Vec::new();
-        let lookup =
-            self.table.lookup(&seg, p.ts, p.source, p.frame, Conversation::new, &mut |f, r| ended.push((f, r)));
-        for (f, r) in ended {
-            self.finish_flow(f, r, out);
+        let lookup = self.table.lookup(seg, p.ts, p.source, p.frame, Conversation::new, &mut |f, r| ended.push((f, r)));
+        if !ended.is_empty() {
+            for (f, r) in ended {
+                self.finish_flow(f, r, out);
+            }
         }
         let Lookup::Flow(slot, dir) = lookup else {
             return;
         };
         let lim = self.table.limits.stream;
-        let ctx = ctx_of(&self.cfg);
+        let ctx = ctx_of(self.cfg);
         let Some(flow) = self.table.get_mut(slot) else {
             return;
         };
@@ -197,37 +247,10 @@ impl Engine {
         }
     }
 
-    /// Snapshots of up to `max` open sessions that changed since their last snapshot, oldest
-    /// change first, marked [`Session::in_progress`] with a provisional verdict. Needs
-    /// [`Config::track_open`]. Returns how many changed flows are still waiting.
-    pub fn changed_open_sessions(&mut self, max: usize, out: &mut dyn FnMut(Session)) -> usize {
-        let mut n = 0;
-        while n < max {
-            let Some((slot, id)) = self.changed.pop_front() else { break };
-            // A stale entry: the flow ended (its final record went out) and the slot moved on.
-            let Some(flow) = self.table.get_mut(slot).filter(|f| f.meta.id == id) else { continue };
-            flow.app.dirty = false;
-            let stats = flow.streams.as_ref().map_or([StreamStats::default(); 2], |s| [s[0].stats, s[1].stats]);
-            if let Some(s) = flow.app.snapshot(&flow.meta, stats) {
-                out(s);
-                n += 1;
-            }
-        }
-        self.changed.len()
-    }
-
-    /// End of input: every open flow is finished.
-    pub fn finish(&mut self, out: &mut dyn FnMut(Session)) {
-        self.changed.clear();
-        for f in self.table.drain() {
-            self.finish_flow(f, EndReason::EndOfCapture, out);
-        }
-    }
-
     fn finish_flow(&mut self, flow: Flow<Conversation>, reason: EndReason, out: &mut dyn FnMut(Session)) {
         let Flow { meta, mut streams, mut app } = flow;
         let lim = self.table.limits.stream;
-        let ctx = ctx_of(&self.cfg);
+        let ctx = ctx_of(self.cfg);
         if let (true, Some(streams)) = (app.wants_bytes(), streams.as_deref_mut()) {
             for (d, st) in streams.iter_mut().enumerate() {
                 st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));

@@ -22,6 +22,12 @@ use smtpscope::report::summary::Summary;
 use smtpscope::report::{self, Format, Options};
 use smtpscope::session::Session;
 
+/// mimalloc (v2): a session is dozens of small, short-lived allocations (evidence, replies,
+/// buffers, the record), and with the reader thread batches cross threads; on the 2 GB lab
+/// capture it cut the two-thread wall time by ~11 % for ~7 MB more peak RSS (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Watch SMTP on the wire: for every session, did mail travel in plaintext or inside TLS — and
 /// the evidence.
 #[derive(Debug, Parser)]
@@ -77,11 +83,13 @@ struct InputArgs {
     #[arg(short = 's', long = "snapshot-length", value_name = "BYTES", default_value_t = 262_144)]
     snaplen: i32,
 
-    /// Live: kernel buffer size in KiB (as tcpdump -B).
+    /// Live: kernel buffer size in KiB (as tcpdump -B; default 8192).
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB")]
     buffer_kib: Option<i32>,
 
-    /// Live: let the kernel batch packets (immediate mode is on by default).
+    /// Live: let the kernel batch packets (delivered within 100 ms) instead of immediate mode,
+    /// which is on by default except on `any`. Batching packs small packets densely into the
+    /// ring: on a very busy link it rides out longer stalls.
     #[arg(long)]
     no_immediate: bool,
 
@@ -106,6 +114,11 @@ struct InputArgs {
     /// `credentials`). The output then holds passwords: keep it as secret as they are.
     #[arg(long)]
     show_credentials: bool,
+
+    /// Files: 2 reads the capture on a second thread while the first analyses it; 1 does both on
+    /// one thread. The records are the same either way.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    threads: u8,
 
     /// Write the run summary as JSON to FILE instead of text on stderr.
     #[arg(long, value_name = "FILE")]
@@ -355,8 +368,14 @@ fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         ColorArg::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     let w = Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()));
-    let mut sink =
-        Sink { writer: report::writer(format, w, Options { color, show_addresses: out.show_addresses }), error: None };
+    let mut sink = Sink {
+        writer: report::writer(
+            format,
+            w,
+            Options { color, show_addresses: out.show_addresses, line_buffered: input.interface.is_some() },
+        ),
+        error: None,
+    };
     let stopped = AtomicBool::new(false);
     drive(
         input,
@@ -574,7 +593,14 @@ fn driver_options(input: &InputArgs) -> Result<driver::Options> {
         None if input.read.is_empty() => bail!("{}", driver::DriverError::NoInput),
         None => driver::Source::Files(input.read.clone()),
     };
-    Ok(driver::Options { source, filter, count: input.count, duration: input.duration, engine: engine_config(input) })
+    Ok(driver::Options {
+        source,
+        filter,
+        count: input.count,
+        duration: input.duration,
+        threads: usize::from(input.threads),
+        engine: engine_config(input),
+    })
 }
 
 fn open_summary(input: &InputArgs) -> Result<Option<std::fs::File>> {

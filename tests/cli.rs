@@ -188,3 +188,35 @@ fn closing_stdout_early_is_not_an_error() {
     assert!(status.success() || status.code() == Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Runs with `--threads N` and returns stdout, stderr and the JSON summary.
+fn run_threads(n: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
+    let summary = tmp(&format!("threads-{n}-{}.json", args.len()));
+    let mut all = vec!["--threads", n, "-F", "json", "--summary", summary.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = smtpscope(&all);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (o.stdout, o.stderr, std::fs::read_to_string(summary).unwrap())
+}
+
+#[test]
+fn reading_on_a_second_thread_gives_the_same_records_and_summary() {
+    let demo = demo();
+    let cut = tmp("threads-cut.pcap");
+    let bytes = std::fs::read(&demo).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let cut = cut.to_string_lossy().into_owned();
+    let cases: [&[&str]; 6] = [
+        &["-r", &demo],
+        &["-r", &demo, "-c", "1"],
+        &["-r", &demo, "-c", "40"],
+        &["-r", &cut],
+        &["-r", &cut, "-r", &demo, "-c", "70"],
+        &["-r", &demo, "-r", &cut],
+    ];
+    for args in cases {
+        let one = run_threads("1", args);
+        let two = run_threads("2", args);
+        assert_eq!(one, two, "{args:?}");
+    }
+}

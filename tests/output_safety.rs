@@ -24,7 +24,11 @@ fn session() -> smtpscope::session::Session {
 fn render(format: Format) -> String {
     let mut buf = Vec::new();
     {
-        let mut w = report::writer(format, Box::new(&mut buf), Options { color: true, show_addresses: false });
+        let mut w = report::writer(
+            format,
+            Box::new(&mut buf),
+            Options { color: true, show_addresses: false, line_buffered: true },
+        );
         w.write(&session()).unwrap();
         w.finish().unwrap();
     }
@@ -92,7 +96,8 @@ fn check_text_shows_escaped_evidence_once_and_defuses_raw_controls() {
 fn render_session(s: &smtpscope::session::Session, format: Format, show_addresses: bool) -> String {
     let mut buf = Vec::new();
     {
-        let mut w = report::writer(format, Box::new(&mut buf), Options { color: false, show_addresses });
+        let mut w =
+            report::writer(format, Box::new(&mut buf), Options { color: false, show_addresses, line_buffered: false });
         w.write(s).unwrap();
         w.finish().unwrap();
     }

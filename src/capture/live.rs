@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use super::{CaptureError, Packet};
 
+/// Kernel ring size when none is given: 8 MiB, about 70 ms of a busy 1 Gbit/s link (libpcap's
+/// 2 MiB is under 20 ms, shorter than a scheduling hiccup on a loaded two-core machine).
+pub const DEFAULT_RING_BYTES: i32 = 8 << 20;
+
 /// How to open the interface.
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
@@ -18,9 +22,11 @@ pub struct LiveOptions {
     pub promisc: bool,
     /// Bytes captured per packet.
     pub snaplen: i32,
-    /// Deliver packets as they arrive (no kernel batching).
+    /// Deliver packets as they arrive (no kernel batching), as tcpdump's --immediate-mode. On by
+    /// default for sessions to appear as they happen, except where libpcap's Linux ring would be
+    /// too small for it (see [`immediate_mode`]).
     pub immediate: bool,
-    /// Kernel buffer size in bytes.
+    /// Kernel buffer size in bytes (None: [`DEFAULT_RING_BYTES`]).
     pub buffer_size: Option<i32>,
     /// BPF filter.
     pub filter: Option<String>,
@@ -116,7 +122,6 @@ pub struct LiveSource {
     frames: u64,
     header: pcap::PacketHeader,
     buf: Vec<u8>,
-    immediate: bool,
 }
 
 impl LiveSource {
@@ -129,9 +134,7 @@ impl LiveSource {
             .snaplen(opts.snaplen)
             .immediate_mode(opts.immediate)
             .timeout(100);
-        if let Some(b) = opts.buffer_size {
-            inactive = inactive.buffer_size(b);
-        }
+        inactive = inactive.buffer_size(opts.buffer_size.unwrap_or(DEFAULT_RING_BYTES));
         let mut cap = inactive.open().map_err(|e| explain_open(device, &e))?;
         if let Some(f) = &opts.filter {
             cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.clone(), message: e.to_string() })?;
@@ -146,16 +149,7 @@ impl LiveSource {
         let cap = cap.setnonblock().map_err(|e| explain_open(device, &e))?;
         let linktype = cap.get_datalink().0;
         let header = pcap::PacketHeader { ts: libc::timeval { tv_sec: 0, tv_usec: 0 }, caplen: 0, len: 0 };
-        Ok(Self {
-            name: Arc::from(device),
-            cap,
-            save,
-            linktype,
-            frames: 0,
-            header,
-            buf: Vec::with_capacity(65_536),
-            immediate: opts.immediate,
-        })
+        Ok(Self { name: Arc::from(device), cap, save, linktype, frames: 0, header, buf: Vec::with_capacity(65_536) })
     }
 
     /// The interface name.
@@ -166,16 +160,6 @@ impl LiveSource {
     /// The link type libpcap opened the interface with.
     pub fn linktype(&self) -> i32 {
         self.linktype
-    }
-
-    /// How long a read must wait, when stopping, to be sure libpcap holds nothing more: with
-    /// kernel batching the last packets are handed over when their block times out (100 ms).
-    pub fn drain_wait(&self) -> Duration {
-        if self.immediate {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(150)
-        }
     }
 
     /// Packets returned so far.
@@ -247,6 +231,270 @@ impl LiveSource {
             s.flush().map_err(|e| CaptureError::Open { path: "capture file".into(), message: e.to_string() })?;
         }
         Ok(())
+    }
+}
+
+/// Packets per batch handed from the capture thread to the engine.
+const LIVE_BATCH_PACKETS: usize = 256;
+/// Captured bytes per batch.
+const LIVE_BATCH_BYTES: usize = 256 * 1024;
+/// Batches queued between the threads (up to 64 MiB): the kernel ring only has to ride out the
+/// capture thread's own wake-ups, not the engine's stalls (a slow disk for the records, a burst
+/// of sessions ending).
+const LIVE_QUEUE: usize = 256;
+
+/// How long the ring must stay empty before a stopping capture is done: past the 100 ms block
+/// timeout the capture is opened with.
+const DRAIN_QUIET: Duration = Duration::from_millis(150);
+/// Longest drain on a link that keeps delivering after the stop.
+const DRAIN_MAX: Duration = Duration::from_millis(500);
+/// How often the capture thread publishes the kernel's counters for a live view.
+const COUNTERS_EVERY: Duration = Duration::from_millis(250);
+
+/// One captured packet inside a batch.
+struct LiveItem {
+    ts: super::Micros,
+    orig_len: u32,
+    start: usize,
+    len: usize,
+}
+
+#[derive(Default)]
+struct LiveBatch {
+    data: Vec<u8>,
+    items: Vec<LiveItem>,
+}
+
+enum LiveMsg {
+    Batch(LiveBatch),
+    Failed(CaptureError),
+}
+
+/// A [`LiveSource`] drained by a capture thread of its own (as RustNet and dumpcap do): the
+/// thread does nothing but move packets from the kernel ring into a queue, so the ring never
+/// waits for the engine or for the output. The engine side reads the queue with the same calls
+/// as [`LiveSource`].
+pub struct LiveReader {
+    rx: std::sync::mpsc::Receiver<LiveMsg>,
+    counters: Arc<std::sync::Mutex<Option<Drops>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<LiveSource>>,
+    source: Option<LiveSource>,
+    current: LiveBatch,
+    pos: usize,
+    linktype: i32,
+    frames: u64,
+}
+
+fn capture_loop(
+    mut src: LiveSource,
+    tx: std::sync::mpsc::SyncSender<LiveMsg>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    limit: Option<u64>,
+    counters: Arc<std::sync::Mutex<Option<Drops>>>,
+) -> LiveSource {
+    use std::sync::atomic::Ordering;
+    let mut batch = LiveBatch::default();
+    let mut draining: Option<std::time::Instant> = None;
+    let mut published = std::time::Instant::now();
+    loop {
+        if published.elapsed() >= COUNTERS_EVERY {
+            published = std::time::Instant::now();
+            let now = src.drops();
+            if let Ok(mut c) = counters.lock() {
+                *c = now;
+            }
+        }
+        if draining.is_none() && stop.load(Ordering::Relaxed) {
+            draining = Some(std::time::Instant::now());
+        }
+        let at_limit = limit.is_some_and(|l| src.frames() >= l);
+        // Waiting briefly keeps the thread asleep while the link is quiet and lets it notice a
+        // stop request. Once stopping, the ring is read until it stays empty for longer than
+        // the kernel's block timeout (the last, partly filled block is only handed over then),
+        // or for half a second on a link that keeps talking.
+        let wait = match draining {
+            Some(since) if since.elapsed() > DRAIN_MAX => Duration::ZERO,
+            Some(_) => DRAIN_QUIET,
+            None => Duration::from_millis(50),
+        };
+        let got = if at_limit {
+            Ok(None)
+        } else {
+            src.next_packet(wait).map(|p| {
+                p.map(|p| {
+                    let start = batch.data.len();
+                    batch.data.extend_from_slice(p.data);
+                    batch.items.push(LiveItem { ts: p.ts, orig_len: p.orig_len, start, len: p.data.len() });
+                })
+            })
+        };
+        match got {
+            Ok(Some(())) if batch.items.len() < LIVE_BATCH_PACKETS && batch.data.len() < LIVE_BATCH_BYTES => continue,
+            Ok(got) => {
+                // A full batch, or the ring is empty for now: hand over what there is.
+                if !batch.items.is_empty() && tx.send(LiveMsg::Batch(std::mem::take(&mut batch))).is_err() {
+                    return src;
+                }
+                if got.is_none() && (draining.is_some() || at_limit) {
+                    return src;
+                }
+            }
+            Err(e) => {
+                if !batch.items.is_empty() {
+                    let _ = tx.send(LiveMsg::Batch(std::mem::take(&mut batch)));
+                }
+                let _ = tx.send(LiveMsg::Failed(e));
+                return src;
+            }
+        }
+    }
+}
+
+impl LiveReader {
+    /// Starts the capture thread on `src`; it stops reading after `limit` packets (`-c`).
+    pub fn new(src: LiveSource, limit: Option<u64>) -> std::io::Result<Self> {
+        let linktype = src.linktype();
+        let (tx, rx) = std::sync::mpsc::sync_channel(LIVE_QUEUE);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let counters = Arc::new(std::sync::Mutex::new(None));
+        let published = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("smtpscope-capture".into())
+            .spawn(move || capture_loop(src, tx, flag, limit, published))?;
+        Ok(Self {
+            rx,
+            counters,
+            stop,
+            thread: Some(thread),
+            source: None,
+            current: LiveBatch::default(),
+            pos: 0,
+            linktype,
+            frames: 0,
+        })
+    }
+
+    /// The link type libpcap opened the interface with.
+    pub fn linktype(&self) -> i32 {
+        self.linktype
+    }
+
+    /// Packets returned so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Next packet, waiting at most `wait` for one (`Ok(None)` when none came, and for good
+    /// once the capture thread has stopped and everything it read was returned).
+    pub fn next_packet(&mut self, wait: Duration) -> Result<Option<Packet<'_>>, CaptureError> {
+        use std::sync::mpsc::RecvTimeoutError;
+        while self.pos >= self.current.items.len() {
+            let msg = if wait.is_zero() {
+                self.rx.try_recv().map_err(|e| match e {
+                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                self.rx.recv_timeout(wait)
+            };
+            match msg {
+                Ok(LiveMsg::Batch(b)) => {
+                    self.current = b;
+                    self.pos = 0;
+                }
+                Ok(LiveMsg::Failed(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {
+                    // While stopping, "nothing yet" is not "nothing more": wait for the thread.
+                    if self.stop.load(std::sync::atomic::Ordering::Relaxed) && self.thread.is_some() {
+                        match self.rx.recv() {
+                            Ok(LiveMsg::Batch(b)) => {
+                                self.current = b;
+                                self.pos = 0;
+                                continue;
+                            }
+                            Ok(LiveMsg::Failed(e)) => return Err(e),
+                            Err(_) => {
+                                self.join();
+                                return Ok(None);
+                            }
+                        }
+                    }
+                    return Ok(None);
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.join();
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(item) = self.current.items.get(self.pos) else { return Ok(None) };
+        self.pos += 1;
+        self.frames += 1;
+        let data = self.current.data.get(item.start..item.start + item.len).unwrap_or_default();
+        Ok(Some(Packet {
+            ts: item.ts,
+            data,
+            orig_len: item.orig_len,
+            linktype: self.linktype,
+            source: 0,
+            frame: self.frames,
+        }))
+    }
+
+    /// Asks the capture thread to read what the kernel still holds and stop; [`next_packet`]
+    /// then returns the rest, then None.
+    ///
+    /// [`next_packet`]: LiveReader::next_packet
+    pub fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.source = t.join().ok();
+        }
+    }
+
+    /// The source back from the capture thread (stopping it first).
+    fn source(&mut self) -> Option<&mut LiveSource> {
+        if self.thread.is_some() {
+            self.stop();
+            // Batches nobody will read are dropped, so a thread waiting to hand one over can end.
+            loop {
+                match self.rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(_) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                            break;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.join();
+        }
+        self.source.as_mut()
+    }
+
+    /// The kernel's counters as the capture thread last read them (at most a quarter second
+    /// old), without stopping the capture.
+    pub fn drops_so_far(&self) -> Option<Drops> {
+        self.counters.lock().ok().and_then(|c| *c)
+    }
+
+    /// Kernel/libpcap counters, if the platform has them (stops the capture).
+    pub fn drops(&mut self) -> Option<Drops> {
+        self.source()?.drops()
+    }
+
+    /// Flushes and closes the `-w` file (stops the capture).
+    pub fn close_savefile(&mut self) -> Result<(), CaptureError> {
+        match self.source() {
+            Some(s) => s.close_savefile(),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Packet sources: saved pcap/pcapng files (several merged by timestamp) via libpcap.
 
 pub mod live;
+mod readahead;
 pub mod spool;
+
+pub use readahead::{FileReader, ReadAhead};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -139,7 +139,16 @@ impl Decoder {
         self.ip(ip, info, 0)
     }
 
-    fn ip<'a>(&'a mut self, ip: &'a [u8], mut info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
+    fn ip<'a>(&'a mut self, ip: &'a [u8], info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
+        if let Some(seg) = plain_tcp(ip, info) {
+            return seg;
+        }
+        self.lax_ip(ip, info, depth)
+    }
+
+    /// Every IP packet the fast path declines: options beyond the basic headers, extension
+    /// headers, fragments, tunnels, lengths that disagree with the capture.
+    fn lax_ip<'a>(&'a mut self, ip: &'a [u8], mut info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
         if depth > 8 {
             return Err(Skip::TooDeep);
         }
@@ -234,6 +243,35 @@ impl Decoder {
                 Err(Skip::NotTcp)
             }
         }
+    }
+}
+
+/// The common case, read with etherparse's plain header slices: an unfragmented IPv4 packet or
+/// an IPv6 packet without extension headers, carrying TCP, whose length field agrees with what
+/// was captured. None hands the packet to the general (lax) path, which decides the same way for
+/// these packets (a property test compares the two).
+fn plain_tcp(ip: &[u8], info: LinkInfo) -> Option<Result<Segment<'_>, Skip>> {
+    match ip.first()? >> 4 {
+        4 => {
+            let h = etherparse::Ipv4HeaderSlice::from_slice(ip).ok()?;
+            let total = usize::from(h.total_len());
+            let hl = h.slice().len();
+            if h.is_fragmenting_payload() || h.protocol() != IpNumber::TCP || total < hl || total > ip.len() {
+                return None;
+            }
+            let body = ip.get(hl..total)?;
+            Some(tcp(IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()), body, total - hl, info))
+        }
+        6 => {
+            let h = etherparse::Ipv6HeaderSlice::from_slice(ip).ok()?;
+            let total = usize::from(h.payload_length()) + 40;
+            if h.next_header() != IpNumber::TCP || total == 40 || total > ip.len() {
+                return None;
+            }
+            let body = ip.get(40..total)?;
+            Some(tcp(IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()), body, total - 40, info))
+        }
+        _ => None,
     }
 }
 
@@ -388,6 +426,79 @@ mod tests {
         let frame = ethernet(0x8864, &p);
         let mut d = Decoder::new();
         assert_eq!(d.decode(link::dlt::EN10MB, &frame).unwrap().payload, b"DATA\r\n");
+    }
+
+    fn summary(r: Result<Segment<'_>, Skip>) -> String {
+        match r {
+            Ok(s) => format!(
+                "{} {} {} {} {} {} {:?} {:?} {} {:?}",
+                s.src, s.dst, s.sport, s.dport, s.seq, s.ack, s.flags, s.payload, s.wire_len, s.link
+            ),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_decodes_like_the_lax_path(
+            v6 in proptest::bool::ANY,
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            cut in 0usize..120,
+            pad in 0usize..8,
+            flips in proptest::collection::vec((0usize..64, proptest::num::u8::ANY), 0..3),
+        ) {
+            let b = if v6 {
+                etherparse::PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64).tcp(40000, 25, 7, 1000)
+            } else {
+                etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(40000, 25, 7, 1000)
+            };
+            let mut pkt = Vec::new();
+            b.write(&mut pkt, &payload).unwrap();
+            pkt.extend(std::iter::repeat_n(0u8, pad)); // Ethernet padding
+            for (at, x) in flips {
+                if let Some(byte) = pkt.get_mut(at) {
+                    *byte ^= x;
+                }
+            }
+            pkt.truncate(cut.min(pkt.len()));
+            let info = LinkInfo::default();
+            if let Some(fast) = plain_tcp(&pkt, info) {
+                let fast = summary(fast);
+                let lax = summary(Decoder::new().lax_ip(&pkt, info, 0));
+                proptest::prop_assert_eq!(fast, lax);
+            }
+        }
+    }
+
+    #[test]
+    fn edge_lengths_decode_as_on_the_lax_path() {
+        let mut cases = Vec::new();
+        let v4 = ipv4_tcp(b"EHLO x\r\n");
+        let mut v6 = Vec::new();
+        etherparse::PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
+            .tcp(1, 25, 7, 9)
+            .write(&mut v6, b"QUIT\r\n")
+            .unwrap();
+        cases.push(v4.clone());
+        cases.push(v6.clone());
+        let mut zero_total = v4.clone(); // TSO captures: total length 0
+        zero_total[2..4].copy_from_slice(&[0, 0]);
+        cases.push(zero_total);
+        let mut jumbo = v6.clone(); // IPv6 payload length 0
+        jumbo[4..6].copy_from_slice(&[0, 0]);
+        cases.push(jumbo);
+        let mut padded = v4.clone();
+        padded.extend_from_slice(&[0; 6]);
+        cases.push(padded);
+        cases.push(v4[..v4.len() - 3].to_vec());
+        let mut short_total = v4.clone(); // total length inside the IP header
+        short_total[2..4].copy_from_slice(&[0, 12]);
+        cases.push(short_total);
+        for pkt in cases {
+            let fast = summary(Decoder::new().decode(link::dlt::RAW, &pkt));
+            let lax = summary(Decoder::new().lax_ip(&pkt, LinkInfo::default(), 0));
+            assert_eq!(fast, lax, "{pkt:?}");
+        }
     }
 
     #[test]

@@ -16,23 +16,57 @@ use crate::capture::Micros;
 use crate::decode::Segment;
 pub use reassembly::{Chunk, Limits, Reassembler, StreamStats};
 
-/// Canonical (direction-free) flow key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Canonical (direction-free) flow key: both endpoints as (address, port), lower first, packed
+/// into plain words so that hashing and comparing a key is a handful of word operations (40
+/// bytes, as small as the `IpAddr` pairs it replaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: [u64; 2],
+    hi: [u64; 2],
+    /// Lower endpoint's port in the high half.
+    ports: u32,
+    v6: bool,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Word by word: the derived impl would also hash the arrays' lengths.
+        let [a, b] = self.lo;
+        let [c, d] = self.hi;
+        h.write_u64(a);
+        h.write_u64(b);
+        h.write_u64(c);
+        h.write_u64(d);
+        h.write_u64(u64::from(self.ports) | (u64::from(self.v6) << 32));
+    }
+}
+
+/// An endpoint as one ordered integer pair: IPv4 and IPv6 addresses never compare equal.
+fn endpoint_bits(ip: IpAddr, port: u16) -> (u128, u16, bool) {
+    match ip {
+        IpAddr::V4(a) => (u128::from(a.to_bits()), port, false),
+        IpAddr::V6(a) => (a.to_bits(), port, true),
+    }
+}
+
+fn words(a: u128) -> [u64; 2] {
+    [(a >> 64) as u64, a as u64]
 }
 
 impl FlowKey {
+    /// Key for the endpoints `a` and `b` in either order, and whether `a` is the lower one.
+    pub fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> (Self, bool) {
+        let (aa, ap, v6) = endpoint_bits(a.0, a.1);
+        let (ba, bp, _) = endpoint_bits(b.0, b.1);
+        let a_lo = (aa, ap) <= (ba, bp);
+        let ((lo, lp), (hi, hp)) = if a_lo { ((aa, ap), (ba, bp)) } else { ((ba, bp), (aa, ap)) };
+        let ports = (u32::from(lp) << 16) | u32::from(hp);
+        (Self { lo: words(lo), hi: words(hi), ports, v6 }, a_lo)
+    }
+
     /// Key for a segment, the same for both directions.
     pub fn of(seg: &Segment<'_>) -> Self {
-        let a = (seg.src, seg.sport);
-        let b = (seg.dst, seg.dport);
-        if a <= b {
-            Self { lo: a, hi: b }
-        } else {
-            Self { lo: b, hi: a }
-        }
+        Self::new((seg.src, seg.sport), (seg.dst, seg.dport)).0
     }
 }
 
@@ -88,6 +122,9 @@ pub struct FlowMeta {
     pub last_frame: u64,
     /// Outermost VLAN id of the first packet.
     pub vlan: Option<u16>,
+    /// `ends[0]` is the lower endpoint of the flow key (a segment's direction follows from its
+    /// own orientation).
+    ends0_lo: bool,
 }
 
 impl FlowMeta {
@@ -176,6 +213,7 @@ pub enum Lookup {
 
 /// The flow table.
 pub struct FlowTable<A> {
+    /// Key → slot.
     map: FxHashMap<FlowKey, usize>,
     slots: Vec<Option<Flow<A>>>,
     free: Vec<usize>,
@@ -229,7 +267,7 @@ impl<A> FlowTable<A> {
         make: impl FnOnce() -> A,
         ended: &mut dyn FnMut(Flow<A>, EndReason),
     ) -> Lookup {
-        let key = FlowKey::of(seg);
+        let (key, src_lo) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
         let pure_syn = seg.flags.syn && !seg.flags.ack;
         if let Some(&slot) = self.map.get(&key) {
             let reused = pure_syn
@@ -241,8 +279,8 @@ impl<A> FlowTable<A> {
                         || (m.syn_isn.is_none() && m.packets > 0)
                 });
             if !reused {
-                let dir = self.get_mut(slot).map_or(0, |f| f.meta.dir_of(seg));
-                return Lookup::Flow(slot, dir);
+                let first_lo = self.get_mut(slot).is_none_or(|f| f.meta.ends0_lo);
+                return Lookup::Flow(slot, usize::from(src_lo != first_lo));
             }
             if let Some(old) = self.remove(slot) {
                 ended(old, EndReason::Reused);
@@ -278,6 +316,7 @@ impl<A> FlowTable<A> {
             first_frame: frame,
             last_frame: frame,
             vlan: seg.link.vlan,
+            ends0_lo: src_lo,
         };
         self.next_id += 1;
         self.stats.flows += 1;
@@ -303,11 +342,7 @@ impl<A> FlowTable<A> {
     pub fn remove(&mut self, slot: usize) -> Option<Flow<A>> {
         let flow = self.slots.get_mut(slot)?.take()?;
         let e = flow.meta.ends;
-        let key = if (e[0].ip(), e[0].port()) <= (e[1].ip(), e[1].port()) {
-            FlowKey { lo: (e[0].ip(), e[0].port()), hi: (e[1].ip(), e[1].port()) }
-        } else {
-            FlowKey { lo: (e[1].ip(), e[1].port()), hi: (e[0].ip(), e[0].port()) }
-        };
+        let (key, _) = FlowKey::new((e[0].ip(), e[0].port()), (e[1].ip(), e[1].port()));
         self.map.remove(&key);
         self.free.push(slot);
         // Only flows that carried payload can turn into a (phantom) session: a flood of

@@ -50,6 +50,69 @@ impl Default for Limits {
     }
 }
 
+/// The last delivered bytes, kept to compare retransmissions with: a ring of at most
+/// `Limits::tail` bytes (grown with the stream up to the limit, never zeroed), so delivering a
+/// segment costs one bounded copy and, once the ring is full, no allocation.
+/// Bytes the tail first reserves.
+const TAIL_FIRST: usize = 512;
+
+#[derive(Default)]
+struct Tail {
+    /// Filled from 0 up to the limit, then overwritten in place from `end`.
+    ring: Vec<u8>,
+    /// Where the next byte goes once the ring is full.
+    end: usize,
+}
+
+impl Tail {
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.end = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    fn push(&mut self, data: &[u8], cap: usize) {
+        let mut data = data.get(data.len().saturating_sub(cap)..).unwrap_or(data);
+        if self.ring.len() < cap {
+            let (fill, rest) = data.split_at(data.len().min(cap - self.ring.len()));
+            // A short first reservation, then the limit: a short dialogue keeps a short tail
+            // (many flows open at once), a long stream reallocates once.
+            let need = self.ring.len() + fill.len();
+            if need > self.ring.capacity() {
+                let target = if self.ring.capacity() == 0 { need.max(TAIL_FIRST) } else { cap };
+                self.ring.reserve_exact(target.min(cap) - self.ring.len());
+            }
+            self.ring.extend_from_slice(fill);
+            data = rest;
+        }
+        // Full: overwrite the oldest bytes.
+        let cap = self.ring.len();
+        let first = data.len().min(cap - self.end);
+        let (a, b) = data.split_at(first);
+        if let Some(dst) = self.ring.get_mut(self.end..self.end + a.len()) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = self.ring.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+        if cap > 0 {
+            self.end = (self.end + data.len()) % cap;
+        }
+    }
+
+    /// The `i`-th byte held, oldest first.
+    fn get(&self, i: usize) -> Option<u8> {
+        let len = self.ring.len();
+        if i >= len {
+            return None;
+        }
+        self.ring.get((self.end + i) % len).copied()
+    }
+}
+
 struct Pending {
     off: u64,
     data: Vec<u8>,
@@ -67,7 +130,7 @@ pub struct Reassembler {
     /// Out-of-order segments by stream offset.
     pending: BTreeMap<u64, Pending>,
     pending_bytes: usize,
-    tail: Vec<u8>,
+    tail: Tail,
     fin_off: Option<u64>,
     peer_ack: Option<u64>,
     /// Counters.
@@ -370,14 +433,7 @@ impl Reassembler {
         if lim.tail == 0 {
             return;
         }
-        if data.len() >= lim.tail {
-            self.tail.clear();
-            self.tail.extend_from_slice(&data[data.len() - lim.tail..]);
-        } else {
-            let excess = (self.tail.len() + data.len()).saturating_sub(lim.tail);
-            self.tail.drain(..excess);
-            self.tail.extend_from_slice(data);
-        }
+        self.tail.push(data, lim.tail);
     }
 
     /// Compares bytes at stream offset `off` with the remembered first copy.
@@ -389,7 +445,7 @@ impl Reassembler {
                 continue;
             }
             match self.tail.get(at as usize) {
-                Some(first) if first != b => {
+                Some(first) if first != *b => {
                     self.stats.conflicting_overlaps += 1;
                     return;
                 }
@@ -525,6 +581,35 @@ mod tests {
         r.on_syn(0);
         let (s, _) = run(&mut r, &[(5, b"ef"), (5, b"XYgh"), (1, b"abcd")]);
         assert_eq!(s, b"abcdefgh");
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_bytes_across_the_ring_edge() {
+        let mut t = Tail::default();
+        t.push(b"abc", 4);
+        t.push(b"de", 4);
+        assert_eq!((0..4).map(|i| t.get(i).unwrap()).collect::<Vec<_>>(), b"bcde");
+        assert_eq!(t.get(4), None);
+        t.push(b"0123456789", 4);
+        assert_eq!((0..4).map(|i| t.get(i).unwrap()).collect::<Vec<_>>(), b"6789");
+        t.clear();
+        assert_eq!(t.get(0), None);
+    }
+
+    #[test]
+    fn a_conflicting_retransmission_is_found_behind_many_deliveries() {
+        let mut r = Reassembler::new();
+        r.on_syn(0);
+        let lim = Limits { max_buffered: 1024, tail: 8 };
+        let mut seq = 1;
+        for chunk in [b"abcde".as_slice(), b"fgh", b"ijklm"] {
+            r.insert(seq, chunk, chunk.len() as u32, &lim, &mut |_| {});
+            seq += chunk.len() as u32;
+        }
+        r.insert(7, b"gh", 2, &lim, &mut |_| {});
+        assert_eq!(r.stats.conflicting_overlaps, 0);
+        r.insert(7, b"gX", 2, &lim, &mut |_| {});
+        assert_eq!(r.stats.conflicting_overlaps, 1);
     }
 
     #[test]

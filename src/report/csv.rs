@@ -2,9 +2,9 @@
 
 use std::io::{self, Write};
 
-use serde_json::Value;
-
-use super::escape::csv_cell;
+use super::escape::{csv_cell, json_text, terminal};
+use super::json::Fields;
+use super::{endpoint, rfc3339};
 use crate::session::Session;
 
 /// Columns, in order (names as in NDJSON).
@@ -40,21 +40,58 @@ pub const COLUMNS: &[&str] = &[
     "ehlo_extensions",
 ];
 
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        // Controls, bidi and format characters are escaped as in the table.
-        Value::String(s) => super::escape::terminal(s.as_bytes()),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| match i {
-                Value::Object(o) => o.get("name").or_else(|| o.get("keyword")).map(cell).unwrap_or_default(),
-                other => cell(other),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    }
+/// Wire bytes as the NDJSON record shows them, then escaped for a terminal as in the table.
+fn wire(b: &[u8]) -> String {
+    terminal(json_text(b).as_bytes())
+}
+
+fn text(s: &str) -> String {
+    terminal(s.as_bytes())
+}
+
+fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map(f).unwrap_or_default()
+}
+
+fn words<'x>(items: impl Iterator<Item = &'x str>) -> String {
+    items.map(text).collect::<Vec<_>>().join(" ")
+}
+
+/// The row's cells, in [`COLUMNS`] order: the NDJSON record's values, flattened (`null` empty,
+/// lists joined by spaces, findings by name, extensions by keyword).
+fn row(s: &Session, opts: super::Options) -> [String; 29] {
+    let f = Fields::new(s);
+    [
+        rfc3339(s.first_seen),
+        rfc3339(s.last_seen),
+        opt(s.file.as_deref(), text),
+        opt(s.interface.as_deref(), text),
+        endpoint(s.client),
+        endpoint(s.server),
+        s.community_id(),
+        opt(s.verdict, |v| v.name().to_string()),
+        opt(f.helo(), wire),
+        opt(f.banner(), wire),
+        opt(f.starttls_offered(), |b| b.to_string()),
+        opt(f.upgrade_verb(), text),
+        s.upgrade.is_some().to_string(),
+        opt(f.starttls_reply(), |c| c.to_string()),
+        s.tls_handshake().to_string(),
+        opt(f.tls_version(), |v| text(&v)),
+        opt(f.cipher(), |v| text(&v)),
+        opt(s.tls.sni.as_deref(), wire),
+        opt(f.mail_transactions(), |n| n.to_string()),
+        opt(f.messages_accepted(), |n| n.to_string()),
+        opt(f.rcpt_count(), |n| n.to_string()),
+        opt(f.mail_from(opts), |v| words(v.iter().map(String::as_str))),
+        opt(f.rcpt_to(opts), |v| words(v.iter().map(String::as_str))),
+        s.wire_bytes[0].to_string(),
+        s.wire_bytes[1].to_string(),
+        opt(f.clean_close(), |b| b.to_string()),
+        opt(f.auth_mechanisms(), |v| words(v.iter().map(String::as_str))),
+        words(s.findings.iter().map(|x| x.name)),
+        opt(f.ehlo_extensions(), |v| v.iter().map(|e| wire(&e.keyword)).collect::<Vec<_>>().join(" ")),
+    ]
 }
 
 /// CSV writer.
@@ -77,10 +114,12 @@ impl super::RecordWriter for Writer<'_> {
             self.header = true;
             self.out.write_record(COLUMNS)?;
         }
-        let rec = super::json::record(s, self.opts);
-        let row: Vec<String> = COLUMNS.iter().map(|c| csv_cell(&rec.get(*c).map(cell).unwrap_or_default())).collect();
+        let row = row(s, self.opts).map(|c| csv_cell(&c));
         self.out.write_record(&row)?;
-        self.out.flush()
+        if self.opts.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -89,5 +128,59 @@ impl super::RecordWriter for Writer<'_> {
             self.out.write_record(COLUMNS)?;
         }
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{EhloReply, Extension, Hello, Kind};
+    use serde_json::Value;
+
+    /// The specification: a cell is the NDJSON value of its column, flattened.
+    fn flat(v: &Value) -> String {
+        match v {
+            Value::Null => String::new(),
+            Value::String(s) => terminal(s.as_bytes()),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Value::Object(o) => o.get("name").or_else(|| o.get("keyword")).map(flat).unwrap_or_default(),
+                    other => flat(other),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_cell_is_the_ndjson_value_of_its_column_flattened() {
+        let mut s = Session::new("10.0.0.1:40000".parse().unwrap(), "[fd00::2]:25".parse().unwrap());
+        s.kind = Kind::Smtp;
+        s.file = Some("a\u{1b}b.pcap".into());
+        s.hello =
+            Some(Hello { verb: "EHLO", arg: b"=evil\xff\x1b[2J".to_vec(), reply: Some(Some(250)), ..Hello::default() });
+        s.banner = Some(b"mx \\ \xc3".to_vec());
+        s.ehlo_reply = Some(EhloReply {
+            extensions: vec![
+                Extension { keyword: b"STARTTLS".to_vec(), params: vec![] },
+                Extension { keyword: b"X\x07".to_vec(), params: b"p".to_vec() },
+            ],
+            ..EhloReply::default()
+        });
+        s.mail_from = vec![b"a@one.example".to_vec(), b"b@two\xfe.example".to_vec()];
+        s.mail_transactions = 2;
+        s.auth_mechanisms = vec!["PLAIN".into(), "LOGIN".into()];
+        s.find("cleartext-auth", Some(3), "x");
+        s.find("ehlo-masked", None, "y");
+        s.verdict = Some(crate::session::Verdict::Plaintext);
+        for opts in
+            [super::super::Options::default(), super::super::Options { show_addresses: true, ..Default::default() }]
+        {
+            let rec = crate::report::json::record(&s, opts);
+            let want: Vec<String> = COLUMNS.iter().map(|c| flat(rec.get(*c).expect(c))).collect();
+            assert_eq!(row(&s, opts).to_vec(), want);
+        }
     }
 }

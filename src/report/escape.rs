@@ -54,6 +54,10 @@ fn utf8_runs(mut bytes: &[u8], mut f: impl FnMut(Run<'_>)) {
 /// Text for a terminal: controls as `\xNN`, format/bidi characters as `\u{XXXX}`, invalid
 /// UTF-8 as `\xNN`, backslash doubled so the escapes are unambiguous.
 pub fn terminal(bytes: &[u8]) -> String {
+    // Nearly every wire string is printable ASCII without a backslash: nothing to escape.
+    if bytes.iter().all(|b| (b' '..=b'~').contains(b) && *b != b'\\') {
+        return String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    }
     let mut out = String::with_capacity(bytes.len());
     utf8_runs(bytes, |run| match run {
         Run::Text(s) => {
@@ -137,6 +141,13 @@ mod tests {
         assert_eq!(defuse("CN=a\\,b"), "CN=a\\,b");
         assert_eq!(defuse("greeting 220 mx\\x1B[2J"), "greeting 220 mx\\x1B[2J");
         assert_eq!(defuse("raw\u{1b}[2J\u{202e}"), "raw\\x1B[2J\\u{202E}");
+    }
+
+    #[test]
+    fn printable_ascii_passes_through_unchanged() {
+        assert_eq!(terminal(b"250-mx.example.org Hello [10.0.0.1]"), "250-mx.example.org Hello [10.0.0.1]");
+        assert_eq!(terminal(b"tab\there"), "tab\\x09here");
+        assert_eq!(terminal(b"del\x7f"), "del\\x7F");
     }
 
     #[test]

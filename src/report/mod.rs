@@ -35,6 +35,10 @@ pub struct Options {
     pub color: bool,
     /// Print envelope addresses in full (otherwise only their domains).
     pub show_addresses: bool,
+    /// Flush after every record, so a reader of a pipe sees each session as it ends (live
+    /// capture); otherwise output is written in large blocks (files: a syscall per record costs
+    /// more than the record).
+    pub line_buffered: bool,
 }
 
 /// A streaming writer of session records.
@@ -56,11 +60,40 @@ pub fn writer<'a>(format: Format, out: Box<dyn Write + 'a>, opts: Options) -> Bo
 
 /// `ip:port`, IPv6 as `[addr]:port`.
 pub fn endpoint(a: SocketAddr) -> String {
-    a.to_string()
+    let mut v = Vec::with_capacity(24);
+    push_endpoint(&mut v, a);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// [`endpoint`] appended to `out`.
+pub fn push_endpoint(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            let mut n = itoa::Buffer::new();
+            for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(n.format(o).as_bytes());
+            }
+            out.push(b':');
+            out.extend_from_slice(n.format(v4.port()).as_bytes());
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 /// Community ID v1 (seed 0) of a TCP flow, as Zeek, Suricata and Arkime emit it.
 pub fn community_id(a: SocketAddr, b: SocketAddr) -> String {
+    let mut v = Vec::with_capacity(30);
+    push_community_id(&mut v, a, b);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// [`community_id`] appended to `out`.
+pub fn push_community_id(out: &mut Vec<u8>, a: SocketAddr, b: SocketAddr) {
     let (src, dst) = if (a.ip(), a.port()) <= (b.ip(), b.port()) { (a, b) } else { (b, a) };
     let mut h = sha1::Sha1::new();
     h.update(0u16.to_be_bytes());
@@ -77,7 +110,10 @@ pub fn community_id(a: SocketAddr, b: SocketAddr) -> String {
     h.update([6u8, 0]);
     h.update(src.port().to_be_bytes());
     h.update(dst.port().to_be_bytes());
-    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
+    let mut b64 = [0u8; 28];
+    let n = base64::engine::general_purpose::STANDARD.encode_slice(h.finalize(), &mut b64).unwrap_or(0);
+    out.extend_from_slice(b"1:");
+    out.extend_from_slice(b64.get(..n).unwrap_or_default());
 }
 
 fn to16(ip: IpAddr) -> [u8; 16] {
@@ -89,19 +125,57 @@ fn to16(ip: IpAddr) -> [u8; 16] {
 
 /// RFC 3339 UTC with microseconds.
 pub fn rfc3339(t: Micros) -> String {
+    let mut v = Vec::with_capacity(27);
+    push_rfc3339(&mut v, t);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
+    let mut d = [b'0'; 10];
+    let mut v = v;
+    for slot in d.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(d.get(10 - width..).unwrap_or_default());
+}
+
+/// [`rfc3339`] appended to `out`.
+pub fn push_rfc3339(out: &mut Vec<u8>, t: Micros) {
     let secs = t.div_euclid(1_000_000);
     let us = t.rem_euclid(1_000_000);
     match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(d) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{us:06}Z",
-            d.year(),
-            u8::from(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second()
-        ),
-        Err(_) => format!("@{t}us"),
+        Ok(d) if (0..=9999).contains(&d.year()) => {
+            push_digits(out, d.year() as u32, 4);
+            out.push(b'-');
+            push_digits(out, u32::from(u8::from(d.month())), 2);
+            out.push(b'-');
+            push_digits(out, u32::from(d.day()), 2);
+            out.push(b'T');
+            push_digits(out, u32::from(d.hour()), 2);
+            out.push(b':');
+            push_digits(out, u32::from(d.minute()), 2);
+            out.push(b':');
+            push_digits(out, u32::from(d.second()), 2);
+            out.push(b'.');
+            push_digits(out, us as u32, 6);
+            out.push(b'Z');
+        }
+        Ok(d) => {
+            let _ = write!(
+                out,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{us:06}Z",
+                d.year(),
+                u8::from(d.month()),
+                d.day(),
+                d.hour(),
+                d.minute(),
+                d.second()
+            );
+        }
+        Err(_) => {
+            let _ = write!(out, "@{t}us");
+        }
     }
 }
 
@@ -137,5 +211,15 @@ mod tests {
     #[test]
     fn timestamps_are_utc_microseconds() {
         assert_eq!(rfc3339(1_000_000_123_456), "1970-01-12T13:46:40.123456Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(rfc3339(i64::MAX), format!("@{}us", i64::MAX));
+    }
+
+    #[test]
+    fn endpoints_print_as_socket_addresses() {
+        for a in ["10.0.0.1:25", "255.255.255.255:65535", "0.0.0.0:0", "[fd00::1]:587", "[::ffff:1.2.3.4]:25"] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(endpoint(a), a.to_string());
+        }
     }
 }

@@ -88,7 +88,10 @@ impl super::RecordWriter for Writer<'_> {
             msgs,
             s.wire_bytes[0] + s.wire_bytes[1]
         )?;
-        self.out.flush()
+        if self.opts.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -120,7 +120,7 @@ fn strip_eol(line: &[u8]) -> &[u8] {
 
 fn quote(b: &[u8]) -> String {
     let s = terminal(b);
-    if s.chars().count() > 100 {
+    if s.len() > 100 && s.chars().count() > 100 {
         let mut t: String = s.chars().take(100).collect();
         t.push('…');
         t
@@ -621,14 +621,11 @@ impl Machine {
             let ehlo = r.code == Some(250)
                 && !self.greeting_expected
                 && matches!(self.pending.front(), Some(Pending::Hello { first: true, ehlo: true }));
-            self.acc = ReplyAcc {
-                active: true,
-                code: r.code,
-                first: r.text.get(..r.text.len().min(512)).unwrap_or(&[]).to_vec(),
-                ehlo,
-                exts: Vec::new(),
-                frame: self.frame,
-            };
+            // The first line's buffer is reused from reply to reply.
+            let mut first = std::mem::take(&mut self.acc.first);
+            first.clear();
+            first.extend_from_slice(r.text.get(..r.text.len().min(512)).unwrap_or(&[]));
+            self.acc = ReplyAcc { active: true, code: r.code, first, ehlo, exts: Vec::new(), frame: self.frame };
         } else if self.acc.ehlo && self.acc.exts.len() < MAX_EXTENSIONS {
             let text = command::trim(r.text);
             let end = text.iter().position(|b| *b == b' ').unwrap_or(text.len());
@@ -643,7 +640,14 @@ impl Machine {
     }
 
     fn complete_reply(&mut self, cut: bool, s: &mut Session) {
-        let acc = std::mem::take(&mut self.acc);
+        let mut acc = std::mem::take(&mut self.acc);
+        self.reply_done(&mut acc, cut, s);
+        // Keep the text buffer for the next reply.
+        acc.first.clear();
+        self.acc.first = acc.first;
+    }
+
+    fn reply_done(&mut self, acc: &mut ReplyAcc, cut: bool, s: &mut Session) {
         let code = acc.code;
         let frame = acc.frame;
         self.replies_seen += 1;
@@ -701,7 +705,7 @@ impl Machine {
                 if first && ehlo && code == Some(250) {
                     let host = acc.first.split(|b| *b == b' ').next().unwrap_or(&[]).to_vec();
                     self.ehlo_evidence(&acc.exts, frame, cut, s);
-                    s.ehlo_reply = Some(EhloReply { host, extensions: acc.exts, frame, cut });
+                    s.ehlo_reply = Some(EhloReply { host, extensions: std::mem::take(&mut acc.exts), frame, cut });
                 } else if first {
                     s.note(
                         Some(Side::Server),
@@ -868,20 +872,33 @@ impl Machine {
     }
 }
 
+/// A line start followed by a dot: the only place the end of data can begin.
+static LINE_DOT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n."));
+
 /// Scans a DATA body for `CRLF.CRLF` (bare LF tolerated). `state`: 0 mid-line, 1 at the
 /// start of a line, 2 after a leading dot, 3 after the dot and CR. Returns the offset just past
 /// the terminator, or None (with `state` updated) when `data` ends first.
+///
+/// Mid-line, the state can only move on at a `\n` followed by `.`, so the body is searched for
+/// that pair (SIMD) instead of line by line; the byte-wise machine takes over from there.
 fn scan_body(state: &mut u8, data: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(&b) = data.get(i) {
         match *state {
-            0 => match memchr::memchr(b'\n', data.get(i..).unwrap_or(&[])) {
-                Some(p) => {
-                    i += p + 1;
-                    *state = 1;
+            0 => {
+                let rest = data.get(i..).unwrap_or(&[]);
+                match LINE_DOT.find(rest) {
+                    Some(p) => {
+                        i += p + 2;
+                        *state = 2;
+                    }
+                    None => {
+                        *state = u8::from(rest.last() == Some(&b'\n'));
+                        return None;
+                    }
                 }
-                None => return None,
-            },
+            }
             1 => {
                 *state = match b {
                     b'.' => 2,
@@ -937,5 +954,40 @@ mod tests {
     #[test]
     fn an_empty_body_ends_at_once() {
         assert_eq!(scan_all(&[b".\r\n"]), Some((0, 3)));
+    }
+
+    /// The byte-at-a-time machine the fast scan must agree with.
+    fn scan_bytewise(state: &mut u8, data: &[u8]) -> Option<usize> {
+        for (i, &b) in data.iter().enumerate() {
+            *state = match (*state, b) {
+                (0, b'\n') => 1,
+                (0, _) => 0,
+                (1, b'.') => 2,
+                (1, b'\n') => 1,
+                (1, _) => 0,
+                (2, b'\r') => 3,
+                (2 | 3, b'\n') => return Some(i + 1),
+                _ => 0,
+            };
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_body_scan_agrees_with_the_bytewise_machine(
+            parts in proptest::collection::vec(proptest::collection::vec(proptest::sample::select(b"\r\n.aX".to_vec()), 0..24), 1..6),
+            start in 0u8..4,
+        ) {
+            let (mut fast, mut slow) = (start, start);
+            for p in &parts {
+                let (a, b) = (scan_body(&mut fast, p), scan_bytewise(&mut slow, p));
+                proptest::prop_assert_eq!(a, b);
+                if a.is_some() {
+                    break;
+                }
+                proptest::prop_assert_eq!(fast, slow);
+            }
+        }
     }
 }

@@ -74,6 +74,43 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
+/// Distinct certificates remembered per thread by [`parse_cached`].
+const CACHE_ENTRIES: usize = 32;
+/// Larger certificates are parsed every time rather than held.
+const CACHE_MAX_DER: usize = 16 * 1024;
+
+/// DER bytes → parsed facts, oldest first.
+type Cache = std::collections::VecDeque<(Box<[u8]>, Option<CertInfo>)>;
+
+thread_local! {
+    static CACHE: std::cell::RefCell<Cache> = const { std::cell::RefCell::new(Cache::new()) };
+}
+
+/// [`parse`], remembering the last few distinct certificates: a server shows the same
+/// certificate to every client, and parsing it (x509 plus two digests) costs as much as the rest
+/// of a session. The result is a pure function of the bytes, so the cache changes nothing else.
+pub fn parse_cached(der: &[u8], chain_len: usize) -> Option<CertInfo> {
+    if der.len() > CACHE_MAX_DER {
+        return parse(der, chain_len);
+    }
+    let hit = CACHE.with(|c| c.borrow().iter().find(|(d, _)| **d == *der).map(|(_, info)| info.clone()));
+    let info = match hit {
+        Some(info) => info,
+        None => {
+            let info = parse(der, chain_len);
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() >= CACHE_ENTRIES {
+                    c.pop_front();
+                }
+                c.push_back((der.into(), info.clone()));
+            });
+            info
+        }
+    };
+    info.map(|i| CertInfo { chain_len, ..i })
+}
+
 /// Parses the first certificate of a chain.
 pub fn parse(der: &[u8], chain_len: usize) -> Option<CertInfo> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
@@ -184,6 +221,25 @@ mod tests {
         assert!(!name_matches("*.contoso.com", "contoso.com"));
         assert!(!name_matches("*.com", "contoso.com"));
         assert!(name_matches("MX.Example.ORG.", "mx.example.org"));
+    }
+
+    /// A self-signed EC certificate made for these tests (openssl req -x509).
+    const MX_DER: &[u8] = include_bytes!("testdata/mx.example.org.der");
+
+    #[test]
+    fn a_cached_certificate_is_the_parsed_one_with_its_own_chain_length() {
+        let first = parse_cached(MX_DER, 1).expect("parses");
+        let again = parse_cached(MX_DER, 3).expect("cached");
+        let direct = parse(MX_DER, 3).expect("parses");
+        assert_eq!((first.chain_len, again.chain_len), (1, 3));
+        assert_eq!(format!("{again:?}"), format!("{direct:?}"));
+        assert_eq!(again.subject, "CN=mx.example.org");
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate_cached_or_not() {
+        assert!(parse_cached(&MX_DER[..40], 1).is_none());
+        assert!(parse_cached(&MX_DER[..40], 1).is_none());
     }
 
     #[test]
