@@ -141,8 +141,8 @@ fn csv_escapes_addresses_and_defuses_them() {
     assert_no_raw_controls(&c, 0);
     assert!(!c.contains('\u{7f}') && !c.contains('\u{200b}') && !c.contains('\u{2066}'), "{c}");
     assert!(c.contains("\\x1B[5m=x@evil\\x7F.example\\u{200B}"), "{c}");
-    // (The invalid byte reaches the CSV as JSON's text `\xFE`, whose backslash is then escaped.)
-    assert!(c.contains(",'@\\x9B\\u{2066}x\\") && c.contains("xFE@d.example"), "{c}");
+    // The invalid byte is written as in the table: `\xFE`, once.
+    assert!(c.contains(",'@\\x9B\\u{2066}x\\xFE@d.example"), "{c}");
 }
 
 #[test]

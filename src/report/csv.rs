@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::escape::{csv_cell, json_text, terminal};
+use super::escape::{csv_cell, terminal};
 use super::json::Fields;
 use super::{endpoint, rfc3339};
 use crate::session::Session;
@@ -40,9 +40,10 @@ pub const COLUMNS: &[&str] = &[
     "ehlo_extensions",
 ];
 
-/// Wire bytes as the NDJSON record shows them, then escaped for a terminal as in the table.
+/// Wire bytes escaped as the table shows them (controls, bidi and invalid bytes as `\xNN` /
+/// `\u{XXXX}`), so a CSV cell reads the same as the table cell.
 fn wire(b: &[u8]) -> String {
-    terminal(json_text(b).as_bytes())
+    terminal(b)
 }
 
 fn text(s: &str) -> String {
@@ -83,8 +84,8 @@ fn row(s: &Session, opts: super::Options) -> [String; 29] {
         opt(f.mail_transactions(), |n| n.to_string()),
         opt(f.messages_accepted(), |n| n.to_string()),
         opt(f.rcpt_count(), |n| n.to_string()),
-        opt(f.mail_from(opts), |v| words(v.iter().map(String::as_str))),
-        opt(f.rcpt_to(opts), |v| words(v.iter().map(String::as_str))),
+        opt(f.mail_from(opts, terminal), |v| v.join(" ")),
+        opt(f.rcpt_to(opts, terminal), |v| v.join(" ")),
         s.wire_bytes[0].to_string(),
         s.wire_bytes[1].to_string(),
         opt(f.clean_close(), |b| b.to_string()),
@@ -137,7 +138,10 @@ mod tests {
     use crate::session::{EhloReply, Extension, Hello, Kind};
     use serde_json::Value;
 
-    /// The specification: a cell is the NDJSON value of its column, flattened.
+    /// The specification: a cell is the NDJSON value of its column, flattened (`null` empty, lists
+    /// joined by spaces, findings by name, extensions by keyword) — except that text from the wire
+    /// is escaped from its bytes as the table escapes it, so an invalid byte reads `\xFE` in both
+    /// (NDJSON writes it as that text, which escaped again would read `\\xFE`).
     fn flat(v: &Value) -> String {
         match v {
             Value::Null => String::new(),
@@ -152,6 +156,27 @@ mod tests {
                 .join(" "),
             other => other.to_string(),
         }
+    }
+
+    /// The wire-text columns of the session below, escaped from their bytes.
+    fn wire_cells(s: &Session, opts: super::super::Options) -> Vec<(&'static str, String)> {
+        let paths = |l: &[Vec<u8>]| {
+            let mut v: Vec<String> = Vec::new();
+            for a in l {
+                let t = terminal(if opts.show_addresses { a } else { crate::session::address_domain(a) });
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+            }
+            v.join(" ")
+        };
+        let ehlo = s.ehlo_reply.as_ref().map(|r| r.extensions.iter().map(|e| terminal(&e.keyword)).collect::<Vec<_>>());
+        vec![
+            ("helo", terminal(&s.hello.as_ref().unwrap().arg)),
+            ("banner", terminal(s.banner.as_deref().unwrap())),
+            ("mail_from", paths(&s.mail_from)),
+            ("ehlo_extensions", ehlo.unwrap().join(" ")),
+        ]
     }
 
     #[test]
@@ -179,8 +204,16 @@ mod tests {
             [super::super::Options::default(), super::super::Options { show_addresses: true, ..Default::default() }]
         {
             let rec = crate::report::json::record(&s, opts);
-            let want: Vec<String> = COLUMNS.iter().map(|c| flat(rec.get(*c).expect(c))).collect();
+            let wire = wire_cells(&s, opts);
+            let want: Vec<String> = COLUMNS
+                .iter()
+                .map(|c| match wire.iter().find(|(k, _)| k == c) {
+                    Some((_, cell)) => cell.clone(),
+                    None => flat(rec.get(*c).expect(c)),
+                })
+                .collect();
             assert_eq!(row(&s, opts).to_vec(), want);
+            assert!(row(&s, opts).iter().all(|c| !c.contains("\\\\x")), "no escape escaped twice");
         }
     }
 }

@@ -79,10 +79,10 @@ pub fn to_line(v: &Value) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-fn envelope(list: &[Vec<u8>], opts: Options) -> Vec<String> {
+fn envelope(list: &[Vec<u8>], opts: Options, show: fn(&[u8]) -> String) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for a in list {
-        let v = json_text(if opts.show_addresses { a } else { address_domain(a) });
+        let v = show(if opts.show_addresses { a } else { address_domain(a) });
         if !out.contains(&v) {
             out.push(v);
         }
@@ -383,12 +383,14 @@ impl<'a> Fields<'a> {
         self.when_clear(self.s.rcpt_count)
     }
 
-    pub(crate) fn mail_from(&self, opts: Options) -> Option<Vec<String>> {
-        self.clear.then(|| envelope(&self.s.mail_from, opts))
+    /// Envelope senders (domains unless `show_addresses`), distinct, each made text by `show`.
+    pub(crate) fn mail_from(&self, opts: Options, show: fn(&[u8]) -> String) -> Option<Vec<String>> {
+        self.clear.then(|| envelope(&self.s.mail_from, opts, show))
     }
 
-    pub(crate) fn rcpt_to(&self, opts: Options) -> Option<Vec<String>> {
-        self.clear.then(|| envelope(&self.s.rcpt_to, opts))
+    /// Envelope recipients, as [`Fields::mail_from`].
+    pub(crate) fn rcpt_to(&self, opts: Options, show: fn(&[u8]) -> String) -> Option<Vec<String>> {
+        self.clear.then(|| envelope(&self.s.rcpt_to, opts, show))
     }
 
     pub(crate) fn clean_close(&self) -> Option<bool> {
@@ -499,8 +501,8 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     j.opt_num("mail_transactions", f.mail_transactions());
     j.opt_num("messages_accepted", f.messages_accepted());
     j.opt_num("rcpt_count", f.rcpt_count());
-    j.opt_strings("mail_from", f.mail_from(opts).as_deref());
-    j.opt_strings("rcpt_to", f.rcpt_to(opts).as_deref());
+    j.opt_strings("mail_from", f.mail_from(opts, json_text).as_deref());
+    j.opt_strings("rcpt_to", f.rcpt_to(opts, json_text).as_deref());
     j.num("bytes_client", s.wire_bytes[0]);
     j.num("bytes_server", s.wire_bytes[1]);
     j.opt_bool("clean_close", f.clean_close());
