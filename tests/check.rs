@@ -18,12 +18,11 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn policy_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smtpscope-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// A policy file with `text`, in a scratch directory that lives as long as the returned guard.
+fn policy_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, p) = common::scratch_file(name);
     std::fs::write(&p, text).unwrap();
-    p
+    (dir, p)
 }
 
 #[test]
@@ -86,7 +85,7 @@ fn a_rule_that_matched_nothing_says_so_and_fails_with_require_traffic() {
 #[test]
 fn a_forbidden_offer_of_x_anonymoustls_is_a_violation() {
     let Some(f) = public("zeek-smtp-exchange-x-anonymoustls-xexch50.pcap") else { return };
-    let p = policy_file(
+    let (_dir, p) = policy_file(
         "anon.toml",
         "[groups]\nCERN = [\"188.184.0.0/16\"]\n[[rule]]\nname = \"hubs in clear\"\nbetween = [\"CERN\", \"CERN\"]\nexpect = \"plaintext\"\nforbid_offer = [\"X-ANONYMOUSTLS\"]\n",
     );
@@ -101,7 +100,7 @@ fn a_forbidden_offer_of_x_anonymoustls_is_a_violation() {
 #[test]
 fn tls13_certificate_requirements_are_unproven_unless_accepted() {
     let Some(f) = public("suricata-smtp-starttls-postfix-tls13.pcap") else { return };
-    let p = policy_file("cert.toml", "[default]\nexpect = \"tls\"\ncert_valid = true\n");
+    let (_dir, p) = policy_file("cert.toml", "[default]\nexpect = \"tls\"\ncert_valid = true\n");
     let o = smtpscope(&["-r", &f, "--policy", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stdout(&o).contains("certificate not visible (TLS 1.3)"));
@@ -162,7 +161,7 @@ fn the_documented_example_policy_parses() {
 
 #[test]
 fn a_bad_policy_is_exit_2_with_the_reason() {
-    let p = policy_file("bad.toml", "[[rule]]\nbetween = [\"A\", \"B\"]\nexpect = \"tls\"\n");
+    let (_dir, p) = policy_file("bad.toml", "[[rule]]\nbetween = [\"A\", \"B\"]\nexpect = \"tls\"\n");
     let Some(f) = public("packetlife-ipv4-smtp-gmail-ehlo-quit.pcap") else { return };
     let o = smtpscope(&["-r", &f, "--policy", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -263,7 +262,7 @@ fn the_example_policy_text_report_lists_each_violation_on_one_line_with_its_evid
 fn a_policy_the_capture_keeps_passes() {
     // The compliant hubs only: POA/TOR pairs in clear without an X-ANONYMOUSTLS offer, BR01 over
     // TLS 1.2 or better, everything else allowed.
-    let p = policy_file(
+    let (_dir, p) = policy_file(
         "kept.toml",
         "[groups]\nPOA = [\"10.1.0.11\", \"10.1.0.21\"]\nTOR = [\"10.2.0.11\", \"10.2.0.21\"]\nBR01 = [\"10.3.1.0/24\"]\n\
          [[rule]]\nname = \"hubs in clear\"\nbetween = [\"POA\", \"TOR\"]\nports = [25, 2525]\nexpect = \"plaintext\"\n\

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn smtpscope(args: &[&str]) -> Output {
@@ -12,12 +11,6 @@ fn smtpscope(args: &[&str]) -> Output {
 
 fn demo() -> String {
     common::bundled().join("demo.pcap").to_string_lossy().into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smtpscope-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -90,7 +83,7 @@ fn every_json_line_has_every_schema_key() {
 #[test]
 fn a_truncated_capture_warns_reports_what_it_saw_and_exits_0() {
     let bytes = std::fs::read(demo()).unwrap();
-    let cut = tmp("cut.pcap");
+    let (_dir, cut) = common::scratch_file("cut.pcap");
     // Cut inside the second session, in the middle of a packet.
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
     let o = smtpscope(&["-r", cut.to_str().unwrap(), "-F", "json"]);
@@ -113,7 +106,7 @@ fn a_missing_file_is_a_one_line_error_and_exit_2() {
 
 #[test]
 fn a_file_that_is_not_a_capture_is_exit_2() {
-    let p = tmp("garbage.pcap");
+    let (_dir, p) = common::scratch_file("garbage.pcap");
     std::fs::write(&p, b"this is not a pcap file at all, just text\n").unwrap();
     let o = smtpscope(&["-r", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -150,7 +143,7 @@ fn several_files_are_merged_and_each_record_names_its_file() {
 
 #[test]
 fn the_summary_goes_to_its_file_never_into_stdout() {
-    let sum = tmp("summary.json");
+    let (_dir, sum) = common::scratch_file("summary.json");
     let o = smtpscope(&["-r", &demo(), "-F", "json", "--summary", sum.to_str().unwrap()]);
     assert!(o.status.success());
     assert_eq!(json_lines(&o).len(), 3);
@@ -191,7 +184,7 @@ fn closing_stdout_early_is_not_an_error() {
 
 /// Runs with `--threads N` and returns stdout, stderr and the JSON summary.
 fn run_threads(n: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
-    let summary = tmp(&format!("threads-{n}-{}.json", args.len()));
+    let (_dir, summary) = common::scratch_file("summary.json");
     let mut all = vec!["--threads", n, "-F", "json", "--summary", summary.to_str().unwrap()];
     all.extend_from_slice(args);
     let o = smtpscope(&all);
@@ -202,7 +195,7 @@ fn run_threads(n: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
 #[test]
 fn reading_on_a_second_thread_gives_the_same_records_and_summary() {
     let demo = demo();
-    let cut = tmp("threads-cut.pcap");
+    let (_dir, cut) = common::scratch_file("threads-cut.pcap");
     let bytes = std::fs::read(&demo).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let cut = cut.to_string_lossy().into_owned();

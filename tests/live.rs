@@ -4,6 +4,8 @@
 //!
 //! Needs root; runs when `SMTPSCOPE_LIVE_TEST=1` (set by `.ci/run`), else says it skipped.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,8 +70,8 @@ fn live_records_equal_the_written_file_and_root_is_dropped() {
     if !enabled() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("smtpscope-live-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = common::scratch("live");
+    let dir = scratch.path();
     let pcap = dir.join("live.pcap");
     let summary = dir.join("summary.json");
     let port = 20_000 + (std::process::id() % 20_000) as u16;

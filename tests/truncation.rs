@@ -144,9 +144,7 @@ fn captures() -> Vec<PathBuf> {
 
 #[test]
 fn cut_captures_never_panic_warn_when_cut_and_invent_no_session() {
-    let tmp = std::env::temp_dir().join(format!("smtpscope-trunc-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
-    let cut_path = tmp.join("cut");
+    let (_dir, cut_path) = common::scratch_file("cut");
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut cuts = 0;
     for file in captures() {

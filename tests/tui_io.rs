@@ -32,13 +32,6 @@ fn run(path: &Path, bpf: Option<&str>) -> Vec<Session> {
     out
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smtpscope-io-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn a_sessions_packets_are_read_back_with_its_frame_numbers() {
     let origin = Origin::Files { paths: vec![demo()], bpf: None };
@@ -76,10 +69,11 @@ fn vlan_tagged_sessions_are_matched_by_decoding() {
 
 #[test]
 fn the_spool_keeps_the_latest_packets_and_says_what_it_lost() {
-    let dir = tmpdir("spool");
+    let scratch = common::scratch("spool");
+    let dir = scratch.path();
     let mut reader = MergedReader::open(&[demo()], None).unwrap();
     let lt = reader.sources()[0].linktype();
-    let mut spool = Spool::create(&dir, lt, 8 * 1024, None).unwrap();
+    let mut spool = Spool::create(dir, lt, 8 * 1024, None).unwrap();
     let shared = spool.shared();
     let mut engine = Engine::new(Config::default(), Vec::new(), Some(Arc::from("lo")));
     let mut sessions = Vec::new();
@@ -106,13 +100,13 @@ fn the_spool_keeps_the_latest_packets_and_says_what_it_lost() {
     drop(origin);
     drop(shared);
     assert!(!spool_dir.exists(), "the last holder removes it");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn exports_write_the_report_formats_into_the_opened_directory() {
-    let dir = tmpdir("export");
-    let x = ExportDir::open(&dir).unwrap();
+    let scratch = common::scratch("export");
+    let dir = scratch.path();
+    let x = ExportDir::open(dir).unwrap();
     let sessions = run(&demo(), None);
     let (name, f) = x.create_unique("smtpscope-sessions-test", "ndjson").unwrap();
     let n = export::write_sessions(sessions.iter().skip(1), Format::Json, Options::default(), f).unwrap();
@@ -125,13 +119,13 @@ fn exports_write_the_report_formats_into_the_opened_directory() {
     export::write_sessions(sessions.iter(), Format::Csv, Options::default(), f).unwrap();
     let csv = std::fs::read_to_string(dir.join(name)).unwrap();
     assert_eq!(csv.lines().count(), 4, "header and three rows");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_written_pcap_reads_back_to_the_same_session() {
-    let dir = tmpdir("pcap");
-    let x = ExportDir::open(&dir).unwrap();
+    let scratch = common::scratch("pcap");
+    let dir = scratch.path();
+    let x = ExportDir::open(dir).unwrap();
     let s = run(&demo(), None).remove(0);
     let p = packets::load(&Origin::Files { paths: vec![demo()], bpf: None }, &Request::of(&s)).unwrap();
     let (name, f) = x.create_unique("one", "pcap").unwrap();
@@ -139,5 +133,4 @@ fn a_written_pcap_reads_back_to_the_same_session() {
     let back = run(&dir.join(name), None);
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].verdict, back[0].client, back[0].packets), (s.verdict, s.client, s.packets));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,6 +29,18 @@ pub fn public_corpus() -> Option<PathBuf> {
     }
 }
 
+/// A scratch directory for one test, removed (with what the test wrote) when it is dropped.
+pub fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("smtpscope-{tag}-")).tempdir().expect("create a scratch directory")
+}
+
+/// A path named `name` in a fresh scratch directory; keep the directory alive while the path is used.
+pub fn scratch_file(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = scratch("test");
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
 /// The project's own captures.
 pub fn bundled() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
