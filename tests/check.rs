@@ -192,7 +192,7 @@ fn multi_site() -> String {
 const EXAMPLE_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mail-tls.example.toml");
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o).lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect()
+    common::ndjson(&o.stdout)
 }
 
 /// (client address, server, verdict, reason) of every session line with this outcome.

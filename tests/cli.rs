@@ -14,7 +14,7 @@ fn demo() -> String {
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect()
+    common::ndjson(&o.stdout)
 }
 
 #[test]

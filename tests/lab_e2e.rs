@@ -9,6 +9,8 @@
 //! ethtool, python3 ≥ 3.11); runs when `SMTPSCOPE_LAB_TEST=1` (set by `.ci/run`), else says it
 //! skipped.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,28 +21,8 @@ use serde_json::Value;
 
 const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.py");
 const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mail-tls.example.toml");
-/// The keys of the shared ground truth compared on every session (`label` against `verdict`).
-const KEYS: [&str; 10] = [
-    "helo",
-    "starttls_offered",
-    "upgrade_verb",
-    "starttls_sent",
-    "starttls_reply",
-    "tls_handshake",
-    "tls_version",
-    "sni",
-    "mail_transactions",
-    "clean_close",
-];
-
 fn enabled() -> bool {
-    // SAFETY: plain getter.
-    let root = unsafe { libc::geteuid() } == 0;
-    let asked = std::env::var_os("SMTPSCOPE_LAB_TEST").is_some_and(|v| v == "1");
-    if !(root && asked) {
-        eprintln!("SKIPPED: the lab end-to-end test needs root and SMTPSCOPE_LAB_TEST=1 (see README, the lab)");
-    }
-    root && asked
+    common::root_and("SMTPSCOPE_LAB_TEST", "the lab end-to-end test (see README, the lab)")
 }
 
 fn log_of(path: &Path) -> String {
@@ -143,10 +125,6 @@ fn stop(mut child: Child, mut err: BufReader<ChildStderr>) -> (Option<i32>, Stri
     (st.code(), rest)
 }
 
-fn ndjson(text: &str) -> Vec<Value> {
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("NDJSON")).collect()
-}
-
 fn host(endpoint: &str) -> &str {
     endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h)
 }
@@ -211,8 +189,8 @@ fn live_capture_on_the_lab_says_what_the_lab_did() {
     drop(lab);
 
     assert_eq!(report_code, Some(0), "{report_stderr}");
-    let meant = ndjson(&std::fs::read_to_string(&manifest).unwrap());
-    let mut live = ndjson(&std::fs::read_to_string(&live_out).unwrap());
+    let meant = common::ndjson(&std::fs::read(&manifest).unwrap());
+    let mut live = common::ndjson(&std::fs::read(&live_out).unwrap());
     live.sort_by(|a, b| a["first_seen"].as_str().cmp(&b["first_seen"].as_str()));
     assert!(meant.len() >= 30, "{} sessions in the manifest", meant.len());
 
@@ -234,7 +212,8 @@ fn live_capture_on_the_lab_says_what_the_lab_did() {
         if r["verdict"] != m["label"] {
             problems.push(format!("{at}: verdict {} but the lab did {}", r["verdict"], m["label"]));
         }
-        for k in KEYS {
+        // The ground truth's keys; the lab knows client hosts and servers, not client ports.
+        for &k in common::COMPARED.iter().filter(|k| !matches!(**k, "client" | "server")) {
             if r[k] != m[k] {
                 problems.push(format!("{at}: {k} {} but the lab did {}", r[k], m[k]));
             }
@@ -273,7 +252,7 @@ fn live_capture_on_the_lab_says_what_the_lab_did() {
         .output()
         .unwrap();
     assert!(again.status.success());
-    let mut from_file = ndjson(&String::from_utf8_lossy(&again.stdout));
+    let mut from_file = common::ndjson(&again.stdout);
     from_file.sort_by(|a, b| a["first_seen"].as_str().cmp(&b["first_seen"].as_str()));
     assert_eq!(from_file.len(), live.len());
     for (l, f) in live.iter_mut().zip(from_file.iter_mut()) {
@@ -286,7 +265,7 @@ fn live_capture_on_the_lab_says_what_the_lab_did() {
 
     // The live check: the multi-site violations, each way, and the session Ctrl-C cut short.
     assert_eq!(check_code, Some(1), "{check_stderr}");
-    let lines = ndjson(&std::fs::read_to_string(&check_out).unwrap());
+    let lines = common::ndjson(&std::fs::read(&check_out).unwrap());
     let listed = |outcome: &str| {
         let mut v: Vec<(String, String, String)> = lines
             .iter()

@@ -11,17 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn enabled() -> bool {
-    // SAFETY: plain getter.
-    let root = unsafe { libc::geteuid() } == 0;
-    let asked = std::env::var_os("SMTPSCOPE_LIVE_TEST").is_some_and(|v| v == "1");
-    if !(root && asked) {
-        eprintln!("SKIPPED: live capture test needs root and SMTPSCOPE_LIVE_TEST=1");
-    }
-    root && asked
+    common::root_and("SMTPSCOPE_LIVE_TEST", "the live capture test")
 }
 
 fn records(out: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect()
+    common::ndjson(out)
 }
 
 /// Starts smtpscope with `args`, waits until it listens, runs the real loopback sessions on

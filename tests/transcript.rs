@@ -202,17 +202,8 @@ fn snapshots_come_in_bounded_batches() {
     let a = common::opening(common::Dialogue::new(40000, 25), &["STARTTLS"]).packets(1460);
     let b = common::opening(common::Dialogue::new(40001, 25), &["STARTTLS"]).packets(1460);
     let mut engine = Engine::new(Config { track_open: true, ..Config::default() }, vec![Arc::from("x")], None);
-    for (i, (ts, data)) in a.iter().zip(&b).flat_map(|(x, y)| [x, y]).enumerate() {
-        let p = smtpscope::capture::Packet {
-            ts: *ts,
-            data,
-            orig_len: data.len() as u32,
-            linktype: smtpscope::decode::link::dlt::RAW,
-            source: 0,
-            frame: i as u64 + 1,
-        };
-        engine.packet(&p, &mut |_| {});
-    }
+    let interleaved: Vec<(i64, Vec<u8>)> = a.into_iter().zip(b).flat_map(|(x, y)| [x, y]).collect();
+    common::feed_packets(&mut engine, &interleaved, usize::MAX, &mut |_| {});
     let mut batch = 0;
     let left = engine.changed_open_sessions(1, &mut |_| batch += 1);
     assert_eq!((batch, left), (1, 1), "one now, the other waits for the next call");

@@ -161,36 +161,32 @@ pub fn push_rfc3339(out: &mut Vec<u8>, t: Micros) {
             push_digits(out, us as u32, 6);
             out.push(b'Z');
         }
-        Ok(d) => {
-            let _ = write!(
-                out,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{us:06}Z",
-                d.year(),
-                u8::from(d.month()),
-                d.day(),
-                d.hour(),
-                d.minute(),
-                d.second()
-            );
-        }
+        Ok(d) => push_utc(out, d, Some(us)),
         Err(_) => {
             let _ = write!(out, "@{t}us");
         }
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS`, `.ffffff` when `us` is given, `Z`: for any year (the fast path above
+/// only writes four-digit ones).
+fn push_utc(out: &mut Vec<u8>, d: time::OffsetDateTime, us: Option<i64>) {
+    let (month, day, hour, minute, second) = (u8::from(d.month()), d.day(), d.hour(), d.minute(), d.second());
+    let _ = write!(out, "{:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}", d.year());
+    if let Some(us) = us {
+        let _ = write!(out, ".{us:06}");
+    }
+    out.push(b'Z');
+}
+
 /// RFC 3339 UTC, whole seconds.
 pub fn rfc3339_secs(t: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(t) {
-        Ok(d) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            d.year(),
-            u8::from(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second()
-        ),
+        Ok(d) => {
+            let mut out = Vec::with_capacity(20);
+            push_utc(&mut out, d, None);
+            String::from_utf8_lossy(&out).into_owned()
+        }
         Err(_) => format!("@{t}"),
     }
 }

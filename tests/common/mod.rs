@@ -29,6 +29,26 @@ pub fn public_corpus() -> Option<PathBuf> {
     }
 }
 
+/// Every NDJSON line of `out` (blank lines skipped), parsed.
+pub fn ndjson(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("an NDJSON line"))
+        .collect()
+}
+
+/// Whether a test that needs root and the environment variable `var` = 1 may run; says why not.
+pub fn root_and(var: &str, what: &str) -> bool {
+    // SAFETY: plain getter.
+    let root = unsafe { libc::geteuid() } == 0;
+    let asked = std::env::var_os(var).is_some_and(|v| v == "1");
+    if !(root && asked) {
+        eprintln!("SKIPPED: {what} needs root and {var}=1");
+    }
+    root && asked
+}
+
 /// A scratch directory for one test, removed (with what the test wrote) when it is dropped.
 pub fn scratch(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("smtpscope-{tag}-")).tempdir().expect("create a scratch directory")
@@ -321,17 +341,7 @@ pub fn run_packets(pkts: &[(i64, Vec<u8>)]) -> Vec<Session> {
 pub fn run_packets_snaplen(pkts: &[(i64, Vec<u8>)], snaplen: usize) -> Vec<Session> {
     let mut engine = Engine::new(Config::default(), vec![Arc::from("synthetic")], None);
     let mut out = Vec::new();
-    for (i, (ts, data)) in pkts.iter().enumerate() {
-        let p = smtpscope::capture::Packet {
-            ts: *ts,
-            data: data.get(..snaplen.min(data.len())).unwrap(),
-            orig_len: data.len() as u32,
-            linktype: smtpscope::decode::link::dlt::RAW,
-            source: 0,
-            frame: i as u64 + 1,
-        };
-        engine.packet(&p, &mut |s| out.push(s));
-    }
+    feed_packets(&mut engine, pkts, snaplen, &mut |s| out.push(s));
     engine.finish(&mut |s| out.push(s));
     out
 }
@@ -341,19 +351,24 @@ pub fn run_packets_snaplen(pkts: &[(i64, Vec<u8>)], snaplen: usize) -> Vec<Sessi
 pub fn run_packets_with(cfg: Config, pkts: &[(i64, Vec<u8>)]) -> (Vec<Session>, Engine) {
     let mut engine = Engine::new(cfg, vec![Arc::from("synthetic")], None);
     let mut out = Vec::new();
+    feed_packets(&mut engine, pkts, usize::MAX, &mut |s| out.push(s));
+    engine.finish(&mut |s| out.push(s));
+    (out, engine)
+}
+
+/// Feeds raw IPv4 packets (frames numbered from 1) to `engine`, each cut to `snaplen` bytes.
+pub fn feed_packets(engine: &mut Engine, pkts: &[(i64, Vec<u8>)], snaplen: usize, out: &mut dyn FnMut(Session)) {
     for (i, (ts, data)) in pkts.iter().enumerate() {
         let p = smtpscope::capture::Packet {
             ts: *ts,
-            data,
+            data: data.get(..snaplen.min(data.len())).unwrap(),
             orig_len: data.len() as u32,
             linktype: smtpscope::decode::link::dlt::RAW,
             source: 0,
             frame: i as u64 + 1,
         };
-        engine.packet(&p, &mut |s| out.push(s));
+        engine.packet(&p, out);
     }
-    engine.finish(&mut |s| out.push(s));
-    (out, engine)
 }
 
 /// A TLS record of content type `ct` carrying `body`.
