@@ -2,6 +2,7 @@
 
 pub mod live;
 mod readahead;
+mod savefile;
 pub mod spool;
 
 pub use readahead::{FileReader, ReadAhead};
@@ -55,6 +56,8 @@ pub enum SourceEnd {
 pub struct FileSource {
     name: Arc<str>,
     cap: pcap::Capture<pcap::Offline>,
+    /// The stream's buffer when `savefile` opened it: after `cap`, so it outlives the stream.
+    _read_buffer: Option<savefile::ReadBuffer>,
     linktype: i32,
     frames: u64,
     end: Option<SourceEnd>,
@@ -69,13 +72,27 @@ impl FileSource {
         let size = std::fs::metadata(path)
             .map(|m| m.len())
             .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?;
-        let mut cap = pcap::Capture::from_file(path)
-            .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?;
+        let (mut cap, read_buffer) = match savefile::open(path) {
+            Some((cap, buffer)) => (cap, Some(buffer)),
+            None => (
+                pcap::Capture::from_file(path)
+                    .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?,
+                None,
+            ),
+        };
         if let Some(f) = filter {
             cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), message: e.to_string() })?;
         }
         let linktype = cap.get_datalink().0;
-        Ok(Self { name: Arc::from(display.as_str()), cap, linktype, frames: 0, end: None, size })
+        Ok(Self {
+            name: Arc::from(display.as_str()),
+            cap,
+            _read_buffer: read_buffer,
+            linktype,
+            frames: 0,
+            end: None,
+            size,
+        })
     }
 
     /// The name the user gave for this source.
