@@ -392,11 +392,12 @@ fn a_syn_flood_is_counted_not_printed_and_the_real_session_survives() {
 }
 
 #[test]
-fn a_burst_of_pipelined_commands_stays_bounded_and_classified() {
+fn thousands_of_commands_pipelined_behind_the_ehlo_keep_its_reply_matched() {
     let n = 10_000;
-    let d = opening(Dialogue::new(40000, 25), &["PIPELINING", "STARTTLS"])
-        .c("NOOP\r\n".repeat(n))
-        .s("250 ok\r\n".repeat(n))
+    let d = Dialogue::new(40000, 25)
+        .s("220 mx.example.org ESMTP\r\n")
+        .c(format!("EHLO client.example.org\r\n{}", "NOOP\r\n".repeat(n)))
+        .s(format!("250-mx.example.org\r\n250-PIPELINING\r\n250 STARTTLS\r\n{}", "250 ok\r\n".repeat(n)))
         .c("MAIL FROM:<a@b.example>\r\n")
         .s("250 ok\r\n")
         .close();
@@ -404,7 +405,41 @@ fn a_burst_of_pipelined_commands_stays_bounded_and_classified() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].verdict.map(|v| v.name()), Some("starttls-offered-unused"));
     assert_eq!(s[0].mail_transactions, 1);
-    assert!(s[0].anomalies.pipeline_overflow > 0, "commands beyond the pending bound are counted");
+    assert_eq!(s[0].anomalies.pipeline_overflow, 0, "repeats of one command take one slot");
+}
+
+#[test]
+fn thousands_of_pipelined_recipients_then_data_are_one_accepted_message() {
+    let n = 5_000;
+    let d = opening(Dialogue::new(40000, 25), &["PIPELINING"])
+        .c(format!("MAIL FROM:<a@b.example>\r\n{}DATA\r\n", "RCPT TO:<r@c.example>\r\n".repeat(n)))
+        .s(format!("250 ok\r\n{}354 go\r\n", "250 ok\r\n".repeat(n)))
+        .c(BODY)
+        .s("250 queued\r\n")
+        .c("QUIT\r\n")
+        .s("221 bye\r\n")
+        .close();
+    let r = d.record();
+    assert_eq!(r["verdict"], "plaintext");
+    assert_eq!(r["messages_accepted"], 1);
+    assert_eq!(r["rcpt_count"], n);
+    assert_eq!(r["clean_close"], true);
+}
+
+#[test]
+fn a_pipeline_beyond_the_bound_forgets_its_newest_commands_not_the_oldest() {
+    // Alternating commands cannot share a slot: 10 000 transactions exceed the bound.
+    let n = 10_000;
+    let d = Dialogue::new(40000, 25)
+        .s("220 mx.example.org ESMTP\r\n")
+        .c(format!("EHLO client.example.org\r\n{}", "MAIL FROM:<a@b.example>\r\nRSET\r\n".repeat(n)))
+        .s(format!("250-mx.example.org\r\n250 STARTTLS\r\n{}", "250 ok\r\n".repeat(2 * n)))
+        .close();
+    let s = d.run();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].verdict.map(|v| v.name()), Some("starttls-offered-unused"), "the EHLO reply is still matched");
+    assert!(s[0].anomalies.pipeline_overflow > 0, "commands beyond the bound are counted");
+    assert!(s[0].anomalies.unsolicited_replies > 0, "their replies read as unsolicited");
 }
 
 #[test]

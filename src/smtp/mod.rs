@@ -7,10 +7,11 @@
 //! are noted as having crossed, never kept.
 
 pub mod command;
+mod pipeline;
 pub mod probe;
 pub mod reply;
 
-use std::collections::VecDeque;
+use pipeline::Pipeline;
 
 use command::Verb;
 
@@ -20,7 +21,7 @@ use crate::tls;
 
 /// Longest line kept; longer lines are truncated and counted as an anomaly.
 pub const MAX_LINE: usize = 4096;
-/// Commands awaiting replies before the oldest are forgotten.
+/// Runs of commands awaiting replies before the newest are not remembered (see [`pipeline`]).
 pub const MAX_PENDING: usize = 4096;
 /// Client bytes held while waiting for the reply to DATA or an upgrade verb.
 const MAX_HELD: usize = 64 * 1024;
@@ -89,7 +90,7 @@ struct ReplyAcc {
 pub struct Machine {
     cmode: ClientMode,
     smode: ServerMode,
-    pending: VecDeque<Pending>,
+    pending: Pipeline<Pending>,
     lines: [Line; 2],
     acc: ReplyAcc,
     held: Vec<u8>,
@@ -136,7 +137,7 @@ impl Machine {
         Self {
             cmode: ClientMode::Command,
             smode: ServerMode::Reply,
-            pending: VecDeque::new(),
+            pending: Pipeline::new(MAX_PENDING),
             lines: [Line::default(), Line::default()],
             acc: ReplyAcc::default(),
             held: Vec::new(),
@@ -479,11 +480,9 @@ impl Machine {
     }
 
     fn push(&mut self, p: Pending, s: &mut Session) {
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
+        if !self.pending.push(p) {
             s.anomalies.pipeline_overflow += 1;
         }
-        self.pending.push_back(p);
     }
 
     fn client_line(&mut self, line: &[u8], rest: &[u8], s: &mut Session) {
@@ -664,7 +663,7 @@ impl Machine {
             );
             return;
         }
-        let Some(&front) = self.pending.front() else {
+        let Some(front) = self.pending.front() else {
             if self.body_gap && matches!(self.cmode, ClientMode::Body { .. }) {
                 // A reply while the body is still open after lost client bytes: the end of data
                 // was in the gap, and this is its reply.
