@@ -427,7 +427,7 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         let shared = spool.shared();
         (opened.with_spool(spool), Origin::Spool(shared))
     } else {
-        (opened, Origin::Files { paths: input.read.clone(), bpf: bpf.clone() })
+        (opened, Origin::Files { paths: input.read.clone() })
     };
     if live {
         if let Some(msg) = drop_privileges(input)? {

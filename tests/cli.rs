@@ -129,6 +129,32 @@ fn a_bpf_filter_selects_sessions() {
 }
 
 #[test]
+fn frames_keep_their_numbers_in_the_file_whatever_the_bpf_filter_skips() {
+    let demo_path = demo();
+    let frames = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["-q", "-r", &demo_path, "-F", "json"];
+        args.extend_from_slice(extra);
+        let o = smtpscope(&args);
+        let port_2526 = json_lines(&o).into_iter().find(|r| r["server"] == "10.231.0.2:2526").expect("session");
+        port_2526["evidence"].as_array().unwrap().iter().map(|e| e["frame"].clone()).collect()
+    };
+    let unfiltered = frames(&[]);
+    assert!(unfiltered.iter().any(|f| f.as_u64().is_some_and(|n| n > 70)), "{unfiltered:?}");
+    assert_eq!(frames(&["tcp", "port", "2526"]), unfiltered);
+}
+
+#[test]
+fn a_bpf_filter_judges_length_on_the_wire_as_tcpdump_does() {
+    // tcpdump -r captures/demo.pcap 'greater 1000' lists 4 of its 101 frames.
+    let (_dir, sum) = common::scratch_file("summary.json");
+    let o = smtpscope(&["-q", "-r", &demo(), "-F", "json", "--summary", sum.to_str().unwrap(), "greater", "1000"]);
+    assert!(o.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&sum).unwrap()).unwrap();
+    assert_eq!(summary["packets"], 4, "packets the filter kept");
+    assert_eq!(summary["sources"][0]["packets"], 101, "packets read from the file");
+}
+
+#[test]
 fn several_files_are_merged_and_each_record_names_its_file() {
     let Some(dir) = common::public_corpus() else { return };
     let other = dir.join("packetlife-ipv4-smtp-gmail-ehlo-quit.pcap");

@@ -236,7 +236,7 @@ fn a_session_in_clear_says_so_on_the_tls_tab() {
 #[test]
 fn evidence_enter_jumps_to_its_packet() {
     let mut app = demo();
-    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    let origin = Origin::Files { paths: vec![demo_path()] };
     app.apply(Action::Tab(Tab::Evidence));
     app.apply(Action::NextPane);
     let s = screen(&draw(&mut app, 100, 30));
@@ -258,7 +258,7 @@ fn evidence_enter_jumps_to_its_packet() {
 #[test]
 fn the_packets_tab_reads_the_session_back_with_a_hex_dump() {
     let mut app = demo();
-    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    let origin = Origin::Files { paths: vec![demo_path()] };
     app.apply(Action::Tab(Tab::Packets));
     run_loads(&mut app, &origin);
     let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };

@@ -56,6 +56,8 @@ pub enum SourceEnd {
 pub struct FileSource {
     name: Arc<str>,
     cap: pcap::Capture<pcap::Offline>,
+    /// The BPF filter, run on each packet read.
+    bpf: Option<pcap::BpfProgram>,
     /// The stream's buffer when `savefile` opened it: after `cap`, so it outlives the stream.
     _read_buffer: Option<savefile::ReadBuffer>,
     linktype: i32,
@@ -72,7 +74,7 @@ impl FileSource {
         let size = std::fs::metadata(path)
             .map(|m| m.len())
             .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?;
-        let (mut cap, read_buffer) = match savefile::open(path) {
+        let (cap, read_buffer) = match savefile::open(path) {
             Some((cap, buffer)) => (cap, Some(buffer)),
             None => (
                 pcap::Capture::from_file(path)
@@ -80,12 +82,19 @@ impl FileSource {
                 None,
             ),
         };
-        if let Some(f) = filter {
-            cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), message: e.to_string() })?;
-        }
+        // Applied here rather than inside libpcap so that frames keep their numbers in the file,
+        // as tshark counts them, whatever the filter skips.
+        let bpf = match filter {
+            Some(f) => Some(
+                cap.compile(f, true)
+                    .map_err(|e| CaptureError::Filter { filter: f.to_string(), message: e.to_string() })?,
+            ),
+            None => None,
+        };
         let linktype = cap.get_datalink().0;
         Ok(Self {
             name: Arc::from(display.as_str()),
+            bpf,
             cap,
             _read_buffer: read_buffer,
             linktype,
@@ -120,28 +129,38 @@ impl FileSource {
         if self.end.is_some() {
             return None;
         }
-        match self.cap.next_packet() {
-            Ok(p) => {
-                self.frames += 1;
-                // time_t/suseconds_t differ in width between platforms.
-                #[allow(clippy::unnecessary_cast)]
-                let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
-                Some(Packet {
-                    ts,
-                    data: p.data,
-                    orig_len: p.header.len,
-                    linktype: self.linktype,
-                    source,
-                    frame: self.frames,
-                })
-            }
-            Err(pcap::Error::NoMorePackets) => {
-                self.end = Some(SourceEnd::Eof);
-                None
-            }
-            Err(e) => {
-                self.end = Some(SourceEnd::Truncated(e.to_string()));
-                None
+        let cap: *mut pcap::Capture<pcap::Offline> = &mut self.cap;
+        loop {
+            // SAFETY: `cap` points to `self.cap`, which `&mut self` borrows exclusively for the
+            // whole call; each iteration's packet is dropped before the next read, unless it is
+            // returned, which ends the loop. The borrow checker cannot see that a borrow returned
+            // from one iteration does not overlap the next (NLL's "problem case 3").
+            match unsafe { &mut *cap }.next_packet() {
+                Ok(p) => {
+                    self.frames += 1;
+                    if self.bpf.as_ref().is_some_and(|f| !savefile::bpf_accepts(f, p.header, p.data)) {
+                        continue;
+                    }
+                    // time_t/suseconds_t differ in width between platforms.
+                    #[allow(clippy::unnecessary_cast)]
+                    let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
+                    return Some(Packet {
+                        ts,
+                        data: p.data,
+                        orig_len: p.header.len,
+                        linktype: self.linktype,
+                        source,
+                        frame: self.frames,
+                    });
+                }
+                Err(pcap::Error::NoMorePackets) => {
+                    self.end = Some(SourceEnd::Eof);
+                    return None;
+                }
+                Err(e) => {
+                    self.end = Some(SourceEnd::Truncated(e.to_string()));
+                    return None;
+                }
             }
         }
     }

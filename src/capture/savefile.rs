@@ -1,4 +1,5 @@
-//! Opening a savefile for libpcap with a read buffer sized for streaming.
+//! Reading a savefile through libpcap: opened with a read buffer sized for streaming, and the
+//! BPF filter run on each packet by the reader so that frames keep their numbers in the file.
 //!
 //! libpcap reads a savefile through stdio, whose buffer is the file system's block size (4 KiB): one
 //! `read` system call per 4 KiB was the largest single cost of the reader. Opening the file here lets
@@ -15,6 +16,30 @@ const READ_BUFFER: usize = 1 << 20;
 extern "C" {
     // libpcap ≥ 0.9 on every Unix; `pcap` already links the library.
     fn pcap_fopen_offline(fp: *mut libc::FILE, errbuf: *mut libc::c_char) -> *mut libc::c_void;
+    fn pcap_offline_filter(
+        prog: *const libc::c_void,
+        header: *const libc::c_void,
+        data: *const libc::c_uchar,
+    ) -> libc::c_int;
+}
+
+/// Whether `filter` accepts the packet, judged as libpcap judges it (with the packet's length on
+/// the wire, which `BpfProgram::filter` replaces by the captured length: `greater`/`less` and
+/// `len` differ on a snaplen-cut capture).
+pub(super) fn bpf_accepts(filter: &pcap::BpfProgram, header: &pcap::PacketHeader, data: &[u8]) -> bool {
+    if usize::try_from(header.caplen).map_or(true, |n| n > data.len()) {
+        return filter.filter(data);
+    }
+    // SAFETY: `BpfProgram` is `repr(transparent)` over libpcap's `struct bpf_program` and
+    // `PacketHeader` is `repr(C)` with `struct pcap_pkthdr`'s fields; libpcap reads at most
+    // `caplen` bytes of `data`, checked above to be in bounds.
+    unsafe {
+        pcap_offline_filter(
+            (filter as *const pcap::BpfProgram).cast(),
+            (header as *const pcap::PacketHeader).cast(),
+            data.as_ptr(),
+        ) != 0
+    }
 }
 
 /// The stdio buffer of an offline capture opened by [`open`]: keep it alive, declared after the

@@ -64,12 +64,11 @@ pub struct Packets {
 /// Where packets can be read again.
 #[derive(Debug, Clone)]
 pub enum Origin {
-    /// The input files, with the BPF filter the run used.
+    /// The input files. Frames are numbered in the file, whatever the run's BPF filter skipped,
+    /// so no filter is needed to find them again.
     Files {
         /// Paths as given on the command line.
         paths: Vec<PathBuf>,
-        /// The run's BPF filter.
-        bpf: Option<String>,
     },
     /// The live capture's spool.
     Spool(Arc<SpoolShared>),
@@ -160,12 +159,9 @@ fn ts_of(h: &pcap::PacketHeader) -> i64 {
     t
 }
 
-/// Reads frames `first..=last` of one file (frames counted after `bpf`, as the run did).
-fn scan_file(path: &Path, bpf: Option<&str>, req: &Request, m: &mut Option<Matcher>) -> Result<(), String> {
+/// Reads frames `first..=last` of one file.
+fn scan_file(path: &Path, req: &Request, m: &mut Option<Matcher>) -> Result<(), String> {
     let mut cap = pcap::Capture::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(f) = bpf {
-        cap.filter(f, true).map_err(|e| format!("filter '{f}': {e}"))?;
-    }
     let m = m.get_or_insert_with(|| Matcher::new(req, cap.get_datalink().0));
     let mut frame = 0u64;
     loop {
@@ -194,14 +190,14 @@ fn scan_file(path: &Path, bpf: Option<&str>, req: &Request, m: &mut Option<Match
 pub fn load(origin: &Origin, req: &Request) -> Result<Packets, String> {
     let mut m = None;
     match origin {
-        Origin::Files { paths, bpf } => {
+        Origin::Files { paths } => {
             let file = req.file.as_deref().unwrap_or_default();
             let path = paths
                 .iter()
                 .find(|p| p.display().to_string() == file)
                 .or(paths.first().filter(|_| paths.len() == 1))
                 .ok_or_else(|| format!("input file {file} is not among the inputs"))?;
-            scan_file(path, bpf.as_deref(), req, &mut m)?;
+            scan_file(path, req, &mut m)?;
         }
         Origin::Spool(spool) => {
             let ix = spool.index();
