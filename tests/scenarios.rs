@@ -313,6 +313,21 @@ fn an_absurd_line_is_truncated_and_counted_not_stored() {
 }
 
 #[test]
+fn a_greeting_padded_beyond_the_probes_patience_is_still_smtp() {
+    let d = Dialogue::new(40000, 25)
+        .s(format!("220 {}\r\n", "B".repeat(9000)))
+        .c("EHLO client.example.org\r\n")
+        .s("250 mx.example.org\r\n")
+        .c("QUIT\r\n")
+        .s("221 bye\r\n")
+        .close();
+    let s = d.run();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].verdict.map(|v| v.name()), Some("plaintext"));
+    assert_eq!(s[0].anomalies.long_lines, 1, "the greeting is truncated and counted");
+}
+
+#[test]
 fn socks5_preamble_before_smtp_is_a_tunnel() {
     let d = Dialogue::new(40000, 1080)
         .c([5u8, 1, 0])

@@ -56,12 +56,18 @@ fn lines(b: &[u8], from_start: bool) -> impl Iterator<Item = &[u8]> {
     b.split(|c| *c == b'\n').take(complete.min(look)).map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
+/// A first line still without its end after [`ENOUGH`] bytes: judged on how it starts, or a
+/// greeting or EHLO padded beyond the probe's patience would hide a real session.
+fn unfinished_first_line(b: &[u8], from_start: bool) -> Option<&[u8]> {
+    (from_start && b.len() >= ENOUGH && !b.contains(&b'\n')).then_some(b)
+}
+
 fn shows_reply(b: &[u8], from_start: bool) -> bool {
-    lines(b, from_start).any(|l| reply::code_of(l).is_some())
+    lines(b, from_start).chain(unfinished_first_line(b, from_start)).any(|l| reply::code_of(l).is_some())
 }
 
 fn shows_verb(b: &[u8], from_start: bool) -> bool {
-    lines(b, from_start).any(command::is_verb_line)
+    lines(b, from_start).any(command::is_verb_line) || unfinished_first_line(b, from_start).is_some_and(command::starts_with_verb)
 }
 
 /// Decides from the input.
@@ -229,6 +235,18 @@ mod tests {
     #[test]
     fn greeting_then_ehlo_is_smtp() {
         assert_eq!(decide(&input(b"EHLO x\r\n", b"220 mx ESMTP\r\n")), Decision::Smtp { client: 0 });
+    }
+
+    #[test]
+    fn a_greeting_longer_than_the_probe_waits_for_still_shows_a_reply() {
+        let mut greeting = b"220 ".to_vec();
+        greeting.resize(ENOUGH + 100, b'B');
+        let i = Input { client_hint: None, ..input(b"", &greeting) };
+        assert_eq!(decide(&Input { last_call: true, ..i }), Decision::Smtp { client: 0 });
+        let mut junk = b"22O ".to_vec();
+        junk.resize(ENOUGH + 100, b'B');
+        let i = Input { client_hint: None, last_call: true, ..input(b"", &junk) };
+        assert_eq!(decide(&i), Decision::NotSmtp { client: 0 });
     }
 
     #[test]
