@@ -81,6 +81,22 @@ fn other_masked_extensions_are_only_a_finding() {
 }
 
 #[test]
+fn an_upgrade_offer_behind_a_hundred_filler_extensions_still_counts() {
+    let filler: Vec<String> = (0..100).map(|i| format!("X-FILLER{i}")).collect();
+    let with = |last: &'static str| {
+        let mut exts: Vec<&str> = filler.iter().map(String::as_str).collect();
+        exts.push(last);
+        opening(Dialogue::new(40000, 25), &exts)
+    };
+    let offered = plain_mail(with("STARTTLS")).record();
+    assert_eq!(offered["verdict"], "starttls-offered-unused");
+    assert_eq!(offered["starttls_offered"], true);
+    let masked = plain_mail(with("XXXXXXXA").c("STARTTLS\r\n").s("500 5.5.1 unrecognized\r\n")).record();
+    assert_eq!(masked["verdict"], "stripped");
+    assert!(finding_names(&masked).contains(&"starttls-stripped".to_string()));
+}
+
+#[test]
 fn a_454_is_refused_and_the_mail_after_it_counts() {
     let d = opening(Dialogue::new(40000, 25), &["STARTTLS"]).c("STARTTLS\r\n").s("454 4.7.0 TLS not available\r\n");
     let r = plain_mail(d).record();

@@ -27,6 +27,8 @@ pub const MAX_PENDING: usize = 4096;
 const MAX_HELD: usize = 64 * 1024;
 /// EHLO extension lines kept.
 const MAX_EXTENSIONS: usize = 64;
+/// Further lines kept past [`MAX_EXTENSIONS`] when the verdict turns on them.
+const MAX_DECISIVE_EXTENSIONS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
@@ -625,11 +627,13 @@ impl Machine {
             first.clear();
             first.extend_from_slice(r.text.get(..r.text.len().min(512)).unwrap_or(&[]));
             self.acc = ReplyAcc { active: true, code: r.code, first, ehlo, exts: Vec::new(), frame: self.frame };
-        } else if self.acc.ehlo && self.acc.exts.len() < MAX_EXTENSIONS {
+        } else if self.acc.ehlo && self.acc.exts.len() < MAX_EXTENSIONS + MAX_DECISIVE_EXTENSIONS {
             let text = command::trim(r.text);
             let end = text.iter().position(|b| *b == b' ').unwrap_or(text.len());
             let (kw, params) = text.split_at(end);
-            if !kw.is_empty() {
+            // Past the cap only what the verdict turns on is kept: an offer padded behind a
+            // hundred filler lines is still an offer.
+            if !kw.is_empty() && (self.acc.exts.len() < MAX_EXTENSIONS || decisive_extension(kw)) {
                 self.acc.exts.push(Extension { keyword: kw.to_vec(), params: command::trim(params).to_vec() });
             }
         }
@@ -809,7 +813,7 @@ impl Machine {
         }
         for e in exts {
             let kw = &e.keyword;
-            let masked = kw.len() >= 3 && kw.iter().take(kw.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'));
+            let masked = is_masked(kw);
             if e.is("XXXXXXXA") && !offers.contains(&"STARTTLS") {
                 s.find(
                     "starttls-stripped",
@@ -924,6 +928,17 @@ fn scan_body(state: &mut u8, data: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// An extension keyword masked by a middlebox: all `X` but perhaps its last letter (Cisco
+/// writes `XXXXXXXA` for `STARTTLS`).
+fn is_masked(kw: &[u8]) -> bool {
+    kw.len() >= 3 && kw.iter().take(kw.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'))
+}
+
+/// An EHLO keyword the verdict or a finding turns on: an upgrade offer or a masked one.
+fn decisive_extension(kw: &[u8]) -> bool {
+    kw.eq_ignore_ascii_case(b"STARTTLS") || kw.eq_ignore_ascii_case(b"X-ANONYMOUSTLS") || is_masked(kw)
 }
 
 #[cfg(test)]
