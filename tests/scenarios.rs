@@ -329,6 +329,14 @@ fn an_absurd_line_is_truncated_and_counted_not_stored() {
 }
 
 #[test]
+fn a_line_that_never_ends_is_counted_when_the_session_does() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"]).c(vec![b'A'; 1024 * 1024]).close();
+    let s = d.run();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].anomalies.long_lines, 1);
+}
+
+#[test]
 fn a_greeting_padded_beyond_the_probes_patience_is_still_smtp() {
     let d = Dialogue::new(40000, 25)
         .s(format!("220 {}\r\n", "B".repeat(9000)))

@@ -297,6 +297,12 @@ impl Machine {
         if self.acc.active {
             self.complete_reply(true, s);
         }
+        // A line that outgrew its buffer and never ended is as long as one that did.
+        for l in &mut self.lines {
+            if std::mem::take(&mut l.truncated) {
+                s.anomalies.long_lines += 1;
+            }
+        }
     }
 
     /// Bytes from the client.
