@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use smtpscope::capture::live::{immediate_mode, list_devices, LiveOptions};
 use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
 use smtpscope::driver;
-use smtpscope::engine::{Config, DEFAULT_MAIL_PORTS};
+use smtpscope::engine::Config;
 use smtpscope::filter::Filter;
 use smtpscope::privilege::{self, Outcome};
 use smtpscope::report::pairs::Pairs;
@@ -30,6 +30,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Watch SMTP on the wire: for every session, did mail travel in plaintext or inside TLS — and
 /// the evidence.
+
+/// The engine's default mail ports as `--help` shows them: in the comma form the option takes.
+const MAIL_PORTS_TEXT: &str = "25,465,587,2525,475,717";
+
 #[derive(Debug, Parser)]
 #[command(name = "smtpscope", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -99,7 +103,7 @@ struct InputArgs {
     user: Option<String>,
 
     /// Mail ports: implicit TLS and non-SMTP payload are reported only on these.
-    #[arg(long, value_delimiter = ',', value_name = "PORTS", default_values_t = DEFAULT_MAIL_PORTS)]
+    #[arg(long, value_delimiter = ',', value_name = "PORTS", default_value = MAIL_PORTS_TEXT)]
     mail_ports: Vec<u16>,
 
     /// Most TCP flows held at once; the least recently active are evicted (and reported).
