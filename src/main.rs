@@ -28,12 +28,11 @@ use smtpscope::session::Session;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Watch SMTP on the wire: for every session, did mail travel in plaintext or inside TLS — and
-/// the evidence.
-
 /// The engine's default mail ports as `--help` shows them: in the comma form the option takes.
 const MAIL_PORTS_TEXT: &str = "25,465,587,2525,475,717";
 
+/// Watch SMTP on the wire: for every session, did mail travel in plaintext or inside TLS — and
+/// the evidence.
 #[derive(Debug, Parser)]
 #[command(name = "smtpscope", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 struct Cli {
