@@ -62,6 +62,8 @@ pub struct Stats {
     pub conflicting_overlaps: u64,
     /// Reassembly: out-of-order bytes dropped at the buffer limit.
     pub buffer_overflows: u64,
+    /// Times a flow let go of its out-of-order bytes because all flows together held too many.
+    pub held_releases: u64,
     /// SMTP lines over the line limit.
     pub long_lines: u64,
     /// Server lines without a reply code.
@@ -81,6 +83,8 @@ pub struct Engine {
     interface: Option<Arc<str>>,
     /// Flows changed since their last snapshot: (slot, flow id), oldest first.
     changed: VecDeque<(usize, u64)>,
+    /// Out-of-order bytes held by all open flows (bounded by `max_held_total`).
+    held_total: usize,
     /// Counters.
     pub stats: Stats,
 }
@@ -96,6 +100,7 @@ impl Engine {
             sources,
             interface,
             changed: VecDeque::new(),
+            held_total: 0,
             stats: Stats::default(),
         }
     }
@@ -110,6 +115,11 @@ impl Engine {
         self.table.len()
     }
 
+    /// Out-of-order bytes held by all open flows.
+    pub fn held_bytes(&self) -> usize {
+        self.held_total
+    }
+
     /// The decoder and the rest of the engine, borrowed apart: a segment may borrow the
     /// decoder's fragment buffer while the rest finishes flows.
     fn split(&mut self) -> (&mut Decoder, Rest<'_>) {
@@ -119,6 +129,7 @@ impl Engine {
             sources: &self.sources,
             interface: &self.interface,
             changed: &mut self.changed,
+            held_total: &mut self.held_total,
             stats: &mut self.stats,
         };
         (&mut self.decoder, rest)
@@ -171,6 +182,7 @@ struct Rest<'e> {
     sources: &'e [Arc<str>],
     interface: &'e Option<Arc<str>>,
     changed: &'e mut VecDeque<(usize, u64)>,
+    held_total: &'e mut usize,
     stats: &'e mut Stats,
 }
 
@@ -189,6 +201,7 @@ impl Rest<'_> {
             return;
         };
         let lim = self.table.limits.stream;
+        let max_held_total = self.table.limits.max_held_total;
         let ctx = ctx_of(self.cfg);
         let Some(flow) = self.table.get_mut(slot) else {
             return;
@@ -224,14 +237,23 @@ impl Rest<'_> {
             if app.wants_bytes() {
                 let st = crate::flow::streams(meta, streams);
                 let m: &crate::flow::FlowMeta = meta;
+                let before = st[dir].buffered();
                 st[dir]
                     .insert(data_seq, seg.payload, seg.wire_len, &lim, &mut |c| app.on_chunk(dir, c, p.frame, m, ctx));
+                *self.held_total = self.held_total.saturating_sub(before) + st[dir].buffered();
+                if *self.held_total > max_held_total {
+                    *self.held_total = self.held_total.saturating_sub(st[dir].buffered());
+                    st[dir].release_held(&lim, &mut |c| app.on_chunk(dir, c, p.frame, m, ctx));
+                    self.stats.held_releases += 1;
+                }
             }
         }
         if let (true, true, Some(st)) = (f.ack, app.wants_bytes(), streams.as_deref_mut()) {
             let m: &crate::flow::FlowMeta = meta;
             let other = 1 - dir;
+            let before = st[other].buffered();
             st[other].on_peer_ack(seg.ack, &lim, &mut |c| app.on_chunk(other, c, p.frame, m, ctx));
+            *self.held_total = self.held_total.saturating_sub(before) + st[other].buffered();
         }
         if f.fin {
             meta.fin[dir] = true;
@@ -251,6 +273,9 @@ impl Rest<'_> {
         let Flow { meta, mut streams, mut app } = flow;
         let lim = self.table.limits.stream;
         let ctx = ctx_of(self.cfg);
+        if let Some(st) = streams.as_deref() {
+            *self.held_total = self.held_total.saturating_sub(st[0].buffered() + st[1].buffered());
+        }
         if let (true, Some(streams)) = (app.wants_bytes(), streams.as_deref_mut()) {
             for (d, st) in streams.iter_mut().enumerate() {
                 st.flush(&lim, &mut |c| app.on_chunk(d, c, 0, &meta, ctx));

@@ -113,6 +113,11 @@ struct InputArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     max_buffer: usize,
 
+    /// Out-of-order bytes held by all flows together; a flow that goes past it lets go of what it
+    /// holds (its holes become gaps).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    max_buffer_total: usize,
+
     /// FORENSICS ONLY: decode AUTH PLAIN/LOGIN secrets seen in clear and print them (JSON key
     /// `credentials`). The output then holds passwords: keep it as secret as they are.
     #[arg(long)]
@@ -562,6 +567,7 @@ fn engine_config(input: &InputArgs) -> Config {
     let mut cfg = Config { mail_ports: input.mail_ports.clone(), ..Config::default() };
     cfg.limits.max_flows = input.max_flows.max(1);
     cfg.limits.stream.max_buffered = input.max_buffer;
+    cfg.limits.max_held_total = input.max_buffer_total;
     cfg.keep_credentials = input.show_credentials;
     if input.show_credentials {
         eprintln!("smtpscope: warning: --show-credentials: AUTH secrets seen in clear will be printed");

@@ -482,6 +482,31 @@ fn a_pipeline_beyond_the_bound_forgets_its_newest_commands_not_the_oldest() {
 }
 
 #[test]
+fn out_of_order_bytes_held_by_all_flows_together_stay_within_the_total_budget() {
+    let budget = 64 * 1024;
+    let mut cfg = smtpscope::engine::Config::default();
+    cfg.limits.max_held_total = budget;
+    let mut engine = smtpscope::engine::Engine::new(cfg, vec![std::sync::Arc::from("synthetic")], None);
+    let mut out = Vec::new();
+    // Twenty sessions each lose the segment with their EHLO; the 50 KB after it waits for the hole.
+    for i in 0..20 {
+        let d = Dialogue::new(41000 + i, 25)
+            .s("220 mx.example.org ESMTP\r\n")
+            .c("EHLO lost.example\r\n")
+            .c(vec![b'x'; 50_000]);
+        let pkts: Vec<_> = d.packets(1000).into_iter().filter(|(_, p)| !p.windows(4).any(|w| w == b"EHLO")).collect();
+        for pkt in &pkts {
+            common::feed_packets(&mut engine, std::slice::from_ref(pkt), usize::MAX, &mut |s| out.push(s));
+            assert!(engine.held_bytes() <= budget + 1000, "{} bytes held", engine.held_bytes());
+        }
+    }
+    assert!(engine.stats.held_releases > 0, "the budget was reached");
+    engine.finish(&mut |s| out.push(s));
+    assert_eq!(out.len(), 20, "every session is still reported");
+    assert!(out.iter().all(|s| s.verdict.is_some()));
+}
+
+#[test]
 fn a_capture_that_starts_inside_tls_is_incomplete_not_garbage() {
     let d = Dialogue::mid_stream(40000, 25)
         .c(tls_record(23, &[0x5a; 40]))

@@ -182,11 +182,14 @@ pub struct TableLimits {
     pub stream: Limits,
     /// Closed/evicted 4-tuples remembered so late packets don't resurrect them.
     pub max_tombstones: usize,
+    /// Out-of-order bytes held by all flows together; the flow that goes past it lets go of
+    /// what it holds (its holes become gaps).
+    pub max_held_total: usize,
 }
 
 impl Default for TableLimits {
     fn default() -> Self {
-        Self { max_flows: 100_000, stream: Limits::default(), max_tombstones: 65_536 }
+        Self { max_flows: 100_000, stream: Limits::default(), max_tombstones: 65_536, max_held_total: 64 << 20 }
     }
 }
 

@@ -361,6 +361,17 @@ impl Reassembler {
         }
     }
 
+    /// Lets go of every out-of-order byte held: the holes before them become gaps (counted as an
+    /// overflow). For a budget shared by all flows, when this one tips it over.
+    pub fn release_held(&mut self, lim: &Limits, out: &mut dyn FnMut(Chunk<'_>)) {
+        if !self.pending.is_empty() {
+            self.stats.buffer_overflows += 1;
+        }
+        while !self.pending.is_empty() {
+            self.force_gap(lim, out);
+        }
+    }
+
     /// End of the connection or of the capture: declare the remaining holes, deliver the rest.
     pub fn flush(&mut self, lim: &Limits, out: &mut dyn FnMut(Chunk<'_>)) {
         while !self.pending.is_empty() {

@@ -58,6 +58,7 @@ impl Summary {
             "retransmissions": s.retransmissions,
             "conflicting_overlaps": s.conflicting_overlaps,
             "reassembly_overflows": s.buffer_overflows,
+            "reassembly_budget_releases": s.held_releases,
             "long_lines": s.long_lines,
             "malformed_replies": s.malformed_replies,
             "kernel_drops": self.dropped,
@@ -87,8 +88,14 @@ impl Summary {
         );
         let _ = writeln!(
             o,
-            "  reassembly: gaps {}, retransmissions {}, conflicting overlaps {}, overflows {}; long lines {}, malformed replies {}",
-            s.gaps, s.retransmissions, s.conflicting_overlaps, s.buffer_overflows, s.long_lines, s.malformed_replies
+            "  reassembly: gaps {}, retransmissions {}, conflicting overlaps {}, overflows {} ({} at the total budget); long lines {}, malformed replies {}",
+            s.gaps,
+            s.retransmissions,
+            s.conflicting_overlaps,
+            s.buffer_overflows,
+            s.held_releases,
+            s.long_lines,
+            s.malformed_replies
         );
         if let Some(d) = self.dropped {
             let _ = writeln!(o, "  dropped by kernel/libpcap: {d}");

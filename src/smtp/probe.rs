@@ -67,7 +67,8 @@ fn shows_reply(b: &[u8], from_start: bool) -> bool {
 }
 
 fn shows_verb(b: &[u8], from_start: bool) -> bool {
-    lines(b, from_start).any(command::is_verb_line) || unfinished_first_line(b, from_start).is_some_and(command::starts_with_verb)
+    lines(b, from_start).any(command::is_verb_line)
+        || unfinished_first_line(b, from_start).is_some_and(command::starts_with_verb)
 }
 
 /// Decides from the input.
