@@ -507,6 +507,18 @@ fn out_of_order_bytes_held_by_all_flows_together_stay_within_the_total_budget() 
 }
 
 #[test]
+fn a_session_evicted_after_its_ehlo_reply_says_it_was_evicted() {
+    let mut cfg = smtpscope::engine::Config::default();
+    cfg.limits.max_flows = 1;
+    let first = opening(Dialogue::new(41000, 25), &["STARTTLS"]).packets(1000);
+    let second = opening(Dialogue::new(41001, 25), &["STARTTLS"]).packets(1000);
+    let (out, _) = common::run_packets_with(cfg, &[first, second].concat());
+    let evicted = out.iter().find(|s| s.client.port() == 41000).expect("the evicted session is reported");
+    assert_eq!(evicted.verdict.map(|v| v.name()), Some("incomplete"));
+    assert!(evicted.evidence.iter().any(|e| e.text.contains("evicted")), "{:?}", evicted.evidence);
+}
+
+#[test]
 fn a_capture_that_starts_inside_tls_is_incomplete_not_garbage() {
     let d = Dialogue::mid_stream(40000, 25)
         .c(tls_record(23, &[0x5a; 40]))
