@@ -28,6 +28,22 @@ fn fit(s: &str, w: usize) -> String {
     }
 }
 
+/// An `ip:port` endpoint in `w` columns: a long (IPv6) address loses its middle, never its port.
+fn fit_endpoint(e: &std::net::SocketAddr, w: usize) -> String {
+    let s = e.to_string();
+    let n = s.len();
+    if n <= w {
+        return format!("{s:<w$}");
+    }
+    // Keep the port and the address's last group (`…:1]:25`), and as much of its start as fits.
+    let tail = e.port().to_string().len() + 1 + if e.is_ipv6() { 6 } else { 4 };
+    let head = w.saturating_sub(tail + 1);
+    match (s.get(..head), s.get(n.saturating_sub(tail)..)) {
+        (Some(h), Some(t)) => format!("{h}…{t}"),
+        _ => fit(&s, w),
+    }
+}
+
 /// Table writer.
 pub struct Writer<'a> {
     out: Box<dyn Write + 'a>,
@@ -81,8 +97,8 @@ impl super::RecordWriter for Writer<'_> {
             self.out,
             "{} {} {} {} {on}{verdict}{off} {} {:>4} {:>9}",
             fit(&time, 19),
-            fit(&s.client.to_string(), 23),
-            fit(&s.server.to_string(), 23),
+            fit_endpoint(&s.client, 23),
+            fit_endpoint(&s.server, 23),
             fit(&helo, 20),
             fit(&tls, 6),
             msgs,
@@ -97,5 +113,25 @@ impl super::RecordWriter for Writer<'_> {
     fn finish(&mut self) -> io::Result<()> {
         self.header()?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_ipv6_endpoint_keeps_its_port() {
+        let e: std::net::SocketAddr = "[2003:de:2016:125:fc36:1234:5678:9abc]:2525".parse().unwrap();
+        let f = fit_endpoint(&e, 23);
+        assert_eq!(f.chars().count(), 23);
+        assert!(f.starts_with("[2003:de:"), "{f}");
+        assert!(f.ends_with(":9abc]:2525"), "{f}");
+    }
+
+    #[test]
+    fn an_ipv4_endpoint_is_padded_not_cut() {
+        let e: std::net::SocketAddr = "10.1.2.3:25".parse().unwrap();
+        assert_eq!(fit_endpoint(&e, 23), format!("{:<23}", "10.1.2.3:25"));
     }
 }
