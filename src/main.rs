@@ -141,7 +141,7 @@ struct InputArgs {
     no_progress: bool,
 
     /// BPF capture filter, as in tcpdump (e.g. 'host 10.1.2.3 and port 25').
-    #[arg(value_name = "EXPRESSION", trailing_var_arg = true)]
+    #[arg(value_name = "EXPRESSION")]
     filter: Vec<String>,
 }
 
@@ -292,6 +292,17 @@ starttls-offered-unused, plaintext. The NDJSON schema is described in README.md.
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let input = match &cli.cmd {
+        None => &cli.input,
+        Some(Cmd::Check(a)) => &a.input,
+        Some(Cmd::Pairs(a)) => &a.input,
+    };
+    if let Some(opt) = input.live_only_misuse() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, format!("{opt} applies to live capture (-i) only"))
+            .exit();
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -301,6 +312,26 @@ fn main() -> ExitCode {
             eprintln!("smtpscope: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+impl InputArgs {
+    /// A live-capture option given without `-i` (clap's `requires` is not checked for arguments
+    /// that also conflict with others), which would otherwise be silently ignored.
+    fn live_only_misuse(&self) -> Option<&'static str> {
+        if self.interface.is_some() {
+            return None;
+        }
+        [
+            (self.write.is_some(), "-w"),
+            (self.duration.is_some(), "--duration"),
+            (self.user.is_some(), "-Z"),
+            (self.buffer_kib.is_some(), "-B"),
+            (self.no_immediate, "--no-immediate"),
+            (self.no_promisc, "-p"),
+        ]
+        .into_iter()
+        .find_map(|(given, opt)| given.then_some(opt))
     }
 }
 
@@ -315,7 +346,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a duration this side of forever"))
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
@@ -350,9 +381,11 @@ impl Sink<'_> {
 
 fn run_report(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     if input.list_interfaces {
+        // Written, not printed: `smtpscope -D | head -1` closes the pipe, which is no error.
+        let mut stdout = io::stdout().lock();
         for (n, d) in list_devices()?.iter().enumerate() {
             let desc = d.description.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
-            println!("{}.{}{desc} [{}]", n + 1, d.name, d.flags.join(", "));
+            writeln!(stdout, "{}.{}{desc} [{}]", n + 1, d.name, d.flags.join(", "))?;
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -155,6 +155,49 @@ fn a_bpf_filter_judges_length_on_the_wire_as_tcpdump_does() {
 }
 
 #[test]
+fn options_may_follow_the_bpf_expression_as_with_tcpdump() {
+    let o = smtpscope(&["-r", &demo(), "tcp port 2526", "-F", "json", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o).len(), 1);
+    assert!(o.stderr.is_empty(), "-q after the expression is an option, not filter text");
+}
+
+#[test]
+fn live_only_options_without_an_interface_are_a_usage_error() {
+    for args in [&["-w", "x.pcap"][..], &["--duration", "3s"], &["-Z", "nobody"], &["-p"]] {
+        let mut all = vec!["-r", "captures/demo.pcap"];
+        all.extend_from_slice(args);
+        let o = smtpscope(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("applies to live capture (-i) only"), "{args:?}");
+    }
+}
+
+#[test]
+fn an_absurd_duration_is_a_usage_error_not_a_panic() {
+    let o = smtpscope(&["-i", "lo", "--duration", "99999999999999999999999h"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a duration"));
+}
+
+#[test]
+fn listing_interfaces_into_a_closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .arg("-D")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.code().is_some_and(|c| c == 0 || c == 2), "{status:?} {err}");
+}
+
+#[test]
 fn several_files_are_merged_and_each_record_names_its_file() {
     let Some(dir) = common::public_corpus() else { return };
     let other = dir.join("packetlife-ipv4-smtp-gmail-ehlo-quit.pcap");
