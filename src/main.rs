@@ -450,9 +450,9 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     opts.engine.transcript = true;
     opts.engine.track_open = true;
     let bpf = opts.filter.clone();
+    let summary_file = open_summary(input)?;
     let opened = driver::Opened::open(opts)?;
     let live = opened.is_live();
-    let summary_file = open_summary(input)?;
     let dir = out.export_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let export = ExportDir::open(&dir).map_err(|e| format!("{}: {e}", dir.display()));
     let mut notes = Vec::new();
@@ -687,9 +687,10 @@ impl driver::Sink for WithProgress<'_> {
 
 /// Reads the input (files or live) through the engine, handing every finished session to `on`.
 fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), stop_early: &AtomicBool) -> Result<()> {
-    // Open everything that needs privileges first, then give them up.
-    let opened = driver::Opened::open(opts)?;
+    // Open everything that needs privileges first, then give them up; the summary file before
+    // the device, so that a bad path fails before `-w` creates its file.
     let summary_file = open_summary(input)?;
+    let opened = driver::Opened::open(opts)?;
     let live = opened.is_live();
     if live {
         if let Some(msg) = drop_privileges(input)? {
@@ -699,11 +700,14 @@ fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), 
             let dev = input.interface.as_deref().unwrap_or_default();
             let batching =
                 if immediate_mode(dev, !input.no_immediate) { "" } else { ", kernel batching (up to 100 ms)" };
-            eprintln!(
-                "smtpscope: listening on {dev}, link-type {}, snapshot length {}{batching}",
-                opened.linktype(),
-                input.snaplen
-            );
+            // As tcpdump words it: the link type by name, and `-s 0` as the length it means.
+            let lt = pcap::Linktype(opened.linktype());
+            let link = match (lt.get_name(), lt.get_description()) {
+                (Ok(name), Ok(desc)) => format!("{name} ({desc})"),
+                _ => lt.0.to_string(),
+            };
+            let snaplen = if input.snaplen <= 0 { 262_144 } else { input.snaplen };
+            eprintln!("smtpscope: listening on {dev}, link-type {link}, snapshot length {snaplen} bytes{batching}");
         }
     }
     let stop = Arc::new(AtomicBool::new(false));

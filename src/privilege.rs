@@ -1,6 +1,8 @@
 //! Least privilege for live capture: once the device and output files are open, root is given
 //! up (to `-Z user`, else the sudo caller, else `nobody`). Setting the uid away from 0 also
-//! clears every capability.
+//! clears every capability; a non-root process given capabilities (`setcap cap_net_raw,
+//! cap_net_admin=eip`) gives them up too. Either way the process can never gain privileges
+//! again (`PR_SET_NO_NEW_PRIVS`), not even through a set-uid program.
 
 use std::ffi::CString;
 
@@ -20,7 +22,7 @@ pub enum PrivilegeError {
 /// What happened to the process's privileges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Not root to begin with: nothing to do.
+    /// Not root to begin with: any capabilities it held are given up.
     NotRoot,
     /// `-Z root`: stays root.
     KeptRoot,
@@ -34,7 +36,8 @@ pub fn target(z: Option<&str>) -> Result<Option<(String, u32, u32)>, PrivilegeEr
         return Ok(None);
     }
     if let Some(name) = z {
-        return lookup(name).map(Some);
+        // `-Z 0` names root too.
+        return lookup(name).map(|t| (t.1 != 0).then_some(t));
     }
     let sudo = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
     if let (Some(uid), Some(gid)) = (sudo("SUDO_UID"), sudo("SUDO_GID")) {
@@ -48,7 +51,13 @@ pub fn target(z: Option<&str>) -> Result<Option<(String, u32, u32)>, PrivilegeEr
 
 fn lookup(name: &str) -> Result<(String, u32, u32), PrivilegeError> {
     if let Ok(uid) = name.parse::<u32>() {
-        return Ok((name.to_string(), uid, uid));
+        // A numeric user takes its group from the password database when it has an entry there,
+        // else the group of the same number.
+        // SAFETY: getpwuid returns a pointer into static storage or null; we copy out at once.
+        let pw = unsafe { libc::getpwuid(uid) };
+        // SAFETY: non-null pointer from getpwuid.
+        let gid = if pw.is_null() { uid } else { unsafe { (*pw).pw_gid } };
+        return Ok((name.to_string(), uid, gid));
     }
     let c = CString::new(name).map_err(|_| PrivilegeError::NoUser(name.to_string()))?;
     // SAFETY: getpwnam returns a pointer into static storage or null; we copy out at once.
@@ -65,6 +74,8 @@ fn lookup(name: &str) -> Result<(String, u32, u32), PrivilegeError> {
 pub fn drop_root(z: Option<&str>) -> Result<Outcome, PrivilegeError> {
     // SAFETY: plain getters.
     if unsafe { libc::geteuid() } != 0 {
+        drop_capabilities()?;
+        no_new_privileges()?;
         return Ok(Outcome::NotRoot);
     }
     let Some((user, uid, gid)) = target(z)? else { return Ok(Outcome::KeptRoot) };
@@ -89,7 +100,61 @@ pub fn drop_root(z: Option<&str>) -> Result<Outcome, PrivilegeError> {
             });
         }
     }
+    no_new_privileges()?;
     Ok(Outcome::Dropped { user, uid, gid })
+}
+
+/// Linux's capability sets as `capset(2)` takes them (version 3: two 32-bit words per set).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Empties the effective, permitted, inheritable and ambient capability sets: what opened the
+/// device is not needed to read from it.
+fn drop_capabilities() -> Result<(), PrivilegeError> {
+    let fail =
+        |call| PrivilegeError::Call { who: "no capabilities".into(), call, err: std::io::Error::last_os_error() };
+    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let none = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads one header and two data structs of the layout declared above; giving
+    // capabilities up is always allowed. The ambient set is cleared first (it needs no privilege).
+    unsafe {
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+            // Kernels before 4.3 have no ambient set: nothing to clear.
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+                return Err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"));
+            }
+        }
+        if libc::syscall(libc::SYS_capset, &header as *const CapHeader, none.as_ptr()) != 0 {
+            return Err(fail("capset"));
+        }
+    }
+    Ok(())
+}
+
+/// No later `execve` (none is made, but a library could) may gain privileges.
+fn no_new_privileges() -> Result<(), PrivilegeError> {
+    // SAFETY: a flag on the calling thread's process, checked.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(PrivilegeError::Call {
+            who: "no new privileges".into(),
+            call: "prctl(PR_SET_NO_NEW_PRIVS)",
+            err: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,6 +164,21 @@ mod tests {
     #[test]
     fn z_root_keeps_root() {
         assert_eq!(target(Some("root")).unwrap(), None);
+    }
+
+    #[test]
+    fn z_0_is_root_too_and_keeps_root() {
+        assert_eq!(target(Some("0")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_numeric_user_takes_its_group_from_the_password_database() {
+        // Debian's `sync` is uid 4 in group 65534: the number finds the same group as the name.
+        if let Ok(Some((_, 4, gid))) = target(Some("sync")) {
+            assert_eq!(target(Some("4")).unwrap(), Some(("4".into(), 4, gid)));
+        }
+        // A number without an entry keeps its own number as the group.
+        assert_eq!(target(Some("4242")).unwrap(), Some(("4242".into(), 4242, 4242)));
     }
 
     #[test]

@@ -54,9 +54,8 @@ fn capture_around_sessions(
     child.wait_with_output().unwrap()
 }
 
-fn status_field(pid: u32, field: &str) -> String {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_string()).unwrap_or_default()
+fn status_field(pid: u32, name: &str) -> String {
+    field(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default(), name)
 }
 
 #[test]
@@ -80,6 +79,7 @@ fn live_records_equal_the_written_file_and_root_is_dropped() {
         assert!(status_field(pid, "Groups:").split_whitespace().all(|g| g != "0"));
         assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
         assert_eq!(status_field(pid, "CapPrm:"), "0000000000000000");
+        assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
     });
     assert!(out.status.success());
 
@@ -127,7 +127,16 @@ fn check_runs_live_and_exits_with_the_policy_result() {
 
 /// Starts a live capture with `args` and `env`, and returns its uid and gid lines once it listens.
 fn ids_once_listening(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpscope"));
+    let status = status_once_listening(Command::new(env!("CARGO_BIN_EXE_smtpscope")), args, env);
+    (field(&status, "Uid:"), field(&status, "Gid:"))
+}
+
+fn field(status: &str, name: &str) -> String {
+    status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+}
+
+/// Runs `cmd` with `args` and `env`, and returns its /proc status once it listens.
+fn status_once_listening(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> String {
     cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     for k in ["SUDO_UID", "SUDO_GID", "SUDO_USER"] {
         cmd.env_remove(k);
@@ -141,11 +150,29 @@ fn ids_once_listening(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
         line.clear();
         assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
     }
-    let ids = (status_field(pid, "Uid:"), status_field(pid, "Gid:"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
     child.wait().unwrap();
-    ids
+    status
+}
+
+#[test]
+fn a_non_root_capture_given_capabilities_gives_them_up_once_listening() {
+    if !enabled() {
+        return;
+    }
+    // As after `setcap cap_net_raw,cap_net_admin=eip`: an unprivileged user with the two
+    // capabilities a capture needs (setpriv passes them on as ambient capabilities).
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+net_raw,+net_admin"])
+        .args(["--ambient-caps=+net_raw,+net_admin", env!("CARGO_BIN_EXE_smtpscope")]);
+    let status = status_once_listening(cmd, &["-i", "lo", "-F", "json", "tcp port 9"], &[]);
+    assert_eq!(field(&status, "Uid:").split_whitespace().next(), Some("65534"));
+    for set in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:"] {
+        assert_eq!(field(&status, set), "0000000000000000", "{set}");
+    }
+    assert_eq!(field(&status, "NoNewPrivs:"), "1");
 }
 
 #[test]
