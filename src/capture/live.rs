@@ -118,6 +118,8 @@ pub struct LiveSource {
     name: Arc<str>,
     cap: pcap::Capture<pcap::Active>,
     save: Option<pcap::Savefile>,
+    /// Packets written to `save` since its last flush.
+    unflushed: bool,
     linktype: i32,
     frames: u64,
     header: pcap::PacketHeader,
@@ -140,16 +142,32 @@ impl LiveSource {
             cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.clone(), message: e.to_string() })?;
         }
         let save = match write {
-            Some(p) => Some(cap.savefile(p).map_err(|e| CaptureError::Open {
-                path: p.display().to_string(),
-                message: format!("cannot write the capture file: {e}"),
-            })?),
+            Some(p) => {
+                let err = |e: pcap::Error| CaptureError::Open {
+                    path: p.display().to_string(),
+                    message: format!("cannot write the capture file: {e}"),
+                };
+                let mut save = cap.savefile(p).map_err(err)?;
+                // The header on disk at once: even a run killed before its first packet leaves a
+                // valid (empty) capture file.
+                save.flush().map_err(err)?;
+                Some(save)
+            }
             None => None,
         };
         let cap = cap.setnonblock().map_err(|e| explain_open(device, &e))?;
         let linktype = cap.get_datalink().0;
         let header = pcap::PacketHeader { ts: libc::timeval { tv_sec: 0, tv_usec: 0 }, caplen: 0, len: 0 };
-        Ok(Self { name: Arc::from(device), cap, save, linktype, frames: 0, header, buf: Vec::with_capacity(65_536) })
+        Ok(Self {
+            name: Arc::from(device),
+            cap,
+            save,
+            unflushed: false,
+            linktype,
+            frames: 0,
+            header,
+            buf: Vec::with_capacity(65_536),
+        })
     }
 
     /// The interface name.
@@ -199,10 +217,20 @@ impl LiveSource {
                 self.buf.extend_from_slice(p.data);
                 if let Some(s) = &mut self.save {
                     s.write(&p);
+                    self.unflushed = true;
                 }
                 Ok(true)
             }
-            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => Ok(false),
+            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => {
+                // A quiet moment: what was written reaches the file, so that a run killed hard
+                // (a second Ctrl-C, SIGKILL) loses at most the packets of the last busy stretch.
+                if std::mem::take(&mut self.unflushed) {
+                    if let Some(s) = &mut self.save {
+                        let _ = s.flush();
+                    }
+                }
+                Ok(false)
+            }
             Err(e) => Err(CaptureError::Open { path: format!("interface {}", self.name), message: e.to_string() }),
         }
     }
