@@ -6,13 +6,19 @@
 
 use std::fmt::Write as _;
 
-/// Characters that change how text is laid out or rendered without being visible:
-/// bidi embeddings/overrides/isolates, zero-width and other format characters (Unicode Cf).
+/// Characters that change how text is laid out or rendered without being visible: Unicode's
+/// whole Cf category (bidi embeddings/overrides/isolates, zero-width and other format
+/// characters, as of Unicode 15), plus the fillers and joiner that render as nothing though
+/// they are letters or marks (Hangul fillers, the combining grapheme joiner).
 pub fn is_format_char(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}' | '\u{0890}'..='\u{0891}'
+        | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
-        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+        | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}'
+        // Invisible though not Cf.
+        | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
 }
 
 /// Whether a character must be escaped before a terminal sees it.
@@ -134,6 +140,13 @@ mod tests {
         assert_eq!(terminal(b"bad\xffbyte"), "bad\\xFFbyte");
         assert_eq!(terminal("c1\u{9b}x".as_bytes()), "c1\\x9Bx");
         assert_eq!(terminal(b"back\\slash"), "back\\\\slash");
+    }
+
+    #[test]
+    fn invisible_characters_outside_the_bidi_block_are_escaped_too() {
+        assert_eq!(terminal("a\u{1D173}b".as_bytes()), "a\\u{1D173}b");
+        assert_eq!(terminal("mx\u{3164}.example".as_bytes()), "mx\\u{3164}.example");
+        assert_eq!(terminal("\u{0600}1".as_bytes()), "\\u{0600}1");
     }
 
     #[test]
