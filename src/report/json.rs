@@ -24,6 +24,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SafeFormatter;
 
+/// Characters JSON allows raw that are escaped as `\uXXXX` here: DEL, C1 controls, format and
+/// bidi characters, and the line/paragraph separators (which break JavaScript readers).
+fn needs_u_escape(c: char) -> bool {
+    c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) || is_format_char(c) || c == '\u{2028}' || c == '\u{2029}'
+}
+
 fn write_u(w: &mut (impl Write + ?Sized), c: u32) -> io::Result<()> {
     if c > 0xffff {
         let v = c - 0x10000;
@@ -41,12 +47,7 @@ impl Formatter for SafeFormatter {
         }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
-            let bad = c == '\u{7f}'
-                || ('\u{80}'..='\u{9f}').contains(&c)
-                || is_format_char(c)
-                || c == '\u{2028}'
-                || c == '\u{2029}';
-            if bad {
+            if needs_u_escape(c) {
                 w.write_all(&fragment.as_bytes()[start..i])?;
                 write_u(w, c as u32)?;
                 start = i + c.len_utf8();
@@ -146,13 +147,7 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
             ' '..='~' => continue,
             _ => None,
         };
-        let bad = esc.is_some()
-            || c < ' '
-            || c == '\u{7f}'
-            || ('\u{80}'..='\u{9f}').contains(&c)
-            || is_format_char(c)
-            || c == '\u{2028}'
-            || c == '\u{2029}';
+        let bad = esc.is_some() || c < ' ' || needs_u_escape(c);
         if !bad {
             continue;
         }
