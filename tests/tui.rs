@@ -492,3 +492,61 @@ fn a_long_dialogue_ends_with_a_counted_marker() {
     let omitted = 4 + 600 - kept;
     assert!(s.contains(&format!("… {omitted} more lines (the transcript keeps the first {kept})")), "{s}");
 }
+
+/// The AUTH secrets of every session of `path`, as `--show-credentials` keeps them.
+fn kept_secrets(path: &Path) -> Vec<String> {
+    use smtpscope::session::transcript::{Entry, Secret};
+    let kept = common::sessions_with(path, Config { transcript: true, keep_credentials: true, ..Config::default() });
+    kept.iter()
+        .filter_map(|s| s.transcript.as_deref())
+        .flat_map(|t| t.entries.iter())
+        .filter_map(|e| match e {
+            Entry::Command { secret: Some(Secret::Shown(b)), .. } => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_packets_tab_masks_auth_secrets_and_envelope_local_parts() {
+    let name = "suricata-smtp-submission-587-auth-login-yahoo.pcap";
+    let Some((mut app, path)) = public(name) else { return };
+    let secrets = kept_secrets(&path);
+    assert!(secrets.len() >= 2, "the capture logs in with a user name and a password: {secrets:?}");
+    let origin = Origin::Files { paths: vec![path.clone()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
+    let n = p.rows.len();
+    let (mut secret_dumps, mut address_dumps) = (0, 0);
+    for i in 0..n {
+        app.packets.cursor = i;
+        let s = screen(&draw(&mut app, 120, 60));
+        for secret in &secrets {
+            let head = secret.get(..secret.len().min(6)).unwrap_or(secret);
+            assert!(!s.contains(head), "frame row {i} shows the secret {secret:?}:\n{s}");
+        }
+        // (The message's own headers are the message's: only the envelope is masked.)
+        assert!(!s.contains("FROM: <xxxxxx@") && !s.contains("TO: <xxxxxx@"), "row {i} shows a local part:\n{s}");
+        secret_dumps += usize::from(s.contains("AUTH secret masked (--show-credentials shows it)"));
+        address_dumps += usize::from(s.contains("envelope addresses masked"));
+    }
+    assert_eq!(secret_dumps, secrets.len(), "each frame that carried a secret says it is masked");
+    assert!(address_dumps >= 2, "MAIL FROM and RCPT TO frames say their local parts are masked");
+    app.packets.cursor = 0;
+    let s = screen(&draw(&mut app, 120, 60));
+    assert!(s.contains("MAIL FROM: <******@xxxxx.co.uk>") && s.contains("RCPT TO: <******@xxxxx.co.uk>"), "{s}");
+    assert!(s.contains("len    10  ********.."), "the user name's row shows its length, not its bytes:\n{s}");
+}
+
+#[test]
+fn show_addresses_unmasks_envelope_local_parts_in_the_packets_tab() {
+    let name = "suricata-smtp-submission-587-auth-login-yahoo.pcap";
+    let Some((mut app, path)) = public(name) else { return };
+    app.show_addresses = true;
+    let origin = Origin::Files { paths: vec![path.clone()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let s = screen(&draw(&mut app, 120, 60));
+    assert!(s.contains("MAIL FROM: <xxxxxx@"), "{s}");
+}

@@ -74,6 +74,8 @@ struct Line {
     resync: bool,
     /// A gap just happened and no byte has come since: the next bytes may start a line.
     at_gap: bool,
+    /// Frame of the buffered partial line's first bytes.
+    from: u64,
 }
 
 #[derive(Default)]
@@ -101,6 +103,13 @@ pub struct Machine {
     keep_credentials: bool,
     tls: Option<tls::Tracker>,
     frame: u64,
+    /// Frame of the first client bytes being fed: earlier than `frame` when held bytes are
+    /// released on a server reply.
+    data_from: u64,
+    /// Frame where the held client bytes started.
+    held_from: u64,
+    /// Frame where the client line being handled started (it may span segments).
+    line_from: u64,
     /// Client bytes of a DATA body were lost: the end of data may have been in the gap.
     body_gap: bool,
 }
@@ -148,6 +157,9 @@ impl Machine {
             keep_credentials: false,
             tls: None,
             frame: 0,
+            data_from: 0,
+            held_from: 0,
+            line_from: 0,
             body_gap: false,
         }
     }
@@ -298,8 +310,14 @@ impl Machine {
     }
 
     /// Bytes from the client.
-    pub fn client_data(&mut self, mut data: &[u8], frame: u64, s: &mut Session) {
+    pub fn client_data(&mut self, data: &[u8], frame: u64, s: &mut Session) {
+        self.client_data_from(data, frame, frame, s);
+    }
+
+    /// Client bytes whose first ones came in frame `from` (held bytes released later).
+    fn client_data_from(&mut self, mut data: &[u8], from: u64, frame: u64, s: &mut Session) {
         self.frame = frame;
+        self.data_from = from;
         while !data.is_empty() {
             match self.cmode {
                 ClientMode::Command => {
@@ -307,12 +325,15 @@ impl Machine {
                 }
                 ClientMode::Hold => {
                     let room = MAX_HELD.saturating_sub(self.held.len());
+                    if self.held.is_empty() {
+                        self.held_from = from;
+                    }
                     if data.len() > room {
                         // Nobody holds this much back waiting for a reply: it is a body.
                         self.held.extend_from_slice(data);
                         self.enter_body(s);
                         let held = std::mem::take(&mut self.held);
-                        self.client_data(&held, frame, s);
+                        self.client_data_from(&held, self.held_from, frame, s);
                         return;
                     }
                     self.held.extend_from_slice(data);
@@ -444,6 +465,9 @@ impl Machine {
         let Some(pos) = memchr::memchr(b'\n', data) else {
             let l = &mut self.lines[dir];
             if !l.resync {
+                if l.buf.is_empty() {
+                    l.from = if dir == 0 { self.data_from } else { self.frame };
+                }
                 let room = MAX_LINE.saturating_sub(l.buf.len());
                 if data.len() > room {
                     l.truncated = true;
@@ -460,8 +484,14 @@ impl Machine {
             return rest;
         }
         if l.buf.is_empty() {
+            if dir == 0 {
+                self.line_from = self.data_from;
+            }
             f(self, strip_eol(chunk), rest, s);
         } else {
+            if dir == 0 {
+                self.line_from = l.from;
+            }
             let mut buf = std::mem::take(&mut l.buf);
             let room = MAX_LINE.saturating_sub(buf.len());
             if chunk.len() > room {
@@ -838,7 +868,7 @@ impl Machine {
             if line == b"*" || line.is_empty() {
                 t.command(frame, line);
             } else {
-                t.secret(frame, b"", line, self.keep_credentials);
+                t.secret(self.line_from..=frame, b"", line, self.keep_credentials);
             }
             return;
         }
@@ -850,7 +880,7 @@ impl Machine {
                 // `arg` is a slice of `line`: where it starts is a pointer difference.
                 let start = (arg.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize).min(line.len());
                 let shown = (start + mech_end).min(line.len());
-                t.secret(frame, line.get(..shown).unwrap_or(line), initial, self.keep_credentials);
+                t.secret(self.line_from..=frame, line.get(..shown).unwrap_or(line), initial, self.keep_credentials);
                 return;
             }
         }
@@ -867,7 +897,7 @@ impl Machine {
             return;
         }
         let frame = self.frame;
-        self.client_data(&held, frame, s);
+        self.client_data_from(&held, self.held_from, frame, s);
     }
 }
 

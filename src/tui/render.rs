@@ -15,7 +15,7 @@ use super::packets;
 use super::store::{self, Column};
 use crate::report::escape::{defuse, terminal};
 use crate::report::rfc3339;
-use crate::session::{Session, Verdict};
+use crate::session::{Session, Side, Verdict};
 use crate::tls::version_label;
 
 /// Cuts `s` to `w` columns, ending in `…` when cut.
@@ -404,6 +404,11 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
         header.push_str(&format!(" · {note}"));
     }
     lines.push(Line::styled(header, th.dim()));
+    // The transcript masks AUTH secrets and envelope local parts; so do the packets.
+    let hide = |r: &packets::PacketRow| {
+        let secret = s.transcript.as_ref().is_some_and(|t| t.secret_in(r.frame));
+        packets::hidden(r, secret, app.show_addresses)
+    };
     for (i, r) in p.rows.iter().enumerate().skip(start).take(n.saturating_sub(1)) {
         let (tag, style) = match r.side {
             crate::session::Side::Client => ("C→S", th.client()),
@@ -423,7 +428,7 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
             r.seq.wrapping_sub(mine),
             ack,
             r.payload_len,
-            packets::ascii(&r.preview)
+            packets::preview(r, &hide(r))
         );
         let mut line = Line::styled(text, style);
         if i == cursor {
@@ -433,11 +438,21 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
     }
     f.render_widget(Paragraph::new(lines), list);
     if let Some(r) = p.rows.get(cursor) {
-        let mut d = vec![Line::styled(
+        let hidden = hide(r);
+        let mut head = vec![Span::styled(
             format!("frame {} · {} bytes on the wire, {} captured", r.frame, r.orig_len, r.data.len()),
             th.heading(),
         )];
-        d.extend(packets::hexdump(&r.data).into_iter().map(Line::raw));
+        if !hidden.is_empty() {
+            let why = if s.transcript.as_ref().is_some_and(|t| t.secret_in(r.frame)) && r.side == Side::Client {
+                "AUTH secret masked (--show-credentials shows it)"
+            } else {
+                "envelope addresses masked (--show-addresses shows them)"
+            };
+            head.push(Span::styled(format!(" · {why}"), th.warn()));
+        }
+        let mut d = vec![Line::from(head)];
+        d.extend(packets::hexdump_masked(&r.data, &hidden).into_iter().map(Line::raw));
         f.render_widget(Paragraph::new(d), dump);
     }
 }
