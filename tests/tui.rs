@@ -117,7 +117,32 @@ fn a_failed_upgrade_is_red_and_an_incomplete_session_grey() {
     assert_eq!(fg_at(&b, "starttls-failed"), Color::Red);
     let Some((mut app, _)) = public("zeek-smtp-client-side-only.pcap") else { return };
     let b = draw(&mut app, 120, 30);
-    assert_eq!(fg_at(&b, "incomplete"), Color::DarkGray);
+    let (x, y) = find_below(&b, "incomplete", 2).unwrap();
+    assert_eq!(app.cursor, 0, "the only session is the selected one");
+    assert_eq!(b[(x, y)].fg, Color::Gray, "grey, and lighter than the selection's dark grey background");
+    assert_eq!(b[(x, y)].bg, Color::DarkGray);
+}
+
+#[test]
+fn grey_text_stays_readable_on_the_selected_row() {
+    let mut app = demo();
+    app.apply(Action::Tab(Tab::Evidence));
+    let b = draw(&mut app, 120, 40);
+    // Every cell on a selected line (the table's and the evidence tab's) has text lighter than
+    // its background.
+    let mut selected = 0;
+    for y in 0..b.area.height {
+        for x in 0..b.area.width {
+            let c = &b[(x, y)];
+            if c.bg == Color::DarkGray && c.symbol() != " " {
+                selected += 1;
+                assert_ne!(c.fg, Color::DarkGray, "grey on grey at ({x},{y}):\n{}", screen(&b));
+            }
+        }
+    }
+    assert!(selected > 20, "the table row and the evidence line are selected");
+    let unselected = find_below(&b, "Evidence", 10).unwrap();
+    assert_eq!(b[unselected].bg, Color::Reset);
 }
 
 #[test]

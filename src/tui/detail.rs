@@ -441,7 +441,7 @@ pub fn evidence(s: &Session, cursor: usize, look: &Look) -> (Vec<Line<'static>>,
         }
         let mut line = Line::from(spans);
         if i == cursor {
-            line = line.style(th.selected());
+            line = th.select(line);
         }
         out.push(line);
     }

@@ -272,6 +272,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 Column::Tls if store::tls_version(s).is_some_and(|v| v < 0x0303) => th.warn(),
                 _ => Style::new(),
             };
+            let style = if i == app.cursor { th.on_selection(style) } else { style };
             let right = matches!(c, Column::Msgs | Column::Bytes | Column::Port);
             let line = if right {
                 Line::from(Span::styled(text, style)).right_aligned()
@@ -432,7 +433,7 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
         );
         let mut line = Line::styled(text, style);
         if i == cursor {
-            line = line.style(th.selected());
+            line = th.select(line);
         }
         lines.push(line);
     }
@@ -497,7 +498,8 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     for ((i, ((c, s), p)), cells) in visible.iter().zip(cells) {
         let mut verdicts = Vec::new();
         for (v, k) in &p.verdicts {
-            verdicts.push(Span::styled(format!("{} {k}", v.name()), th.verdict(*v)));
+            let style = if *i == app.pairs_cursor { th.on_selection(th.verdict(*v)) } else { th.verdict(*v) };
+            verdicts.push(Span::styled(format!("{} {k}", v.name()), style));
             verdicts.push(Span::raw(" "));
         }
         let mut row: Vec<Cell> = vec![
