@@ -575,3 +575,50 @@ fn show_addresses_unmasks_envelope_local_parts_in_the_packets_tab() {
     let s = screen(&draw(&mut app, 120, 60));
     assert!(s.contains("MAIL FROM: <xxxxxx@"), "{s}");
 }
+
+/// Every bundled capture's sessions in one app (ids made unique): every verdict at once.
+fn all_bundled() -> App {
+    let mut all = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(common::bundled())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        all.extend(sessions(&p));
+    }
+    for (i, s) in all.iter_mut().enumerate() {
+        s.id = i as u64 + 1;
+    }
+    app_with(all, true)
+}
+
+#[test]
+fn every_verdict_count_stays_on_screen_at_80_columns() {
+    let mut app = all_bundled();
+    let counts: Vec<_> = app.store.counts.iter().map(|(v, n)| (*v, *n)).collect();
+    assert!(counts.len() >= 7, "the bundled captures have most verdicts: {counts:?}");
+    for w in [80, 100, 200] {
+        let b = draw(&mut app, w, 30);
+        let top = lines(&b).iter().take(4).cloned().collect::<Vec<_>>().join("\n");
+        for (v, n) in &counts {
+            let short = match v.name() {
+                "starttls-offered-unused" => "unused",
+                "starttls-refused" => "refused",
+                "starttls-failed" => "failed",
+                "implicit-tls" => "implicit",
+                "plaintext" => "plain",
+                "incomplete" => "incompl",
+                other => other,
+            };
+            assert!(
+                top.contains(&format!(" {} {n} ", v.name())) || top.contains(&format!(" {short} {n} ")),
+                "{w} columns: the {} count is not in the header:\n{}",
+                v.name(),
+                screen(&b)
+            );
+        }
+        assert!(lines(&b).iter().any(|l| l.contains("Sessions ")), "the table still follows");
+    }
+}

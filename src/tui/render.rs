@@ -42,9 +42,11 @@ pub fn fit(s: &str, w: usize) -> String {
 /// Draws one frame.
 pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     let area = f.area();
+    let chips = verdict_chips(app, area.width);
+    let header_h = u16::try_from(chips.len() + 1).unwrap_or(2);
     let [header, body, footer] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    draw_header(f, app, header);
+        Layout::vertical([Constraint::Length(header_h), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    draw_header(f, app, header, chips);
     match app.view {
         View::Pairs => draw_pairs(f, app, body),
         View::Sessions => draw_sessions(f, app, body),
@@ -58,7 +60,72 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     }
 }
 
-fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
+/// A verdict's name on a chip when the full names do not fit.
+fn short_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::NotSmtp => "not-smtp",
+        Verdict::Incomplete => "incompl",
+        Verdict::ImplicitTls => "implicit",
+        Verdict::Starttls => "starttls",
+        Verdict::Stripped => "stripped",
+        Verdict::StarttlsRefused => "refused",
+        Verdict::StarttlsFailed => "failed",
+        Verdict::StarttlsOfferedUnused => "unused",
+        Verdict::Plaintext => "plain",
+    }
+}
+
+/// Most lines the verdict chips may take.
+const MAX_CHIP_LINES: usize = 3;
+
+/// The header's verdict chips (and open sessions), as lines of `width`: full names on one line
+/// when they fit, otherwise short names wrapped over up to [`MAX_CHIP_LINES`] lines, so that no
+/// count (plaintext and failed come last) falls off the screen.
+fn verdict_chips(app: &App, width: u16) -> Vec<Line<'static>> {
+    let th = app.theme;
+    let width = usize::from(width);
+    if app.store.counts.is_empty() && app.store.open == 0 {
+        return vec![Line::from(vec![Span::raw(" "), Span::styled("no SMTP session yet", th.dim())])];
+    }
+    let chips = |short: bool| -> Vec<Span<'static>> {
+        let mut out = Vec::new();
+        for v in Verdict::ALL {
+            if let Some(n) = app.store.counts.get(&v) {
+                let name = if short { short_name(v) } else { v.name() };
+                out.push(Span::styled(format!(" {name} {} ", thousands(*n)), th.chip(v)));
+            }
+        }
+        if app.store.open > 0 {
+            out.push(Span::styled(format!("● open {} ", thousands(app.store.open as u64)), th.warn()));
+        }
+        out
+    };
+    // Each chip is preceded by one space.
+    let full = chips(false);
+    if full.iter().map(|c| c.width() + 1).sum::<usize>() < width {
+        return vec![Line::from(full.into_iter().flat_map(|c| [Span::raw(" "), c]).collect::<Vec<_>>())];
+    }
+    let mut lines: Vec<Vec<Span<'static>>> = vec![Vec::new()];
+    let mut used = 0;
+    for c in chips(true) {
+        let w = c.width() + 1;
+        if used > 0 && used + w >= width {
+            if lines.len() == MAX_CHIP_LINES {
+                break;
+            }
+            lines.push(Vec::new());
+            used = 0;
+        }
+        if let Some(l) = lines.last_mut() {
+            l.push(Span::raw(" "));
+            l.push(c);
+        }
+        used += w;
+    }
+    lines.into_iter().map(Line::from).collect()
+}
+
+fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, chips: Vec<Line<'static>>) {
     let th = app.theme;
     let p = &app.progress;
     // The label yields to progress on narrow terminals.
@@ -94,19 +161,6 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
     if app.paused {
         l1.push(Span::styled("  ⏸ paused", th.warn()));
     }
-    let mut l2 = vec![Span::raw(" ")];
-    for v in Verdict::ALL {
-        if let Some(n) = app.store.counts.get(&v) {
-            l2.push(Span::styled(format!(" {} {} ", v.name(), thousands(*n)), th.chip(v)));
-            l2.push(Span::raw(" "));
-        }
-    }
-    if app.store.open > 0 {
-        l2.push(Span::styled(format!("● open {} ", thousands(app.store.open as u64)), th.warn()));
-    }
-    if app.store.counts.is_empty() && app.store.open == 0 {
-        l2.push(Span::styled("no SMTP session yet", th.dim()));
-    }
     // The active filter, right-aligned on the first line (whose left part is short).
     let filter = app.store.filter().text();
     if !filter.is_empty() {
@@ -118,7 +172,9 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
         l1.push(Span::styled("filter: ", th.dim()));
         l1.push(Span::styled(shown, th.key()));
     }
-    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+    let mut lines = vec![Line::from(l1)];
+    lines.extend(chips);
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn rate_text(r: f64) -> String {
