@@ -622,3 +622,21 @@ fn every_verdict_count_stays_on_screen_at_80_columns() {
         assert!(lines(&b).iter().any(|l| l.contains("Sessions ")), "the table still follows");
     }
 }
+
+#[test]
+fn the_last_packet_is_on_screen_when_selected() {
+    let mut app = demo();
+    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
+    let (last, first) = (p.rows.len() - 1, p.rows[0].frame);
+    let frame = p.rows[last].frame;
+    for at in [last, 0] {
+        app.packets.cursor = at;
+        let b = draw(&mut app, 100, 30);
+        let want = format!("│{:>6} ", if at == 0 { first } else { frame });
+        let (x, y) = find(&b, &want).unwrap_or_else(|| panic!("row {at} is off screen:\n{}", screen(&b)));
+        assert_eq!(b[(x + 3, y)].bg, Color::DarkGray, "and selected");
+    }
+}

@@ -449,7 +449,8 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
     // Relative sequence numbers, as Wireshark shows them: from each side's first one.
     let first_seq = |side| p.rows.iter().find(|r| r.side == side).map_or(0, |r| r.seq);
     let isn = [first_seq(crate::session::Side::Client), first_seq(crate::session::Side::Server)];
-    let n = usize::from(list.height);
+    // The list's first line is its header: `n` packet rows fit below it.
+    let n = usize::from(list.height).saturating_sub(1);
     let cursor = app.packets.cursor.min(p.rows.len() - 1);
     let start = cursor.saturating_sub(n.saturating_sub(1) / 2).min(p.rows.len().saturating_sub(n));
     let mut lines = Vec::new();
@@ -466,7 +467,7 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
         let secret = s.transcript.as_ref().is_some_and(|t| t.secret_in(r.frame));
         packets::hidden(r, secret, app.show_addresses)
     };
-    for (i, r) in p.rows.iter().enumerate().skip(start).take(n.saturating_sub(1)) {
+    for (i, r) in p.rows.iter().enumerate().skip(start).take(n) {
         let (tag, style) = match r.side {
             crate::session::Side::Client => ("C→S", th.client()),
             crate::session::Side::Server => ("S→C", th.server()),
