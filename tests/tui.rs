@@ -640,3 +640,19 @@ fn the_last_packet_is_on_screen_when_selected() {
         assert_eq!(b[(x + 3, y)].bg, Color::DarkGray, "and selected");
     }
 }
+
+#[test]
+fn growing_the_window_fills_the_table_again() {
+    let mut app = all_bundled();
+    let len = app.store.len();
+    app.apply(Action::Bottom);
+    assert_eq!(app.cursor, len - 1);
+    app.zoom = true; // the table alone: its height is the window's
+    draw(&mut app, 120, 20);
+    assert!(app.geometry.table_offset > 0, "a small window scrolls to the last row");
+    app.apply(Action::Resize);
+    let b = draw(&mut app, 120, 60);
+    let rows = app.geometry.table_rows;
+    let shown = (rows.y..rows.y + rows.height).filter(|y| lines(&b)[usize::from(*y)].contains(':')).count();
+    assert_eq!(shown, len.min(usize::from(rows.height)), "no blank rows below the last one:\n{}", screen(&b));
+}

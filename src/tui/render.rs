@@ -282,9 +282,8 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     } else if inner_h > 0 && app.cursor >= offset + inner_h {
         offset = app.cursor + 1 - inner_h;
     }
-    if len <= inner_h {
-        offset = 0;
-    }
+    // A taller window shows more rows above rather than blank ones below.
+    offset = offset.min(len.saturating_sub(inner_h));
     app.geometry.table_offset = offset;
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
