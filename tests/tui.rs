@@ -656,3 +656,19 @@ fn growing_the_window_fills_the_table_again() {
     let shown = (rows.y..rows.y + rows.height).filter(|y| lines(&b)[usize::from(*y)].contains(':')).count();
     assert_eq!(shown, len.min(usize::from(rows.height)), "no blank rows below the last one:\n{}", screen(&b));
 }
+
+#[test]
+fn cut_hellos_still_read_as_a_handshake_and_holes_inside_tls_are_one_line() {
+    let mut app = app_with(sessions(&common::bundled().join("snaplen-96.pcap")), true);
+    let i = (0..app.store.len()).find(|i| app.store.get(*i).unwrap().tls_handshake()).expect("a handshake");
+    app.cursor = i;
+    app.selected = app.store.get(i).map(|s| s.id);
+    app.zoom = true;
+    app.focus = smtpscope::tui::app::Pane::Detail;
+    let s = screen(&draw(&mut app, 120, 60));
+    assert!(s.contains("TLS handshake (version not captured)"), "{s}");
+    assert!(!s.contains("no handshake seen"), "the verdict says starttls and the TLS tab shows both hellos:\n{s}");
+    let after_tls = s.split_once("TLS handshake").map_or("", |(_, rest)| rest);
+    assert_eq!(after_tls.matches("bytes missing from the capture").count(), 1, "{s}");
+    assert!(after_tls.contains("bytes missing from the capture inside TLS (client ×9, server ×9)"), "{s}");
+}

@@ -89,6 +89,8 @@ fn tls_words(s: &Session) -> String {
     let enc = s.tls.encrypted_bytes[0] + s.tls.encrypted_bytes[1];
     let hs = match (s.tls_handshake(), s.tls.version) {
         (true, Some(v)) => format!("{} handshake", spaced(&version_label(v))),
+        // Both hellos seen, cut before their version (a short snaplen): still a handshake.
+        (true, None) => "TLS handshake (version not captured)".into(),
         (false, _) if s.tls.client_hello.is_some() => "TLS handshake started, no ServerHello".into(),
         _ => "TLS expected, no handshake seen".into(),
     };
@@ -136,7 +138,37 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
     if let Some(tn) = s.tunnel {
         out.push(Line::styled(format!("        ({} preamble before SMTP)", tn.name()), th.dim()));
     }
-    for e in &t.entries {
+    // Inside TLS the capture's holes say nothing about the dialogue, and a short snaplen makes
+    // one per segment: they are counted on one line where the first one was.
+    let tls_at = t.entries.iter().position(|e| matches!(e, Entry::TlsStart { .. }));
+    let mut tls_gaps = [0u64; 2];
+    for e in t.entries.iter().skip(tls_at.map_or(usize::MAX, |i| i + 1)) {
+        if let Entry::Gap { side } = e {
+            tls_gaps[*side as usize] += 1;
+        }
+    }
+    let mut tls_gap_shown = false;
+    for (i, e) in t.entries.iter().enumerate() {
+        let in_tls = tls_at.is_some_and(|at| i > at);
+        if in_tls && matches!(e, Entry::Gap { .. }) {
+            if !tls_gap_shown {
+                tls_gap_shown = true;
+                let sides: Vec<String> = [Side::Client, Side::Server]
+                    .into_iter()
+                    .filter(|sd| tls_gaps[*sd as usize] > 0)
+                    .map(|sd| match tls_gaps[sd as usize] {
+                        1 => sd.name().to_string(),
+                        n => format!("{} ×{n}", sd.name()),
+                    })
+                    .collect();
+                out.push(rule(
+                    &format!("bytes missing from the capture inside TLS ({})", sides.join(", ")),
+                    look.width,
+                    th.warn(),
+                ));
+            }
+            continue;
+        }
         out.push(match e {
             Entry::Command { frame, text, secret } => {
                 let mut spans = vec![gutter(*frame, look), side_tag(Side::Client, look)];
