@@ -672,3 +672,42 @@ fn cut_hellos_still_read_as_a_handshake_and_holes_inside_tls_are_one_line() {
     assert_eq!(after_tls.matches("bytes missing from the capture").count(), 1, "{s}");
     assert!(after_tls.contains("bytes missing from the capture inside TLS (client ×9, server ×9)"), "{s}");
 }
+
+#[test]
+fn tab_walks_the_completion_list_and_enter_takes_the_pick() {
+    let mut app = demo();
+    type_filter(&mut app, "");
+    app.apply(Action::FilterComplete);
+    let keys = app.completion.as_ref().map_or(0, |c| c.candidates.len());
+    assert!(keys > 10, "every key is a candidate: {keys}");
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains(&format!("+{} more ↓", keys - 10)), "the list says what it leaves out:\n{s}");
+    // Tab/↓ walk down, wrapping; ↑ walks back.
+    let mut seen = Vec::new();
+    for _ in 0..keys {
+        app.apply(Action::FilterComplete);
+        seen.push(app.input.value().to_string());
+    }
+    assert_eq!(seen.len(), keys);
+    assert!(seen.iter().all(|v| v.ends_with(':')), "{seen:?}");
+    let last = seen.last().unwrap().clone();
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains(&last) && s.contains("more ↑"), "the pick scrolls into view:\n{s}");
+    app.apply(Action::FilterComplete);
+    assert_eq!(app.input.value(), seen[0], "it wraps to the first");
+    app.apply(Action::FilterCompletePrev);
+    assert_eq!(app.input.value(), last);
+    // Enter takes the pick and leaves the bar open; a value completes the same way.
+    type_filter(&mut app, "verdict:starttls-");
+    app.apply(Action::FilterComplete);
+    app.apply(Action::FilterComplete);
+    app.apply(Action::FilterComplete);
+    let picked = app.input.value().to_string();
+    assert!(picked.starts_with("verdict:starttls-") && picked.len() > "verdict:starttls-".len(), "{picked}");
+    app.apply(Action::FilterApply);
+    assert_eq!(app.input.value(), format!("{picked} "));
+    assert!(app.completion.is_none());
+    assert_eq!(app.mode, smtpscope::tui::app::Mode::Filter, "the first Enter only took the pick");
+    app.apply(Action::FilterApply);
+    assert_eq!(app.store.filter().text(), picked);
+}

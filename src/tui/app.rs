@@ -147,8 +147,10 @@ pub enum Action {
     Resize,
     /// Edit the filter text.
     FilterInput(InputRequest),
-    /// Complete the word being typed.
+    /// Complete the word being typed; with the candidates on show, pick the next one.
     FilterComplete,
+    /// Pick the previous candidate.
+    FilterCompletePrev,
     /// Apply the typed filter.
     FilterApply,
     /// Close the bar, keeping the applied filter.
@@ -279,6 +281,8 @@ pub struct App {
     pub input_error: Option<FilterError>,
     /// Completion candidates on show.
     pub completion: Option<Completion>,
+    /// The candidate picked (Tab/↓/↑) and put into the input.
+    pub completion_pick: Option<usize>,
     /// Live updates paused (still collected).
     pub paused: bool,
     held_finished: Vec<Session>,
@@ -328,6 +332,7 @@ impl App {
             input: Input::default(),
             input_error: None,
             completion: None,
+            completion_pick: None,
             paused: false,
             held_finished: Vec::new(),
             held_open: BTreeMap::new(),
@@ -601,6 +606,27 @@ impl App {
         }
     }
 
+    /// Moves the pick among the candidates on show by `step` (wrapping) and puts it into the
+    /// input, so the list can be walked with Tab/↓ and ↑.
+    fn pick_completion(&mut self, step: isize) {
+        let Some(c) = &self.completion else { return };
+        let n = c.candidates.len();
+        if n == 0 {
+            return;
+        }
+        let next = match self.completion_pick {
+            None if step < 0 => n - 1,
+            None => 0,
+            Some(i) => (i as isize + step).rem_euclid(n as isize) as usize,
+        };
+        if let Some(cand) = c.candidates.get(next) {
+            let v = c.apply(self.input.value(), cand);
+            self.input = Input::new(v);
+            self.completion_pick = Some(next);
+            self.revalidate();
+        }
+    }
+
     fn revalidate(&mut self) {
         self.input_error = Filter::parse(self.input.value()).err();
     }
@@ -742,6 +768,20 @@ impl App {
                 self.completion = None;
                 self.revalidate();
             }
+            Action::FilterComplete if self.completion.is_some() => self.pick_completion(1),
+            Action::FilterCompletePrev if self.completion.is_some() => self.pick_completion(-1),
+            Action::FilterCompletePrev => {}
+            Action::FilterApply if self.completion_pick.is_some() && self.completion.is_some() => {
+                // Enter on a picked candidate takes it; the next Enter applies the filter.
+                let mut v = self.input.value().to_string();
+                if !v.ends_with(':') {
+                    v.push(' ');
+                }
+                self.input = Input::new(v);
+                self.completion = None;
+                self.completion_pick = None;
+                self.revalidate();
+            }
             Action::FilterComplete => {
                 let value = self.input.value().to_string();
                 let c = complete(&value);
@@ -761,6 +801,7 @@ impl App {
                             self.input = Input::new(c.apply(&value, &prefix));
                         }
                         self.completion = Some(c);
+                        self.completion_pick = None;
                     }
                 }
                 self.revalidate();

@@ -702,13 +702,42 @@ fn draw_completion(f: &mut Frame<'_>, app: &App, footer: Rect) {
     if c.candidates.is_empty() {
         return;
     }
-    let shown: Vec<&String> = c.candidates.iter().take(10).collect();
-    let w = shown.iter().map(|s| s.width()).max().unwrap_or(0) as u16 + 2;
-    let h = shown.len() as u16 + 2;
+    let th = app.theme;
+    // A window of the list around the pick, with what lies beyond it counted.
+    let room = usize::from(footer.y.saturating_sub(2)).clamp(1, 10);
+    let n = c.candidates.len();
+    let pick = app.completion_pick.filter(|p| *p < n);
+    let first = pick.map_or(0, |p| p.saturating_sub(room - 1)).min(n.saturating_sub(room));
+    let shown: Vec<(usize, &String)> = c.candidates.iter().enumerate().skip(first).take(room).collect();
+    let (above, below) = (first, n - first - shown.len());
+    let more = match (above, below) {
+        (0, 0) => None,
+        (0, b) => Some(format!("+{b} more ↓")),
+        (a, 0) => Some(format!("+{a} more ↑")),
+        (a, b) => Some(format!("+{a} ↑ +{b} ↓")),
+    };
+    let w = shown.iter().map(|(_, s)| s.width()).chain(more.iter().map(|m| m.width())).max().unwrap_or(0) as u16 + 2;
+    let h = (shown.len() + usize::from(more.is_some())) as u16 + 2;
     let x = (footer.x + 2 + app.input.value()[..c.start.min(app.input.value().len())].width() as u16)
         .min(footer.width.saturating_sub(w));
     let r = Rect { x, y: footer.y.saturating_sub(h), width: w.min(footer.width), height: h.min(footer.y) };
     f.render_widget(Clear, r);
-    let lines: Vec<Line> = shown.iter().map(|s| Line::raw(s.to_string())).collect();
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().border_style(app.theme.dim())), r);
+    let mut lines: Vec<Line> = shown
+        .iter()
+        .map(|(i, s)| {
+            let line = Line::raw(defuse(s));
+            if Some(*i) == pick {
+                line.style(th.selected())
+            } else {
+                line
+            }
+        })
+        .collect();
+    if let Some(m) = more {
+        lines.push(Line::styled(m, th.dim()));
+    }
+    let title = Span::styled(" Tab/↓/↑ pick, Enter takes ", th.dim());
+    let block = Block::bordered().border_style(th.dim());
+    let block = if w >= 30 { block.title(title) } else { block };
+    f.render_widget(Paragraph::new(lines).block(block), r);
 }
