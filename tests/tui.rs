@@ -711,3 +711,22 @@ fn tab_walks_the_completion_list_and_enter_takes_the_pick() {
     app.apply(Action::FilterApply);
     assert_eq!(app.store.filter().text(), picked);
 }
+
+#[test]
+fn s_sorts_only_by_columns_on_screen() {
+    let mut app = demo();
+    let b = draw(&mut app, 80, 24);
+    assert!(!screen(&b).contains("HELO"), "80 columns leave HELO out:\n{}", screen(&b));
+    let shown: Vec<_> = app.geometry.header.iter().map(|h| h.2).collect();
+    let mut sorted = Vec::new();
+    for _ in 0..shown.len() {
+        app.apply(Action::Sort);
+        let (col, _) = app.sort();
+        assert!(shown.contains(&col), "sorted by {col:?}, which is not on screen ({shown:?})");
+        sorted.push(col);
+        draw(&mut app, 80, 24);
+    }
+    sorted.sort_by_key(|c| c.title());
+    sorted.dedup();
+    assert_eq!(sorted.len(), shown.len(), "every column on screen is reached");
+}

@@ -724,7 +724,17 @@ impl App {
             Action::NextTab => self.set_tab(Tab::ALL[(self.tab.index() + 1) % 4]),
             Action::Sort => {
                 let (col, _) = self.store.sort();
-                let next = col.next();
+                // Only to columns on screen (as last drawn): a sort by a hidden column looks
+                // like no order at all.
+                let shown =
+                    |c: Column| self.geometry.header.is_empty() || self.geometry.header.iter().any(|h| h.2 == c);
+                let mut next = col.next();
+                for _ in 0..Column::ALL.len() {
+                    if shown(next) {
+                        break;
+                    }
+                    next = next.next();
+                }
                 self.store.set_sort(next, false);
                 self.after_rebuild();
                 self.say(format!("sorted by {}", next.title().to_lowercase()), false);
