@@ -730,3 +730,28 @@ fn s_sorts_only_by_columns_on_screen() {
     sorted.dedup();
     assert_eq!(sorted.len(), shown.len(), "every column on screen is reached");
 }
+
+#[test]
+fn columns_are_as_wide_as_what_they_show() {
+    // demo.pcap at 100 columns: short IPv4 addresses leave room for the HELO name.
+    let mut app = demo();
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains("HELO") && s.contains("demo-clie"), "{s}");
+    // An IPv6 client is shown whole when the screen has room for it (at 100 columns the dated
+    // times of this 2013-2018 capture take the room, and the address is cut).
+    let Some((mut app, _)) = public("ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap") else { return };
+    for w in [80, 130] {
+        let s = screen(&draw(&mut app, w, 30));
+        assert!(s.contains("[2003:de:2016:125:fc36:8317:4e86:cb72]:"), "{w} columns:\n{s}");
+    }
+}
+
+#[test]
+fn times_carry_their_date_when_sessions_span_days() {
+    let Some((mut app, _)) = public("ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap") else { return };
+    let s = screen(&draw(&mut app, 130, 30));
+    assert!(s.contains("2013-12-26 00:18:44") && s.contains("2018-04-26 12:49:28"), "2013 and 2018:\n{s}");
+    let mut app = demo();
+    let s = screen(&draw(&mut app, 130, 30));
+    assert!(s.contains("│11:22:55 "), "one day: clock times only:\n{s}");
+}

@@ -1,6 +1,8 @@
 //! Drawing: header, session table, detail tabs, pairs view, filter bar, overlays. Reads the
 //! [`App`] and records the geometry mouse clicks need; never changes anything else.
 
+use std::sync::Arc;
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -214,37 +216,88 @@ fn draw_sessions(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     draw_detail(f, app, bottom);
 }
 
-/// Columns that fit `width`, with their widths: the least important go first when narrow.
-pub fn columns(width: u16) -> Vec<(Column, u16)> {
-    // (column, minimum width, importance: lower stays longer)
+/// How much of a session's start time the TIME column shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeShown {
+    /// `HH:MM:SS`: every session started on the same day.
+    Clock,
+    /// `MM-DD HH:MM:SS`: several days of one year.
+    Day,
+    /// `YYYY-MM-DD HH:MM:SS`: several years.
+    Full,
+}
+
+impl TimeShown {
+    /// What the store's sessions need: a multi-day capture with clock times only looks
+    /// unsorted under TIME▲.
+    pub fn of(store: &store::Store) -> Self {
+        match store.span {
+            _ if !store.spans_days() => TimeShown::Clock,
+            Some((a, b)) if rfc3339(a).get(..4) == rfc3339(b).get(..4) => TimeShown::Day,
+            _ => TimeShown::Full,
+        }
+    }
+
+    fn text(self, micros: i64) -> String {
+        let t = rfc3339(micros);
+        let range = match self {
+            TimeShown::Clock => 11..19,
+            TimeShown::Day => 5..19,
+            TimeShown::Full => 0..19,
+        };
+        t.get(range).map_or_else(|| t.clone(), |x| x.replacen('T', " ", 1))
+    }
+}
+
+/// Columns that fit `width` (the table's inside), with their widths: each as wide as the
+/// widest value on screen needs (capped), the least important left out when narrow, and the
+/// room left to the HELO name. `natural` gives a column's widest value on screen.
+pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize) -> Vec<(Column, u16)> {
+    // (column, cap, importance: lower stays longer)
     let all = [
-        (Column::Time, 8, 3),
-        (Column::Client, 21, 1),
-        (Column::Server, 15, 1),
+        (Column::Time, 19, 3),
+        (Column::Client, 47, 1),
+        (Column::Server, 39, 1),
         (Column::Port, 5, 1),
-        (Column::Helo, 12, 5),
-        (Column::Verdict, 23, 0),
+        (Column::Helo, 6, 5),
+        (Column::Verdict, 25, 0),
         (Column::Tls, 6, 2),
         (Column::Msgs, 5, 6),
-        (Column::Bytes, 9, 4),
+        (Column::Bytes, 14, 4),
     ];
-    let avail = usize::from(width).saturating_sub(2);
-    let mut keep: Vec<(Column, u16, u8)> = all.to_vec();
-    let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>();
+    // A title with its sort mark always fits.
+    let sized = |c: Column, cap: usize| natural(c).min(cap).max(c.title().width() + 1) as u16;
+    let avail = usize::from(width);
+    let mut keep: Vec<(Column, u16, u8)> = all.iter().map(|&(c, cap, imp)| (c, sized(c, cap), imp)).collect();
+    // Widths plus one space between columns.
+    let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>().saturating_sub(1);
     while need(&keep) > avail && keep.len() > 1 {
-        if let Some(i) = keep.iter().enumerate().max_by_key(|(_, c)| c.2).map(|(i, _)| i) {
-            keep.remove(i);
+        // Bytes, HELO and messages go first; then long (IPv6) addresses are cut down to 21
+        // and 15 columns; only then does the time or the TLS version go.
+        let least = keep.iter().enumerate().max_by_key(|(_, c)| c.2).map(|(i, c)| (i, c.2));
+        let excess = need(&keep) - avail;
+        let shrink = keep.iter_mut().find(|c| matches!((c.0, c.1), (Column::Client, 22..) | (Column::Server, 16..)));
+        match (least, shrink) {
+            (Some((i, imp)), _) if imp >= 4 => {
+                keep.remove(i);
+            }
+            (_, Some(c)) => {
+                let min = if c.0 == Column::Client { 21 } else { 15 };
+                c.1 -= (c.1 - min).min(excess as u16);
+            }
+            (Some((i, _)), None) => {
+                keep.remove(i);
+            }
+            (None, None) => break,
         }
     }
     let mut spare = avail.saturating_sub(need(&keep)) as u16;
     let mut out: Vec<(Column, u16)> = keep.iter().map(|c| (c.0, c.1)).collect();
-    // Room left goes to the HELO name, then to the addresses (IPv6 is long).
-    for grow in [Column::Helo, Column::Server, Column::Client] {
+    // Room left goes to the HELO name, as far as the names on screen need (up to 48), then
+    // back to addresses cut above before a column went.
+    for (grow, cap) in [(Column::Helo, 48), (Column::Client, 47), (Column::Server, 39)] {
         if let Some(c) = out.iter_mut().find(|c| c.0 == grow) {
-            let add = match grow {
-                Column::Helo => spare.min(28),
-                _ => spare.min(24),
-            };
+            let add = spare.min(sized(grow, cap).saturating_sub(c.1));
             c.1 += add;
             spare -= add;
         }
@@ -252,16 +305,15 @@ pub fn columns(width: u16) -> Vec<(Column, u16)> {
     out
 }
 
-fn cell_text(col: Column, s: &Session) -> String {
+fn cell_text(col: Column, s: &Session, time: TimeShown) -> String {
     match col {
-        Column::Time => {
-            let t = rfc3339(s.first_seen);
-            t.get(11..19).unwrap_or(&t).to_string()
-        }
+        Column::Time => time.text(s.first_seen),
         Column::Client => s.client.to_string(),
         Column::Server => s.server.ip().to_string(),
         Column::Port => s.server.port().to_string(),
-        Column::Helo => s.hello.as_ref().map(|h| terminal(&h.arg)).unwrap_or_else(|| "-".into()),
+        Column::Helo => {
+            s.hello.as_ref().map(|h| terminal(&h.arg)).filter(|h| !h.is_empty()).unwrap_or_else(|| "-".into())
+        }
         Column::Verdict => s.verdict.map_or("-", |v| v.name()).to_string(),
         Column::Tls => store::tls_version(s).map(version_label).unwrap_or_else(|| "-".into()),
         Column::Msgs => store::messages(s).map_or("-".into(), |n| n.to_string()),
@@ -269,12 +321,22 @@ fn cell_text(col: Column, s: &Session) -> String {
     }
 }
 
+/// A cell as shown: open sessions carry a `●` before their verdict.
+fn shown_text(col: Column, s: &Session, time: TimeShown) -> String {
+    let text = cell_text(col, s, time);
+    if col == Column::Verdict && s.in_progress {
+        format!("● {text}")
+    } else {
+        text
+    }
+}
+
 fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let th = app.theme;
-    let cols = columns(area.width.saturating_sub(2));
     let (sort, desc) = app.sort();
     let inner_h = usize::from(area.height.saturating_sub(3));
     let len = app.store.len();
+    let time = TimeShown::of(&app.store);
     // Keep the cursor on screen; the offset only moves when it must.
     let mut offset = app.geometry.table_offset.min(len.saturating_sub(1));
     if app.cursor < offset {
@@ -285,6 +347,11 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     // A taller window shows more rows above rather than blank ones below.
     offset = offset.min(len.saturating_sub(inner_h));
     app.geometry.table_offset = offset;
+    // Columns sized from the rows on screen.
+    let on_screen: Vec<Arc<Session>> =
+        (offset..(offset + inner_h).min(len)).filter_map(|i| app.store.get(i)).cloned().collect();
+    let natural = |c: Column| on_screen.iter().map(|s| shown_text(c, s, time).width()).max().unwrap_or(0);
+    let cols = columns(area.width.saturating_sub(2), &natural);
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.header_y = area.y + 1;
@@ -311,10 +378,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     for i in offset..(offset + inner_h).min(len) {
         let Some(s) = app.store.get(i) else { break };
         let cells = cols.iter().map(|(c, w)| {
-            let mut text = fit(&cell_text(*c, s), usize::from(*w));
-            if *c == Column::Verdict && s.in_progress {
-                text = fit(&format!("● {text}"), usize::from(*w));
-            }
+            let text = fit(&shown_text(*c, s, time), usize::from(*w));
             let style = match c {
                 Column::Verdict => {
                     let st = s.verdict.map_or(th.dim(), |v| th.verdict(v));
