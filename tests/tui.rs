@@ -360,12 +360,35 @@ fn the_pairs_view_shows_what_each_server_offered() {
     let b = draw(&mut app, 140, 20);
     let s = screen(&b);
     assert!(s.contains("188.184.129.157") && s.contains("188.184.36.24"), "{s}");
-    assert!(s.contains("STARTTLS, X-ANONYMOUSTLS"), "{s}");
+    assert!(s.contains("STARTTLS X-ANONYMOUSTLS AUTH CHUNKING PIPELINING 8BITMIME"), "the notable extensions:\n{s}");
     assert!(s.contains("starttls-offered-unused 1"), "{s}");
+    assert!(s.contains("Pairs: 1 host pair "), "{s}");
     app.apply(Action::Enter);
     assert_eq!(app.view, View::Sessions);
     assert_eq!(app.store.filter().text(), "client:188.184.129.157 server:188.184.36.24");
     assert_eq!(app.store.len(), 1);
+    app.apply(Action::Escape);
+    assert_eq!(app.view, View::Pairs, "Esc goes back to the pairs");
+    assert!(app.store.filter().is_all(), "with the filter they had");
+}
+
+#[test]
+fn the_pairs_view_keeps_its_columns_at_100_columns() {
+    let mut app = demo();
+    app.apply(Action::Pairs);
+    let s = screen(&draw(&mut app, 100, 20));
+    for title in ["CLIENT HOST", "SESS", "VERDICTS", "OFFERED", "USED", "TLS"] {
+        assert!(s.contains(title), "{title}:\n{s}");
+    }
+    assert!(s.contains("STARTTLS 1") && s.contains("TLS1.3 1"), "{s}");
+    assert!(s.contains("starttls 1") && s.contains("plain 1"), "short verdict names make room:\n{s}");
+    // A masked extension is listed as the middlebox left it; a filter is named in the title.
+    let mut app = all_bundled();
+    type_filter(&mut app, "ext:XXXXXXXA");
+    app.apply(Action::FilterApply);
+    app.apply(Action::Pairs);
+    let s = screen(&draw(&mut app, 140, 20));
+    assert!(s.contains("XXXXXXXA") && s.contains("(filter: ext:XXXXXXXA)"), "{s}");
 }
 
 #[test]

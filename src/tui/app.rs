@@ -275,6 +275,8 @@ pub struct App {
     /// Selected pair.
     pub pairs_cursor: usize,
     pairs_dirty: bool,
+    /// Drilled into a pair: the filter to go back to on Esc (then the pairs view).
+    pair_return: Option<String>,
     /// The filter bar's text.
     pub input: Input,
     /// The filter bar's parse error.
@@ -329,6 +331,7 @@ impl App {
             pairs: Pairs::default(),
             pairs_cursor: 0,
             pairs_dirty: true,
+            pair_return: None,
             input: Input::default(),
             input_error: None,
             completion: None,
@@ -597,6 +600,7 @@ impl App {
         let current = self.store.filter().text().to_string();
         let text = if current.is_empty() { extra } else { format!("({current}) {extra}") };
         if self.set_filter_text(&text).is_ok() {
+            self.pair_return = Some(current);
             self.view = View::Sessions;
             self.focus = Pane::Table;
             self.cursor = 0;
@@ -714,6 +718,12 @@ impl App {
                     self.zoom = false;
                 } else if self.view == View::Pairs {
                     self.view = View::Sessions;
+                } else if let Some(before) = self.pair_return.take() {
+                    // Back from a pair's sessions: the pairs again, with the filter they had.
+                    let _ = self.set_filter_text(&before);
+                    self.pairs_dirty = true;
+                    self.view = View::Pairs;
+                    self.refresh_pairs();
                 }
             }
             Action::Tab(t) => {
@@ -818,6 +828,7 @@ impl App {
             }
             Action::FilterApply => match Filter::parse(self.input.value()) {
                 Ok(f) => {
+                    self.pair_return = None;
                     self.store.set_filter(f);
                     self.mode = Mode::Normal;
                     self.completion = None;
@@ -859,6 +870,7 @@ impl App {
             },
             Action::Help => self.mode = if self.mode == Mode::Help { Mode::Normal } else { Mode::Help },
             Action::Pairs => {
+                self.pair_return = None;
                 self.view = if self.view == View::Pairs { View::Sessions } else { View::Pairs };
                 self.focus = Pane::Table;
                 self.zoom = false;

@@ -15,6 +15,7 @@ use super::detail::{self, thousands, Look};
 use super::keys::HELP;
 use super::packets;
 use super::store::{self, Column};
+use crate::report;
 use crate::report::escape::{defuse, terminal};
 use crate::report::rfc3339;
 use crate::session::{Session, Side, Verdict};
@@ -588,30 +589,63 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.detail = Rect::default();
-    // Columns sized from what they hold (hosts, ports, verbs, versions), so the verdict counts get
-    // the rest; on a narrow screen ports, verbs used and versions give way.
-    let wide = area.width >= 120;
+    // Columns sized from what they hold (hosts, ports, extensions, verbs, versions). When they do
+    // not all fit, the verdicts take short names, the extensions are cut (down to 16 columns), and
+    // only then do ports, verbs used and versions give way.
     let visible: Vec<_> = app.pairs.pairs.iter().enumerate().skip(offset).take(inner_h).collect();
     let cells: Vec<_> = visible.iter().map(|(_, (_, p))| p.cells()).collect();
-    let col = |title: &str, len: &dyn Fn(usize) -> usize, cap: usize| -> u16 {
-        let w = (0..cells.len()).map(len).max().unwrap_or(0).max(title.width()).min(cap);
-        u16::try_from(w).unwrap_or(u16::MAX)
+    let col = |title: &str, len: &dyn Fn(usize) -> usize, cap: usize| -> usize {
+        (0..cells.len()).map(len).max().unwrap_or(0).max(title.width()).min(cap)
+    };
+    let name = |v: Verdict, short: bool| if short { short_name(v) } else { v.name() };
+    let verdicts_w = |p: &report::pairs::Pair, short: bool| {
+        p.verdicts.iter().map(|(v, k)| name(*v, short).len() + k.to_string().len() + 2).sum::<usize>().saturating_sub(1)
     };
     let client_w = col("CLIENT HOST", &|i| visible[i].1 .0 .0.to_string().width(), 39);
     let server_w = col("SERVER HOST", &|i| visible[i].1 .0 .1.to_string().width(), 39);
-    let offered_w = col("OFFERED", &|i| cells[i].offered.width(), 26);
-    let mut widths = vec![Constraint::Length(client_w), Constraint::Length(server_w)];
+    let offered_full = col("OFFERED", &|i| cells[i].extensions.width(), 80);
+    let ports_w = col("PORTS", &|i| cells[i].ports.width(), 16);
+    let used_w = col("USED", &|i| cells[i].used.width(), 24);
+    let tls_w = col("TLS", &|i| cells[i].tls.width(), 24);
+    let avail = usize::from(area.width.saturating_sub(2));
+    let mut short = false;
+    let mut verdict_w = col("VERDICTS", &|i| verdicts_w(visible[i].1 .1, false), 80);
+    let mut offered_w = offered_full;
+    let mut show = [true; 3]; // ports, used, tls
+    let need = |show: &[bool; 3], verdicts: usize, offered: usize| {
+        let opt = [ports_w, used_w, tls_w].iter().zip(show).filter(|(_, s)| **s).map(|(w, _)| w + 1).sum::<usize>();
+        client_w + server_w + 5 + verdicts + offered + 5 + opt
+    };
+    if need(&show, verdict_w, offered_w) > avail {
+        short = true;
+        verdict_w = col("VERDICTS", &|i| verdicts_w(visible[i].1 .1, true), 80);
+    }
+    let over = need(&show, verdict_w, offered_w).saturating_sub(avail);
+    offered_w = offered_w.saturating_sub(over).max(16.min(offered_full));
+    for drop in [0, 1, 2] {
+        if need(&show, verdict_w, offered_w) > avail {
+            show[drop] = false;
+        }
+    }
+    // What is left goes back to the extensions.
+    let spare = avail.saturating_sub(need(&show, verdict_w, offered_w));
+    offered_w += spare.min(offered_full - offered_w);
+    let len16 = |w: usize| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX));
+    let mut widths = vec![len16(client_w), len16(server_w)];
     let mut titles = vec!["CLIENT HOST", "SERVER HOST"];
-    if wide {
-        widths.push(Constraint::Length(col("PORTS", &|i| cells[i].ports.width(), 16)));
+    if show[0] {
+        widths.push(len16(ports_w));
         titles.push("PORTS");
     }
-    widths.extend([Constraint::Length(5), Constraint::Fill(1), Constraint::Length(offered_w)]);
+    widths.extend([Constraint::Length(5), len16(verdict_w), len16(offered_w)]);
     titles.extend(["SESS", "VERDICTS", "OFFERED"]);
-    if wide {
-        widths.push(Constraint::Length(col("USED", &|i| cells[i].used.width(), 20)));
-        widths.push(Constraint::Length(col("TLS", &|i| cells[i].tls.width(), 20)));
-        titles.extend(["USED", "TLS"]);
+    if show[1] {
+        widths.push(len16(used_w));
+        titles.push("USED");
+    }
+    if show[2] {
+        widths.push(len16(tls_w));
+        titles.push("TLS");
     }
     let header = Row::new(titles.iter().map(|t| Cell::from(*t))).style(th.heading());
     let mut rows = Vec::new();
@@ -619,21 +653,21 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         let mut verdicts = Vec::new();
         for (v, k) in &p.verdicts {
             let style = if *i == app.pairs_cursor { th.on_selection(th.verdict(*v)) } else { th.verdict(*v) };
-            verdicts.push(Span::styled(format!("{} {k}", v.name()), style));
+            verdicts.push(Span::styled(format!("{} {k}", name(*v, short)), style));
             verdicts.push(Span::raw(" "));
         }
-        let mut row: Vec<Cell> = vec![
-            Cell::from(fit(&c.to_string(), usize::from(client_w))),
-            Cell::from(fit(&s.to_string(), usize::from(server_w))),
-        ];
-        if wide {
+        let mut row: Vec<Cell> =
+            vec![Cell::from(fit(&c.to_string(), client_w)), Cell::from(fit(&s.to_string(), server_w))];
+        if show[0] {
             row.push(Cell::from(cells.ports));
         }
         row.push(Cell::from(Line::from(p.sessions().to_string()).right_aligned()));
         row.push(Cell::from(Line::from(verdicts)));
-        row.push(Cell::from(fit(&cells.offered, usize::from(offered_w))));
-        if wide {
+        row.push(Cell::from(fit(&cells.extensions, offered_w)));
+        if show[1] {
             row.push(Cell::from(cells.used));
+        }
+        if show[2] {
             row.push(Cell::from(cells.tls));
         }
         let mut r = Row::new(row);
@@ -642,8 +676,11 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         }
         rows.push(r);
     }
+    let noun = if n == 1 { "host pair" } else { "host pairs" };
+    let filter = app.store.filter().text();
+    let filtered = if filter.is_empty() { String::new() } else { format!(" (filter: {})", fit(&defuse(filter), 40)) };
     let title = Line::from(vec![
-        Span::styled(format!(" Pairs: {} host pairs ", n), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(format!(" Pairs: {n} {noun}{filtered} "), Style::new().add_modifier(Modifier::BOLD)),
         Span::styled("· Enter shows their sessions · Esc/P back ", th.dim()),
     ]);
     let table = Table::new(rows, widths).header(header).column_spacing(1).block(pane_block(app, title, Pane::Table));
