@@ -778,3 +778,23 @@ fn times_carry_their_date_when_sessions_span_days() {
     let s = screen(&draw(&mut app, 130, 30));
     assert!(s.contains("│11:22:55 "), "one day: clock times only:\n{s}");
 }
+
+#[test]
+fn the_tls_tab_wraps_values_under_their_column() {
+    let mut app = app_with(sessions(&common::bundled().join("expired-cert.pcap")), true);
+    app.apply(Action::Tab(Tab::Tls));
+    let sha1 = app.current().unwrap().tls.cert.clone().unwrap().sha1.to_uppercase();
+    let b = draw(&mut app, 80, 40);
+    let thumb = lines(&b).into_iter().find(|l| l.contains("Certificate thumbprint")).unwrap();
+    assert!(thumb.contains(&sha1), "the thumbprint on one line at 80 columns: {thumb}");
+    // Narrow: a warning's text continues under its text, not under the certificate values.
+    let b = draw(&mut app, 52, 40);
+    let all = lines(&b);
+    let at = all.iter().position(|l| l.contains("⚠ cert-expired")).unwrap_or_else(|| panic!("{}", screen(&b)));
+    let byte = all[at].find("certificate expired").unwrap_or_else(|| panic!("{}", screen(&b)));
+    let text_col = all[at][..byte].chars().count();
+    let next = &all[at + 1];
+    let indent = next.chars().skip(1).take_while(|c| *c == ' ').count() + 1;
+    assert!(!next.trim_matches(|c| c == '│' || c == ' ').is_empty(), "the warning wraps:\n{}", screen(&b));
+    assert_eq!(indent, text_col, "continuation of a wrapped warning:\n{}", screen(&b));
+}

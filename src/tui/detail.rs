@@ -245,7 +245,9 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
 }
 
 fn field(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
-    Line::from(vec![Span::styled(format!("  {name:<37}"), look.theme.dim()), Span::raw(value.into())])
+    // The longest label ("Certificate subject alternate names") and one space: a SHA-1
+    // thumbprint still fits on one line at 80 columns.
+    Line::from(vec![Span::styled(format!("  {name:<36}"), look.theme.dim()), Span::raw(value.into())])
 }
 
 fn pair(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
@@ -504,11 +506,31 @@ pub fn summary_line(s: &Session, look: &Look) -> Line<'static> {
 /// Wraps styled lines at `width` columns (continuations indented by `indent`); returns the
 /// wrapped lines and, for each input line, the index of its first wrapped line.
 pub fn wrap(lines: Vec<Line<'static>>, width: u16, indent: usize) -> (Vec<Line<'static>>, Vec<usize>) {
+    wrap_with(lines, width, |_| indent)
+}
+
+/// [`wrap`] with each line's continuations under its value: indented by the width of its first
+/// span when it has more (a label, as on the TLS tab) and room is left, by `fallback` otherwise.
+pub fn wrap_hanging(lines: Vec<Line<'static>>, width: u16, fallback: usize) -> (Vec<Line<'static>>, Vec<usize>) {
+    // A label that leaves fewer than 16 columns for its value hangs at `fallback` instead.
+    let room = usize::from(width).saturating_sub(16);
+    wrap_with(lines, width, |l| match l.spans.as_slice() {
+        [first, _, ..] if first.width() <= room => first.width(),
+        _ => fallback.min(room),
+    })
+}
+
+fn wrap_with(
+    lines: Vec<Line<'static>>,
+    width: u16,
+    indent_of: impl Fn(&Line<'static>) -> usize,
+) -> (Vec<Line<'static>>, Vec<usize>) {
     use unicode_width::UnicodeWidthChar;
-    let width = usize::from(width).max(indent + 8);
     let mut out = Vec::with_capacity(lines.len());
     let mut starts = Vec::with_capacity(lines.len());
     for line in lines {
+        let indent = indent_of(&line);
+        let width = usize::from(width).max(indent + 8);
         starts.push(out.len());
         if line.width() <= width {
             out.push(line);

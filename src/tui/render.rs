@@ -465,7 +465,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let w = rest.width;
     let (lines, scroll) = match app.tab {
         Tab::Transcript => (detail::wrap(detail::transcript(&s, &look), w, 10).0, app.detail_scroll),
-        Tab::Tls => (detail::wrap(detail::tls(&s, &look), w, 39).0, app.detail_scroll),
+        Tab::Tls => (detail::wrap_hanging(detail::tls(&s, &look), w, 14).0, app.detail_scroll),
         Tab::Evidence => {
             let (lines, at) = detail::evidence(&s, app.evidence_cursor, &look);
             let (lines, starts) = detail::wrap(lines, w, 10);
