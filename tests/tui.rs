@@ -798,3 +798,18 @@ fn the_tls_tab_wraps_values_under_their_column() {
     assert!(!next.trim_matches(|c| c == '│' || c == ' ').is_empty(), "the warning wraps:\n{}", screen(&b));
     assert_eq!(indent, text_col, "continuation of a wrapped warning:\n{}", screen(&b));
 }
+
+#[test]
+fn the_open_marker_does_not_cut_the_longest_verdict() {
+    let all = sessions(&demo_path());
+    let mut app = app_with(Vec::new(), true);
+    let mut open =
+        all.iter().find(|s| s.verdict.is_some_and(|v| v.name() == "starttls-offered-unused")).unwrap().clone();
+    open.in_progress = true;
+    app.ingest(Update::Open(vec![open]));
+    app.rebuild(Instant::now());
+    for w in [80, 100] {
+        let s = screen(&draw(&mut app, w, 24));
+        assert!(s.contains("● starttls-offered-unused "), "{w} columns:\n{s}");
+    }
+}
