@@ -960,6 +960,23 @@ fn scan_body(state: &mut u8, data: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_secret_sent_over_two_segments_marks_both_frames() {
+        let mut s = Session::new("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:587".parse().unwrap());
+        s.transcript = Some(Box::default());
+        let mut m = Machine::new(true);
+        m.server_data(b"220 mx ESMTP\r\n", 1, &mut s);
+        m.client_data(b"EHLO c\r\n", 2, &mut s);
+        m.server_data(b"250-mx\r\n250 AUTH PLAIN\r\n", 3, &mut s);
+        m.client_data(b"AUTH PLAIN AGpvZQBz", 4, &mut s);
+        m.client_data(b"ZWNyZXQ=\r\n", 5, &mut s);
+        m.server_data(b"235 ok\r\n", 6, &mut s);
+        m.client_data(b"QUIT\r\n", 7, &mut s);
+        let t = s.transcript.as_deref().unwrap();
+        assert!(t.secret_in(4) && t.secret_in(5), "{:?}", t.secret_frames);
+        assert!(!t.secret_in(2) && !t.secret_in(7), "{:?}", t.secret_frames);
+    }
+
     fn scan_all(parts: &[&[u8]]) -> Option<(usize, usize)> {
         let mut st = 1;
         for (k, p) in parts.iter().enumerate() {
