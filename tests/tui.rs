@@ -117,7 +117,32 @@ fn a_failed_upgrade_is_red_and_an_incomplete_session_grey() {
     assert_eq!(fg_at(&b, "starttls-failed"), Color::Red);
     let Some((mut app, _)) = public("zeek-smtp-client-side-only.pcap") else { return };
     let b = draw(&mut app, 120, 30);
-    assert_eq!(fg_at(&b, "incomplete"), Color::DarkGray);
+    let (x, y) = find_below(&b, "incomplete", 2).unwrap();
+    assert_eq!(app.cursor, 0, "the only session is the selected one");
+    assert_eq!(b[(x, y)].fg, Color::Gray, "grey, and lighter than the selection's dark grey background");
+    assert_eq!(b[(x, y)].bg, Color::DarkGray);
+}
+
+#[test]
+fn grey_text_stays_readable_on_the_selected_row() {
+    let mut app = demo();
+    app.apply(Action::Tab(Tab::Evidence));
+    let b = draw(&mut app, 120, 40);
+    // Every cell on a selected line (the table's and the evidence tab's) has text lighter than
+    // its background.
+    let mut selected = 0;
+    for y in 0..b.area.height {
+        for x in 0..b.area.width {
+            let c = &b[(x, y)];
+            if c.bg == Color::DarkGray && c.symbol() != " " {
+                selected += 1;
+                assert_ne!(c.fg, Color::DarkGray, "grey on grey at ({x},{y}):\n{}", screen(&b));
+            }
+        }
+    }
+    assert!(selected > 20, "the table row and the evidence line are selected");
+    let unselected = find_below(&b, "Evidence", 10).unwrap();
+    assert_eq!(b[unselected].bg, Color::Reset);
 }
 
 #[test]
@@ -335,12 +360,35 @@ fn the_pairs_view_shows_what_each_server_offered() {
     let b = draw(&mut app, 140, 20);
     let s = screen(&b);
     assert!(s.contains("188.184.129.157") && s.contains("188.184.36.24"), "{s}");
-    assert!(s.contains("STARTTLS, X-ANONYMOUSTLS"), "{s}");
+    assert!(s.contains("STARTTLS X-ANONYMOUSTLS AUTH CHUNKING PIPELINING 8BITMIME"), "the notable extensions:\n{s}");
     assert!(s.contains("starttls-offered-unused 1"), "{s}");
+    assert!(s.contains("Pairs: 1 host pair "), "{s}");
     app.apply(Action::Enter);
     assert_eq!(app.view, View::Sessions);
     assert_eq!(app.store.filter().text(), "client:188.184.129.157 server:188.184.36.24");
     assert_eq!(app.store.len(), 1);
+    app.apply(Action::Escape);
+    assert_eq!(app.view, View::Pairs, "Esc goes back to the pairs");
+    assert!(app.store.filter().is_all(), "with the filter they had");
+}
+
+#[test]
+fn the_pairs_view_keeps_its_columns_at_100_columns() {
+    let mut app = demo();
+    app.apply(Action::Pairs);
+    let s = screen(&draw(&mut app, 100, 20));
+    for title in ["CLIENT HOST", "SESS", "VERDICTS", "OFFERED", "USED", "TLS"] {
+        assert!(s.contains(title), "{title}:\n{s}");
+    }
+    assert!(s.contains("STARTTLS 1") && s.contains("TLS1.3 1"), "{s}");
+    assert!(s.contains("starttls 1") && s.contains("plain 1"), "short verdict names make room:\n{s}");
+    // A masked extension is listed as the middlebox left it; a filter is named in the title.
+    let mut app = all_bundled();
+    type_filter(&mut app, "ext:XXXXXXXA");
+    app.apply(Action::FilterApply);
+    app.apply(Action::Pairs);
+    let s = screen(&draw(&mut app, 140, 20));
+    assert!(s.contains("XXXXXXXA") && s.contains("(filter: ext:XXXXXXXA)"), "{s}");
 }
 
 #[test]
@@ -491,4 +539,277 @@ fn a_long_dialogue_ends_with_a_counted_marker() {
     // 220, EHLO, a two-line 250, then 300 NOOP/250 pairs.
     let omitted = 4 + 600 - kept;
     assert!(s.contains(&format!("… {omitted} more lines (the transcript keeps the first {kept})")), "{s}");
+}
+
+/// The AUTH secrets of every session of `path`, as `--show-credentials` keeps them.
+fn kept_secrets(path: &Path) -> Vec<String> {
+    use smtpscope::session::transcript::{Entry, Secret};
+    let kept = common::sessions_with(path, Config { transcript: true, keep_credentials: true, ..Config::default() });
+    kept.iter()
+        .filter_map(|s| s.transcript.as_deref())
+        .flat_map(|t| t.entries.iter())
+        .filter_map(|e| match e {
+            Entry::Command { secret: Some(Secret::Shown(b)), .. } => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_packets_tab_masks_auth_secrets_and_envelope_local_parts() {
+    let name = "suricata-smtp-submission-587-auth-login-yahoo.pcap";
+    let Some((mut app, path)) = public(name) else { return };
+    let secrets = kept_secrets(&path);
+    assert!(secrets.len() >= 2, "the capture logs in with a user name and a password: {secrets:?}");
+    let origin = Origin::Files { paths: vec![path.clone()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
+    let n = p.rows.len();
+    let (mut secret_dumps, mut address_dumps) = (0, 0);
+    for i in 0..n {
+        app.packets.cursor = i;
+        let s = screen(&draw(&mut app, 120, 60));
+        for secret in &secrets {
+            let head = secret.get(..secret.len().min(6)).unwrap_or(secret);
+            assert!(!s.contains(head), "frame row {i} shows the secret {secret:?}:\n{s}");
+        }
+        // (The message's own headers are the message's: only the envelope is masked.)
+        assert!(!s.contains("FROM: <xxxxxx@") && !s.contains("TO: <xxxxxx@"), "row {i} shows a local part:\n{s}");
+        secret_dumps += usize::from(s.contains("AUTH secret masked (--show-credentials shows it)"));
+        address_dumps += usize::from(s.contains("envelope addresses masked"));
+    }
+    assert_eq!(secret_dumps, secrets.len(), "each frame that carried a secret says it is masked");
+    assert!(address_dumps >= 2, "MAIL FROM and RCPT TO frames say their local parts are masked");
+    app.packets.cursor = 0;
+    let s = screen(&draw(&mut app, 120, 60));
+    assert!(s.contains("MAIL FROM: <******@xxxxx.co.uk>") && s.contains("RCPT TO: <******@xxxxx.co.uk>"), "{s}");
+    assert!(s.contains("len    10  ********.."), "the user name's row shows its length, not its bytes:\n{s}");
+}
+
+#[test]
+fn show_addresses_unmasks_envelope_local_parts_in_the_packets_tab() {
+    let name = "suricata-smtp-submission-587-auth-login-yahoo.pcap";
+    let Some((mut app, path)) = public(name) else { return };
+    app.show_addresses = true;
+    let origin = Origin::Files { paths: vec![path.clone()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let s = screen(&draw(&mut app, 120, 60));
+    assert!(s.contains("MAIL FROM: <xxxxxx@"), "{s}");
+}
+
+/// Every bundled capture's sessions in one app (ids made unique): every verdict at once.
+fn all_bundled() -> App {
+    let mut all = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(common::bundled())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        all.extend(sessions(&p));
+    }
+    for (i, s) in all.iter_mut().enumerate() {
+        s.id = i as u64 + 1;
+    }
+    app_with(all, true)
+}
+
+#[test]
+fn every_verdict_count_stays_on_screen_at_80_columns() {
+    let mut app = all_bundled();
+    let counts: Vec<_> = app.store.counts.iter().map(|(v, n)| (*v, *n)).collect();
+    assert!(counts.len() >= 7, "the bundled captures have most verdicts: {counts:?}");
+    for w in [80, 100, 200] {
+        let b = draw(&mut app, w, 30);
+        let top = lines(&b).iter().take(4).cloned().collect::<Vec<_>>().join("\n");
+        for (v, n) in &counts {
+            let short = match v.name() {
+                "starttls-offered-unused" => "unused",
+                "starttls-refused" => "refused",
+                "starttls-failed" => "failed",
+                "implicit-tls" => "implicit",
+                "plaintext" => "plain",
+                "incomplete" => "incompl",
+                other => other,
+            };
+            assert!(
+                top.contains(&format!(" {} {n} ", v.name())) || top.contains(&format!(" {short} {n} ")),
+                "{w} columns: the {} count is not in the header:\n{}",
+                v.name(),
+                screen(&b)
+            );
+        }
+        assert!(lines(&b).iter().any(|l| l.contains("Sessions ")), "the table still follows");
+    }
+}
+
+#[test]
+fn the_last_packet_is_on_screen_when_selected() {
+    let mut app = demo();
+    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    app.apply(Action::Tab(Tab::Packets));
+    run_loads(&mut app, &origin);
+    let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
+    let (last, first) = (p.rows.len() - 1, p.rows[0].frame);
+    let frame = p.rows[last].frame;
+    for at in [last, 0] {
+        app.packets.cursor = at;
+        let b = draw(&mut app, 100, 30);
+        let want = format!("│{:>6} ", if at == 0 { first } else { frame });
+        let (x, y) = find(&b, &want).unwrap_or_else(|| panic!("row {at} is off screen:\n{}", screen(&b)));
+        assert_eq!(b[(x + 3, y)].bg, Color::DarkGray, "and selected");
+    }
+}
+
+#[test]
+fn growing_the_window_fills_the_table_again() {
+    let mut app = all_bundled();
+    let len = app.store.len();
+    app.apply(Action::Bottom);
+    assert_eq!(app.cursor, len - 1);
+    app.zoom = true; // the table alone: its height is the window's
+    draw(&mut app, 120, 20);
+    assert!(app.geometry.table_offset > 0, "a small window scrolls to the last row");
+    app.apply(Action::Resize);
+    let b = draw(&mut app, 120, 60);
+    let rows = app.geometry.table_rows;
+    let shown = (rows.y..rows.y + rows.height).filter(|y| lines(&b)[usize::from(*y)].contains(':')).count();
+    assert_eq!(shown, len.min(usize::from(rows.height)), "no blank rows below the last one:\n{}", screen(&b));
+}
+
+#[test]
+fn cut_hellos_still_read_as_a_handshake_and_holes_inside_tls_are_one_line() {
+    let mut app = app_with(sessions(&common::bundled().join("snaplen-96.pcap")), true);
+    let i = (0..app.store.len()).find(|i| app.store.get(*i).unwrap().tls_handshake()).expect("a handshake");
+    app.cursor = i;
+    app.selected = app.store.get(i).map(|s| s.id);
+    app.zoom = true;
+    app.focus = smtpscope::tui::app::Pane::Detail;
+    let s = screen(&draw(&mut app, 120, 60));
+    assert!(s.contains("TLS handshake (version not captured)"), "{s}");
+    assert!(!s.contains("no handshake seen"), "the verdict says starttls and the TLS tab shows both hellos:\n{s}");
+    let after_tls = s.split_once("TLS handshake").map_or("", |(_, rest)| rest);
+    assert_eq!(after_tls.matches("bytes missing from the capture").count(), 1, "{s}");
+    assert!(after_tls.contains("bytes missing from the capture inside TLS (client ×9, server ×9)"), "{s}");
+}
+
+#[test]
+fn tab_walks_the_completion_list_and_enter_takes_the_pick() {
+    let mut app = demo();
+    type_filter(&mut app, "");
+    app.apply(Action::FilterComplete);
+    let keys = app.completion.as_ref().map_or(0, |c| c.candidates.len());
+    assert!(keys > 10, "every key is a candidate: {keys}");
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains(&format!("+{} more ↓", keys - 10)), "the list says what it leaves out:\n{s}");
+    // Tab/↓ walk down, wrapping; ↑ walks back.
+    let mut seen = Vec::new();
+    for _ in 0..keys {
+        app.apply(Action::FilterComplete);
+        seen.push(app.input.value().to_string());
+    }
+    assert_eq!(seen.len(), keys);
+    assert!(seen.iter().all(|v| v.ends_with(':')), "{seen:?}");
+    let last = seen.last().unwrap().clone();
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains(&last) && s.contains("more ↑"), "the pick scrolls into view:\n{s}");
+    app.apply(Action::FilterComplete);
+    assert_eq!(app.input.value(), seen[0], "it wraps to the first");
+    app.apply(Action::FilterCompletePrev);
+    assert_eq!(app.input.value(), last);
+    // Enter takes the pick and leaves the bar open; a value completes the same way.
+    type_filter(&mut app, "verdict:starttls-");
+    app.apply(Action::FilterComplete);
+    app.apply(Action::FilterComplete);
+    app.apply(Action::FilterComplete);
+    let picked = app.input.value().to_string();
+    assert!(picked.starts_with("verdict:starttls-") && picked.len() > "verdict:starttls-".len(), "{picked}");
+    app.apply(Action::FilterApply);
+    assert_eq!(app.input.value(), format!("{picked} "));
+    assert!(app.completion.is_none());
+    assert_eq!(app.mode, smtpscope::tui::app::Mode::Filter, "the first Enter only took the pick");
+    app.apply(Action::FilterApply);
+    assert_eq!(app.store.filter().text(), picked);
+}
+
+#[test]
+fn s_sorts_only_by_columns_on_screen() {
+    let mut app = demo();
+    let b = draw(&mut app, 80, 24);
+    assert!(!screen(&b).contains("HELO"), "80 columns leave HELO out:\n{}", screen(&b));
+    let shown: Vec<_> = app.geometry.header.iter().map(|h| h.2).collect();
+    let mut sorted = Vec::new();
+    for _ in 0..shown.len() {
+        app.apply(Action::Sort);
+        let (col, _) = app.sort();
+        assert!(shown.contains(&col), "sorted by {col:?}, which is not on screen ({shown:?})");
+        sorted.push(col);
+        draw(&mut app, 80, 24);
+    }
+    sorted.sort_by_key(|c| c.title());
+    sorted.dedup();
+    assert_eq!(sorted.len(), shown.len(), "every column on screen is reached");
+}
+
+#[test]
+fn columns_are_as_wide_as_what_they_show() {
+    // demo.pcap at 100 columns: short IPv4 addresses leave room for the HELO name.
+    let mut app = demo();
+    let s = screen(&draw(&mut app, 100, 30));
+    assert!(s.contains("HELO") && s.contains("demo-clie"), "{s}");
+    // An IPv6 client is shown whole when the screen has room for it (at 100 columns the dated
+    // times of this 2013-2018 capture take the room, and the address is cut).
+    let Some((mut app, _)) = public("ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap") else { return };
+    for w in [80, 130] {
+        let s = screen(&draw(&mut app, w, 30));
+        assert!(s.contains("[2003:de:2016:125:fc36:8317:4e86:cb72]:"), "{w} columns:\n{s}");
+    }
+}
+
+#[test]
+fn times_carry_their_date_when_sessions_span_days() {
+    let Some((mut app, _)) = public("ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap") else { return };
+    let s = screen(&draw(&mut app, 130, 30));
+    assert!(s.contains("2013-12-26 00:18:44") && s.contains("2018-04-26 12:49:28"), "2013 and 2018:\n{s}");
+    let mut app = demo();
+    let s = screen(&draw(&mut app, 130, 30));
+    assert!(s.contains("│11:22:55 "), "one day: clock times only:\n{s}");
+}
+
+#[test]
+fn the_tls_tab_wraps_values_under_their_column() {
+    let mut app = app_with(sessions(&common::bundled().join("expired-cert.pcap")), true);
+    app.apply(Action::Tab(Tab::Tls));
+    let sha1 = app.current().unwrap().tls.cert.clone().unwrap().sha1.to_uppercase();
+    let b = draw(&mut app, 80, 40);
+    let thumb = lines(&b).into_iter().find(|l| l.contains("Certificate thumbprint")).unwrap();
+    assert!(thumb.contains(&sha1), "the thumbprint on one line at 80 columns: {thumb}");
+    // Narrow: a warning's text continues under its text, not under the certificate values.
+    let b = draw(&mut app, 52, 40);
+    let all = lines(&b);
+    let at = all.iter().position(|l| l.contains("⚠ cert-expired")).unwrap_or_else(|| panic!("{}", screen(&b)));
+    let byte = all[at].find("certificate expired").unwrap_or_else(|| panic!("{}", screen(&b)));
+    let text_col = all[at][..byte].chars().count();
+    let next = &all[at + 1];
+    let indent = next.chars().skip(1).take_while(|c| *c == ' ').count() + 1;
+    assert!(!next.trim_matches(|c| c == '│' || c == ' ').is_empty(), "the warning wraps:\n{}", screen(&b));
+    assert_eq!(indent, text_col, "continuation of a wrapped warning:\n{}", screen(&b));
+}
+
+#[test]
+fn the_open_marker_does_not_cut_the_longest_verdict() {
+    let all = sessions(&demo_path());
+    let mut app = app_with(Vec::new(), true);
+    let mut open =
+        all.iter().find(|s| s.verdict.is_some_and(|v| v.name() == "starttls-offered-unused")).unwrap().clone();
+    open.in_progress = true;
+    app.ingest(Update::Open(vec![open]));
+    app.rebuild(Instant::now());
+    for w in [80, 100] {
+        let s = screen(&draw(&mut app, w, 24));
+        assert!(s.contains("● starttls-offered-unused "), "{w} columns:\n{s}");
+    }
 }

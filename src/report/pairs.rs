@@ -23,7 +23,15 @@ pub struct Pair {
     pub used: BTreeMap<&'static str, u64>,
     /// Negotiated TLS versions, with counts.
     pub tls_versions: BTreeMap<String, u64>,
+    /// The notable EHLO extensions the server offered (see [`NOTABLE`]), masked ones as
+    /// `XXXXXXXA`: what the terminal UI's OFFERED column lists.
+    pub extensions: BTreeSet<&'static str>,
 }
+
+/// EHLO extensions worth a column: the upgrade verbs, TLS policy, AUTH, and the ones that change
+/// how mail crosses (in this order on screen).
+pub const NOTABLE: [&str; 8] =
+    ["STARTTLS", "X-ANONYMOUSTLS", "REQUIRETLS", "AUTH", "CHUNKING", "SMTPUTF8", "PIPELINING", "8BITMIME"];
 
 /// A pair's columns as text (`-` when empty), as `smtpscope pairs` and the TUI show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +46,8 @@ pub struct PairCells {
     pub tls: String,
     /// Server ports.
     pub ports: String,
+    /// Notable extensions offered, in [`NOTABLE`] order, masked ones last.
+    pub extensions: String,
 }
 
 impl Pair {
@@ -54,7 +64,12 @@ impl Pair {
         let used: Vec<String> = self.used.iter().map(|(v, n)| format!("{v} {n}")).collect();
         let tls: Vec<String> = self.tls_versions.iter().map(|(v, n)| format!("{v} {n}")).collect();
         let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+        let mut extensions: Vec<&str> = NOTABLE.iter().copied().filter(|e| self.extensions.contains(e)).collect();
+        if self.extensions.contains("XXXXXXXA") {
+            extensions.push("XXXXXXXA");
+        }
         PairCells {
+            extensions: dash(extensions.join(" ")),
             verdicts: verdicts.join(", "),
             offered: dash(offered.join(", ")),
             used: dash(used.join(", ")),
@@ -85,6 +100,14 @@ impl Pairs {
                     p.offered.insert("STARTTLS");
                 } else if e.is("X-ANONYMOUSTLS") {
                     p.offered.insert("X-ANONYMOUSTLS");
+                }
+                if let Some(n) = NOTABLE.iter().find(|n| e.is(n)) {
+                    p.extensions.insert(n);
+                } else if e.keyword.len() >= 3
+                    && e.keyword.iter().take(e.keyword.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'))
+                {
+                    // A middlebox masked an extension (XXXXXXXA where STARTTLS was).
+                    p.extensions.insert("XXXXXXXA");
                 }
             }
         }

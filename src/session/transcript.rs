@@ -12,6 +12,9 @@ pub const MAX_ENTRIES: usize = 256;
 pub const MAX_BYTES: usize = 32 * 1024;
 /// Longest line kept; longer lines are cut (and marked).
 pub const MAX_LINE: usize = 512;
+/// Most frame spans of masked secrets remembered; beyond them every later client frame counts
+/// as carrying one (masking too much beats showing a password).
+pub const MAX_SECRET_SPANS: usize = 32;
 
 /// A line's text, cut at [`MAX_LINE`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,6 +110,11 @@ pub struct Transcript {
     pub entries: Vec<Entry>,
     /// Entries dropped once the bounds were reached.
     pub omitted: u64,
+    /// Frames (first to last) of the client lines whose AUTH secret was masked, kept even
+    /// when the entry itself was dropped: the packet view masks those frames too.
+    pub secret_frames: Vec<(u64, u64)>,
+    /// Past [`MAX_SECRET_SPANS`]: every client frame from this one on may carry a secret.
+    pub secrets_beyond: Option<u64>,
     bytes: usize,
     body: Option<usize>,
 }
@@ -133,9 +141,17 @@ impl Transcript {
         self.push(Entry::Command { frame, text, secret: None }, n);
     }
 
-    /// A client line carrying an AUTH secret: `visible` is shown, the secret masked unless
-    /// `keep` (then its raw text is kept).
-    pub fn secret(&mut self, frame: u64, visible: &[u8], secret: &[u8], keep: bool) {
+    /// A client line carrying an AUTH secret, sent over `frames` (a line may span segments):
+    /// `visible` is shown, the secret masked unless `keep` (then its raw text is kept).
+    pub fn secret(&mut self, frames: std::ops::RangeInclusive<u64>, visible: &[u8], secret: &[u8], keep: bool) {
+        let (first, frame) = (*frames.start(), *frames.end());
+        if !keep {
+            if self.secret_frames.len() < MAX_SECRET_SPANS {
+                self.secret_frames.push((first.min(frame), frame));
+            } else {
+                self.secrets_beyond.get_or_insert(first.min(frame));
+            }
+        }
         let text = Text::of(visible);
         let secret = if keep { Secret::Shown(Text::of(secret).bytes) } else { Secret::Masked };
         let n = text.bytes.len() + if let Secret::Shown(b) = &secret { b.len() } else { 0 };
@@ -194,6 +210,12 @@ impl Transcript {
         self.push(Entry::Note { frame, text }, n);
     }
 
+    /// Whether client frame `frame` carried a masked AUTH secret.
+    pub fn secret_in(&self, frame: u64) -> bool {
+        self.secrets_beyond.is_some_and(|f| frame >= f)
+            || self.secret_frames.iter().any(|(a, b)| (*a..=*b).contains(&frame))
+    }
+
     /// Text bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -229,10 +251,23 @@ mod tests {
     #[test]
     fn a_masked_secret_keeps_no_bytes_of_it() {
         let mut t = Transcript::new();
-        t.secret(3, b"AUTH PLAIN", b"AGpvZQBzZWNyZXQ=", false);
+        t.secret(2..=3, b"AUTH PLAIN", b"AGpvZQBzZWNyZXQ=", false);
         let Entry::Command { text, secret, .. } = &t.entries[0] else { panic!() };
         assert_eq!(text.bytes, b"AUTH PLAIN");
         assert_eq!(secret, &Some(Secret::Masked));
+        assert!(t.secret_in(2) && t.secret_in(3) && !t.secret_in(4), "its frames are remembered");
+    }
+
+    #[test]
+    fn secret_frames_stay_bounded_and_err_towards_masking() {
+        let mut t = Transcript::new();
+        for f in 0..MAX_SECRET_SPANS as u64 + 5 {
+            t.secret(f * 10..=f * 10, b"", b"c2VjcmV0", false);
+        }
+        assert_eq!(t.secret_frames.len(), MAX_SECRET_SPANS);
+        assert!(t.secret_in(MAX_SECRET_SPANS as u64 * 10 + 1), "past the bound every later frame counts");
+        t.secret(1000..=1000, b"", b"c2VjcmV0", true);
+        assert!(t.secret_frames.len() == MAX_SECRET_SPANS, "a secret kept on request is not masked");
     }
 
     #[test]

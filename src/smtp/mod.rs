@@ -76,6 +76,8 @@ struct Line {
     resync: bool,
     /// A gap just happened and no byte has come since: the next bytes may start a line.
     at_gap: bool,
+    /// Frame of the buffered partial line's first bytes.
+    from: u64,
 }
 
 #[derive(Default)]
@@ -103,6 +105,13 @@ pub struct Machine {
     keep_credentials: bool,
     tls: Option<tls::Tracker>,
     frame: u64,
+    /// Frame of the first client bytes being fed: earlier than `frame` when held bytes are
+    /// released on a server reply.
+    data_from: u64,
+    /// Frame where the held client bytes started.
+    held_from: u64,
+    /// Frame where the client line being handled started (it may span segments).
+    line_from: u64,
     /// Client bytes of a DATA body were lost: the end of data may have been in the gap.
     body_gap: bool,
 }
@@ -150,6 +159,9 @@ impl Machine {
             keep_credentials: false,
             tls: None,
             frame: 0,
+            data_from: 0,
+            held_from: 0,
+            line_from: 0,
             body_gap: false,
         }
     }
@@ -306,8 +318,14 @@ impl Machine {
     }
 
     /// Bytes from the client.
-    pub fn client_data(&mut self, mut data: &[u8], frame: u64, s: &mut Session) {
+    pub fn client_data(&mut self, data: &[u8], frame: u64, s: &mut Session) {
+        self.client_data_from(data, frame, frame, s);
+    }
+
+    /// Client bytes whose first ones came in frame `from` (held bytes released later).
+    fn client_data_from(&mut self, mut data: &[u8], from: u64, frame: u64, s: &mut Session) {
         self.frame = frame;
+        self.data_from = from;
         while !data.is_empty() {
             match self.cmode {
                 ClientMode::Command => {
@@ -315,12 +333,15 @@ impl Machine {
                 }
                 ClientMode::Hold => {
                     let room = MAX_HELD.saturating_sub(self.held.len());
+                    if self.held.is_empty() {
+                        self.held_from = from;
+                    }
                     if data.len() > room {
                         // Nobody holds this much back waiting for a reply: it is a body.
                         self.held.extend_from_slice(data);
                         self.enter_body(s);
                         let held = std::mem::take(&mut self.held);
-                        self.client_data(&held, frame, s);
+                        self.client_data_from(&held, self.held_from, frame, s);
                         return;
                     }
                     self.held.extend_from_slice(data);
@@ -452,6 +473,9 @@ impl Machine {
         let Some(pos) = memchr::memchr(b'\n', data) else {
             let l = &mut self.lines[dir];
             if !l.resync {
+                if l.buf.is_empty() {
+                    l.from = if dir == 0 { self.data_from } else { self.frame };
+                }
                 let room = MAX_LINE.saturating_sub(l.buf.len());
                 if data.len() > room {
                     l.truncated = true;
@@ -468,8 +492,14 @@ impl Machine {
             return rest;
         }
         if l.buf.is_empty() {
+            if dir == 0 {
+                self.line_from = self.data_from;
+            }
             f(self, strip_eol(chunk), rest, s);
         } else {
+            if dir == 0 {
+                self.line_from = l.from;
+            }
             let mut buf = std::mem::take(&mut l.buf);
             let room = MAX_LINE.saturating_sub(buf.len());
             if chunk.len() > room {
@@ -848,7 +878,7 @@ impl Machine {
             if line == b"*" || line.is_empty() {
                 t.command(frame, line);
             } else {
-                t.secret(frame, b"", line, self.keep_credentials);
+                t.secret(self.line_from..=frame, b"", line, self.keep_credentials);
             }
             return;
         }
@@ -860,7 +890,7 @@ impl Machine {
                 // `arg` is a slice of `line`: where it starts is a pointer difference.
                 let start = (arg.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize).min(line.len());
                 let shown = (start + mech_end).min(line.len());
-                t.secret(frame, line.get(..shown).unwrap_or(line), initial, self.keep_credentials);
+                t.secret(self.line_from..=frame, line.get(..shown).unwrap_or(line), initial, self.keep_credentials);
                 return;
             }
         }
@@ -877,7 +907,7 @@ impl Machine {
             return;
         }
         let frame = self.frame;
-        self.client_data(&held, frame, s);
+        self.client_data_from(&held, self.held_from, frame, s);
     }
 }
 
@@ -950,6 +980,23 @@ fn decisive_extension(kw: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_sent_over_two_segments_marks_both_frames() {
+        let mut s = Session::new("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:587".parse().unwrap());
+        s.transcript = Some(Box::default());
+        let mut m = Machine::new(true);
+        m.server_data(b"220 mx ESMTP\r\n", 1, &mut s);
+        m.client_data(b"EHLO c\r\n", 2, &mut s);
+        m.server_data(b"250-mx\r\n250 AUTH PLAIN\r\n", 3, &mut s);
+        m.client_data(b"AUTH PLAIN AGpvZQBz", 4, &mut s);
+        m.client_data(b"ZWNyZXQ=\r\n", 5, &mut s);
+        m.server_data(b"235 ok\r\n", 6, &mut s);
+        m.client_data(b"QUIT\r\n", 7, &mut s);
+        let t = s.transcript.as_deref().unwrap();
+        assert!(t.secret_in(4) && t.secret_in(5), "{:?}", t.secret_frames);
+        assert!(!t.secret_in(2) && !t.secret_in(7), "{:?}", t.secret_frames);
+    }
 
     fn scan_all(parts: &[&[u8]]) -> Option<(usize, usize)> {
         let mut st = 1;

@@ -147,8 +147,10 @@ pub enum Action {
     Resize,
     /// Edit the filter text.
     FilterInput(InputRequest),
-    /// Complete the word being typed.
+    /// Complete the word being typed; with the candidates on show, pick the next one.
     FilterComplete,
+    /// Pick the previous candidate.
+    FilterCompletePrev,
     /// Apply the typed filter.
     FilterApply,
     /// Close the bar, keeping the applied filter.
@@ -273,12 +275,16 @@ pub struct App {
     /// Selected pair.
     pub pairs_cursor: usize,
     pairs_dirty: bool,
+    /// Drilled into a pair: the filter to go back to on Esc (then the pairs view).
+    pair_return: Option<String>,
     /// The filter bar's text.
     pub input: Input,
     /// The filter bar's parse error.
     pub input_error: Option<FilterError>,
     /// Completion candidates on show.
     pub completion: Option<Completion>,
+    /// The candidate picked (Tab/↓/↑) and put into the input.
+    pub completion_pick: Option<usize>,
     /// Live updates paused (still collected).
     pub paused: bool,
     held_finished: Vec<Session>,
@@ -325,9 +331,11 @@ impl App {
             pairs: Pairs::default(),
             pairs_cursor: 0,
             pairs_dirty: true,
+            pair_return: None,
             input: Input::default(),
             input_error: None,
             completion: None,
+            completion_pick: None,
             paused: false,
             held_finished: Vec::new(),
             held_open: BTreeMap::new(),
@@ -592,12 +600,34 @@ impl App {
         let current = self.store.filter().text().to_string();
         let text = if current.is_empty() { extra } else { format!("({current}) {extra}") };
         if self.set_filter_text(&text).is_ok() {
+            self.pair_return = Some(current);
             self.view = View::Sessions;
             self.focus = Pane::Table;
             self.cursor = 0;
             self.selected = None;
             self.after_rebuild();
             self.say(format!("filter: {text}"), false);
+        }
+    }
+
+    /// Moves the pick among the candidates on show by `step` (wrapping) and puts it into the
+    /// input, so the list can be walked with Tab/↓ and ↑.
+    fn pick_completion(&mut self, step: isize) {
+        let Some(c) = &self.completion else { return };
+        let n = c.candidates.len();
+        if n == 0 {
+            return;
+        }
+        let next = match self.completion_pick {
+            None if step < 0 => n - 1,
+            None => 0,
+            Some(i) => (i as isize + step).rem_euclid(n as isize) as usize,
+        };
+        if let Some(cand) = c.candidates.get(next) {
+            let v = c.apply(self.input.value(), cand);
+            self.input = Input::new(v);
+            self.completion_pick = Some(next);
+            self.revalidate();
         }
     }
 
@@ -688,6 +718,12 @@ impl App {
                     self.zoom = false;
                 } else if self.view == View::Pairs {
                     self.view = View::Sessions;
+                } else if let Some(before) = self.pair_return.take() {
+                    // Back from a pair's sessions: the pairs again, with the filter they had.
+                    let _ = self.set_filter_text(&before);
+                    self.pairs_dirty = true;
+                    self.view = View::Pairs;
+                    self.refresh_pairs();
                 }
             }
             Action::Tab(t) => {
@@ -698,7 +734,17 @@ impl App {
             Action::NextTab => self.set_tab(Tab::ALL[(self.tab.index() + 1) % 4]),
             Action::Sort => {
                 let (col, _) = self.store.sort();
-                let next = col.next();
+                // Only to columns on screen (as last drawn): a sort by a hidden column looks
+                // like no order at all.
+                let shown =
+                    |c: Column| self.geometry.header.is_empty() || self.geometry.header.iter().any(|h| h.2 == c);
+                let mut next = col.next();
+                for _ in 0..Column::ALL.len() {
+                    if shown(next) {
+                        break;
+                    }
+                    next = next.next();
+                }
                 self.store.set_sort(next, false);
                 self.after_rebuild();
                 self.say(format!("sorted by {}", next.title().to_lowercase()), false);
@@ -742,6 +788,20 @@ impl App {
                 self.completion = None;
                 self.revalidate();
             }
+            Action::FilterComplete if self.completion.is_some() => self.pick_completion(1),
+            Action::FilterCompletePrev if self.completion.is_some() => self.pick_completion(-1),
+            Action::FilterCompletePrev => {}
+            Action::FilterApply if self.completion_pick.is_some() && self.completion.is_some() => {
+                // Enter on a picked candidate takes it; the next Enter applies the filter.
+                let mut v = self.input.value().to_string();
+                if !v.ends_with(':') {
+                    v.push(' ');
+                }
+                self.input = Input::new(v);
+                self.completion = None;
+                self.completion_pick = None;
+                self.revalidate();
+            }
             Action::FilterComplete => {
                 let value = self.input.value().to_string();
                 let c = complete(&value);
@@ -761,12 +821,14 @@ impl App {
                             self.input = Input::new(c.apply(&value, &prefix));
                         }
                         self.completion = Some(c);
+                        self.completion_pick = None;
                     }
                 }
                 self.revalidate();
             }
             Action::FilterApply => match Filter::parse(self.input.value()) {
                 Ok(f) => {
+                    self.pair_return = None;
                     self.store.set_filter(f);
                     self.mode = Mode::Normal;
                     self.completion = None;
@@ -808,6 +870,7 @@ impl App {
             },
             Action::Help => self.mode = if self.mode == Mode::Help { Mode::Normal } else { Mode::Help },
             Action::Pairs => {
+                self.pair_return = None;
                 self.view = if self.view == View::Pairs { View::Sessions } else { View::Pairs };
                 self.focus = Pane::Table;
                 self.zoom = false;

@@ -89,6 +89,8 @@ fn tls_words(s: &Session) -> String {
     let enc = s.tls.encrypted_bytes[0] + s.tls.encrypted_bytes[1];
     let hs = match (s.tls_handshake(), s.tls.version) {
         (true, Some(v)) => format!("{} handshake", spaced(&version_label(v))),
+        // Both hellos seen, cut before their version (a short snaplen): still a handshake.
+        (true, None) => "TLS handshake (version not captured)".into(),
         (false, _) if s.tls.client_hello.is_some() => "TLS handshake started, no ServerHello".into(),
         _ => "TLS expected, no handshake seen".into(),
     };
@@ -136,7 +138,37 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
     if let Some(tn) = s.tunnel {
         out.push(Line::styled(format!("        ({} preamble before SMTP)", tn.name()), th.dim()));
     }
-    for e in &t.entries {
+    // Inside TLS the capture's holes say nothing about the dialogue, and a short snaplen makes
+    // one per segment: they are counted on one line where the first one was.
+    let tls_at = t.entries.iter().position(|e| matches!(e, Entry::TlsStart { .. }));
+    let mut tls_gaps = [0u64; 2];
+    for e in t.entries.iter().skip(tls_at.map_or(usize::MAX, |i| i + 1)) {
+        if let Entry::Gap { side } = e {
+            tls_gaps[*side as usize] += 1;
+        }
+    }
+    let mut tls_gap_shown = false;
+    for (i, e) in t.entries.iter().enumerate() {
+        let in_tls = tls_at.is_some_and(|at| i > at);
+        if in_tls && matches!(e, Entry::Gap { .. }) {
+            if !tls_gap_shown {
+                tls_gap_shown = true;
+                let sides: Vec<String> = [Side::Client, Side::Server]
+                    .into_iter()
+                    .filter(|sd| tls_gaps[*sd as usize] > 0)
+                    .map(|sd| match tls_gaps[sd as usize] {
+                        1 => sd.name().to_string(),
+                        n => format!("{} ×{n}", sd.name()),
+                    })
+                    .collect();
+                out.push(rule(
+                    &format!("bytes missing from the capture inside TLS ({})", sides.join(", ")),
+                    look.width,
+                    th.warn(),
+                ));
+            }
+            continue;
+        }
         out.push(match e {
             Entry::Command { frame, text, secret } => {
                 let mut spans = vec![gutter(*frame, look), side_tag(Side::Client, look)];
@@ -213,7 +245,9 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
 }
 
 fn field(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
-    Line::from(vec![Span::styled(format!("  {name:<37}"), look.theme.dim()), Span::raw(value.into())])
+    // The longest label ("Certificate subject alternate names") and one space: a SHA-1
+    // thumbprint still fits on one line at 80 columns.
+    Line::from(vec![Span::styled(format!("  {name:<36}"), look.theme.dim()), Span::raw(value.into())])
 }
 
 fn pair(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
@@ -441,7 +475,7 @@ pub fn evidence(s: &Session, cursor: usize, look: &Look) -> (Vec<Line<'static>>,
         }
         let mut line = Line::from(spans);
         if i == cursor {
-            line = line.style(th.selected());
+            line = th.select(line);
         }
         out.push(line);
     }
@@ -472,11 +506,31 @@ pub fn summary_line(s: &Session, look: &Look) -> Line<'static> {
 /// Wraps styled lines at `width` columns (continuations indented by `indent`); returns the
 /// wrapped lines and, for each input line, the index of its first wrapped line.
 pub fn wrap(lines: Vec<Line<'static>>, width: u16, indent: usize) -> (Vec<Line<'static>>, Vec<usize>) {
+    wrap_with(lines, width, |_| indent)
+}
+
+/// [`wrap`] with each line's continuations under its value: indented by the width of its first
+/// span when it has more (a label, as on the TLS tab) and room is left, by `fallback` otherwise.
+pub fn wrap_hanging(lines: Vec<Line<'static>>, width: u16, fallback: usize) -> (Vec<Line<'static>>, Vec<usize>) {
+    // A label that leaves fewer than 16 columns for its value hangs at `fallback` instead.
+    let room = usize::from(width).saturating_sub(16);
+    wrap_with(lines, width, |l| match l.spans.as_slice() {
+        [first, _, ..] if first.width() <= room => first.width(),
+        _ => fallback.min(room),
+    })
+}
+
+fn wrap_with(
+    lines: Vec<Line<'static>>,
+    width: u16,
+    indent_of: impl Fn(&Line<'static>) -> usize,
+) -> (Vec<Line<'static>>, Vec<usize>) {
     use unicode_width::UnicodeWidthChar;
-    let width = usize::from(width).max(indent + 8);
     let mut out = Vec::with_capacity(lines.len());
     let mut starts = Vec::with_capacity(lines.len());
     for line in lines {
+        let indent = indent_of(&line);
+        let width = usize::from(width).max(indent + 8);
         starts.push(out.len());
         if line.width() <= width {
             out.push(line);

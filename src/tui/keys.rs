@@ -16,7 +16,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Esc", "unzoom, close, back from pairs"),
     ("1 2 3 4", "detail tab: transcript, TLS, evidence, packets"),
     ("h l ← →", "previous / next detail tab"),
-    ("/", "filter: Tab completes, Enter applies, Ctrl-U clears"),
+    ("/", "filter: Tab completes (Tab/↓/↑ walk the list), Enter applies, Ctrl-U clears"),
     ("s S", "sort by the next column / reverse the order"),
     ("P", "pairs view: client host × server host"),
     ("p", "pause / resume live updates"),
@@ -37,7 +37,8 @@ fn key_action(k: KeyEvent, mode: Mode) -> Option<Action> {
             (KeyCode::Enter, _) => Action::FilterApply,
             (KeyCode::Esc, _) => Action::FilterClose,
             (KeyCode::Char('u'), true) => Action::FilterClear,
-            (KeyCode::Tab, _) => Action::FilterComplete,
+            (KeyCode::Tab | KeyCode::Down, _) => Action::FilterComplete,
+            (KeyCode::BackTab | KeyCode::Up, _) => Action::FilterCompletePrev,
             _ => Action::FilterInput(tui_input::backend::crossterm::to_input_request(&Event::Key(k))?),
         }),
         Mode::Help => match k.code {

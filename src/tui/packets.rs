@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,8 +41,12 @@ pub struct PacketRow {
     pub ack: u32,
     /// TCP payload length on the wire.
     pub payload_len: u32,
-    /// The first payload bytes (for the one-line preview).
-    pub preview: Vec<u8>,
+    /// The captured TCP payload within `data` (empty when there is none, or when the decoder
+    /// had to put it together from several pieces).
+    pub payload: Range<usize>,
+    /// Bytes of `data` holding envelope local parts (`MAIL FROM:<user@…>`), hidden from the
+    /// screen unless `--show-addresses`.
+    pub local_parts: Vec<Range<usize>>,
 }
 
 /// A session's packets as loaded.
@@ -112,6 +117,7 @@ struct Matcher {
     req: Request,
     decoder: Decoder,
     out: Packets,
+    envelope: Envelope,
 }
 
 impl Matcher {
@@ -120,6 +126,7 @@ impl Matcher {
             req: req.clone(),
             decoder: Decoder::new(),
             out: Packets { id: req.id, expected: req.packets, linktype, rows: Vec::new(), more: 0, note: None },
+            envelope: Envelope::default(),
         }
     }
 
@@ -137,7 +144,23 @@ impl Matcher {
             self.out.more += 1;
             return;
         }
-        let preview = seg.payload.get(..seg.payload.len().min(64)).unwrap_or(&[]).to_vec();
+        // The payload is a slice of `data` unless the decoder reassembled it: where it starts
+        // is a pointer difference.
+        let at = (seg.payload.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+        let inside = at.checked_add(seg.payload.len()).is_some_and(|end| end <= data.len());
+        let payload = if inside { at..at + seg.payload.len() } else { 0..0 };
+        let mut local_parts = Vec::new();
+        if side == Side::Client {
+            local_parts = self.envelope.scan(seg.payload);
+            if inside {
+                for r in &mut local_parts {
+                    *r = r.start + at..r.end + at;
+                }
+            } else if !local_parts.is_empty() {
+                // Cannot tell where in the frame the address lies: hide the whole frame.
+                local_parts = std::iter::once(0..data.len()).collect();
+            }
+        }
         self.out.rows.push(PacketRow {
             frame,
             ts,
@@ -148,9 +171,126 @@ impl Matcher {
             seq: seg.seq,
             ack: seg.ack,
             payload_len: seg.wire_len,
-            preview,
+            payload,
+            local_parts,
         });
     }
+}
+
+/// Where the client's envelope local parts are, across segment boundaries: a small machine over
+/// the client's bytes that recognises `MAIL FROM:` and `RCPT TO:` lines and marks the bytes
+/// before the `@` of their path. A line cut over two segments is still found.
+#[derive(Debug, Default)]
+struct Envelope {
+    /// The line's first bytes, upper-cased (until the verb is told).
+    prefix: Vec<u8>,
+    state: EnvState,
+    quoted: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum EnvState {
+    /// Reading the verb.
+    #[default]
+    Verb,
+    /// After `MAIL FROM:` / `RCPT TO:`, before the path's first character.
+    Path,
+    /// Inside a local part (hidden).
+    Local,
+    /// In the domain (shown); a `:` ends a source route and a local part follows.
+    Domain,
+    /// Anything else up to the line's end.
+    Other,
+}
+
+impl Envelope {
+    /// The ranges of `payload` that hold local parts.
+    fn scan(&mut self, payload: &[u8]) -> Vec<Range<usize>> {
+        const VERBS: [&[u8]; 2] = [b"MAIL FROM:", b"RCPT TO:"];
+        let mut out: Vec<Range<usize>> = Vec::new();
+        for (i, &b) in payload.iter().enumerate() {
+            if b == b'\n' {
+                *self = Self::default();
+                continue;
+            }
+            let hide = match self.state {
+                EnvState::Verb => {
+                    self.prefix.push(b.to_ascii_uppercase());
+                    if VERBS.contains(&self.prefix.as_slice()) {
+                        self.state = EnvState::Path;
+                    } else if !VERBS.iter().any(|v| v.starts_with(&self.prefix)) {
+                        self.state = EnvState::Other;
+                    }
+                    false
+                }
+                EnvState::Path if matches!(b, b' ' | b'<') => false,
+                EnvState::Path | EnvState::Local if b == b'@' && !self.quoted => {
+                    self.state = EnvState::Domain;
+                    false
+                }
+                EnvState::Path | EnvState::Local => {
+                    if b == b'"' {
+                        self.quoted = !self.quoted;
+                    }
+                    if matches!(b, b'>' | b'\r') || (b == b' ' && !self.quoted) {
+                        self.state = EnvState::Other;
+                        false
+                    } else {
+                        self.state = EnvState::Local;
+                        true
+                    }
+                }
+                EnvState::Domain => {
+                    if b == b':' {
+                        self.state = EnvState::Local;
+                    } else if matches!(b, b'>' | b' ' | b'\r') {
+                        self.state = EnvState::Other;
+                    }
+                    false
+                }
+                EnvState::Other => false,
+            };
+            if hide {
+                match out.last_mut() {
+                    Some(r) if r.end == i => r.end = i + 1,
+                    _ => out.push(i..i + 1),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Bytes of a row hidden from the screen: envelope local parts unless `show_addresses`, and
+/// the AUTH secret when the session's transcript says this client frame carried one (`secret`).
+/// An AUTH line keeps its verb and mechanism, line ends stay, everything else is hidden.
+pub fn hidden(r: &PacketRow, secret: bool, show_addresses: bool) -> Vec<Range<usize>> {
+    let mut out = if show_addresses { Vec::new() } else { r.local_parts.clone() };
+    if !secret || r.side != Side::Client {
+        return out;
+    }
+    if r.payload.is_empty() {
+        // The payload is not where the frame's bytes can show it: hide the frame past its
+        // first bytes (the link and IP headers stay readable).
+        out.push(r.data.len().min(54)..r.data.len());
+        return out;
+    }
+    let payload = r.data.get(r.payload.clone()).unwrap_or(&[]);
+    let mut at = 0;
+    for line in payload.split_inclusive(|b| *b == b'\n') {
+        let body = line.len() - line.iter().rev().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+        // "AUTH PLAIN <secret>": the verb and mechanism stay.
+        let keep = if line.len() >= 5 && line.get(..5).is_some_and(|v| v.eq_ignore_ascii_case(b"AUTH ")) {
+            line.iter().skip(5).position(|b| *b == b' ').map_or(body, |p| 5 + p + 1).min(body)
+        } else {
+            0
+        };
+        if keep < body {
+            out.push(r.payload.start + at + keep..r.payload.start + at + body);
+        }
+        at += line.len();
+    }
+    out
 }
 
 fn ts_of(h: &pcap::PacketHeader) -> i64 {
@@ -285,11 +425,42 @@ pub fn flags(f: TcpFlags, payload: bool) -> String {
 /// Printable ASCII for a preview or dump: anything else is a dot, so no byte acts on the
 /// terminal.
 pub fn ascii(b: &[u8]) -> String {
-    b.iter().map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '.' }).collect()
+    ascii_masked(b, 0, &[])
+}
+
+fn is_hidden(i: usize, hidden: &[Range<usize>]) -> bool {
+    hidden.iter().any(|r| r.contains(&i))
+}
+
+/// [`ascii`] of `b` (which starts at offset `at` of its frame), `*` for the `hidden` bytes.
+pub fn ascii_masked(b: &[u8], at: usize, hidden: &[Range<usize>]) -> String {
+    b.iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if is_hidden(at + i, hidden) {
+                '*'
+            } else if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// The one-line preview of a row: its first 64 payload bytes, hidden ones as `*`.
+pub fn preview(r: &PacketRow, hidden: &[Range<usize>]) -> String {
+    let end = r.payload.end.min(r.payload.start + 64);
+    ascii_masked(r.data.get(r.payload.start..end).unwrap_or(&[]), r.payload.start, hidden)
 }
 
 /// A hex/ASCII dump, 16 bytes per line: `0000  45 00 …  E..<`.
 pub fn hexdump(data: &[u8]) -> Vec<String> {
+    hexdump_masked(data, &[])
+}
+
+/// [`hexdump`] with the `hidden` bytes shown as `**` and `*`.
+pub fn hexdump_masked(data: &[u8], hidden: &[Range<usize>]) -> Vec<String> {
     data.chunks(16)
         .enumerate()
         .map(|(i, c)| {
@@ -298,9 +469,13 @@ pub fn hexdump(data: &[u8]) -> Vec<String> {
                 if j == 8 {
                     hex.push(' ');
                 }
-                let _ = write!(hex, "{b:02x} ");
+                if is_hidden(i * 16 + j, hidden) {
+                    hex.push_str("** ");
+                } else {
+                    let _ = write!(hex, "{b:02x} ");
+                }
             }
-            format!("{:04x}  {hex:<49} {}", i * 16, ascii(c))
+            format!("{:04x}  {hex:<49} {}", i * 16, ascii_masked(c, i * 16, hidden))
         })
         .collect()
 }
@@ -316,6 +491,28 @@ mod tests {
         assert!(d[0].starts_with("0000  32 32 30 20 6d 78 1b 5b  32 4a 0d 0a"), "{}", d[0]);
         assert!(d[0].ends_with("220 mx.[2J..0123"), "{}", d[0]);
         assert!(!d.concat().contains('\x1b'));
+    }
+
+    fn local_parts(chunks: &[&[u8]]) -> Vec<String> {
+        let mut e = Envelope::default();
+        chunks
+            .iter()
+            .map(|c| {
+                let hidden = e.scan(c);
+                ascii_masked(c, 0, &hidden)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envelope_local_parts_are_found_even_across_segments() {
+        assert_eq!(
+            local_parts(&[b"MAIL FROM:<alice@example.org> SIZE=10\r\nrcpt to: <bob@x.net>\r\n"]),
+            ["MAIL FROM:<*****@example.org> SIZE=10..rcpt to: <***@x.net>.."]
+        );
+        assert_eq!(local_parts(&[b"RCPT TO:<ca", b"rol@x.net>\r\n"]), ["RCPT TO:<**", "***@x.net>.."]);
+        assert_eq!(local_parts(&[b"MAIL FROM:<>\r\nEHLO a@b\r\n"]), ["MAIL FROM:<>..EHLO a@b.."]);
+        assert_eq!(local_parts(&[b"MAIL FROM:<\"a b\"@x>\r\n"]), ["MAIL FROM:<*****@x>.."]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Drawing: header, session table, detail tabs, pairs view, filter bar, overlays. Reads the
 //! [`App`] and records the geometry mouse clicks need; never changes anything else.
 
+use std::sync::Arc;
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -13,9 +15,10 @@ use super::detail::{self, thousands, Look};
 use super::keys::HELP;
 use super::packets;
 use super::store::{self, Column};
+use crate::report;
 use crate::report::escape::{defuse, terminal};
 use crate::report::rfc3339;
-use crate::session::{Session, Verdict};
+use crate::session::{Session, Side, Verdict};
 use crate::tls::version_label;
 
 /// Cuts `s` to `w` columns, ending in `…` when cut.
@@ -42,9 +45,11 @@ pub fn fit(s: &str, w: usize) -> String {
 /// Draws one frame.
 pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     let area = f.area();
+    let chips = verdict_chips(app, area.width);
+    let header_h = u16::try_from(chips.len() + 1).unwrap_or(2);
     let [header, body, footer] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    draw_header(f, app, header);
+        Layout::vertical([Constraint::Length(header_h), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    draw_header(f, app, header, chips);
     match app.view {
         View::Pairs => draw_pairs(f, app, body),
         View::Sessions => draw_sessions(f, app, body),
@@ -58,7 +63,72 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     }
 }
 
-fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
+/// A verdict's name on a chip when the full names do not fit.
+fn short_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::NotSmtp => "not-smtp",
+        Verdict::Incomplete => "incompl",
+        Verdict::ImplicitTls => "implicit",
+        Verdict::Starttls => "starttls",
+        Verdict::Stripped => "stripped",
+        Verdict::StarttlsRefused => "refused",
+        Verdict::StarttlsFailed => "failed",
+        Verdict::StarttlsOfferedUnused => "unused",
+        Verdict::Plaintext => "plain",
+    }
+}
+
+/// Most lines the verdict chips may take.
+const MAX_CHIP_LINES: usize = 3;
+
+/// The header's verdict chips (and open sessions), as lines of `width`: full names on one line
+/// when they fit, otherwise short names wrapped over up to [`MAX_CHIP_LINES`] lines, so that no
+/// count (plaintext and failed come last) falls off the screen.
+fn verdict_chips(app: &App, width: u16) -> Vec<Line<'static>> {
+    let th = app.theme;
+    let width = usize::from(width);
+    if app.store.counts.is_empty() && app.store.open == 0 {
+        return vec![Line::from(vec![Span::raw(" "), Span::styled("no SMTP session yet", th.dim())])];
+    }
+    let chips = |short: bool| -> Vec<Span<'static>> {
+        let mut out = Vec::new();
+        for v in Verdict::ALL {
+            if let Some(n) = app.store.counts.get(&v) {
+                let name = if short { short_name(v) } else { v.name() };
+                out.push(Span::styled(format!(" {name} {} ", thousands(*n)), th.chip(v)));
+            }
+        }
+        if app.store.open > 0 {
+            out.push(Span::styled(format!("● open {} ", thousands(app.store.open as u64)), th.warn()));
+        }
+        out
+    };
+    // Each chip is preceded by one space.
+    let full = chips(false);
+    if full.iter().map(|c| c.width() + 1).sum::<usize>() < width {
+        return vec![Line::from(full.into_iter().flat_map(|c| [Span::raw(" "), c]).collect::<Vec<_>>())];
+    }
+    let mut lines: Vec<Vec<Span<'static>>> = vec![Vec::new()];
+    let mut used = 0;
+    for c in chips(true) {
+        let w = c.width() + 1;
+        if used > 0 && used + w >= width {
+            if lines.len() == MAX_CHIP_LINES {
+                break;
+            }
+            lines.push(Vec::new());
+            used = 0;
+        }
+        if let Some(l) = lines.last_mut() {
+            l.push(Span::raw(" "));
+            l.push(c);
+        }
+        used += w;
+    }
+    lines.into_iter().map(Line::from).collect()
+}
+
+fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, chips: Vec<Line<'static>>) {
     let th = app.theme;
     let p = &app.progress;
     // The label yields to progress on narrow terminals.
@@ -94,19 +164,6 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
     if app.paused {
         l1.push(Span::styled("  ⏸ paused", th.warn()));
     }
-    let mut l2 = vec![Span::raw(" ")];
-    for v in Verdict::ALL {
-        if let Some(n) = app.store.counts.get(&v) {
-            l2.push(Span::styled(format!(" {} {} ", v.name(), thousands(*n)), th.chip(v)));
-            l2.push(Span::raw(" "));
-        }
-    }
-    if app.store.open > 0 {
-        l2.push(Span::styled(format!("● open {} ", thousands(app.store.open as u64)), th.warn()));
-    }
-    if app.store.counts.is_empty() && app.store.open == 0 {
-        l2.push(Span::styled("no SMTP session yet", th.dim()));
-    }
     // The active filter, right-aligned on the first line (whose left part is short).
     let filter = app.store.filter().text();
     if !filter.is_empty() {
@@ -118,7 +175,9 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect) {
         l1.push(Span::styled("filter: ", th.dim()));
         l1.push(Span::styled(shown, th.key()));
     }
-    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+    let mut lines = vec![Line::from(l1)];
+    lines.extend(chips);
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn rate_text(r: f64) -> String {
@@ -158,37 +217,88 @@ fn draw_sessions(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     draw_detail(f, app, bottom);
 }
 
-/// Columns that fit `width`, with their widths: the least important go first when narrow.
-pub fn columns(width: u16) -> Vec<(Column, u16)> {
-    // (column, minimum width, importance: lower stays longer)
+/// How much of a session's start time the TIME column shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeShown {
+    /// `HH:MM:SS`: every session started on the same day.
+    Clock,
+    /// `MM-DD HH:MM:SS`: several days of one year.
+    Day,
+    /// `YYYY-MM-DD HH:MM:SS`: several years.
+    Full,
+}
+
+impl TimeShown {
+    /// What the store's sessions need: a multi-day capture with clock times only looks
+    /// unsorted under TIME▲.
+    pub fn of(store: &store::Store) -> Self {
+        match store.span {
+            _ if !store.spans_days() => TimeShown::Clock,
+            Some((a, b)) if rfc3339(a).get(..4) == rfc3339(b).get(..4) => TimeShown::Day,
+            _ => TimeShown::Full,
+        }
+    }
+
+    fn text(self, micros: i64) -> String {
+        let t = rfc3339(micros);
+        let range = match self {
+            TimeShown::Clock => 11..19,
+            TimeShown::Day => 5..19,
+            TimeShown::Full => 0..19,
+        };
+        t.get(range).map_or_else(|| t.clone(), |x| x.replacen('T', " ", 1))
+    }
+}
+
+/// Columns that fit `width` (the table's inside), with their widths: each as wide as the
+/// widest value on screen needs (capped), the least important left out when narrow, and the
+/// room left to the HELO name. `natural` gives a column's widest value on screen.
+pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize) -> Vec<(Column, u16)> {
+    // (column, cap, importance: lower stays longer)
     let all = [
-        (Column::Time, 8, 3),
-        (Column::Client, 21, 1),
-        (Column::Server, 15, 1),
+        (Column::Time, 19, 3),
+        (Column::Client, 47, 1),
+        (Column::Server, 39, 1),
         (Column::Port, 5, 1),
-        (Column::Helo, 12, 5),
-        (Column::Verdict, 23, 0),
+        (Column::Helo, 6, 5),
+        (Column::Verdict, 25, 0),
         (Column::Tls, 6, 2),
         (Column::Msgs, 5, 6),
-        (Column::Bytes, 9, 4),
+        (Column::Bytes, 14, 4),
     ];
-    let avail = usize::from(width).saturating_sub(2);
-    let mut keep: Vec<(Column, u16, u8)> = all.to_vec();
-    let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>();
+    // A title with its sort mark always fits.
+    let sized = |c: Column, cap: usize| natural(c).min(cap).max(c.title().width() + 1) as u16;
+    let avail = usize::from(width);
+    let mut keep: Vec<(Column, u16, u8)> = all.iter().map(|&(c, cap, imp)| (c, sized(c, cap), imp)).collect();
+    // Widths plus one space between columns.
+    let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>().saturating_sub(1);
     while need(&keep) > avail && keep.len() > 1 {
-        if let Some(i) = keep.iter().enumerate().max_by_key(|(_, c)| c.2).map(|(i, _)| i) {
-            keep.remove(i);
+        // Bytes, HELO and messages go first; then long (IPv6) addresses are cut down to 21
+        // and 15 columns; only then does the time or the TLS version go.
+        let least = keep.iter().enumerate().max_by_key(|(_, c)| c.2).map(|(i, c)| (i, c.2));
+        let excess = need(&keep) - avail;
+        let shrink = keep.iter_mut().find(|c| matches!((c.0, c.1), (Column::Client, 22..) | (Column::Server, 16..)));
+        match (least, shrink) {
+            (Some((i, imp)), _) if imp >= 4 => {
+                keep.remove(i);
+            }
+            (_, Some(c)) => {
+                let min = if c.0 == Column::Client { 21 } else { 15 };
+                c.1 -= (c.1 - min).min(excess as u16);
+            }
+            (Some((i, _)), None) => {
+                keep.remove(i);
+            }
+            (None, None) => break,
         }
     }
     let mut spare = avail.saturating_sub(need(&keep)) as u16;
     let mut out: Vec<(Column, u16)> = keep.iter().map(|c| (c.0, c.1)).collect();
-    // Room left goes to the HELO name, then to the addresses (IPv6 is long).
-    for grow in [Column::Helo, Column::Server, Column::Client] {
+    // Room left goes to the HELO name, as far as the names on screen need (up to 48), then
+    // back to addresses cut above before a column went.
+    for (grow, cap) in [(Column::Helo, 48), (Column::Client, 47), (Column::Server, 39)] {
         if let Some(c) = out.iter_mut().find(|c| c.0 == grow) {
-            let add = match grow {
-                Column::Helo => spare.min(28),
-                _ => spare.min(24),
-            };
+            let add = spare.min(sized(grow, cap).saturating_sub(c.1));
             c.1 += add;
             spare -= add;
         }
@@ -196,16 +306,15 @@ pub fn columns(width: u16) -> Vec<(Column, u16)> {
     out
 }
 
-fn cell_text(col: Column, s: &Session) -> String {
+fn cell_text(col: Column, s: &Session, time: TimeShown) -> String {
     match col {
-        Column::Time => {
-            let t = rfc3339(s.first_seen);
-            t.get(11..19).unwrap_or(&t).to_string()
-        }
+        Column::Time => time.text(s.first_seen),
         Column::Client => s.client.to_string(),
         Column::Server => s.server.ip().to_string(),
         Column::Port => s.server.port().to_string(),
-        Column::Helo => s.hello.as_ref().map(|h| terminal(&h.arg)).unwrap_or_else(|| "-".into()),
+        Column::Helo => {
+            s.hello.as_ref().map(|h| terminal(&h.arg)).filter(|h| !h.is_empty()).unwrap_or_else(|| "-".into())
+        }
         Column::Verdict => s.verdict.map_or("-", |v| v.name()).to_string(),
         Column::Tls => store::tls_version(s).map(version_label).unwrap_or_else(|| "-".into()),
         Column::Msgs => store::messages(s).map_or("-".into(), |n| n.to_string()),
@@ -213,12 +322,22 @@ fn cell_text(col: Column, s: &Session) -> String {
     }
 }
 
+/// A cell as shown: open sessions carry a `●` before their verdict.
+fn shown_text(col: Column, s: &Session, time: TimeShown) -> String {
+    let text = cell_text(col, s, time);
+    if col == Column::Verdict && s.in_progress {
+        format!("● {text}")
+    } else {
+        text
+    }
+}
+
 fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let th = app.theme;
-    let cols = columns(area.width.saturating_sub(2));
     let (sort, desc) = app.sort();
     let inner_h = usize::from(area.height.saturating_sub(3));
     let len = app.store.len();
+    let time = TimeShown::of(&app.store);
     // Keep the cursor on screen; the offset only moves when it must.
     let mut offset = app.geometry.table_offset.min(len.saturating_sub(1));
     if app.cursor < offset {
@@ -226,10 +345,14 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     } else if inner_h > 0 && app.cursor >= offset + inner_h {
         offset = app.cursor + 1 - inner_h;
     }
-    if len <= inner_h {
-        offset = 0;
-    }
+    // A taller window shows more rows above rather than blank ones below.
+    offset = offset.min(len.saturating_sub(inner_h));
     app.geometry.table_offset = offset;
+    // Columns sized from the rows on screen.
+    let on_screen: Vec<Arc<Session>> =
+        (offset..(offset + inner_h).min(len)).filter_map(|i| app.store.get(i)).cloned().collect();
+    let natural = |c: Column| on_screen.iter().map(|s| shown_text(c, s, time).width()).max().unwrap_or(0);
+    let cols = columns(area.width.saturating_sub(2), &natural);
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.header_y = area.y + 1;
@@ -256,10 +379,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     for i in offset..(offset + inner_h).min(len) {
         let Some(s) = app.store.get(i) else { break };
         let cells = cols.iter().map(|(c, w)| {
-            let mut text = fit(&cell_text(*c, s), usize::from(*w));
-            if *c == Column::Verdict && s.in_progress {
-                text = fit(&format!("● {text}"), usize::from(*w));
-            }
+            let text = fit(&shown_text(*c, s, time), usize::from(*w));
             let style = match c {
                 Column::Verdict => {
                     let st = s.verdict.map_or(th.dim(), |v| th.verdict(v));
@@ -272,6 +392,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 Column::Tls if store::tls_version(s).is_some_and(|v| v < 0x0303) => th.warn(),
                 _ => Style::new(),
             };
+            let style = if i == app.cursor { th.on_selection(style) } else { style };
             let right = matches!(c, Column::Msgs | Column::Bytes | Column::Port);
             let line = if right {
                 Line::from(Span::styled(text, style)).right_aligned()
@@ -344,7 +465,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let w = rest.width;
     let (lines, scroll) = match app.tab {
         Tab::Transcript => (detail::wrap(detail::transcript(&s, &look), w, 10).0, app.detail_scroll),
-        Tab::Tls => (detail::wrap(detail::tls(&s, &look), w, 39).0, app.detail_scroll),
+        Tab::Tls => (detail::wrap_hanging(detail::tls(&s, &look), w, 14).0, app.detail_scroll),
         Tab::Evidence => {
             let (lines, at) = detail::evidence(&s, app.evidence_cursor, &look);
             let (lines, starts) = detail::wrap(lines, w, 10);
@@ -392,7 +513,8 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
     // Relative sequence numbers, as Wireshark shows them: from each side's first one.
     let first_seq = |side| p.rows.iter().find(|r| r.side == side).map_or(0, |r| r.seq);
     let isn = [first_seq(crate::session::Side::Client), first_seq(crate::session::Side::Server)];
-    let n = usize::from(list.height);
+    // The list's first line is its header: `n` packet rows fit below it.
+    let n = usize::from(list.height).saturating_sub(1);
     let cursor = app.packets.cursor.min(p.rows.len() - 1);
     let start = cursor.saturating_sub(n.saturating_sub(1) / 2).min(p.rows.len().saturating_sub(n));
     let mut lines = Vec::new();
@@ -404,7 +526,12 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
         header.push_str(&format!(" · {note}"));
     }
     lines.push(Line::styled(header, th.dim()));
-    for (i, r) in p.rows.iter().enumerate().skip(start).take(n.saturating_sub(1)) {
+    // The transcript masks AUTH secrets and envelope local parts; so do the packets.
+    let hide = |r: &packets::PacketRow| {
+        let secret = s.transcript.as_ref().is_some_and(|t| t.secret_in(r.frame));
+        packets::hidden(r, secret, app.show_addresses)
+    };
+    for (i, r) in p.rows.iter().enumerate().skip(start).take(n) {
         let (tag, style) = match r.side {
             crate::session::Side::Client => ("C→S", th.client()),
             crate::session::Side::Server => ("S→C", th.server()),
@@ -423,21 +550,31 @@ fn draw_packets(f: &mut Frame<'_>, app: &App, s: &Session, area: Rect) {
             r.seq.wrapping_sub(mine),
             ack,
             r.payload_len,
-            packets::ascii(&r.preview)
+            packets::preview(r, &hide(r))
         );
         let mut line = Line::styled(text, style);
         if i == cursor {
-            line = line.style(th.selected());
+            line = th.select(line);
         }
         lines.push(line);
     }
     f.render_widget(Paragraph::new(lines), list);
     if let Some(r) = p.rows.get(cursor) {
-        let mut d = vec![Line::styled(
+        let hidden = hide(r);
+        let mut head = vec![Span::styled(
             format!("frame {} · {} bytes on the wire, {} captured", r.frame, r.orig_len, r.data.len()),
             th.heading(),
         )];
-        d.extend(packets::hexdump(&r.data).into_iter().map(Line::raw));
+        if !hidden.is_empty() {
+            let why = if s.transcript.as_ref().is_some_and(|t| t.secret_in(r.frame)) && r.side == Side::Client {
+                "AUTH secret masked (--show-credentials shows it)"
+            } else {
+                "envelope addresses masked (--show-addresses shows them)"
+            };
+            head.push(Span::styled(format!(" · {why}"), th.warn()));
+        }
+        let mut d = vec![Line::from(head)];
+        d.extend(packets::hexdump_masked(&r.data, &hidden).into_iter().map(Line::raw));
         f.render_widget(Paragraph::new(d), dump);
     }
 }
@@ -452,51 +589,85 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.detail = Rect::default();
-    // Columns sized from what they hold (hosts, ports, verbs, versions), so the verdict counts get
-    // the rest; on a narrow screen ports, verbs used and versions give way.
-    let wide = area.width >= 120;
+    // Columns sized from what they hold (hosts, ports, extensions, verbs, versions). When they do
+    // not all fit, the verdicts take short names, the extensions are cut (down to 16 columns), and
+    // only then do ports, verbs used and versions give way.
     let visible: Vec<_> = app.pairs.pairs.iter().enumerate().skip(offset).take(inner_h).collect();
     let cells: Vec<_> = visible.iter().map(|(_, (_, p))| p.cells()).collect();
-    let col = |title: &str, len: &dyn Fn(usize) -> usize, cap: usize| -> u16 {
-        let w = (0..cells.len()).map(len).max().unwrap_or(0).max(title.width()).min(cap);
-        u16::try_from(w).unwrap_or(u16::MAX)
+    let col = |title: &str, len: &dyn Fn(usize) -> usize, cap: usize| -> usize {
+        (0..cells.len()).map(len).max().unwrap_or(0).max(title.width()).min(cap)
+    };
+    let name = |v: Verdict, short: bool| if short { short_name(v) } else { v.name() };
+    let verdicts_w = |p: &report::pairs::Pair, short: bool| {
+        p.verdicts.iter().map(|(v, k)| name(*v, short).len() + k.to_string().len() + 2).sum::<usize>().saturating_sub(1)
     };
     let client_w = col("CLIENT HOST", &|i| visible[i].1 .0 .0.to_string().width(), 39);
     let server_w = col("SERVER HOST", &|i| visible[i].1 .0 .1.to_string().width(), 39);
-    let offered_w = col("OFFERED", &|i| cells[i].offered.width(), 26);
-    let mut widths = vec![Constraint::Length(client_w), Constraint::Length(server_w)];
+    let offered_full = col("OFFERED", &|i| cells[i].extensions.width(), 80);
+    let ports_w = col("PORTS", &|i| cells[i].ports.width(), 16);
+    let used_w = col("USED", &|i| cells[i].used.width(), 24);
+    let tls_w = col("TLS", &|i| cells[i].tls.width(), 24);
+    let avail = usize::from(area.width.saturating_sub(2));
+    let mut short = false;
+    let mut verdict_w = col("VERDICTS", &|i| verdicts_w(visible[i].1 .1, false), 80);
+    let mut offered_w = offered_full;
+    let mut show = [true; 3]; // ports, used, tls
+    let need = |show: &[bool; 3], verdicts: usize, offered: usize| {
+        let opt = [ports_w, used_w, tls_w].iter().zip(show).filter(|(_, s)| **s).map(|(w, _)| w + 1).sum::<usize>();
+        client_w + server_w + 5 + verdicts + offered + 5 + opt
+    };
+    if need(&show, verdict_w, offered_w) > avail {
+        short = true;
+        verdict_w = col("VERDICTS", &|i| verdicts_w(visible[i].1 .1, true), 80);
+    }
+    let over = need(&show, verdict_w, offered_w).saturating_sub(avail);
+    offered_w = offered_w.saturating_sub(over).max(16.min(offered_full));
+    for drop in [0, 1, 2] {
+        if need(&show, verdict_w, offered_w) > avail {
+            show[drop] = false;
+        }
+    }
+    // What is left goes back to the extensions.
+    let spare = avail.saturating_sub(need(&show, verdict_w, offered_w));
+    offered_w += spare.min(offered_full - offered_w);
+    let len16 = |w: usize| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX));
+    let mut widths = vec![len16(client_w), len16(server_w)];
     let mut titles = vec!["CLIENT HOST", "SERVER HOST"];
-    if wide {
-        widths.push(Constraint::Length(col("PORTS", &|i| cells[i].ports.width(), 16)));
+    if show[0] {
+        widths.push(len16(ports_w));
         titles.push("PORTS");
     }
-    widths.extend([Constraint::Length(5), Constraint::Fill(1), Constraint::Length(offered_w)]);
+    widths.extend([Constraint::Length(5), len16(verdict_w), len16(offered_w)]);
     titles.extend(["SESS", "VERDICTS", "OFFERED"]);
-    if wide {
-        widths.push(Constraint::Length(col("USED", &|i| cells[i].used.width(), 20)));
-        widths.push(Constraint::Length(col("TLS", &|i| cells[i].tls.width(), 20)));
-        titles.extend(["USED", "TLS"]);
+    if show[1] {
+        widths.push(len16(used_w));
+        titles.push("USED");
+    }
+    if show[2] {
+        widths.push(len16(tls_w));
+        titles.push("TLS");
     }
     let header = Row::new(titles.iter().map(|t| Cell::from(*t))).style(th.heading());
     let mut rows = Vec::new();
     for ((i, ((c, s), p)), cells) in visible.iter().zip(cells) {
         let mut verdicts = Vec::new();
         for (v, k) in &p.verdicts {
-            verdicts.push(Span::styled(format!("{} {k}", v.name()), th.verdict(*v)));
+            let style = if *i == app.pairs_cursor { th.on_selection(th.verdict(*v)) } else { th.verdict(*v) };
+            verdicts.push(Span::styled(format!("{} {k}", name(*v, short)), style));
             verdicts.push(Span::raw(" "));
         }
-        let mut row: Vec<Cell> = vec![
-            Cell::from(fit(&c.to_string(), usize::from(client_w))),
-            Cell::from(fit(&s.to_string(), usize::from(server_w))),
-        ];
-        if wide {
+        let mut row: Vec<Cell> =
+            vec![Cell::from(fit(&c.to_string(), client_w)), Cell::from(fit(&s.to_string(), server_w))];
+        if show[0] {
             row.push(Cell::from(cells.ports));
         }
         row.push(Cell::from(Line::from(p.sessions().to_string()).right_aligned()));
         row.push(Cell::from(Line::from(verdicts)));
-        row.push(Cell::from(fit(&cells.offered, usize::from(offered_w))));
-        if wide {
+        row.push(Cell::from(fit(&cells.extensions, offered_w)));
+        if show[1] {
             row.push(Cell::from(cells.used));
+        }
+        if show[2] {
             row.push(Cell::from(cells.tls));
         }
         let mut r = Row::new(row);
@@ -505,8 +676,11 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         }
         rows.push(r);
     }
+    let noun = if n == 1 { "host pair" } else { "host pairs" };
+    let filter = app.store.filter().text();
+    let filtered = if filter.is_empty() { String::new() } else { format!(" (filter: {})", fit(&defuse(filter), 40)) };
     let title = Line::from(vec![
-        Span::styled(format!(" Pairs: {} host pairs ", n), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(format!(" Pairs: {n} {noun}{filtered} "), Style::new().add_modifier(Modifier::BOLD)),
         Span::styled("· Enter shows their sessions · Esc/P back ", th.dim()),
     ]);
     let table = Table::new(rows, widths).header(header).column_spacing(1).block(pane_block(app, title, Pane::Table));
@@ -629,13 +803,42 @@ fn draw_completion(f: &mut Frame<'_>, app: &App, footer: Rect) {
     if c.candidates.is_empty() {
         return;
     }
-    let shown: Vec<&String> = c.candidates.iter().take(10).collect();
-    let w = shown.iter().map(|s| s.width()).max().unwrap_or(0) as u16 + 2;
-    let h = shown.len() as u16 + 2;
+    let th = app.theme;
+    // A window of the list around the pick, with what lies beyond it counted.
+    let room = usize::from(footer.y.saturating_sub(2)).clamp(1, 10);
+    let n = c.candidates.len();
+    let pick = app.completion_pick.filter(|p| *p < n);
+    let first = pick.map_or(0, |p| p.saturating_sub(room - 1)).min(n.saturating_sub(room));
+    let shown: Vec<(usize, &String)> = c.candidates.iter().enumerate().skip(first).take(room).collect();
+    let (above, below) = (first, n - first - shown.len());
+    let more = match (above, below) {
+        (0, 0) => None,
+        (0, b) => Some(format!("+{b} more ↓")),
+        (a, 0) => Some(format!("+{a} more ↑")),
+        (a, b) => Some(format!("+{a} ↑ +{b} ↓")),
+    };
+    let w = shown.iter().map(|(_, s)| s.width()).chain(more.iter().map(|m| m.width())).max().unwrap_or(0) as u16 + 2;
+    let h = (shown.len() + usize::from(more.is_some())) as u16 + 2;
     let x = (footer.x + 2 + app.input.value()[..c.start.min(app.input.value().len())].width() as u16)
         .min(footer.width.saturating_sub(w));
     let r = Rect { x, y: footer.y.saturating_sub(h), width: w.min(footer.width), height: h.min(footer.y) };
     f.render_widget(Clear, r);
-    let lines: Vec<Line> = shown.iter().map(|s| Line::raw(s.to_string())).collect();
-    f.render_widget(Paragraph::new(lines).block(Block::bordered().border_style(app.theme.dim())), r);
+    let mut lines: Vec<Line> = shown
+        .iter()
+        .map(|(i, s)| {
+            let line = Line::raw(defuse(s));
+            if Some(*i) == pick {
+                line.style(th.selected())
+            } else {
+                line
+            }
+        })
+        .collect();
+    if let Some(m) = more {
+        lines.push(Line::styled(m, th.dim()));
+    }
+    let title = Span::styled(" Tab/↓/↑ pick, Enter takes ", th.dim());
+    let block = Block::bordered().border_style(th.dim());
+    let block = if w >= 30 { block.title(title) } else { block };
+    f.render_widget(Paragraph::new(lines).block(block), r);
 }

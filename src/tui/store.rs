@@ -157,6 +157,8 @@ pub struct Store {
     pub open: usize,
     /// Finished rows dropped to bound memory.
     pub dropped: u64,
+    /// Earliest and latest session start seen (µs), dropped rows included.
+    pub span: Option<(i64, i64)>,
     dirty: bool,
 }
 
@@ -167,6 +169,12 @@ impl Default for Store {
 }
 
 impl Store {
+    /// The sessions started on more than one (UTC) day: times need their date.
+    pub fn spans_days(&self) -> bool {
+        const DAY: i64 = 86_400_000_000;
+        self.span.is_some_and(|(a, b)| a.div_euclid(DAY) != b.div_euclid(DAY))
+    }
+
     /// An empty store, sorted by time.
     pub fn new() -> Self {
         Self {
@@ -182,12 +190,15 @@ impl Store {
             counts: BTreeMap::new(),
             open: 0,
             dropped: 0,
+            span: None,
             dirty: false,
         }
     }
 
     /// Adds or replaces a session (a snapshot never replaces a finished record).
     pub fn upsert(&mut self, s: Session) {
+        let t = s.first_seen;
+        self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
         let pass = self.filter.matches(&s);
         let key = key_of(self.sort, &s);
         let helo = if self.sort == Column::Helo { helo_key(&s) } else { Box::default() };

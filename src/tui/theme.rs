@@ -1,6 +1,7 @@
 //! Colours, and their absence: with `NO_COLOR` set only attributes (bold, reverse, dim) remain.
 
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
 
 use crate::session::Verdict;
 
@@ -113,6 +114,23 @@ impl Theme {
         } else {
             Style::new().add_modifier(Modifier::REVERSED)
         }
+    }
+
+    /// A style on the selected row. Grey text (incomplete, frame numbers, hints) would vanish
+    /// into the selection's grey background: it turns light grey there.
+    pub fn on_selection(&self, st: Style) -> Style {
+        if self.color && st.fg == Some(Color::DarkGray) {
+            st.fg(Color::Gray)
+        } else {
+            st
+        }
+    }
+
+    /// A line as the selected one: the selection's background, its grey spans lightened.
+    pub fn select(&self, line: Line<'static>) -> Line<'static> {
+        let spans: Vec<Span<'static>> =
+            line.spans.into_iter().map(|sp| Span::styled(sp.content, self.on_selection(sp.style))).collect();
+        Line { spans, style: self.on_selection(line.style).patch(self.selected()), alignment: line.alignment }
     }
 
     /// The border of the focused pane.
