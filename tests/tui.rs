@@ -561,7 +561,7 @@ fn the_packets_tab_masks_auth_secrets_and_envelope_local_parts() {
     let Some((mut app, path)) = public(name) else { return };
     let secrets = kept_secrets(&path);
     assert!(secrets.len() >= 2, "the capture logs in with a user name and a password: {secrets:?}");
-    let origin = Origin::Files { paths: vec![path.clone()], bpf: None };
+    let origin = Origin::Files { paths: vec![path.clone()] };
     app.apply(Action::Tab(Tab::Packets));
     run_loads(&mut app, &origin);
     let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
@@ -592,7 +592,7 @@ fn show_addresses_unmasks_envelope_local_parts_in_the_packets_tab() {
     let name = "suricata-smtp-submission-587-auth-login-yahoo.pcap";
     let Some((mut app, path)) = public(name) else { return };
     app.show_addresses = true;
-    let origin = Origin::Files { paths: vec![path.clone()], bpf: None };
+    let origin = Origin::Files { paths: vec![path.clone()] };
     app.apply(Action::Tab(Tab::Packets));
     run_loads(&mut app, &origin);
     let s = screen(&draw(&mut app, 120, 60));
@@ -649,7 +649,7 @@ fn every_verdict_count_stays_on_screen_at_80_columns() {
 #[test]
 fn the_last_packet_is_on_screen_when_selected() {
     let mut app = demo();
-    let origin = Origin::Files { paths: vec![demo_path()], bpf: None };
+    let origin = Origin::Files { paths: vec![demo_path()] };
     app.apply(Action::Tab(Tab::Packets));
     run_loads(&mut app, &origin);
     let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
