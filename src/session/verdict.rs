@@ -157,11 +157,8 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
     }
     let open_at_end = matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted);
     if hello_replied && open_at_end && s.commands_after_hello == 0 && !s.client_closed && !s.server_closed {
-        let ends = if s.end == EndReason::Evicted {
-            "the flow was evicted (flow table full)"
-        } else {
-            "the capture ends"
-        };
+        let ends =
+            if s.end == EndReason::Evicted { "the flow was evicted (flow table full)" } else { "the capture ends" };
         return Some((
             'e',
             format!("{ends} after the EHLO reply, before the client's next command"),
