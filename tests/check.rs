@@ -59,7 +59,7 @@ fn a_one_sided_capture_with_cleartext_mail_proves_a_violation() {
     let Some(f) = public("zeek-smtp-client-side-only.pcap") else { return };
     let o = smtpscope(&["-r", &f, "--expect", "tls", "--between", "*", "*"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("incomplete capture, but MAIL/AUTH crossed in clear"));
+    assert!(stdout(&o).contains("incomplete capture, but mail in clear"));
 }
 
 #[test]
@@ -229,7 +229,12 @@ fn the_example_policy_fails_on_the_multi_site_capture_with_exactly_its_violation
             // a TOR hub sent in clear, as it should, to a POA hub that still offers X-ANONYMOUSTLS
             t("10.2.0.12", "10.1.0.22:25", "starttls-offered-unused", "server offered X-ANONYMOUSTLS"),
             // a branch sent in clear where TLS is required
-            t("10.3.2.11", "10.2.0.21:25", "starttls-offered-unused", "TLS offered but not used: mail in clear"),
+            t(
+                "10.3.2.11",
+                "10.2.0.21:25",
+                "starttls-offered-unused",
+                "TLS offered but not used: mail and AUTH in clear"
+            ),
         ]
     );
     assert_eq!(
@@ -363,7 +368,7 @@ fn junit_for_the_example_policy_parses_back_with_a_suite_per_rule() {
     failures.sort();
     assert_eq!(
         failures,
-        ["TLS offered but not used: mail in clear", "TLS used (TLS1.2)", "server offered X-ANONYMOUSTLS"]
+        ["TLS offered but not used: mail and AUTH in clear", "TLS used (TLS1.2)", "server offered X-ANONYMOUSTLS"]
     );
     // the unproven BR03 session and the default rule that saw nothing
     assert_eq!(skipped, 2);
@@ -390,4 +395,87 @@ fn pairs_on_the_multi_site_capture_shows_who_offers_and_uses_x_anonymoustls() {
     let clear = pair("10.1.0.11", "10.2.0.21");
     assert_eq!(clear["offered"], serde_json::json!(["STARTTLS"]));
     assert_eq!(clear["verdicts"]["starttls-offered-unused"], 1);
+}
+
+// --- Audit of check mode: each test below failed before its fix.
+
+fn bundled(name: &str) -> String {
+    format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scripted dialogue written as a classic pcap (LINKTYPE_RAW), for behaviours no bundled
+/// capture holds; the check then runs on it like on any file.
+fn dialogue_pcap(name: &str, d: &common::Dialogue) -> (tempfile::TempDir, PathBuf) {
+    // Classic pcap header: magic, version 2.4, zone, sigfigs, snaplen, link type RAW (101).
+    let mut b: Vec<u8> = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 101] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for (ts, data) in d.packets(1460) {
+        for v in [(ts / 1_000_000) as u32, (ts % 1_000_000) as u32, data.len() as u32, data.len() as u32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&data);
+    }
+    let (dir, p) = common::scratch_file(name);
+    std::fs::write(&p, b).unwrap();
+    (dir, p)
+}
+
+#[test]
+fn a_tls_version_the_snaplen_cut_off_is_unproven_not_below_the_minimum() {
+    // snaplen-96: STARTTLS, its 220 and the handshake are seen, the ServerHello's version is not.
+    let f = bundled("snaplen-96.pcap");
+    let o = smtpscope(&["-r", &f, "--expect", "tls", "--min-version", "TLS1.2", "--between", "*", "10.232.0.2"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("unproven  10.232.0.1:32866 → 10.232.0.2:25  starttls  TLS version not captured"), "{out}");
+    assert!(!out.contains("0x0000"), "{out}");
+}
+
+#[test]
+fn a_session_the_capture_left_after_the_greeting_is_unproven_under_expect_tls() {
+    // The spec labels it plaintext; but no EHLO was sent, so the upgrade could still have come.
+    let greeting = common::Dialogue::new(40001, 25).s("220 mx.example.org ESMTP\r\n");
+    let (_d, p) = dialogue_pcap("greeting.pcap", &greeting);
+    let o = smtpscope(&["-r", p.to_str().unwrap(), "--expect", "tls", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(stdout(&o).contains("plaintext  no EHLO captured: the upgrade could still have come"), "{}", stdout(&o));
+    // Not a pass under plaintext either: nothing shows it would have stayed in clear.
+    let o = smtpscope(&["-r", p.to_str().unwrap(), "--expect", "plaintext", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    // Closed without a word: the session is over, in clear, and the reason says only what crossed.
+    let closed = greeting.close();
+    let (_d, p) = dialogue_pcap("closed.pcap", &closed);
+    let o = smtpscope(&["-r", p.to_str().unwrap(), "--expect", "tls", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("plaintext  session in clear, no upgrade"), "{out}");
+    assert!(!out.contains("mail in clear"), "{out}");
+}
+
+#[test]
+fn a_forbidden_offer_counts_whatever_became_of_the_session() {
+    // handshake-alert-retry: STARTTLS offered each time; twice the upgrade failed, once unused.
+    let f = bundled("handshake-alert-retry.pcap");
+    let o = smtpscope(&["-r", &f, "--expect", "plaintext", "--forbid-offer", "STARTTLS", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("3 matched, 0 passed, 3 violated"), "{out}");
+    assert_eq!(out.matches("starttls-failed  server offered STARTTLS (starttls-failed)").count(), 2, "{out}");
+    let f = bundled("starttls-454.pcap");
+    let o = smtpscope(&["-r", &f, "--expect", "plaintext", "--forbid-offer", "STARTTLS", "--between", "*", "*"]);
+    assert!(stdout(&o).contains("server offered STARTTLS (starttls-refused)"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_certificate_name_mismatch_under_x_anonymoustls_is_a_warning_not_a_violation() {
+    let (_d, p) = policy_file("name.toml", "[default]\nexpect = \"tls\"\ncert_name = true\n");
+    let o = smtpscope(&["-r", &bundled("x-anonymoustls.pcap"), "--policy", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains(
+        "warning   10.232.0.1:50584 → 10.232.0.7:25  starttls  certificate name not required under X-ANONYMOUSTLS"
+    ));
 }
