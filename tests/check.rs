@@ -403,6 +403,10 @@ fn bundled(name: &str) -> String {
     format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// A scripted dialogue written as a classic pcap (LINKTYPE_RAW), for behaviours no bundled
 /// capture holds; the check then runs on it like on any file.
 fn dialogue_pcap(name: &str, d: &common::Dialogue) -> (tempfile::TempDir, PathBuf) {
@@ -457,6 +461,48 @@ fn a_session_the_capture_left_after_the_greeting_is_unproven_under_expect_tls() 
 }
 
 #[test]
+fn one_rule_options_with_a_policy_are_a_one_line_usage_error() {
+    let f = multi_site();
+    for extra in [
+        &["--between", "10.1.0.0/24", "*"][..],
+        &["--from", "10.1.0.0/24", "--to", "*"],
+        &["--expect", "tls"],
+        &["--forbid-offer", "X-ANONYMOUSTLS"],
+        &["--min-version", "TLS1.2"],
+    ] {
+        let mut args = vec!["-r", f.as_str(), "--policy", EXAMPLE_POLICY];
+        args.extend_from_slice(extra);
+        let o = smtpscope(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stdout(&o));
+        assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("cannot be used with --policy"), "{}", stderr(&o));
+    }
+    let o = smtpscope(&["-r", &f, "--expect", "plaintext", "--min-version", "TLS1.2", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--min-version needs --expect tls"), "{}", stderr(&o));
+    let o = smtpscope(&["-r", &f, "--expect", "tls", "--forbid-offer", "X-ANONYMOUSTLS", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    // A policy key its rule's expectation cannot use is refused, not ignored.
+    let (_d, p) = policy_file("mixed.toml", "[default]\nexpect = \"tls\"\nforbid_offer = [\"X-ANONYMOUSTLS\"]\n");
+    let o = smtpscope(&["-r", &f, "--policy", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("`forbid_offer` has no meaning with expect = \"tls\""), "{}", stderr(&o));
+}
+
+#[test]
+fn port_since_and_until_select_sessions_under_a_policy_and_say_how_many_they_left_out() {
+    // Only the hub transport port: one POA<->TOR session on 2525, the other eleven left out.
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "--port", "2525", "-F", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lines = json_lines(&o);
+    assert_eq!(rule(&lines, "POA <-> TOR hubs in clear (WAN optimizers)")["passed"], 1);
+    let summary = lines.iter().find(|l| l["type"] == "summary").expect("a summary line");
+    assert_eq!(summary["left_out"]["outside_ports"], 11);
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "--until", "2000-01-01T00:00:00Z"]);
+    assert!(stdout(&o).contains("12 session(s) left out: started outside --since/--until"), "{}", stdout(&o));
+}
+
+#[test]
 fn a_forbidden_offer_counts_whatever_became_of_the_session() {
     // handshake-alert-retry: STARTTLS offered each time; twice the upgrade failed, once unused.
     let f = bundled("handshake-alert-retry.pcap");
@@ -478,4 +524,81 @@ fn a_certificate_name_mismatch_under_x_anonymoustls_is_a_warning_not_a_violation
     assert!(stdout(&o).contains(
         "warning   10.232.0.1:50584 → 10.232.0.7:25  starttls  certificate name not required under X-ANONYMOUSTLS"
     ));
+}
+
+#[test]
+fn passes_matched_by_a_name_glob_are_listed_spoofable_and_counted() {
+    let args = ["-r", &multi_site(), "--expect", "tls", "--from", "helo:*.br03.contoso.com", "--to", "*"];
+    let o = smtpscope(&args);
+    assert!(stdout(&o).contains("2 matched (2 by name: spoofable), 1 passed"), "{}", stdout(&o));
+    let mut json = args.to_vec();
+    json.extend(["-F", "json"]);
+    let lines = json_lines(&smtpscope(&json));
+    let passes: Vec<_> = lines.iter().filter(|l| l["type"] == "session" && l["outcome"] == "pass").collect();
+    assert_eq!(passes.len(), 1);
+    assert!(passes.iter().all(|l| l["spoofable"] == true));
+    assert_eq!(rule(&lines, "helo:*.br03.contoso.com -> *")["matched_by_name"], 2);
+}
+
+#[test]
+fn junit_stays_well_formed_xml_with_control_characters_in_a_rule_name() {
+    let (_d, p) = policy_file(
+        "ctl.toml",
+        "[groups]\nBR02 = [\"10.3.2.0/24\"]\n[[rule]]\nname = \"bad\\u001b[31mname\\u0001\"\nbetween = [\"BR02\", \"*\"]\nexpect = \"tls\"\n",
+    );
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "-F", "junit"]);
+    assert_eq!(o.status.code(), Some(1));
+    let xml = stdout(&o);
+    let forbidden =
+        |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    assert!(!xml.chars().any(forbidden), "{xml:?}");
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut names = Vec::new();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"testsuite" => {
+                names.push(e.try_get_attribute("name").unwrap().unwrap().unescape_value().unwrap().into_owned());
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(names, ["bad\\u{1b}[31mname\\u{1}"]);
+}
+
+#[test]
+fn require_traffic_does_not_ask_the_default_rule_to_see_anything() {
+    // Every session matched by a named rule that passes: the default rule sees nothing, as it should.
+    let (_d, p) = policy_file(
+        "all.toml",
+        "[[rule]]\nname = \"all\"\nbetween = [\"*\", \"*\"]\nexpect = \"any\"\n[default]\nexpect = \"tls\"\n",
+    );
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "--require-traffic"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no session fell through to the default rule"), "{}", stdout(&o));
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "--require-traffic", "-F", "junit"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stdout(&o).contains("<failure"), "{}", stdout(&o));
+}
+
+#[test]
+fn exchange_port_roles_reach_check_json_and_pairs_shows_each_port() {
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "-F", "json"]);
+    let lines = json_lines(&o);
+    assert!(lines.iter().filter(|l| l["type"] == "session").all(|l| l["port_role"] == "front-end"), "{lines:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["pairs", "-q", "-r", &multi_site()]).output().unwrap();
+    let out = stdout(&o);
+    // 10.2.0.11 spoke to 10.1.0.21 on the front end and on the hub port: two rows, not one.
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("10.2.0.11 ") && l.contains(" 10.1.0.21 ")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0].contains("25 front-end") && rows[1].contains("2525 hub"), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["pairs", "-q", "-F", "json", "-r", &multi_site()])
+        .output()
+        .unwrap();
+    let lines = json_lines(&o);
+    let pair = lines.iter().find(|l| l["client_host"] == "10.2.0.11" && l["server_host"] == "10.1.0.21").unwrap();
+    assert_eq!(pair["by_port"][1]["port"], 2525);
+    assert_eq!(pair["by_port"][1]["port_role"], "hub");
+    assert_eq!(pair["by_port"][1]["sessions"], 1);
 }
