@@ -602,3 +602,16 @@ fn exchange_port_roles_reach_check_json_and_pairs_shows_each_port() {
     assert_eq!(pair["by_port"][1]["port_role"], "hub");
     assert_eq!(pair["by_port"][1]["sessions"], 1);
 }
+
+#[test]
+fn every_policy_key_is_documented_in_the_readme_and_the_example_policy() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### Proving the policy").nth(1).unwrap().split("\n### ").next().unwrap();
+    let example = std::fs::read_to_string(EXAMPLE_POLICY).unwrap();
+    for key in
+        ["name", "between", "from", "to", "ports", "expect", "forbid_offer", "min_version", "cert_valid", "cert_name"]
+    {
+        assert!(section.contains(&format!("`{key}")), "README.md's check section lacks {key}");
+        assert!(example.lines().any(|l| l.trim_start_matches(['#', ' ']).starts_with(key)), "example lacks {key}");
+    }
+}
