@@ -531,6 +531,9 @@ fn passes_matched_by_a_name_glob_are_listed_spoofable_and_counted() {
     let args = ["-r", &multi_site(), "--expect", "tls", "--from", "helo:*.br03.contoso.com", "--to", "*"];
     let o = smtpscope(&args);
     assert!(stdout(&o).contains("2 matched (2 by name: spoofable), 1 passed"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("pass      10.3.3.11:51121 → 10.1.0.22:25  starttls  (hosts matched by name: spoofable)")
+    );
     let mut json = args.to_vec();
     json.extend(["-F", "json"]);
     let lines = json_lines(&smtpscope(&json));

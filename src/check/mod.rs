@@ -275,12 +275,19 @@ impl Checker {
                 let port = it.server.rsplit(':').next().and_then(|p| p.parse().ok()).and_then(port_name);
                 let _ = writeln!(
                     o,
-                    "  {tag} {} → {}  {}  {}{}{}  [{}]",
+                    "  {tag} {} → {}  {}  {}{}  [{}]",
                     it.client,
                     it.server,
                     it.verdict,
-                    defuse(it.outcome.why()),
-                    if it.spoofable { " (hosts matched by name: spoofable)" } else { "" },
+                    // A pass has no reason of its own: then the spoofable mark stands alone.
+                    [
+                        defuse(it.outcome.why()),
+                        if it.spoofable { "(hosts matched by name: spoofable)" } else { "" }.into()
+                    ]
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                     port.map(|p| format!(" ({p})")).unwrap_or_default(),
                     // Evidence is wire text escaped once already: only defused here, not escaped again.
                     defuse(&it.evidence),
