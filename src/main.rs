@@ -186,7 +186,7 @@ struct ReportArgs {
 #[derive(Debug, Args)]
 struct CheckArgs {
     /// What the sessions must show (with --between or --from/--to).
-    #[arg(long, value_enum, conflicts_with = "policy")]
+    #[arg(long, value_enum)]
     expect: Option<ExpectArg>,
 
     /// Two host groups (addresses, CIDRs, helo:/banner:/cert: globs; comma-separated), either direction.
@@ -201,7 +201,7 @@ struct CheckArgs {
     #[arg(long, value_name = "B", requires = "from")]
     to: Option<String>,
 
-    /// Only these server ports (comma-separated).
+    /// Only sessions to these server ports (comma-separated); with --policy too.
     #[arg(long, value_delimiter = ',')]
     port: Vec<u16>,
 
@@ -526,6 +526,28 @@ fn display_filter(text: Option<&str>) -> Result<Filter> {
 }
 
 fn check_policy(a: &CheckArgs) -> Result<Policy> {
+    // An option the check would not use must not pass as if it were checked: one line, exit 2.
+    // (--port, --since and --until select sessions and work with a policy too.)
+    let one_rule = [
+        ("--expect", a.expect.is_some()),
+        ("--between", !a.between.is_empty()),
+        ("--from", a.from.is_some()),
+        ("--to", a.to.is_some()),
+        ("--forbid-offer", !a.forbid_offer.is_empty()),
+        ("--min-version", a.min_version.is_some()),
+    ];
+    if let (Some(_), Some((opt, _))) = (&a.policy, one_rule.iter().find(|(_, set)| *set)) {
+        bail!("check: {opt} cannot be used with --policy (the policy file says it, per rule)")
+    }
+    match a.expect {
+        Some(ExpectArg::Plaintext | ExpectArg::Any) if a.min_version.is_some() => {
+            bail!("check: --min-version needs --expect tls")
+        }
+        Some(ExpectArg::Tls | ExpectArg::Any) if !a.forbid_offer.is_empty() => {
+            bail!("check: --forbid-offer needs --expect plaintext")
+        }
+        _ => {}
+    }
     if let Some(p) = &a.policy {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read policy {}", p.display()))?;
         return Ok(Policy::from_toml(&text)?);
@@ -558,13 +580,14 @@ fn check_policy(a: &CheckArgs) -> Result<Policy> {
         policy::Hosts::Directed(x, y) => format!("{} -> {}", x.name, y.name),
         policy::Hosts::All => "all".into(),
     };
-    Ok(Policy { rules: vec![policy::Rule { name, hosts, ports: a.port.clone(), expect }] })
+    // --port is applied by the checker's window, as with a policy.
+    Ok(Policy { rules: vec![policy::Rule { name, hosts, ports: Vec::new(), expect, default: false }] })
 }
 
 fn run_check(a: &CheckArgs) -> Result<ExitCode> {
     let pol = check_policy(a)?;
     let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
-    let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until });
+    let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until, ports: a.port.clone() });
     drive(&a.input, driver_options(&a.input)?, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {

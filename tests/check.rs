@@ -59,7 +59,7 @@ fn a_one_sided_capture_with_cleartext_mail_proves_a_violation() {
     let Some(f) = public("zeek-smtp-client-side-only.pcap") else { return };
     let o = smtpscope(&["-r", &f, "--expect", "tls", "--between", "*", "*"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("incomplete capture, but MAIL/AUTH crossed in clear"));
+    assert!(stdout(&o).contains("incomplete capture, but mail in clear"));
 }
 
 #[test]
@@ -229,7 +229,12 @@ fn the_example_policy_fails_on_the_multi_site_capture_with_exactly_its_violation
             // a TOR hub sent in clear, as it should, to a POA hub that still offers X-ANONYMOUSTLS
             t("10.2.0.12", "10.1.0.22:25", "starttls-offered-unused", "server offered X-ANONYMOUSTLS"),
             // a branch sent in clear where TLS is required
-            t("10.3.2.11", "10.2.0.21:25", "starttls-offered-unused", "TLS offered but not used: mail in clear"),
+            t(
+                "10.3.2.11",
+                "10.2.0.21:25",
+                "starttls-offered-unused",
+                "TLS offered but not used: mail and AUTH in clear"
+            ),
         ]
     );
     assert_eq!(
@@ -363,7 +368,7 @@ fn junit_for_the_example_policy_parses_back_with_a_suite_per_rule() {
     failures.sort();
     assert_eq!(
         failures,
-        ["TLS offered but not used: mail in clear", "TLS used (TLS1.2)", "server offered X-ANONYMOUSTLS"]
+        ["TLS offered but not used: mail and AUTH in clear", "TLS used (TLS1.2)", "server offered X-ANONYMOUSTLS"]
     );
     // the unproven BR03 session and the default rule that saw nothing
     assert_eq!(skipped, 2);
@@ -390,4 +395,226 @@ fn pairs_on_the_multi_site_capture_shows_who_offers_and_uses_x_anonymoustls() {
     let clear = pair("10.1.0.11", "10.2.0.21");
     assert_eq!(clear["offered"], serde_json::json!(["STARTTLS"]));
     assert_eq!(clear["verdicts"]["starttls-offered-unused"], 1);
+}
+
+// --- Audit of check mode: each test below failed before its fix.
+
+fn bundled(name: &str) -> String {
+    format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A scripted dialogue written as a classic pcap (LINKTYPE_RAW), for behaviours no bundled
+/// capture holds; the check then runs on it like on any file.
+fn dialogue_pcap(name: &str, d: &common::Dialogue) -> (tempfile::TempDir, PathBuf) {
+    // Classic pcap header: magic, version 2.4, zone, sigfigs, snaplen, link type RAW (101).
+    let mut b: Vec<u8> = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 101] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for (ts, data) in d.packets(1460) {
+        for v in [(ts / 1_000_000) as u32, (ts % 1_000_000) as u32, data.len() as u32, data.len() as u32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&data);
+    }
+    let (dir, p) = common::scratch_file(name);
+    std::fs::write(&p, b).unwrap();
+    (dir, p)
+}
+
+#[test]
+fn a_tls_version_the_snaplen_cut_off_is_unproven_not_below_the_minimum() {
+    // snaplen-96: STARTTLS, its 220 and the handshake are seen, the ServerHello's version is not.
+    let f = bundled("snaplen-96.pcap");
+    let o = smtpscope(&["-r", &f, "--expect", "tls", "--min-version", "TLS1.2", "--between", "*", "10.232.0.2"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("unproven  10.232.0.1:32866 → 10.232.0.2:25  starttls  TLS version not captured"), "{out}");
+    assert!(!out.contains("0x0000"), "{out}");
+}
+
+#[test]
+fn a_session_the_capture_left_after_the_greeting_is_unproven_under_expect_tls() {
+    // The spec labels it plaintext; but no EHLO was sent, so the upgrade could still have come.
+    let greeting = common::Dialogue::new(40001, 25).s("220 mx.example.org ESMTP\r\n");
+    let (_d, p) = dialogue_pcap("greeting.pcap", &greeting);
+    let o = smtpscope(&["-r", p.to_str().unwrap(), "--expect", "tls", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(stdout(&o).contains("plaintext  no EHLO captured: the upgrade could still have come"), "{}", stdout(&o));
+    // Not a pass under plaintext either: nothing shows it would have stayed in clear.
+    let o = smtpscope(&["-r", p.to_str().unwrap(), "--expect", "plaintext", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    // Closed without a word: the session is over, in clear, and the reason says only what crossed.
+    let closed = greeting.close();
+    let (_d, p) = dialogue_pcap("closed.pcap", &closed);
+    let o = smtpscope(&["-r", p.to_str().unwrap(), "--expect", "tls", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("plaintext  session in clear, no upgrade"), "{out}");
+    assert!(!out.contains("mail in clear"), "{out}");
+}
+
+#[test]
+fn one_rule_options_with_a_policy_are_a_one_line_usage_error() {
+    let f = multi_site();
+    for extra in [
+        &["--between", "10.1.0.0/24", "*"][..],
+        &["--from", "10.1.0.0/24", "--to", "*"],
+        &["--expect", "tls"],
+        &["--forbid-offer", "X-ANONYMOUSTLS"],
+        &["--min-version", "TLS1.2"],
+    ] {
+        let mut args = vec!["-r", f.as_str(), "--policy", EXAMPLE_POLICY];
+        args.extend_from_slice(extra);
+        let o = smtpscope(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stdout(&o));
+        assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("cannot be used with --policy"), "{}", stderr(&o));
+    }
+    let o = smtpscope(&["-r", &f, "--expect", "plaintext", "--min-version", "TLS1.2", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--min-version needs --expect tls"), "{}", stderr(&o));
+    let o = smtpscope(&["-r", &f, "--expect", "tls", "--forbid-offer", "X-ANONYMOUSTLS", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    // A policy key its rule's expectation cannot use is refused, not ignored.
+    let (_d, p) = policy_file("mixed.toml", "[default]\nexpect = \"tls\"\nforbid_offer = [\"X-ANONYMOUSTLS\"]\n");
+    let o = smtpscope(&["-r", &f, "--policy", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("`forbid_offer` has no meaning with expect = \"tls\""), "{}", stderr(&o));
+}
+
+#[test]
+fn port_since_and_until_select_sessions_under_a_policy_and_say_how_many_they_left_out() {
+    // Only the hub transport port: one POA<->TOR session on 2525, the other eleven left out.
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "--port", "2525", "-F", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lines = json_lines(&o);
+    assert_eq!(rule(&lines, "POA <-> TOR hubs in clear (WAN optimizers)")["passed"], 1);
+    let summary = lines.iter().find(|l| l["type"] == "summary").expect("a summary line");
+    assert_eq!(summary["left_out"]["outside_ports"], 11);
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "--until", "2000-01-01T00:00:00Z"]);
+    assert!(stdout(&o).contains("12 session(s) left out: started outside --since/--until"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_forbidden_offer_counts_whatever_became_of_the_session() {
+    // handshake-alert-retry: STARTTLS offered each time; twice the upgrade failed, once unused.
+    let f = bundled("handshake-alert-retry.pcap");
+    let o = smtpscope(&["-r", &f, "--expect", "plaintext", "--forbid-offer", "STARTTLS", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("3 matched, 0 passed, 3 violated"), "{out}");
+    assert_eq!(out.matches("starttls-failed  server offered STARTTLS (starttls-failed)").count(), 2, "{out}");
+    let f = bundled("starttls-454.pcap");
+    let o = smtpscope(&["-r", &f, "--expect", "plaintext", "--forbid-offer", "STARTTLS", "--between", "*", "*"]);
+    assert!(stdout(&o).contains("server offered STARTTLS (starttls-refused)"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_certificate_name_mismatch_under_x_anonymoustls_is_a_warning_not_a_violation() {
+    let (_d, p) = policy_file("name.toml", "[default]\nexpect = \"tls\"\ncert_name = true\n");
+    let o = smtpscope(&["-r", &bundled("x-anonymoustls.pcap"), "--policy", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains(
+        "warning   10.232.0.1:50584 → 10.232.0.7:25  starttls  certificate name not required under X-ANONYMOUSTLS"
+    ));
+}
+
+#[test]
+fn passes_matched_by_a_name_glob_are_listed_spoofable_and_counted() {
+    let args = ["-r", &multi_site(), "--expect", "tls", "--from", "helo:*.br03.contoso.com", "--to", "*"];
+    let o = smtpscope(&args);
+    assert!(stdout(&o).contains("2 matched (2 by name: spoofable), 1 passed"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("pass      10.3.3.11:51121 → 10.1.0.22:25  starttls  (hosts matched by name: spoofable)")
+    );
+    let mut json = args.to_vec();
+    json.extend(["-F", "json"]);
+    let lines = json_lines(&smtpscope(&json));
+    let passes: Vec<_> = lines.iter().filter(|l| l["type"] == "session" && l["outcome"] == "pass").collect();
+    assert_eq!(passes.len(), 1);
+    assert!(passes.iter().all(|l| l["spoofable"] == true));
+    assert_eq!(rule(&lines, "helo:*.br03.contoso.com -> *")["matched_by_name"], 2);
+}
+
+#[test]
+fn junit_stays_well_formed_xml_with_control_characters_in_a_rule_name() {
+    let (_d, p) = policy_file(
+        "ctl.toml",
+        "[groups]\nBR02 = [\"10.3.2.0/24\"]\n[[rule]]\nname = \"bad\\u001b[31mname\\u0001\"\nbetween = [\"BR02\", \"*\"]\nexpect = \"tls\"\n",
+    );
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "-F", "junit"]);
+    assert_eq!(o.status.code(), Some(1));
+    let xml = stdout(&o);
+    let forbidden =
+        |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    assert!(!xml.chars().any(forbidden), "{xml:?}");
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut names = Vec::new();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"testsuite" => {
+                names.push(e.try_get_attribute("name").unwrap().unwrap().unescape_value().unwrap().into_owned());
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(names, ["bad\\u{1b}[31mname\\u{1}"]);
+}
+
+#[test]
+fn require_traffic_does_not_ask_the_default_rule_to_see_anything() {
+    // Every session matched by a named rule that passes: the default rule sees nothing, as it should.
+    let (_d, p) = policy_file(
+        "all.toml",
+        "[[rule]]\nname = \"all\"\nbetween = [\"*\", \"*\"]\nexpect = \"any\"\n[default]\nexpect = \"tls\"\n",
+    );
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "--require-traffic"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no session fell through to the default rule"), "{}", stdout(&o));
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap(), "--require-traffic", "-F", "junit"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stdout(&o).contains("<failure"), "{}", stdout(&o));
+}
+
+#[test]
+fn exchange_port_roles_reach_check_json_and_pairs_shows_each_port() {
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "-F", "json"]);
+    let lines = json_lines(&o);
+    assert!(lines.iter().filter(|l| l["type"] == "session").all(|l| l["port_role"] == "front-end"), "{lines:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["pairs", "-q", "-r", &multi_site()]).output().unwrap();
+    let out = stdout(&o);
+    // 10.2.0.11 spoke to 10.1.0.21 on the front end and on the hub port: two rows, not one.
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("10.2.0.11 ") && l.contains(" 10.1.0.21 ")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0].contains("25 front-end") && rows[1].contains("2525 hub"), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["pairs", "-q", "-F", "json", "-r", &multi_site()])
+        .output()
+        .unwrap();
+    let lines = json_lines(&o);
+    let pair = lines.iter().find(|l| l["client_host"] == "10.2.0.11" && l["server_host"] == "10.1.0.21").unwrap();
+    assert_eq!(pair["by_port"][1]["port"], 2525);
+    assert_eq!(pair["by_port"][1]["port_role"], "hub");
+    assert_eq!(pair["by_port"][1]["sessions"], 1);
+}
+
+#[test]
+fn every_policy_key_is_documented_in_the_readme_and_the_example_policy() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### Proving the policy").nth(1).unwrap().split("\n### ").next().unwrap();
+    let example = std::fs::read_to_string(EXAMPLE_POLICY).unwrap();
+    for key in
+        ["name", "between", "from", "to", "ports", "expect", "forbid_offer", "min_version", "cert_valid", "cert_name"]
+    {
+        assert!(section.contains(&format!("`{key}")), "README.md's check section lacks {key}");
+        assert!(example.lines().any(|l| l.trim_start_matches(['#', ' ']).starts_with(key)), "example lacks {key}");
+    }
 }

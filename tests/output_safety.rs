@@ -83,6 +83,7 @@ fn check_text_shows_escaped_evidence_once_and_defuses_raw_controls() {
         name: "all".into(),
         hosts: policy::Hosts::All,
         ports: Vec::new(),
+        default: true,
         expect: policy::Expect::Tls { min_version: None, cert_valid: false, cert_name: false },
     };
     let mut c = Checker::new(Policy { rules: vec![rule] }, Default::default(), Default::default());

@@ -45,6 +45,8 @@ pub struct Item {
     pub evidence: String,
     /// The hosts were recognised by a name a peer can claim.
     pub spoofable: bool,
+    /// Exchange's name for the server port, if it has one.
+    pub port_role: Option<&'static str>,
 }
 
 /// Per-rule account.
@@ -66,17 +68,38 @@ pub struct RuleResult {
     pub unproven: u64,
     /// Not SMTP, ignored.
     pub ignored: u64,
-    /// Every non-plain-pass session (bounded).
+    /// Matched through an EHLO/banner/certificate name glob (a peer can claim the name).
+    pub by_name: u64,
+    /// The policy's `[default]` rule (`--require-traffic` does not ask it to see traffic).
+    pub default: bool,
+    /// Every session that is not a plain pass by address (bounded): passes matched by name are
+    /// listed too, since their proof rests on a name a peer can claim.
     pub items: Vec<Item>,
 }
 
-/// Restricts which sessions count (a change-window capture spans before and after a change).
-#[derive(Debug, Clone, Copy, Default)]
+impl RuleResult {
+    /// No SMTP session matched the rule.
+    pub fn no_traffic(&self) -> bool {
+        self.matched == self.ignored
+    }
+
+    /// A rule that saw nothing counts against `--require-traffic`; the default rule does not, since
+    /// it only catches what the named rules leave (a conforming capture may leave nothing).
+    pub fn missing_traffic(&self, require_traffic: bool) -> bool {
+        require_traffic && !self.default && self.no_traffic()
+    }
+}
+
+/// Restricts which sessions count (a change-window capture spans before and after a change; a
+/// port narrows a policy to, say, the hubs' 2525). Sessions outside are counted, never judged.
+#[derive(Debug, Clone, Default)]
 pub struct Window {
     /// Only sessions starting at or after this time.
     pub since: Option<Micros>,
     /// Only sessions starting before this time.
     pub until: Option<Micros>,
+    /// Only sessions to these server ports (empty: all).
+    pub ports: Vec<u16>,
 }
 
 /// The check in progress.
@@ -88,6 +111,10 @@ pub struct Checker {
     pub results: Vec<RuleResult>,
     /// Sessions no rule matched.
     pub unmatched: u64,
+    /// Sessions left out because they started outside `--since/--until`.
+    pub outside_window: u64,
+    /// Sessions left out because their server port is not one of `--port`.
+    pub outside_ports: u64,
 }
 
 fn expect_words(e: &Expect) -> String {
@@ -111,6 +138,20 @@ fn expect_words(e: &Expect) -> String {
     }
 }
 
+/// Exchange's role for a well-known SMTP port, as a short key for JSON and the pairs table
+/// (classification never depends on it).
+pub fn port_role(port: u16) -> Option<&'static str> {
+    Some(match port {
+        25 => "front-end",
+        587 => "front-end-submission",
+        717 => "front-end-outbound-proxy",
+        465 => "client-proxy",
+        2525 => "hub",
+        475 => "mailbox-delivery",
+        _ => return None,
+    })
+}
+
 /// Exchange's well-known SMTP ports, for reports (classification never depends on them).
 pub fn port_name(port: u16) -> Option<&'static str> {
     Some(match port {
@@ -130,14 +171,24 @@ impl Checker {
         let results = policy
             .rules
             .iter()
-            .map(|r| RuleResult { name: r.name.clone(), expect: expect_words(&r.expect), ..Default::default() })
+            .map(|r| RuleResult {
+                name: r.name.clone(),
+                expect: expect_words(&r.expect),
+                default: r.default,
+                ..Default::default()
+            })
             .collect();
-        Self { policy, opts, window, results, unmatched: 0 }
+        Self { policy, opts, window, results, unmatched: 0, outside_window: 0, outside_ports: 0 }
     }
 
     /// Judges one finished session.
     pub fn add(&mut self, s: &Session) {
         if self.window.since.is_some_and(|t| s.first_seen < t) || self.window.until.is_some_and(|t| s.first_seen >= t) {
+            self.outside_window += 1;
+            return;
+        }
+        if !self.window.ports.is_empty() && !self.window.ports.contains(&s.server.port()) {
+            self.outside_ports += 1;
             return;
         }
         let Some((i, by)) = self.policy.rule_for(s) else {
@@ -147,6 +198,8 @@ impl Checker {
         let (Some(rule), Some(res)) = (self.policy.rules.get(i), self.results.get_mut(i)) else { return };
         let outcome = judge::judge(s, &rule.expect, self.opts);
         res.matched += 1;
+        let spoofable = by == MatchedBy::Name;
+        res.by_name += u64::from(spoofable);
         match &outcome {
             Outcome::Pass => res.passed += 1,
             Outcome::Warn(_) => {
@@ -157,7 +210,7 @@ impl Checker {
             Outcome::Unproven(_) => res.unproven += 1,
             Outcome::Ignored => res.ignored += 1,
         }
-        if outcome != Outcome::Pass && res.items.len() < MAX_ITEMS {
+        if (outcome != Outcome::Pass || spoofable) && res.items.len() < MAX_ITEMS {
             let ev = s.evidence.first().map(|e| match e.frame {
                 Some(f) => format!("{} (frame {f})", e.text),
                 None => e.text.clone(),
@@ -170,7 +223,8 @@ impl Checker {
                 file: s.file.as_deref().map(str::to_string),
                 first_seen: s.first_seen,
                 evidence: ev.unwrap_or_default(),
-                spoofable: by == MatchedBy::Name,
+                spoofable,
+                port_role: port_role(s.server.port()),
             });
         }
     }
@@ -179,7 +233,7 @@ impl Checker {
     pub fn exit_code(&self, require_traffic: bool) -> u8 {
         if self.results.iter().any(|r| r.violated > 0) {
             EXIT_VIOLATION
-        } else if self.results.iter().any(|r| r.unproven > 0 || (require_traffic && r.matched == r.ignored)) {
+        } else if self.results.iter().any(|r| r.unproven > 0 || r.missing_traffic(require_traffic)) {
             EXIT_UNPROVEN
         } else {
             EXIT_PASS
@@ -192,16 +246,19 @@ impl Checker {
         for r in &self.results {
             let _ = writeln!(
                 o,
-                "rule \"{}\" (expect {}): {} matched, {} passed, {} violated, {} unproven{}",
+                "rule \"{}\" (expect {}): {} matched{}, {} passed, {} violated, {} unproven{}",
                 terminal(r.name.as_bytes()),
                 r.expect,
                 r.matched,
+                if r.by_name > 0 { format!(" ({} by name: spoofable)", r.by_name) } else { String::new() },
                 r.passed,
                 r.violated,
                 r.unproven,
                 if r.ignored > 0 { format!(", {} not SMTP (ignored)", r.ignored) } else { String::new() }
             );
-            if r.matched == r.ignored {
+            if r.no_traffic() && r.default {
+                let _ = writeln!(o, "  no session fell through to the default rule");
+            } else if r.no_traffic() {
                 let _ = writeln!(
                     o,
                     "  nothing proven: no SMTP seen between these groups — if a WAN optimizer sits there, capture on its LAN side"
@@ -213,17 +270,24 @@ impl Checker {
                     Outcome::Unproven(_) => "unproven ",
                     Outcome::Warn(_) => "warning  ",
                     Outcome::Ignored => "ignored  ",
-                    Outcome::Pass => continue,
+                    Outcome::Pass => "pass     ",
                 };
                 let port = it.server.rsplit(':').next().and_then(|p| p.parse().ok()).and_then(port_name);
                 let _ = writeln!(
                     o,
-                    "  {tag} {} → {}  {}  {}{}{}  [{}]",
+                    "  {tag} {} → {}  {}  {}{}  [{}]",
                     it.client,
                     it.server,
                     it.verdict,
-                    defuse(it.outcome.why()),
-                    if it.spoofable { " (hosts matched by name: spoofable)" } else { "" },
+                    // A pass has no reason of its own: then the spoofable mark stands alone.
+                    [
+                        defuse(it.outcome.why()),
+                        if it.spoofable { "(hosts matched by name: spoofable)" } else { "" }.into()
+                    ]
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                     port.map(|p| format!(" ({p})")).unwrap_or_default(),
                     // Evidence is wire text escaped once already: only defused here, not escaped again.
                     defuse(&it.evidence),
@@ -232,6 +296,12 @@ impl Checker {
         }
         if self.unmatched > 0 {
             let _ = writeln!(o, "{} session(s) matched no rule (add a [default] rule to judge them)", self.unmatched);
+        }
+        if self.outside_window > 0 {
+            let _ = writeln!(o, "{} session(s) left out: started outside --since/--until", self.outside_window);
+        }
+        if self.outside_ports > 0 {
+            let _ = writeln!(o, "{} session(s) left out: server port not in --port", self.outside_ports);
         }
         let verdict = match self.exit_code(require_traffic) {
             EXIT_PASS => "PASS",
@@ -242,7 +312,8 @@ impl Checker {
         o
     }
 
-    /// NDJSON: one line per listed session, then one per rule.
+    /// NDJSON: one line per listed session, then one per rule, then a summary (sessions no rule
+    /// matched, sessions left out by `--since/--until` and `--port`).
     pub fn ndjson(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         for r in &self.results {
@@ -251,6 +322,7 @@ impl Checker {
                     "type": "session", "rule": r.name, "outcome": it.outcome.name(), "reason": it.outcome.why(),
                     "client": it.client, "server": it.server, "verdict": it.verdict, "file": it.file,
                     "first_seen": rfc3339(it.first_seen), "evidence": it.evidence, "spoofable": it.spoofable,
+                    "port_role": it.port_role,
                 }));
             }
         }
@@ -258,49 +330,51 @@ impl Checker {
             out.push(json!({
                 "type": "rule", "rule": r.name, "expect": r.expect, "matched": r.matched, "passed": r.passed,
                 "warned": r.warned, "violated": r.violated, "unproven": r.unproven, "ignored": r.ignored,
-                "no_traffic": r.matched == r.ignored,
+                "matched_by_name": r.by_name, "no_traffic": r.no_traffic(), "default": r.default,
             }));
         }
+        out.push(json!({
+            "type": "summary", "unmatched": self.unmatched,
+            "left_out": { "outside_window": self.outside_window, "outside_ports": self.outside_ports },
+        }));
         out
     }
 
     /// JUnit XML: a test suite per rule, a test case per listed session.
     pub fn junit(&self, require_traffic: bool) -> String {
-        use quick_xml::escape::escape;
         let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"smtpscope check\">\n");
         for r in &self.results {
-            let no_traffic = r.matched == r.ignored;
+            let no_traffic = r.no_traffic();
+            let missing = r.missing_traffic(require_traffic);
             let cases = r.items.len() as u64 + 1;
-            let failures = r.violated + u64::from(no_traffic && require_traffic);
-            let skipped = r.unproven + u64::from(no_traffic && !require_traffic);
+            let failures = r.violated + u64::from(missing);
+            let skipped = r.unproven + u64::from(no_traffic && !missing);
+            let rule = xml(&r.name);
             let _ = writeln!(
                 o,
-                "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-                escape(r.name.as_str())
+                "  <testsuite name=\"{rule}\" tests=\"{cases}\" failures=\"{failures}\" skipped=\"{skipped}\">"
             );
             let _ = writeln!(
                 o,
-                "    <testcase classname=\"{}\" name=\"{} session(s) passed of {} matched\">",
-                escape(r.name.as_str()),
-                r.passed,
-                r.matched
+                "    <testcase classname=\"{rule}\" name=\"{} session(s) passed of {} matched\">",
+                r.passed, r.matched
             );
             if no_traffic {
-                let msg = "nothing proven: no SMTP seen between these groups";
-                let tag = if require_traffic { "failure" } else { "skipped" };
+                let msg = if r.default {
+                    "no session fell through to the default rule"
+                } else {
+                    "nothing proven: no SMTP seen between these groups"
+                };
+                let tag = if missing { "failure" } else { "skipped" };
                 let _ = writeln!(o, "      <{tag} message=\"{msg}\"/>");
             }
             o.push_str("    </testcase>\n");
             for it in &r.items {
                 let name = format!("{} -> {} ({})", it.client, it.server, it.verdict);
-                let _ = write!(
-                    o,
-                    "    <testcase classname=\"{}\" name=\"{}\">",
-                    escape(r.name.as_str()),
-                    escape(name.as_str())
-                );
-                let why = escape(it.outcome.why()).into_owned();
-                let ev = escape(it.evidence.as_str()).into_owned();
+                let _ = write!(o, "    <testcase classname=\"{rule}\" name=\"{}\">", xml(&name));
+                let spoof = if it.spoofable { " (hosts matched by name: spoofable)" } else { "" };
+                let why = xml(&format!("{}{spoof}", it.outcome.why()));
+                let ev = xml(&it.evidence);
                 match it.outcome {
                     Outcome::Violation(_) => {
                         let _ = write!(o, "<failure message=\"{why}\">{ev}</failure>");
@@ -308,10 +382,9 @@ impl Checker {
                     Outcome::Unproven(_) => {
                         let _ = write!(o, "<skipped message=\"{why}\"/>");
                     }
-                    Outcome::Warn(_) | Outcome::Ignored => {
+                    Outcome::Warn(_) | Outcome::Ignored | Outcome::Pass => {
                         let _ = write!(o, "<system-out>{} {why} {ev}</system-out>", it.outcome.name());
                     }
-                    Outcome::Pass => {}
                 }
                 o.push_str("</testcase>\n");
             }
@@ -319,5 +392,34 @@ impl Checker {
         }
         o.push_str("</testsuites>\n");
         o
+    }
+}
+
+/// Text for an XML attribute or element: characters XML 1.0 cannot carry at all (C0 controls other
+/// than tab/LF/CR, U+FFFE/U+FFFF; a policy name or wire text may hold them) are written as
+/// `\u{..}`, so the document stays well-formed; then the markup characters are escaped.
+fn xml(s: &str) -> String {
+    let allowed =
+        |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+    let mut clean = String::with_capacity(s.len());
+    for c in s.chars() {
+        if allowed(c) {
+            clean.push(c);
+        } else {
+            let _ = write!(clean, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+    quick_xml::escape::escape(clean.as_str()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    #[test]
+    fn xml_text_never_carries_a_character_xml_1_0_forbids() {
+        assert_eq!(xml("bad\u{1b}[31mname\u{1}"), "bad\\u{1b}[31mname\\u{1}");
+        assert_eq!(xml("a<b & \"c\"\u{fffe}"), "a&lt;b &amp; &quot;c&quot;\\u{fffe}");
+        assert_eq!(xml("tab\there é ✓"), "tab\there é ✓");
     }
 }

@@ -43,6 +43,9 @@ pub enum PolicyError {
     /// Unknown TLS version name.
     #[error("policy: unknown TLS version '{0}' (TLS1.0 … TLS1.3)")]
     Version(String),
+    /// A key that means nothing under the rule's `expect` (it would be silently ignored).
+    #[error("policy: rule '{rule}': `{key}` has no meaning with expect = \"{expect}\" ({hint})")]
+    Meaningless { rule: String, key: &'static str, expect: String, hint: &'static str },
 }
 
 /// What a rule expects of the sessions it matches.
@@ -112,6 +115,9 @@ pub struct Rule {
     pub ports: Vec<u16>,
     /// What it expects.
     pub expect: Expect,
+    /// The policy's `[default]` rule: it catches what the named rules leave, so seeing nothing
+    /// there is good news, not a gap (`--require-traffic` ignores it).
+    pub default: bool,
 }
 
 /// A parsed policy.
@@ -153,10 +159,9 @@ struct RawRule {
     #[serde(default)]
     forbid_offer: Vec<String>,
     min_version: Option<String>,
-    #[serde(default)]
-    cert_valid: bool,
-    #[serde(default)]
-    cert_name: bool,
+    // Options, not plain bools: a key given under the wrong `expect` is an error even when false.
+    cert_valid: Option<bool>,
+    cert_name: Option<bool>,
 }
 
 /// Parses `TLS1.2` (also `1.2`, `tls1.2`, `TLSv1.2`).
@@ -206,17 +211,38 @@ pub fn group(name: &str, members: &[&str]) -> Result<Group, PolicyError> {
 }
 
 fn expect(r: &RawRule, name: &str) -> Result<Expect, PolicyError> {
+    // A key the rule's expectation cannot use would pass unnoticed and let an admin believe
+    // something is checked that is not: refuse it.
+    let given: [(&'static str, bool); 4] = [
+        ("forbid_offer", !r.forbid_offer.is_empty()),
+        ("min_version", r.min_version.is_some()),
+        ("cert_valid", r.cert_valid.is_some()),
+        ("cert_name", r.cert_name.is_some()),
+    ];
+    let allowed: &[&str] = match r.expect.as_str() {
+        "plaintext" => &["forbid_offer"],
+        "tls" => &["min_version", "cert_valid", "cert_name"],
+        "any" => &[],
+        other => return Err(PolicyError::Toml(format!("rule '{name}': expect = '{other}' (plaintext, tls or any)"))),
+    };
+    if let Some((key, _)) = given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+        let hint = if *key == "forbid_offer" {
+            "forbid_offer belongs to a plaintext rule"
+        } else {
+            "min_version, cert_valid and cert_name belong to a tls rule"
+        };
+        return Err(PolicyError::Meaningless { rule: name.into(), key, expect: r.expect.clone(), hint });
+    }
     Ok(match r.expect.as_str() {
         "plaintext" => {
             Expect::Plaintext { forbid_offer: r.forbid_offer.iter().map(|v| v.to_ascii_uppercase()).collect() }
         }
         "tls" => Expect::Tls {
             min_version: r.min_version.as_deref().map(parse_version).transpose()?,
-            cert_valid: r.cert_valid,
-            cert_name: r.cert_name,
+            cert_valid: r.cert_valid.unwrap_or(false),
+            cert_name: r.cert_name.unwrap_or(false),
         },
-        "any" => Expect::Any,
-        other => return Err(PolicyError::Toml(format!("rule '{name}': expect = '{other}' (plaintext, tls or any)"))),
+        _ => Expect::Any,
     })
 }
 
@@ -243,11 +269,17 @@ impl Policy {
                 (None, Some(a), Some(b)) => Hosts::Directed(find(&name, a)?, find(&name, b)?),
                 _ => return Err(PolicyError::NoHosts(name)),
             };
-            rules.push(Rule { expect: expect(r, &name)?, name, hosts, ports: r.ports.clone() });
+            rules.push(Rule { expect: expect(r, &name)?, name, hosts, ports: r.ports.clone(), default: false });
         }
         if let Some(d) = &raw.default {
             let name = d.name.clone().unwrap_or_else(|| "default".into());
-            rules.push(Rule { expect: expect(d, &name)?, name, hosts: Hosts::All, ports: d.ports.clone() });
+            rules.push(Rule {
+                expect: expect(d, &name)?,
+                name,
+                hosts: Hosts::All,
+                ports: d.ports.clone(),
+                default: true,
+            });
         }
         Ok(Self { rules })
     }
@@ -354,5 +386,26 @@ mod tests {
         ));
         assert!(matches!(Policy::from_toml("[groups]\nA = [\"not an address\"]"), Err(PolicyError::Member { .. })));
         assert!(matches!(Policy::from_toml("[[rule]]\nexpect = \"tls\""), Err(PolicyError::NoHosts(_))));
+    }
+
+    #[test]
+    fn a_key_the_rules_expectation_cannot_use_is_an_error_not_ignored() {
+        let rule = |expect: &str, key: &str| format!("[default]\nexpect = \"{expect}\"\n{key}\n");
+        for (expect, key) in [
+            ("tls", "forbid_offer = [\"X-ANONYMOUSTLS\"]"),
+            ("plaintext", "min_version = \"TLS1.2\""),
+            ("plaintext", "cert_valid = true"),
+            ("plaintext", "cert_name = false"),
+            ("any", "forbid_offer = [\"STARTTLS\"]"),
+            ("any", "min_version = \"TLS1.2\""),
+        ] {
+            let e = Policy::from_toml(&rule(expect, key)).unwrap_err();
+            assert!(matches!(e, PolicyError::Meaningless { .. }), "{expect} {key}: {e}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
+        }
+        assert!(
+            Policy::from_toml(&rule("tls", "min_version = \"TLS1.2\"\ncert_valid = true\ncert_name = true")).is_ok()
+        );
+        assert!(Policy::from_toml(&rule("plaintext", "forbid_offer = [\"X-ANONYMOUSTLS\"]")).is_ok());
     }
 }

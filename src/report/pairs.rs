@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
+use crate::check::port_role;
 use crate::session::{Session, Verdict};
 use crate::tls::version_label;
 
@@ -51,6 +52,35 @@ pub struct PairCells {
 }
 
 impl Pair {
+    /// Counts a finished session in.
+    pub fn add(&mut self, s: &Session) {
+        if let Some(v) = s.verdict {
+            *self.verdicts.entry(v).or_default() += 1;
+        }
+        self.ports.insert(s.server.port());
+        if let Some(r) = &s.ehlo_reply {
+            for e in &r.extensions {
+                if e.is("STARTTLS") {
+                    self.offered.insert("STARTTLS");
+                } else if e.is("X-ANONYMOUSTLS") {
+                    self.offered.insert("X-ANONYMOUSTLS");
+                }
+                if let Some(n) = NOTABLE.iter().find(|n| e.is(n)) {
+                    self.extensions.insert(n);
+                } else if e.is_masked() {
+                    // A middlebox masked an extension (XXXXXXXA where STARTTLS was).
+                    self.extensions.insert("XXXXXXXA");
+                }
+            }
+        }
+        if let Some(u) = &s.upgrade {
+            *self.used.entry(u.verb.name()).or_default() += 1;
+        }
+        if let (Some(v), true) = (s.tls.version, s.tls_handshake()) {
+            *self.tls_versions.entry(version_label(v)).or_default() += 1;
+        }
+    }
+
     /// Sessions in the pair.
     pub fn sessions(&self) -> u64 {
         self.verdicts.values().sum()
@@ -84,56 +114,41 @@ impl Pair {
 pub struct Pairs {
     /// By (client host, server host).
     pub pairs: BTreeMap<(IpAddr, IpAddr), Pair>,
+    /// The same, split by server port: Exchange runs several services per host (front end on 25,
+    /// hub transport on 2525), and one row for both would hide which one spoke TLS.
+    pub by_port: BTreeMap<(IpAddr, IpAddr, u16), Pair>,
+}
+
+fn port_cell(port: u16) -> String {
+    match port_role(port) {
+        Some(r) => format!("{port} {r}"),
+        None => port.to_string(),
+    }
 }
 
 impl Pairs {
     /// Adds a finished session.
     pub fn add(&mut self, s: &Session) {
-        let p = self.pairs.entry((s.client.ip(), s.server.ip())).or_default();
-        if let Some(v) = s.verdict {
-            *p.verdicts.entry(v).or_default() += 1;
-        }
-        p.ports.insert(s.server.port());
-        if let Some(r) = &s.ehlo_reply {
-            for e in &r.extensions {
-                if e.is("STARTTLS") {
-                    p.offered.insert("STARTTLS");
-                } else if e.is("X-ANONYMOUSTLS") {
-                    p.offered.insert("X-ANONYMOUSTLS");
-                }
-                if let Some(n) = NOTABLE.iter().find(|n| e.is(n)) {
-                    p.extensions.insert(n);
-                } else if e.keyword.len() >= 3
-                    && e.keyword.iter().take(e.keyword.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'))
-                {
-                    // A middlebox masked an extension (XXXXXXXA where STARTTLS was).
-                    p.extensions.insert("XXXXXXXA");
-                }
-            }
-        }
-        if let Some(u) = &s.upgrade {
-            *p.used.entry(u.verb.name()).or_default() += 1;
-        }
-        if let (Some(v), true) = (s.tls.version, s.tls_handshake()) {
-            *p.tls_versions.entry(version_label(v)).or_default() += 1;
-        }
+        self.pairs.entry((s.client.ip(), s.server.ip())).or_default().add(s);
+        self.by_port.entry((s.client.ip(), s.server.ip(), s.server.port())).or_default().add(s);
     }
 
-    /// Text table.
+    /// Text table: a row per client host × server host × server port.
     pub fn text(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "{:<39} {:<39} {:>5}  {:<34} {:<24} {:<18} TLS",
-            "CLIENT HOST", "SERVER HOST", "SESS", "VERDICTS", "OFFERED", "USED"
+            "{:<39} {:<39} {:<28} {:>5}  {:<34} {:<24} {:<18} TLS",
+            "CLIENT HOST", "SERVER HOST", "PORT", "SESS", "VERDICTS", "OFFERED", "USED"
         );
-        for ((c, s), p) in &self.pairs {
+        for ((c, s, port), p) in &self.by_port {
             let cells = p.cells();
             let _ = writeln!(
                 o,
-                "{:<39} {:<39} {:>5}  {:<34} {:<24} {:<18} {}",
+                "{:<39} {:<39} {:<28} {:>5}  {:<34} {:<24} {:<18} {}",
                 c.to_string(),
                 s.to_string(),
+                port_cell(*port),
                 p.sessions(),
                 cells.verdicts,
                 cells.offered,
@@ -144,21 +159,41 @@ impl Pairs {
         o
     }
 
-    /// One JSON object per pair.
+    /// One JSON object per host pair, with the same counts per server port in `by_port`.
     pub fn json(&self) -> Vec<serde_json::Value> {
+        let counts = |p: &Pair| {
+            json!({
+                "sessions": p.sessions(),
+                "verdicts": p.verdicts.iter().map(|(v, n)| (v.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                "offered": p.offered,
+                "used": p.used,
+                "tls_versions": p.tls_versions,
+            })
+        };
         self.pairs
             .iter()
             .map(|((c, s), p)| {
-                json!({
+                let mut v = json!({
                     "client_host": c.to_string(),
                     "server_host": s.to_string(),
                     "server_ports": p.ports,
-                    "sessions": p.sessions(),
-                    "verdicts": p.verdicts.iter().map(|(v, n)| (v.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
-                    "offered": p.offered,
-                    "used": p.used,
-                    "tls_versions": p.tls_versions,
-                })
+                });
+                if let (Some(o), serde_json::Value::Object(m)) = (v.as_object_mut(), counts(p)) {
+                    o.extend(m);
+                }
+                let ports: Vec<serde_json::Value> = self
+                    .by_port
+                    .range((*c, *s, 0)..=(*c, *s, u16::MAX))
+                    .map(|((_, _, port), pp)| {
+                        let mut row = json!({ "port": port, "port_role": port_role(*port) });
+                        if let (Some(o), serde_json::Value::Object(m)) = (row.as_object_mut(), counts(pp)) {
+                            o.extend(m);
+                        }
+                        row
+                    })
+                    .collect();
+                v["by_port"] = json!(ports);
+                v
             })
             .collect()
     }

@@ -102,6 +102,17 @@ impl Extension {
     pub fn is(&self, kw: &str) -> bool {
         self.keyword.eq_ignore_ascii_case(kw.as_bytes())
     }
+
+    /// Masked by a middlebox: all `X` but perhaps the last letter (Cisco writes `XXXXXXXA` for
+    /// `STARTTLS`).
+    pub fn is_masked(&self) -> bool {
+        is_masked_keyword(&self.keyword)
+    }
+}
+
+/// See [`Extension::is_masked`]; for a keyword not yet stored.
+pub fn is_masked_keyword(kw: &[u8]) -> bool {
+    kw.len() >= 3 && kw.iter().take(kw.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'))
 }
 
 /// The first EHLO/HELO/LHLO and what came back.

@@ -849,7 +849,7 @@ impl Machine {
         }
         for e in exts {
             let kw = &e.keyword;
-            let masked = is_masked(kw);
+            let masked = e.is_masked();
             if e.is("XXXXXXXA") && !offers.contains(&"STARTTLS") {
                 s.find(
                     "starttls-stripped",
@@ -966,15 +966,11 @@ fn scan_body(state: &mut u8, data: &[u8]) -> Option<usize> {
     None
 }
 
-/// An extension keyword masked by a middlebox: all `X` but perhaps its last letter (Cisco
-/// writes `XXXXXXXA` for `STARTTLS`).
-fn is_masked(kw: &[u8]) -> bool {
-    kw.len() >= 3 && kw.iter().take(kw.len() - 1).all(|b| b.eq_ignore_ascii_case(&b'X'))
-}
-
 /// An EHLO keyword the verdict or a finding turns on: an upgrade offer or a masked one.
 fn decisive_extension(kw: &[u8]) -> bool {
-    kw.eq_ignore_ascii_case(b"STARTTLS") || kw.eq_ignore_ascii_case(b"X-ANONYMOUSTLS") || is_masked(kw)
+    kw.eq_ignore_ascii_case(b"STARTTLS")
+        || kw.eq_ignore_ascii_case(b"X-ANONYMOUSTLS")
+        || crate::session::is_masked_keyword(kw)
 }
 
 #[cfg(test)]
