@@ -28,6 +28,24 @@ use smtpscope::session::Session;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    // mimalloc's C API (always in the library the `mimalloc` crate links).
+    fn mi_option_set(option: libc::c_int, value: libc::c_long);
+    #[cfg(test)]
+    fn mi_option_get(option: libc::c_int) -> libc::c_long;
+}
+
+/// `mi_option_purge_delay` in mimalloc 2.x's `mi_option_e`.
+const MI_OPTION_PURGE_DELAY: libc::c_int = 15;
+
+/// Freed memory goes back to the system at once rather than after mimalloc's 10 ms delay: under
+/// a flood of flows evicted in batches, the delayed pages were a quarter of the peak RSS with two
+/// threads (1 M SYN-only flows: 129 → 94 MB), for ~150 more `madvise` calls per 2 GB otherwise.
+fn tune_allocator() {
+    // SAFETY: sets a plain integer option; mimalloc reads it when it next purges.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 /// The engine's default mail ports as `--help` shows them: in the comma form the option takes.
 const MAIL_PORTS_TEXT: &str = "25,465,587,2525,475,717";
 
@@ -291,6 +309,7 @@ Verdicts: not-smtp, incomplete, implicit-tls, starttls, stripped, starttls-refus
 starttls-offered-unused, plaintext. The NDJSON schema is described in README.md.";
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let input = match &cli.cmd {
         None => &cli.input,
@@ -786,6 +805,22 @@ fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_tuned() {
+        // mimalloc 2.x documents 10 ms as purge_delay's default: the index names that option.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 10);
+        }
+        tune_allocator();
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 0);
+    }
+
+    #[test]
+    fn the_mail_ports_shown_in_help_are_the_engines_defaults() {
+        let parsed: Vec<u16> = MAIL_PORTS_TEXT.split(',').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parsed, smtpscope::engine::DEFAULT_MAIL_PORTS);
+    }
 
     #[test]
     fn durations_take_units() {
