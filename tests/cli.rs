@@ -191,13 +191,7 @@ fn listing_interfaces_into_a_closed_pipe_is_not_an_error() {
 /// Runs smtpscope with its stdout closed before it writes; returns its status and stderr.
 fn into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
     use std::io::Read;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_piped(args);
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     let mut err = String::new();

@@ -18,21 +18,9 @@ fn records(out: &[u8]) -> Vec<serde_json::Value> {
     common::ndjson(out)
 }
 
-/// Starts smtpscope with `args`, waits until it listens, runs the real loopback sessions on
-/// `port`, lets it see them, then sends `signal`. Returns the pid (while running) check and the output.
-fn capture_around_sessions(
-    args: &[&str],
-    port: u16,
-    signal: i32,
-    while_running: impl FnOnce(u32),
-) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+/// Reads the child's stderr (which it takes) until smtpscope says it listens, for at most 10 s.
+/// Returns the reader: keep it while the child runs, or its later messages meet a closed pipe.
+fn wait_until_listening(child: &mut std::process::Child) -> BufReader<std::process::ChildStderr> {
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -41,6 +29,20 @@ fn capture_around_sessions(
         assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
         assert!(Instant::now() < deadline);
     }
+    err
+}
+
+/// Starts smtpscope with `args`, waits until it listens, runs the real loopback sessions on
+/// `port`, lets it see them, then sends `signal`. Returns the pid (while running) check and the output.
+fn capture_around_sessions(
+    args: &[&str],
+    port: u16,
+    signal: i32,
+    while_running: impl FnOnce(u32),
+) -> std::process::Output {
+    let mut child = common::spawn_piped(args);
+    let pid = child.id();
+    let _stderr = wait_until_listening(&mut child);
     while_running(pid);
     let py = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/loopback_smtp.py"))
@@ -144,12 +146,7 @@ fn status_once_listening(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) 
     cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
     let pid = child.id();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "smtpscope ended before listening");
-    }
+    let _stderr = wait_until_listening(&mut child);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };

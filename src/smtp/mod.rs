@@ -76,7 +76,7 @@ struct Line {
     resync: bool,
     /// A gap just happened and no byte has come since: the next bytes may start a line.
     at_gap: bool,
-    /// Frame of the buffered partial line's first bytes.
+    /// Client side: frame of the buffered partial line's first bytes.
     from: u64,
 }
 
@@ -473,8 +473,8 @@ impl Machine {
         let Some(pos) = memchr::memchr(b'\n', data) else {
             let l = &mut self.lines[dir];
             if !l.resync {
-                if l.buf.is_empty() {
-                    l.from = if dir == 0 { self.data_from } else { self.frame };
+                if l.buf.is_empty() && dir == 0 {
+                    l.from = self.data_from;
                 }
                 let room = MAX_LINE.saturating_sub(l.buf.len());
                 if data.len() > room {

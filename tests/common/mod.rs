@@ -49,6 +49,16 @@ pub fn root_and(var: &str, what: &str) -> bool {
     root && asked
 }
 
+/// Starts the smtpscope binary with `args`, stdout and stderr piped.
+pub fn spawn_piped(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start smtpscope")
+}
+
 /// A scratch directory for one test, removed (with what the test wrote) when it is dropped.
 pub fn scratch(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("smtpscope-{tag}-")).tempdir().expect("create a scratch directory")
