@@ -46,6 +46,15 @@ fn tune_allocator() {
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
+/// `eprintln!` that never panics: a closed stderr (`2>&-`, a reader that went away) must not turn
+/// a run whose records went out into a crash.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// The engine's default mail ports as `--help` shows them: in the comma form the option takes.
 const MAIL_PORTS_TEXT: &str = "25,465,587,2525,475,717";
 
@@ -328,7 +337,7 @@ fn main() -> ExitCode {
             if e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("smtpscope: {e:#}");
+            say!("smtpscope: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -525,7 +534,7 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
     for s in &summary.sources {
         if let Some(m) = &s.error {
-            eprintln!("smtpscope: warning: {}: read stopped after {} packets ({m})", s.name, s.packets);
+            say!("smtpscope: warning: {}: read stopped after {} packets ({m})", s.name, s.packets);
         }
     }
     write_summary(input, &summary, summary_file)?;
@@ -645,7 +654,7 @@ fn engine_config(input: &InputArgs) -> Config {
     cfg.limits.max_held_total = input.max_buffer_total;
     cfg.keep_credentials = input.show_credentials;
     if input.show_credentials {
-        eprintln!("smtpscope: warning: --show-credentials: AUTH secrets seen in clear will be printed");
+        say!("smtpscope: warning: --show-credentials: AUTH secrets seen in clear will be printed");
     }
     cfg
 }
@@ -654,7 +663,7 @@ fn write_summary(input: &InputArgs, summary: &Summary, file: Option<std::fs::Fil
     if let Some(mut f) = file {
         writeln!(f, "{}", report::json::to_line(&summary.to_json()))?;
     } else if !input.quiet {
-        eprint!("{}", summary.to_text());
+        let _ = io::stderr().write_all(summary.to_text().as_bytes());
     }
     Ok(())
 }
@@ -736,7 +745,7 @@ fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), 
     let live = opened.is_live();
     if live {
         if let Some(msg) = drop_privileges(input)? {
-            eprintln!("smtpscope: {msg}");
+            say!("smtpscope: {msg}");
         }
         if !input.quiet {
             let dev = input.interface.as_deref().unwrap_or_default();
@@ -749,7 +758,7 @@ fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), 
                 _ => lt.0.to_string(),
             };
             let snaplen = if input.snaplen <= 0 { 262_144 } else { input.snaplen };
-            eprintln!("smtpscope: listening on {dev}, link-type {link}, snapshot length {snaplen} bytes{batching}");
+            say!("smtpscope: listening on {dev}, link-type {link}, snapshot length {snaplen} bytes{batching}");
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -785,9 +794,10 @@ fn drive(input: &InputArgs, opts: driver::Options, on: &mut dyn FnMut(Session), 
             if live {
                 live_error = Some(format!("interface {}: {m}", s.name));
             } else {
-                eprintln!(
+                say!(
                     "smtpscope: warning: {}: read stopped after {} packets ({m}); sessions seen so far are reported",
-                    s.name, s.packets
+                    s.name,
+                    s.packets
                 );
             }
         }

@@ -181,6 +181,18 @@ fn an_absurd_duration_is_a_usage_error_not_a_panic() {
 }
 
 #[test]
+fn a_closed_stderr_does_not_crash_a_run_whose_records_went_out() {
+    use std::io::Read;
+    let mut child = common::spawn_piped(&["-r", &demo(), "-F", "json"]);
+    drop(child.stderr.take());
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(out.lines().count(), 3);
+}
+
+#[test]
 fn listing_interfaces_into_a_closed_pipe_is_not_an_error() {
     let (status, err) = into_closed_pipe(&["-D"]);
     assert!(!err.contains("panicked"), "{err}");
