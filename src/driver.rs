@@ -16,8 +16,8 @@ use crate::capture::live::{Drops, LiveOptions, LiveReader, LiveSource};
 use crate::capture::spool::Spool;
 use crate::capture::{CaptureError, FileReader, MergedReader, Packet, SourceEnd};
 use crate::engine::{Config, Engine};
-use crate::report::summary::{SourceSummary, Summary};
 use crate::session::Session;
+use crate::summary::{SourceSummary, Summary};
 
 /// How often [`Sink::tick`] is called while packets flow (and when a live capture is idle).
 pub const TICK: Duration = Duration::from_millis(50);

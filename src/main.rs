@@ -18,9 +18,9 @@ use smtpscope::engine::Config;
 use smtpscope::filter::Filter;
 use smtpscope::privilege::{self, Outcome};
 use smtpscope::report::pairs::Pairs;
-use smtpscope::report::summary::Summary;
 use smtpscope::report::{self, Format, Options};
 use smtpscope::session::Session;
+use smtpscope::summary::Summary;
 
 /// mimalloc (v2): a session is dozens of small, short-lived allocations (evidence, replies,
 /// buffers, the record), and with the reader thread batches cross threads; on the 2 GB lab

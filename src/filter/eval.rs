@@ -1,7 +1,7 @@
 //! Evaluating a filter on a session.
 
 use super::{Expr, Term, TlsTest};
-use crate::report::escape::terminal;
+use crate::escape::terminal;
 use crate::session::transcript::Entry;
 use crate::session::Session;
 

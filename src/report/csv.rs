@@ -2,9 +2,9 @@
 
 use std::io::{self, Write};
 
-use super::escape::{csv_cell, terminal};
 use super::json::Fields;
 use super::{endpoint, rfc3339};
+use crate::escape::{csv_cell, terminal};
 use crate::session::Session;
 
 /// Columns, in order (names as in NDJSON).

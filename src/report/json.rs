@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use serde_json::ser::{CharEscape, Formatter};
 use serde_json::Value;
 
-use super::escape::{is_format_char, json_text};
 use super::{push_community_id, push_endpoint, push_rfc3339, rfc3339_secs, Options};
 use crate::capture::Micros;
+use crate::escape::{is_format_char, json_text};
 use crate::session::{address_domain, verdict, Extension, Kind, Session};
 use crate::tls::{alert_name, cipher_name, version_label};
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use crate::check::port_role;
+use crate::ports::port_role;
 use crate::session::{Session, Verdict};
 use crate::tls::version_label;
 

@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::escape::terminal;
 use super::{rfc3339, Options};
+use crate::escape::terminal;
 use crate::session::{Session, Verdict};
 use crate::tls::version_label;
 

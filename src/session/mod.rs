@@ -510,7 +510,7 @@ impl Session {
 
     /// Community ID v1 of the flow (seed 0, TCP).
     pub fn community_id(&self) -> String {
-        crate::report::community_id(self.client, self.server)
+        crate::community_id::community_id(self.client, self.server)
     }
 }
 

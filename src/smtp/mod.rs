@@ -15,7 +15,7 @@ use pipeline::Pipeline;
 
 use command::Verb;
 
-use crate::report::escape::terminal;
+use crate::escape::terminal;
 use crate::session::{EhloReply, Extension, Hello, Proof, Session, Side, Upgrade, UpgradeVerb};
 use crate::tls;
 

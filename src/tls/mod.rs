@@ -275,7 +275,7 @@ impl Tracker {
                         .tls
                         .sni
                         .as_deref()
-                        .map(crate::report::escape::terminal)
+                        .map(crate::escape::terminal)
                         .map(|n| format!(", SNI {n}"))
                         .unwrap_or_default();
                     s.note(
@@ -421,13 +421,13 @@ pub fn assess(s: &mut Session) {
     let Some(c) = s.tls.cert.clone() else { return };
     let at = s.first_seen / 1_000_000;
     if at > c.not_after {
-        s.find("cert-expired", frame, format!("certificate expired {}", crate::report::rfc3339_secs(c.not_after)));
+        s.find("cert-expired", frame, format!("certificate expired {}", crate::timefmt::rfc3339_secs(c.not_after)));
     }
     if at < c.not_before {
         s.find(
             "cert-not-yet-valid",
             frame,
-            format!("certificate valid only from {}", crate::report::rfc3339_secs(c.not_before)),
+            format!("certificate valid only from {}", crate::timefmt::rfc3339_secs(c.not_before)),
         );
     }
     let anonymous = s.upgrade.as_ref().is_some_and(|u| u.verb == crate::session::UpgradeVerb::XAnonymousTls);
@@ -463,8 +463,8 @@ pub fn assess(s: &mut Session) {
                 frame,
                 format!(
                     "certificate names [{}] do not cover {}{info}",
-                    crate::report::escape::terminal(names.as_bytes()),
-                    crate::report::escape::terminal(host.as_bytes())
+                    crate::escape::terminal(names.as_bytes()),
+                    crate::escape::terminal(host.as_bytes())
                 ),
             );
         }

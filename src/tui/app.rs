@@ -17,8 +17,8 @@ use super::theme::Theme;
 use crate::driver::Progress;
 use crate::filter::{complete, Completion, Filter, FilterError};
 use crate::report::pairs::Pairs;
-use crate::report::summary::Summary;
 use crate::session::Session;
+use crate::summary::Summary;
 
 /// What the keys currently drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::theme::Theme;
-use crate::report::escape::{defuse, terminal};
+use crate::escape::{defuse, terminal};
 use crate::report::{rfc3339, rfc3339_secs};
 use crate::session::transcript::{BodyOutcome, Entry, Secret};
 use crate::session::{address_domain, envelope_path, Kind, Session, Side};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::driver::{OpenSessions, Opened, Progress, Sink};
-use crate::report::summary::Summary;
 use crate::session::Session;
+use crate::summary::Summary;
 
 /// Open-session snapshots taken per tick (the rest wait for the next one).
 pub const OPEN_BATCH: usize = 256;

@@ -26,8 +26,8 @@ use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
 
 use crate::driver::Opened;
-use crate::report::summary::Summary;
 use crate::report::{Format, Options as ReportOptions};
+use crate::summary::Summary;
 use app::{App, Effect, ExportFormat, SourceInfo};
 use export::ExportDir;
 use packets::{Origin, Packets, Request};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::escape::terminal;
 use crate::filter::Filter;
-use crate::report::escape::terminal;
 use crate::session::{Kind, Session, Verdict};
 
 /// Rows kept before the oldest finished ones are dropped from the view (their counts stay).
