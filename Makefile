@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps lint bench release
+.PHONY: demo test deps lint bench release install install-files
 
 # libpcap's headers and pkg-config file, from Debian/Ubuntu, installed only when missing.
 deps:
@@ -35,3 +35,21 @@ floods: deps
 
 bench: deps
 	scripts/bench.sh
+
+# Install the binary, its man pages and shell completions under PREFIX (DESTDIR for packaging).
+# Pages and completions are generated from the binary's own option definitions.
+PREFIX ?= /usr/local
+BIN ?= target/release/smtpscope
+install: release install-files
+
+install-files:
+	install -Dm755 $(BIN) $(DESTDIR)$(PREFIX)/bin/smtpscope
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN) generate man "$$tmp/man" && \
+	install -Dm644 -t $(DESTDIR)$(PREFIX)/share/man/man1 "$$tmp"/man/*.1 && \
+	$(BIN) generate completions bash > "$$tmp/bash" && \
+	$(BIN) generate completions zsh > "$$tmp/zsh" && \
+	$(BIN) generate completions fish > "$$tmp/fish" && \
+	install -Dm644 "$$tmp/bash" $(DESTDIR)$(PREFIX)/share/bash-completion/completions/smtpscope && \
+	install -Dm644 "$$tmp/zsh" $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_smtpscope && \
+	install -Dm644 "$$tmp/fish" $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/smtpscope.fish

@@ -1,0 +1,164 @@
+//! `check`: prove TLS is really off (or on) between given hosts, from a policy or one rule.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
+use smtpscope::report;
+
+use super::input::{drive, driver_options, parse_time, InputArgs};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// What the sessions must show (with --between or --from/--to).
+    #[arg(long, value_enum)]
+    pub expect: Option<ExpectArg>,
+
+    /// Two host groups (addresses, CIDRs, helo:/banner:/cert: globs; comma-separated), either direction.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["from", "to"])]
+    pub between: Vec<String>,
+
+    /// Client group (directed rule, with --to).
+    #[arg(long, value_name = "A", requires = "to")]
+    pub from: Option<String>,
+
+    /// Server group (directed rule, with --from).
+    #[arg(long, value_name = "B", requires = "from")]
+    pub to: Option<String>,
+
+    /// Only sessions to these server ports (comma-separated); with --policy too.
+    #[arg(long, value_delimiter = ',')]
+    pub port: Vec<u16>,
+
+    /// With --expect plaintext: upgrade verbs the server must not offer (e.g. X-ANONYMOUSTLS).
+    #[arg(long, value_delimiter = ',')]
+    pub forbid_offer: Vec<String>,
+
+    /// With --expect tls: lowest acceptable version (TLS1.2).
+    #[arg(long)]
+    pub min_version: Option<String>,
+
+    /// Policy file (TOML): host groups and rules, first match wins.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Only sessions that start at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+
+    /// Only sessions that start before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+
+    /// A rule that matched no SMTP at all makes the check unproven (exit 3).
+    #[arg(long)]
+    pub require_traffic: bool,
+
+    /// Accept TLS 1.3 sessions for certificate requirements (the certificate is not visible).
+    #[arg(long)]
+    accept_tls13_cert: bool,
+
+    /// Output: text, json (NDJSON) or junit (JUnit XML).
+    #[arg(short = 'F', long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExpectArg {
+    Plaintext,
+    Tls,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+fn check_policy(a: &CheckArgs) -> Result<Policy> {
+    // An option the check would not use must not pass as if it were checked: one line, exit 2.
+    // (--port, --since and --until select sessions and work with a policy too.)
+    let one_rule = [
+        ("--expect", a.expect.is_some()),
+        ("--between", !a.between.is_empty()),
+        ("--from", a.from.is_some()),
+        ("--to", a.to.is_some()),
+        ("--forbid-offer", !a.forbid_offer.is_empty()),
+        ("--min-version", a.min_version.is_some()),
+    ];
+    if let (Some(_), Some((opt, _))) = (&a.policy, one_rule.iter().find(|(_, set)| *set)) {
+        bail!("check: {opt} cannot be used with --policy (the policy file says it, per rule)")
+    }
+    match a.expect {
+        Some(ExpectArg::Plaintext | ExpectArg::Any) if a.min_version.is_some() => {
+            bail!("check: --min-version needs --expect tls")
+        }
+        Some(ExpectArg::Tls | ExpectArg::Any) if !a.forbid_offer.is_empty() => {
+            bail!("check: --forbid-offer needs --expect plaintext")
+        }
+        _ => {}
+    }
+    if let Some(p) = &a.policy {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read policy {}", p.display()))?;
+        return Ok(Policy::from_toml(&text)?);
+    }
+    let Some(expect) = a.expect else {
+        bail!("check needs --policy FILE, or --expect with --between A B or --from A --to B")
+    };
+    let side = |name: &str, v: &str| -> Result<policy::Group> {
+        let members: Vec<&str> = v.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+        Ok(policy::group(name, &members)?)
+    };
+    let hosts = match (a.between.as_slice(), &a.from, &a.to) {
+        ([x, y], None, None) => policy::Hosts::Between(side(x, x)?, side(y, y)?),
+        ([], Some(f), Some(t)) => policy::Hosts::Directed(side(f, f)?, side(t, t)?),
+        _ => bail!("check --expect needs --between A B or --from A --to B"),
+    };
+    let expect = match expect {
+        ExpectArg::Plaintext => {
+            policy::Expect::Plaintext { forbid_offer: a.forbid_offer.iter().map(|v| v.to_ascii_uppercase()).collect() }
+        }
+        ExpectArg::Tls => policy::Expect::Tls {
+            min_version: a.min_version.as_deref().map(policy::parse_version).transpose()?,
+            cert_valid: false,
+            cert_name: false,
+        },
+        ExpectArg::Any => policy::Expect::Any,
+    };
+    let name = match &hosts {
+        policy::Hosts::Between(x, y) => format!("{} <-> {}", x.name, y.name),
+        policy::Hosts::Directed(x, y) => format!("{} -> {}", x.name, y.name),
+        policy::Hosts::All => "all".into(),
+    };
+    // --port is applied by the checker's window, as with a policy.
+    Ok(Policy { rules: vec![policy::Rule { name, hosts, ports: Vec::new(), expect, default: false }] })
+}
+
+pub fn run(a: &CheckArgs) -> Result<ExitCode> {
+    let pol = check_policy(a)?;
+    let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
+    let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until, ports: a.port.clone() });
+    drive(&a.input, driver_options(&a.input)?, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
+    let mut out = io::stdout().lock();
+    match a.format {
+        CheckFormat::Text => out.write_all(checker.text(a.require_traffic).as_bytes())?,
+        CheckFormat::Json => {
+            for v in checker.ndjson() {
+                writeln!(out, "{}", report::json::to_line(&v))?;
+            }
+        }
+        CheckFormat::Junit => out.write_all(checker.junit(a.require_traffic).as_bytes())?,
+    }
+    out.flush()?;
+    Ok(ExitCode::from(checker.exit_code(a.require_traffic)))
+}

@@ -1,0 +1,122 @@
+//! The command line: one module per subcommand (`report` is the main command), the input options
+//! they share in [`input`], and the exit status every runner's result maps to.
+
+/// `eprintln!` that never panics: a closed stderr (`2>&-`, a reader that went away) must not turn
+/// a run whose records went out into a crash.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+pub mod check;
+pub mod generate;
+pub mod input;
+pub mod pairs;
+pub mod report;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use check::CheckArgs;
+use input::InputArgs;
+use pairs::PairsArgs;
+use report::ReportArgs;
+
+/// The engine's default mail ports as `--help` shows them: in the comma form the option takes.
+pub const MAIL_PORTS_TEXT: &str = "25,465,587,2525,475,717";
+
+/// Watch SMTP on the wire: for every session, did mail travel in plaintext or inside TLS — and
+/// the evidence.
+#[derive(Debug, Parser)]
+#[command(name = "smtpscope", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub out: ReportArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Prove TLS is really off (or on) between given hosts; exit 0 pass, 1 violation, 3 unproven.
+    Check(CheckArgs),
+    /// Who speaks TLS to whom: host pairs with verdict counts, offered and used upgrade verbs.
+    Pairs(PairsArgs),
+    /// Write the man pages or a shell's completions, generated from these definitions.
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
+}
+
+const AFTER_HELP: &str = "Exit status: 0 ok, 2 usage or input error (check: 1 violation, 3 unproven). Ctrl-C or \
+SIGTERM ends a live capture cleanly (open sessions are reported); a second Ctrl-C exits at once.\n\
+Verdicts: not-smtp, incomplete, implicit-tls, starttls, stripped, starttls-refused, starttls-failed,\n\
+starttls-offered-unused, plaintext. The NDJSON schema is described in README.md.";
+
+impl Cli {
+    /// Usage errors clap cannot express: exits 2 with clap's usage message.
+    pub fn reject_misuse(&self) {
+        let input = match &self.cmd {
+            None => &self.input,
+            Some(Cmd::Check(a)) => &a.input,
+            Some(Cmd::Pairs(a)) => &a.input,
+            Some(Cmd::Generate(_)) => return,
+        };
+        if let Some(opt) = input.live_only_misuse() {
+            Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, format!("{opt} applies to live capture (-i) only"))
+                .exit();
+        }
+    }
+}
+
+/// The exit status for a runner's result: errors are one line on stderr and exit 2; a reader that
+/// closed our stdout is no error.
+pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            say!("smtpscope: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mail_ports_shown_in_help_are_the_engines_defaults() {
+        let parsed: Vec<u16> = MAIL_PORTS_TEXT.split(',').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parsed, smtpscope::engine::DEFAULT_MAIL_PORTS);
+    }
+
+    #[test]
+    fn the_command_line_parses_as_documented() {
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from(["smtpscope", "-r", "a.pcap", "host", "10.1.2.3"]).unwrap();
+        assert_eq!(c.input.filter, ["host", "10.1.2.3"]);
+        let c = Cli::try_parse_from([
+            "smtpscope",
+            "check",
+            "-r",
+            "a.pcap",
+            "--expect",
+            "plaintext",
+            "--between",
+            "10.1.0.0/24",
+            "10.2.0.0/24",
+        ])
+        .unwrap();
+        assert!(matches!(c.cmd, Some(Cmd::Check(_))));
+    }
+}

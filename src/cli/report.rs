@@ -1,0 +1,233 @@
+//! The main command: session records as a table, NDJSON or CSV, or the terminal UI.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+use smtpscope::capture::live::list_devices;
+use smtpscope::driver;
+use smtpscope::filter::Filter;
+use smtpscope::privilege;
+use smtpscope::report::{self, Format, Options};
+use smtpscope::session::Session;
+
+use super::input::{drive, driver_options, drop_privileges, open_summary, write_summary, InputArgs};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output format: table, json (NDJSON, one object per session) or csv (default: the
+    /// terminal UI when stdout is a terminal, else table).
+    #[arg(short = 'F', long, value_enum)]
+    pub format: Option<FormatArg>,
+
+    /// Open the terminal UI even if stdout is not a terminal or a format is given.
+    #[arg(long, conflicts_with = "no_tui")]
+    pub tui: bool,
+
+    /// Never open the terminal UI: print the table.
+    #[arg(long)]
+    pub no_tui: bool,
+
+    /// Terminal UI: where exports (e, w) are written; opened at start, before a live capture
+    /// gives up root (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub export_dir: Option<PathBuf>,
+
+    /// Terminal UI, live: MiB of recent packets kept in a temporary spool for the packet view.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    pub spool_size: u64,
+
+    /// Print envelope addresses (MAIL FROM / RCPT TO) in full; by default only their domains.
+    #[arg(long)]
+    pub show_addresses: bool,
+
+    /// Colour the table: auto (terminal and NO_COLOR unset), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorArg,
+
+    /// Display filter: only sessions matching FILTER are reported, e.g. 'verdict:plaintext
+    /// server:10.1.0.0/16', '!verdict:starttls', 'tls:<1.2 or finding:cert-*' (see README).
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    pub display_filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The report writer plus the first write error (a closed pipe ends the run).
+struct Sink<'a> {
+    writer: Box<dyn report::RecordWriter + 'a>,
+    error: Option<io::Error>,
+}
+
+impl Sink<'_> {
+    fn emit(&mut self, s: Session) {
+        if self.error.is_none() {
+            if let Err(e) = self.writer.write(&s) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
+    if input.list_interfaces {
+        // Written, not printed: `smtpscope -D | head -1` closes the pipe, which is no error.
+        let mut stdout = io::stdout().lock();
+        for (n, d) in list_devices()?.iter().enumerate() {
+            let desc = d.description.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
+            writeln!(stdout, "{}.{}{desc} [{}]", n + 1, d.name, d.flags.join(", "))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tui = out.tui || (!out.no_tui && out.format.is_none() && io::stdout().is_terminal());
+    if tui {
+        return run_tui(input, out);
+    }
+    let format = match out.format.unwrap_or(FormatArg::Table) {
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+    };
+    let filter = display_filter(out.display_filter.as_deref())?;
+    let mut opts = driver_options(input)?;
+    // Free text is matched against transcripts, which the engine records only when asked.
+    opts.engine.transcript = filter.uses_text();
+    let stdout = io::stdout();
+    let color = match out.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let w = Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()));
+    let mut sink = Sink {
+        writer: report::writer(
+            format,
+            w,
+            Options { color, show_addresses: out.show_addresses, line_buffered: input.interface.is_some() },
+        ),
+        error: None,
+    };
+    let stopped = AtomicBool::new(false);
+    drive(
+        input,
+        opts,
+        &mut |s| {
+            if !filter.matches(&s) {
+                return;
+            }
+            sink.emit(s);
+            if sink.error.is_some() {
+                stopped.store(true, Ordering::Relaxed);
+            }
+        },
+        &stopped,
+    )?;
+    if let Some(e) = sink.error.take() {
+        return Err(e.into());
+    }
+    sink.writer.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal UI over files or a live interface.
+fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
+    use smtpscope::capture::spool::Spool;
+    use smtpscope::tui::{self, app::SourceInfo, export::ExportDir, packets::Origin};
+
+    // A bad filter is a usage error before the screen changes.
+    display_filter(out.display_filter.as_deref())?;
+    let mut opts = driver_options(input)?;
+    opts.engine.transcript = true;
+    opts.engine.track_open = true;
+    let bpf = opts.filter.clone();
+    let summary_file = open_summary(input)?;
+    let opened = driver::Opened::open(opts)?;
+    let live = opened.is_live();
+    let dir = out.export_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let export = ExportDir::open(&dir).map_err(|e| format!("{}: {e}", dir.display()));
+    let mut notes = Vec::new();
+    let (opened, origin) = if live {
+        // The spool's directory belongs to the user we become, so it can still rotate segments.
+        // SAFETY: a plain getter.
+        let owner = if unsafe { libc::geteuid() } == 0 {
+            privilege::target(input.user.as_deref())?.map(|(_, uid, gid)| (uid, gid))
+        } else {
+            None
+        };
+        let spool = Spool::create(&std::env::temp_dir(), opened.linktype(), out.spool_size << 20, owner)?;
+        let shared = spool.shared();
+        (opened.with_spool(spool), Origin::Spool(shared))
+    } else {
+        (opened, Origin::Files { paths: input.read.clone() })
+    };
+    if live {
+        if let Some(msg) = drop_privileges(input)? {
+            notes.push(msg);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let label = match &input.interface {
+        Some(dev) => format!("interface {dev}"),
+        None => {
+            let names: Vec<String> = input
+                .read
+                .iter()
+                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                .collect();
+            format!("file {}", names.join(", "))
+        }
+    };
+    let summary = tui::run(
+        opened,
+        tui::Options {
+            source: SourceInfo { label, bpf, live },
+            origin,
+            export,
+            filter: out.display_filter.clone(),
+            show_addresses: out.show_addresses,
+            notes,
+            frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
+            stop,
+        },
+    )?;
+    let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
+    for s in &summary.sources {
+        if let Some(m) = &s.error {
+            say!("smtpscope: warning: {}: read stopped after {} packets ({m})", s.name, s.packets);
+        }
+    }
+    write_summary(input, &summary, summary_file)?;
+    if summary.nothing_read() {
+        bail!("no packet could be read from the input");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `-Y`; a bad filter is a usage error that points at the problem.
+pub fn display_filter(text: Option<&str>) -> Result<Filter> {
+    let text = text.unwrap_or_default();
+    Filter::parse(text).map_err(|e| {
+        let caret = format!("{}{}", " ".repeat(e.span.start), "^".repeat(e.span.len().max(1)));
+        anyhow::anyhow!("bad display filter at column {}: {}\n  {text}\n  {caret}", e.span.start + 1, e.kind)
+    })
+}
