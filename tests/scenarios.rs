@@ -598,3 +598,50 @@ fn a_snaplen_cut_plaintext_session_keeps_its_commands_and_replies_aligned() {
     assert_eq!(r["clean_close"], true);
     assert_eq!(r["mail_from"], serde_json::json!(["p96.lab.examp…"]), "a cut path is marked cut");
 }
+
+/// STARTTLS, 220, both hellos, then `alert` in clear from the client (a certificate it rejects).
+fn upgrade_then_client_alert(tls13: bool) -> Value {
+    opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("STARTTLS\r\n")
+        .s("220 2.0.0 Ready to start TLS\r\n")
+        .c(client_hello("mx.example.org"))
+        .s(server_hello(tls13))
+        .c(fatal_alert(45))
+        .close()
+        .record()
+}
+
+#[test]
+fn a_client_rejecting_the_certificate_in_clear_under_tls12_keeps_the_cleartext_counts() {
+    let r = upgrade_then_client_alert(false);
+    assert_eq!(r["verdict"], "starttls");
+    assert_eq!(r["tls_handshake"], true);
+    assert_eq!(r["tls_alert"]["name"], "certificate_expired");
+    assert_eq!(r["tls_alert"]["from"], "client");
+    assert_eq!(r["mail_transactions"], 0);
+    assert_eq!(r["clean_close"], false);
+}
+
+#[test]
+fn a_server_alert_after_its_tls12_server_hello_keeps_the_counts_of_the_mail_before_it() {
+    let d = opening(Dialogue::new(40000, 25), &["STARTTLS"])
+        .c("MAIL FROM:<alice@contoso.com>\r\n")
+        .s("250 2.1.0 ok\r\n")
+        .c("STARTTLS\r\n")
+        .s("220 go\r\n")
+        .c(client_hello("mx.example.org"))
+        .s([server_hello(false), fatal_alert(40)].concat())
+        .close();
+    let r = d.record();
+    assert_eq!(r["tls_handshake"], true);
+    assert_eq!(r["mail_transactions"], 1);
+    assert_eq!(r["clean_close"], false);
+}
+
+#[test]
+fn after_a_tls13_server_hello_the_alert_is_encrypted_and_the_counts_stay_unknown() {
+    let r = upgrade_then_client_alert(true);
+    assert_eq!(r["tls_handshake"], true);
+    assert_eq!(r["mail_transactions"], Value::Null);
+    assert_eq!(r["clean_close"], Value::Null);
+}

@@ -325,8 +325,9 @@ pub(crate) struct Fields<'a> {
 impl<'a> Fields<'a> {
     pub(crate) fn new(s: &'a Session) -> Self {
         let smtp = s.kind == Kind::Smtp;
-        // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen.
-        let clear = smtp && !s.tls_handshake();
+        // Counts of the cleartext dialogue are unknown once it went inside TLS or was never seen;
+        // a handshake aborted in clear never took it inside.
+        let clear = smtp && !s.tls_established();
         Self { s, smtp, clear, hello_seen: s.tls.server_hello.is_some() }
     }
 
@@ -624,6 +625,45 @@ mod tests {
         #[test]
         fn direct_wire_text_matches_json_text(b in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             proptest::prop_assert_eq!(direct_text(&b), to_line(&Value::String(json_text(&b))));
+        }
+    }
+
+    /// A STARTTLS session whose TLS 1.2 (or 1.3) handshake got as far as the ServerHello, then
+    /// `alert` (side, level) in clear.
+    fn upgraded(version: u16, alert: Option<(crate::session::Side, u8)>) -> Session {
+        let mut s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+        s.kind = Kind::Smtp;
+        s.tls.client_hello = Some(8);
+        s.tls.server_hello = Some(9);
+        s.tls.version = Some(version);
+        s.tls.alert = alert.map(|(side, level)| crate::session::Alert { side, level, description: 45, frame: 10 });
+        s
+    }
+
+    #[test]
+    fn a_tls12_handshake_the_client_aborts_in_clear_keeps_the_cleartext_counts() {
+        let s = upgraded(0x0303, Some((crate::session::Side::Client, 2)));
+        let f = Fields::new(&s);
+        assert_eq!(f.mail_transactions(), Some(0));
+        assert_eq!(f.clean_close(), Some(false));
+        let mut line = Vec::new();
+        write_line(&mut line, &s, Options::default());
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["tls_handshake"], true);
+        assert_eq!(v["mail_transactions"], 0);
+        assert_eq!(v["clean_close"], false);
+    }
+
+    #[test]
+    fn an_established_or_tls13_handshake_leaves_the_cleartext_counts_unknown() {
+        for s in [
+            upgraded(0x0303, None),
+            upgraded(0x0303, Some((crate::session::Side::Client, 1))),
+            upgraded(0x0304, Some((crate::session::Side::Client, 2))),
+        ] {
+            let f = Fields::new(&s);
+            assert_eq!(f.mail_transactions(), None, "{:?}", s.tls);
+            assert_eq!(f.clean_close(), None, "{:?}", s.tls);
         }
     }
 

@@ -86,7 +86,7 @@ impl super::RecordWriter for Writer<'_> {
         let v = s.verdict.unwrap_or(Verdict::Incomplete);
         let tls =
             s.tls.version.filter(|_| s.tls.server_hello.is_some()).map(version_label).unwrap_or_else(|| "-".into());
-        let msgs = if s.tls_handshake() || s.kind != crate::session::Kind::Smtp {
+        let msgs = if s.tls_established() || s.kind != crate::session::Kind::Smtp {
             "-".to_string()
         } else {
             s.messages_accepted.to_string()

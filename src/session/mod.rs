@@ -1,6 +1,7 @@
 //! The session record: facts gathered by the SMTP and TLS stages, then judged by
 //! [`verdict`] into a verdict with evidence and findings.
 
+mod established;
 pub mod transcript;
 pub mod verdict;
 

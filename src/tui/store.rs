@@ -80,7 +80,7 @@ pub fn tls_version(s: &Session) -> Option<u16> {
 
 /// Messages accepted in clear, when countable.
 pub fn messages(s: &Session) -> Option<u32> {
-    (s.kind == Kind::Smtp && !s.tls_handshake()).then_some(s.messages_accepted)
+    (s.kind == Kind::Smtp && !s.tls_established()).then_some(s.messages_accepted)
 }
 
 /// A row's sort key for one column, compact so sorting a large view stays in cache.
