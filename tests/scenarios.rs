@@ -620,6 +620,8 @@ fn a_client_rejecting_the_certificate_in_clear_under_tls12_keeps_the_cleartext_c
     assert_eq!(r["tls_alert"]["from"], "client");
     assert_eq!(r["mail_transactions"], 0);
     assert_eq!(r["clean_close"], false);
+    let reason = r["evidence"][0]["text"].as_str().unwrap();
+    assert!(reason.ends_with("aborted in clear by the client's certificate_expired alert"), "{reason}");
 }
 
 #[test]

@@ -202,9 +202,18 @@ pub fn judge(s: &Session) -> Judgement {
     if let Some(u) = upgrade {
         if u.reply == Some(Some(220)) && s.tls_handshake() {
             let v = s.tls.version.and_then(super::tls_version_name).unwrap_or("TLS");
+            // The verdict stays (both hellos crossed), but the reason must not read as a success.
+            let aborted = match s.tls.alert.filter(|_| s.handshake_aborted()) {
+                Some(a) => format!(
+                    ", aborted in clear by the {}'s {} alert",
+                    a.side.name(),
+                    crate::tls::alert_name(a.description)
+                ),
+                None => String::new(),
+            };
             return judged(
                 Verdict::Starttls,
-                format!("{} answered 220, {v} handshake followed", u.verb.name()),
+                format!("{} answered 220, {v} handshake followed{aborted}", u.verb.name()),
                 s.tls.server_hello,
             );
         }

@@ -349,11 +349,12 @@ class Lab:
         p = run(PY, f"{HERE}/client.py", mode, server, *opts, ns=ns, timeout=timeout)
         return json.loads(p.stdout.strip().splitlines()[-1])
 
-    def swaks(self, server, *opts, timeout=60):
+    def swaks(self, server, *opts, timeout=60, check=True):
         host, port = server.rsplit(":", 1)
         p = run("swaks", "--server", host, "--port", port, "--from", "carol@lab.example", "--to",
-                "dave@lab.example", "--timeout", "20", *opts, ns=CLI, timeout=timeout, stdin=subprocess.DEVNULL)
-        return p.stdout
+                "dave@lab.example", "--timeout", "20", *opts, ns=CLI, timeout=timeout, check=check,
+                stdin=subprocess.DEVNULL)
+        return p.stdout + p.stderr
 
     def openssl_starttls(self, server, name, sni, commands):
         p = run("openssl", "s_client", "-connect", server, "-starttls", "smtp", "-name", name, "-servername", sni,
@@ -419,6 +420,22 @@ def sc_expired(lab, cap):
                    "the certificate is visible; swaks does not verify and sends the message inside TLS; no SNI "
                    "(swaks sends none without --tls-sni)", verb="STARTTLS", reply=220, handshake=True,
                    version="TLS1.2", server_certificate_seen=True)]
+
+
+def sc_client_abort(lab, cap):
+    # swaks trusts the expired certificate itself (--tls-ca-path), so that its only fault is the
+    # date and the client's alert says so (without it OpenSSL would answer unknown_ca first)
+    out = lab.swaks(f"{PF_EXPIRED}:25", "--ehlo", "abort-client.lab.example", "--tls", "--tls-verify",
+                    "--tls-ca-path", f"{lab.certdir}/expired.pem", "--tls-protocol", "tlsv1_2", check=False)
+    if "TLS startup failed" not in out:
+        raise LabError(f"swaks --tls-verify accepted the expired certificate:\n{out}")
+    return [intent(CLIENT, f"{PF_EXPIRED}:25", "starttls", "abort-client.lab.example", True,
+                   "swaks --tls-verify -> Postfix", "Postfix listener with a certificate valid only in 2020, TLS 1.2 "
+                   "only; swaks (TLS 1.2, verifying, the certificate itself as CA) gets ServerHello and the "
+                   "certificate in clear and aborts the handshake with a cleartext fatal certificate_expired "
+                   "alert: nothing crossed in clear, so the cleartext counts stay (0, false)", verb="STARTTLS",
+                   reply=220, handshake=True, version="TLS1.2", mails=0, clean=False,
+                   server_certificate_seen=True, tls_alerts=["certificate_expired"])]
 
 
 def sc_454(lab, cap):
@@ -668,6 +685,7 @@ SCENARIOS = [
     ("starttls-tls13-sni", sc_tls13_sni, "direct", {"live": True}),
     ("starttls-tls12-cert", sc_tls12_cert, "direct", {"live": True}),
     ("expired-cert", sc_expired, "direct", {"live": True}),
+    ("client-abort-expired", sc_client_abort, "direct", {"live": True}),
     ("starttls-454", sc_454, "direct", {"live": True}),
     ("handshake-alert-retry", sc_alert_retry, "direct", {"live": True}),
     ("stripped", sc_stripped, "direct", {"live": True}),
@@ -823,6 +841,7 @@ def cmd_drive(state, manifest):
     assert info["cli"] == CLI and info["srv"] == SRV, "LAB_SUFFIX must match the lab's"
     lab = Lab(info["work"])
     lab.pf_cli = os.path.join(info["work"], "postfix-cli")
+    lab.certdir = os.path.join(info["work"], "certs")
     lab.procs = []
     os.makedirs(os.path.join(info["work"], "logs"), exist_ok=True)
     hold = LiveHold(state)

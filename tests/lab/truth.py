@@ -115,6 +115,18 @@ def replies(s):
     return out
 
 
+def record_offsets(b):
+    """(type, offset) of the TLS records from the start of b, complete or not."""
+    out, at = [], 0
+    while at + 5 <= len(b):
+        rtype, major, ln = b[at], b[at + 1], int.from_bytes(b[at + 3:at + 5], "big")
+        if rtype not in (20, 21, 22, 23) or major != 3:
+            break
+        out.append((rtype, at))
+        at += 5 + ln
+    return out
+
+
 def tls_records(b):
     """(type, body) of complete records from the start of b."""
     out, at = [], 0
@@ -123,6 +135,20 @@ def tls_records(b):
         if rtype not in (20, 21, 22, 23) or major != 3:
             break
         out.append((rtype, b[at + 5:at + 5 + ln]))
+        at += 5 + ln
+    return out
+
+
+def clear_alerts(b, base):
+    """Cleartext alerts in b's TLS records up to its ChangeCipherSpec, as (level, description,
+    offset in the stream); base is b's offset in its stream."""
+    out, at = [], 0
+    while at + 5 <= len(b):
+        rtype, major, ln = b[at], b[at + 1], int.from_bytes(b[at + 3:at + 5], "big")
+        if rtype not in (21, 22, 23) or major != 3:
+            break
+        if rtype == 21 and ln == 2 and at + 7 <= len(b):
+            out.append((b[at + 5], b[at + 6], base + at))
         at += 5 + ln
     return out
 
@@ -260,9 +286,22 @@ def observe(chunks, client_node):
                     nxt = timeline[chunk_index(0, nxt)][2]
                 if c[nxt:nxt + 1] == b"\x16":
                     ch = client_hello(c[nxt:])
-                    sh = server_hello(s[rep[2]:], f["tls_alerts"])
+                    sh = server_hello(s[rep[2]:], [])
                     tls_outcome(f, ch, sh)
-                    if f["tls_handshake"]:
+                    # both sides' cleartext alerts, in capture order, each with whether it came
+                    # after the ServerHello (the server's first handshake record after the 220)
+                    sh_at = next((rep[2] + a for t, a in record_offsets(s[rep[2]:]) if t == 22), None)
+                    alerts = [(chunk_index(1, o), lvl, d, sh_at is not None and o > sh_at)
+                              for lvl, d, o in clear_alerts(s[rep[2]:], rep[2])]
+                    sh_chunk = chunk_index(1, sh_at) if sh_at is not None and sh_at < len(s) else None
+                    alerts += [(chunk_index(0, o), lvl, d, sh_chunk is not None and chunk_index(0, o) > sh_chunk)
+                               for lvl, d, o in clear_alerts(c[nxt:], nxt)]
+                    alerts.sort()
+                    f["tls_alerts"] = [d for _, _, d, _ in alerts]
+                    # a TLS <= 1.2 handshake aborted after the ServerHello by a cleartext fatal
+                    # alert never took the dialogue inside TLS: its cleartext counts stay
+                    aborted = sh and sh["version"] != 0x0304 and any(lvl == 2 and after for _, lvl, _, after in alerts)
+                    if f["tls_handshake"] and not aborted:
                         f["mail_transactions"] = f["clean_close"] = None
                     break
                 at = nxt
