@@ -2,7 +2,7 @@
 //! machine or the TLS tracker, filling the flow's [`Session`] record.
 
 use crate::flow::{Chunk, EndReason, FlowMeta, StreamStats};
-use crate::session::{verdict, Evidence, Kind, Session, Side};
+use crate::session::{verdict, Evidence, Kind, Session, Side, Tunnel};
 use crate::smtp::probe::{self, Decision};
 use crate::smtp::Machine;
 use crate::tls;
@@ -38,6 +38,9 @@ enum Phase {
 pub struct Conversation {
     phase: Phase,
     client: usize,
+    /// A proxy preamble passed, with the port the client asked for: what follows is judged
+    /// against that port, and the session (if any) is marked as tunnelled.
+    tunnel: Option<(Tunnel, Option<u16>)>,
     session: Option<Box<Session>>,
     /// Changed since its last snapshot (only tracked when the engine is asked to).
     pub(crate) dirty: bool,
@@ -69,7 +72,7 @@ impl Ctx<'_> {
 impl Conversation {
     /// A conversation that has seen nothing.
     pub fn new() -> Self {
-        Self { phase: Phase::Probe(None), client: 0, session: None, dirty: false }
+        Self { phase: Phase::Probe(None), client: 0, tunnel: None, session: None, dirty: false }
     }
 
     /// Whether the flow is still worth feeding bytes to.
@@ -138,14 +141,23 @@ impl Conversation {
         loop {
             let Phase::Probe(p) = &self.phase else { return };
             let p: &ProbeBuf = p.as_deref().unwrap_or(&NOTHING_YET);
-            let client_hint = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d));
+            let mut client_hint = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d));
             let from_start = [0, 1].map(|d| !p.gap_first[d] && (meta.syn_dir == Some(d) || meta.synack_dir == Some(d)));
+            let mut ports = [meta.ends[0].port(), meta.ends[1].port()];
+            let mut mail_port = ports.map(|port| ctx.is_mail(port));
+            if let Some((_, target)) = self.tunnel {
+                // Inside a tunnel the proxy's port says nothing: the target's does.
+                let server = 1 - self.client;
+                client_hint = Some(self.client);
+                ports[server] = target.unwrap_or(0);
+                mail_port[server] = target.is_some_and(|t| ctx.is_mail(t));
+            }
             let input = probe::Input {
                 bytes: [&p.bytes[0], &p.bytes[1]],
                 client_hint,
                 from_start,
-                ports: [meta.ends[0].port(), meta.ends[1].port()],
-                mail_port: [ctx.is_mail(meta.ends[0].port()), ctx.is_mail(meta.ends[1].port())],
+                ports,
+                mail_port,
                 last_call,
             };
             let decision = probe::decide(&input);
@@ -155,14 +167,13 @@ impl Conversation {
                     self.phase = Phase::Done;
                     return;
                 }
-                Decision::Tunnel { client, kind, skip } => {
+                Decision::Tunnel { client, kind, skip, target } => {
+                    // No session yet: the tunnel carries SMTP only if what follows does.
                     self.client = client;
+                    self.tunnel = Some((kind, target));
                     if let Phase::Probe(Some(p)) = &mut self.phase {
                         strip_prefix(p, skip);
                     }
-                    let s = self.session_for(meta, ctx);
-                    s.tunnel = Some(kind);
-                    s.note(None, meta.first_frame, format!("{} preamble before SMTP", kind.name()));
                 }
                 Decision::MidTls { client } => {
                     self.client = client;
@@ -205,6 +216,10 @@ impl Conversation {
             let mut s = Box::new(Session::new(meta.ends[c], meta.ends[1 - c]));
             if ctx.transcript {
                 s.transcript = Some(Box::default());
+            }
+            if let Some((kind, _)) = self.tunnel {
+                s.tunnel = Some(kind);
+                s.note(None, meta.first_frame, format!("{} preamble before SMTP", kind.name()));
             }
             s
         })
@@ -249,12 +264,20 @@ impl Conversation {
             }
             Phase::Probe(_) => {
                 // Still undecided: report only what the incomplete procedure (a) covers.
-                let client = meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d)).unwrap_or_else(|| {
-                    usize::from(ctx.is_mail(meta.ends[0].port()) && !ctx.is_mail(meta.ends[1].port()))
-                });
+                let client = match self.tunnel {
+                    Some(_) => self.client,
+                    None => meta.syn_dir.or(meta.synack_dir.map(|d| 1 - d)).unwrap_or_else(|| {
+                        usize::from(ctx.is_mail(meta.ends[0].port()) && !ctx.is_mail(meta.ends[1].port()))
+                    }),
+                };
                 self.client = client;
                 let server_port = meta.ends[1 - client].port();
-                if meta.wire_bytes.iter().sum::<u64>() == 0 || !ctx.is_mail(server_port) {
+                // A tunnel with nothing after its preamble counts when it leads to a mail port.
+                let mail = match self.tunnel {
+                    Some((_, target)) => target.is_some_and(|t| ctx.is_mail(t)),
+                    None => ctx.is_mail(server_port),
+                };
+                if meta.wire_bytes.iter().sum::<u64>() == 0 || !mail {
                     return None;
                 }
                 self.session_for(meta, ctx).kind = Kind::Unknown;

@@ -1,8 +1,12 @@
-//! Deciding what a flow carries from its first bytes: SMTP (either direction shows it, on any
-//! port), TLS from the first byte (implicit TLS on a mail port), a proxy preamble (SOCKS4/5,
-//! HTTP CONNECT) in front of SMTP, or none of these.
+//! Deciding what a flow carries from its first bytes, as the spec's "What carries SMTP" says:
+//! a command only SMTP has (EHLO, HELO, LHLO, `MAIL FROM:`, `RCPT TO:`, X-ANONYMOUSTLS, or a
+//! bare STARTTLS answered in SMTP's reply form); on a mail port also a 3-digit greeting when
+//! nothing of the client's speaks another protocol. Server lines of another protocol (`+OK`,
+//! `* OK`, IRC's `:server ...`) and client commands of FTP, POP3, NNTP or IRC rule SMTP out. TLS
+//! from the first byte is implicit TLS on a mail port; a proxy preamble (SOCKS4/5, HTTP CONNECT)
+//! is measured and what follows it is judged the same way, against the tunnel's target port.
 
-use super::command;
+use super::command::{self, Verb};
 use super::reply;
 use crate::session::Tunnel;
 use crate::tls;
@@ -16,14 +20,16 @@ pub enum Decision {
     Smtp { client: usize },
     /// ClientHello first on a mail port.
     ImplicitTls { client: usize },
-    /// A proxy preamble: skip `skip[d]` bytes of direction `d`, then decide again.
-    Tunnel { client: usize, kind: Tunnel, skip: [usize; 2] },
+    /// A proxy preamble: skip `skip[d]` bytes of direction `d`, then decide again on what follows,
+    /// with `target` (the port the client asked the proxy for, when it is readable) as the
+    /// server's port.
+    Tunnel { client: usize, kind: Tunnel, skip: [usize; 2], target: Option<u16> },
     /// Payload that is neither SMTP nor TLS.
     NotSmtp { client: usize },
     /// TLS records on a mail port in a capture that started inside the session (no handshake,
     /// no ClientHello): encrypted SMTP whose beginning was not captured.
     MidTls { client: usize },
-    /// Not ours to report (e.g. TLS on a non-mail port).
+    /// Not ours to report (e.g. TLS on a non-mail port, another protocol off the mail ports).
     Ignore,
 }
 
@@ -47,13 +53,21 @@ pub struct Input<'a> {
 /// Bytes after which a direction is judged on what it has.
 pub const ENOUGH: usize = 2048;
 
-fn lines(b: &[u8], from_start: bool) -> impl Iterator<Item = &[u8]> {
+/// Client lines searched for a command that tells the protocol (a pipelining client or a
+/// mid-session start may put a few neutral lines first).
+const CLIENT_LOOK: usize = 8;
+
+fn lines(b: &[u8], from_start: bool, look: usize) -> impl Iterator<Item = &[u8]> {
     // Mid-stream the first piece may be the tail of a line we never saw; it is looked at
-    // anyway (a false start only costs a miss), and so are a few more lines.
-    let look = if from_start { 3 } else { 4 };
+    // anyway (a false start only costs a miss), and so is one more line.
+    let look = if from_start { look } else { look + 1 };
     // Only complete lines count (the last piece has no line end yet).
     let complete = b.iter().filter(|c| **c == b'\n').count();
     b.split(|c| *c == b'\n').take(complete.min(look)).map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+fn complete_lines(b: &[u8]) -> usize {
+    b.iter().filter(|c| **c == b'\n').count()
 }
 
 /// A first line still without its end after [`ENOUGH`] bytes: judged on how it starts, or a
@@ -63,12 +77,126 @@ fn unfinished_first_line(b: &[u8], from_start: bool) -> Option<&[u8]> {
 }
 
 fn shows_reply(b: &[u8], from_start: bool) -> bool {
-    lines(b, from_start).chain(unfinished_first_line(b, from_start)).any(|l| reply::code_of(l).is_some())
+    lines(b, from_start, 3).chain(unfinished_first_line(b, from_start)).any(|l| reply::code_of(l).is_some())
 }
 
 fn shows_verb(b: &[u8], from_start: bool) -> bool {
-    lines(b, from_start).any(command::is_verb_line)
+    lines(b, from_start, 3).any(command::is_verb_line)
         || unfinished_first_line(b, from_start).is_some_and(command::starts_with_verb)
+}
+
+/// What one client line says about the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Says {
+    /// A command only SMTP has.
+    Smtp,
+    /// STARTTLS alone: SMTP only if the server answers in SMTP's reply form.
+    Starttls,
+    /// A command of FTP, POP3, NNTP or IRC.
+    Foreign,
+    /// Nothing either way (AUTH, QUIT, NOOP, RSET, DATA, message text, ...).
+    Nothing,
+}
+
+/// FTP, POP3, NNTP and IRC commands that SMTP does not have, by their verb alone.
+const FOREIGN_VERBS: &[&[u8]] = &[
+    // FTP
+    b"USER",
+    b"PASS",
+    b"FEAT",
+    b"SYST",
+    b"PASV",
+    b"EPSV",
+    b"LIST",
+    b"RETR",
+    b"CWD",
+    // POP3
+    b"APOP",
+    b"STLS",
+    b"CAPA",
+    // NNTP
+    b"CAPABILITIES",
+    b"GROUP",
+    b"ARTICLE",
+    // IRC
+    b"NICK",
+    b"CAP",
+];
+
+/// Classifies one client line. `any_case`: a client stream read from its start holds commands,
+/// whose verbs are case-insensitive; mid-stream the line may be message text ("List of ..."), so
+/// another protocol's verbs count there only in the upper case their clients send.
+fn client_says(line: &[u8], any_case: bool) -> Says {
+    let (verb, arg) = command::parse(line);
+    let starts_ci = |s: &[u8], p: &[u8]| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    match verb {
+        Verb::Ehlo | Verb::Helo | Verb::Lhlo | Verb::XAnonymousTls => return Says::Smtp,
+        Verb::Mail if starts_ci(arg, b"FROM:") => return Says::Smtp,
+        Verb::Rcpt if starts_ci(arg, b"TO:") => return Says::Smtp,
+        Verb::Starttls => return Says::Starttls,
+        _ => {}
+    }
+    let end = line.iter().position(|b| *b == b' ' || *b == b'\t').unwrap_or(line.len());
+    let word = line.get(..end).unwrap_or(&[]);
+    let is = |w: &[u8]| if any_case { word.eq_ignore_ascii_case(w) } else { word == w };
+    let arg_is = |a: &[u8]| if any_case { arg.eq_ignore_ascii_case(a) } else { arg == a };
+    let foreign = FOREIGN_VERBS.iter().any(|v| is(v))
+        || (is(b"MODE") && arg_is(b"READER"))
+        // FTP's AUTH TLS / AUTH SSL and GridFTP's AUTH GSSAPI, before any EHLO (the first telling
+        // line wins, so one after an EHLO never gets here).
+        || (is(b"AUTH") && (arg_is(b"TLS") || arg_is(b"SSL") || arg_is(b"TLS-C") || (any_case && arg_is(b"GSSAPI"))));
+    if foreign {
+        Says::Foreign
+    } else {
+        Says::Nothing
+    }
+}
+
+/// What the client's first lines say: the first line that tells either way.
+fn client_verdict(b: &[u8], from_start: bool) -> Says {
+    let mut said = Says::Nothing;
+    for l in lines(b, from_start, CLIENT_LOOK).chain(unfinished_first_line(b, from_start)) {
+        match client_says(l, from_start) {
+            Says::Nothing => {}
+            // A bare STARTTLS waits for its reply; what comes after it is TLS or SMTP.
+            Says::Starttls => return Says::Starttls,
+            s => {
+                said = s;
+                break;
+            }
+        }
+    }
+    said
+}
+
+/// Whether a line is text (a TLS record or other binary after a line end is not a line).
+fn is_text(l: &[u8]) -> bool {
+    l.iter().all(|b| *b >= 0x20 || *b == b'\t')
+}
+
+/// A server line of another protocol: POP3's `+OK`/`-ERR`, IMAP's untagged `* `, IRC's
+/// `:prefix` or unprefixed NOTICE, an HTTP status line, an SSH banner.
+fn foreign_server_line(l: &[u8]) -> bool {
+    const STARTS: &[&[u8]] = &[b"+OK", b"-ERR", b"+ ", b"* ", b"NOTICE ", b"PING :", b"HTTP/", b"SSH-"];
+    STARTS.iter().any(|s| l.starts_with(s)) || (l.first() == Some(&b':') && l.get(1).is_some_and(|c| *c > b' '))
+}
+
+/// Whether the server's first text lines rule SMTP out.
+fn server_is_foreign(b: &[u8], from_start: bool) -> bool {
+    let skip = usize::from(!from_start);
+    lines(b, from_start, CLIENT_LOOK).skip(skip).take_while(|l| is_text(l)).any(foreign_server_line)
+}
+
+/// Whether the server's replies include an SMTP answer to a STARTTLS: 220 (go ahead) or a
+/// 4xx/5xx refusal, after its first reply (the greeting, or what the client saw before).
+fn answers_starttls(b: &[u8], from_start: bool) -> bool {
+    let mut replies = lines(b, from_start, CLIENT_LOOK)
+        .take_while(|l| is_text(l))
+        .map(reply::parse)
+        .filter(|r| r.code.is_some() && !r.more)
+        .filter_map(|r| r.code);
+    replies.next();
+    replies.any(|c| c == 220 || (400..600).contains(&c))
 }
 
 /// Decides from the input.
@@ -97,7 +225,9 @@ pub fn decide(i: &Input<'_>) -> Decision {
     });
     let server = 1 - client;
     let cb = i.bytes[client];
+    let sb = i.bytes[server];
     let mail_server = i.mail_port[server];
+    let not_smtp = if mail_server { Decision::NotSmtp { client } } else { Decision::Ignore };
 
     if i.from_start[client] {
         match ch[client] {
@@ -105,20 +235,36 @@ pub fn decide(i: &Input<'_>) -> Decision {
             None if has[client] && !i.last_call => return Decision::Wait,
             _ => {}
         }
-        if let Some(t) = tunnel(cb, i.bytes[server], client) {
+        if let Some(t) = tunnel(cb, sb, client) {
             return t;
         }
     }
-    if reply[server] || verb[client] {
-        // A server banner alone does not settle it: the client may still open with a
-        // ClientHello (implicit TLS against a cleartext server).
-        if !has[client] && !i.last_call {
+    if server_is_foreign(sb, i.from_start[server]) {
+        return not_smtp;
+    }
+    match client_verdict(cb, i.from_start[client]) {
+        Says::Foreign => return not_smtp,
+        Says::Smtp => return Decision::Smtp { client },
+        Says::Starttls if answers_starttls(sb, i.from_start[server]) => return Decision::Smtp { client },
+        Says::Starttls | Says::Nothing => {}
+    }
+    // The client's first line, complete (or as long as the probe waits for one): what it did not
+    // say about the protocol, it will not say later.
+    let client_judged = complete_lines(cb) >= 1 || cb.len() >= ENOUGH;
+    if mail_server && reply[server] {
+        // A greeting alone does not settle it: the client may still open with a ClientHello
+        // (implicit TLS against a cleartext server) or another protocol's command.
+        if !(client_judged || i.last_call) {
             return Decision::Wait;
         }
         return Decision::Smtp { client };
     }
     let judged = |d: usize| i.bytes[d].contains(&b'\n') || i.bytes[d].len() >= ENOUGH;
-    if i.last_call || (judged(0) && judged(1)) || b0.len() + b1.len() >= 4 * ENOUGH {
+    // Off the mail ports a client whose first lines hint at SMTP (a neutral verb against a
+    // 3-digit greeting) gets a few more lines to show a command only SMTP has.
+    let hinting =
+        !mail_server && (reply[server] || verb[client]) && complete_lines(cb) < CLIENT_LOOK && cb.len() < ENOUGH;
+    if i.last_call || (judged(0) && judged(1) && !hinting) || b0.len() + b1.len() >= 4 * ENOUGH {
         if !has[0] && !has[1] {
             return Decision::Wait;
         }
@@ -150,10 +296,23 @@ fn tunnel(c: &[u8], s: &[u8], client: usize) -> Option<Decision> {
             let mut skip = [0; 2];
             skip[client] = a;
             skip[1 - client] = b;
-            Some(Decision::Tunnel { client, kind, skip })
+            let target = match kind {
+                Tunnel::HttpConnect => connect_port(c),
+                Tunnel::Socks4 => c.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]])),
+                Tunnel::Socks5 => c.get(a.checked_sub(2)?..a).map(|p| u16::from_be_bytes([p[0], p[1]])),
+            };
+            Some(Decision::Tunnel { client, kind, skip, target })
         }
         _ => Some(Decision::Wait),
     }
+}
+
+/// The port of `CONNECT host:port HTTP/1.x` (IPv6 hosts in brackets).
+fn connect_port(c: &[u8]) -> Option<u16> {
+    let line = c.split(|b| *b == b'\r' || *b == b'\n').next()?;
+    let target = line.split(|b| *b == b' ').nth(1)?;
+    let port = target.rsplit(|b| *b == b':').next()?;
+    std::str::from_utf8(port).ok()?.parse().ok()
 }
 
 fn http_head(b: &[u8]) -> Option<usize> {
@@ -298,8 +457,109 @@ mod tests {
         let c = [&[5u8, 1, 0][..], &[5, 1, 0, 1, 10, 0, 0, 2, 0, 25], b"EHLO x\r\n"].concat();
         let s = [&[5u8, 0][..], &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0], b"220 mx\r\n"].concat();
         match decide(&input(&c, &s)) {
-            Decision::Tunnel { kind: Tunnel::Socks5, skip, .. } => assert_eq!(skip, [13, 12]),
+            Decision::Tunnel { kind: Tunnel::Socks5, skip, target, .. } => {
+                assert_eq!(skip, [13, 12]);
+                assert_eq!(target, Some(25));
+            }
             d => panic!("{d:?}"),
         }
+    }
+
+    fn off_mail_port<'a>(c: &'a [u8], s: &'a [u8]) -> Input<'a> {
+        Input { ports: [40000, 2121], mail_port: [false, false], ..input(c, s) }
+    }
+
+    #[test]
+    fn a_3_digit_greeting_proves_smtp_only_on_a_mail_port() {
+        let ftp = b"220 ProFTPD Server ready\r\n";
+        assert_eq!(decide(&input(b"NOOP\r\n", ftp)), Decision::Smtp { client: 0 });
+        assert_eq!(decide(&Input { last_call: true, ..off_mail_port(b"NOOP\r\n", ftp) }), Decision::Ignore);
+        // Off the mail ports a command only SMTP has settles it.
+        assert_eq!(decide(&off_mail_port(b"EHLO a\r\n", ftp)), Decision::Smtp { client: 0 });
+        assert_eq!(decide(&off_mail_port(b"NOOP\r\nMAIL FROM:<a@b>\r\n", ftp)), Decision::Smtp { client: 0 });
+    }
+
+    #[test]
+    fn another_protocols_client_commands_rule_smtp_out() {
+        let greeting = b"220 service ready\r\n";
+        for c in [
+            &b"USER anonymous\r\n"[..],
+            b"AUTH TLS\r\n",
+            b"AUTH GSSAPI\r\n",
+            b"feat\r\n",
+            b"SYST\r\n",
+            b"CAPA\r\n",
+            b"STLS\r\n",
+            b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n",
+            b"MODE READER\r\n",
+            b"CAPABILITIES\r\n",
+            b"GROUP misc.test\r\n",
+            b"NICK alice\r\nUSER alice 0 * :Alice\r\n",
+            b"CAP LS 302\r\n",
+        ] {
+            assert_eq!(
+                decide(&input(c, greeting)),
+                Decision::NotSmtp { client: 0 },
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
+            assert_eq!(decide(&off_mail_port(c, greeting)), Decision::Ignore);
+        }
+    }
+
+    #[test]
+    fn smtp_commands_that_other_protocols_share_prove_nothing() {
+        let greeting = b"200 news.example.org ready\r\n";
+        for c in [&b"AUTH PLAIN AGEAYg==\r\n"[..], b"QUIT\r\n", b"NOOP\r\n", b"RSET\r\n", b"DATA\r\n"] {
+            let i = Input { last_call: true, ..off_mail_port(c, greeting) };
+            assert_eq!(decide(&i), Decision::Ignore, "{:?}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
+    fn a_bare_starttls_counts_only_when_answered_in_smtps_reply_form() {
+        let c = b"STARTTLS\r\n";
+        let smtp = b"220 mx ready\r\n220 2.0.0 go ahead\r\n";
+        assert_eq!(decide(&off_mail_port(c, smtp)), Decision::Smtp { client: 0 });
+        let refused = b"220 mx ready\r\n454 4.7.0 TLS not available\r\n";
+        assert_eq!(decide(&off_mail_port(c, refused)), Decision::Smtp { client: 0 });
+        // NNTP answers 382; IRC answers with a prefixed numeric.
+        let nntp = b"200 news ready\r\n382 Continue with TLS negotiation\r\n";
+        assert_eq!(decide(&Input { last_call: true, ..off_mail_port(c, nntp) }), Decision::Ignore);
+        let irc = b":irc.example.net 670 alice :STARTTLS successful\r\n";
+        assert_eq!(decide(&input(c, irc)), Decision::NotSmtp { client: 0 });
+    }
+
+    #[test]
+    fn server_lines_of_other_protocols_rule_smtp_out_even_after_ehlo() {
+        for s in [&b"+OK POP3 ready\r\n"[..], b"* OK IMAP4rev1 ready\r\n", b":irc.example.net NOTICE * :hi\r\n"] {
+            assert_eq!(decide(&input(b"EHLO a\r\n", s)), Decision::NotSmtp { client: 0 });
+            assert_eq!(decide(&off_mail_port(b"EHLO a\r\n", s)), Decision::Ignore);
+        }
+        // TLS after a 220 is not a line of another protocol.
+        let s = [&b"220 mx\r\n220 go ahead\r\n"[..], &[0x16, 3, 3, 0, 2, b'\n', b'+', b'O', b'K', b'\n']].concat();
+        assert_eq!(decide(&input(b"EHLO a\r\n", &s)), Decision::Smtp { client: 0 });
+    }
+
+    #[test]
+    fn message_text_mid_session_is_not_another_protocols_command() {
+        let i = Input {
+            from_start: [false, false],
+            client_hint: None,
+            ..input(b"the tail\r\nList of things\r\nuser manual\r\n", b"x\r\n250 2.0.0 Ok\r\n")
+        };
+        assert_eq!(decide(&i), Decision::Smtp { client: 0 });
+    }
+
+    #[test]
+    fn a_tunnel_names_the_port_it_leads_to() {
+        let c = b"CONNECT apache.org:443 HTTP/1.1\r\nHost: apache.org:443\r\n\r\n";
+        let s = b"HTTP/1.0 200 Connection Established\r\n\r\n";
+        assert!(matches!(decide(&input(c, s)), Decision::Tunnel { target: Some(443), .. }));
+        let c = b"CONNECT [2001:db8::1]:587 HTTP/1.1\r\n\r\n";
+        assert!(matches!(decide(&input(c, s)), Decision::Tunnel { target: Some(587), .. }));
+        let c = [4u8, 1, 0, 25, 10, 0, 0, 2, 0];
+        let s = [0u8, 0x5a, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(decide(&input(&c, &s)), Decision::Tunnel { kind: Tunnel::Socks4, target: Some(25), .. }));
     }
 }

@@ -76,6 +76,39 @@ pub fn bundled() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
 }
 
+/// The shared captures of other protocols (no session expected in any), or None (with a
+/// message) when they are absent.
+pub fn foreign_corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("SMTPSCOPE_FOREIGN_CAPTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/foreign"));
+    if !capture_files(&dir).is_empty() {
+        Some(dir)
+    } else {
+        assert!(
+            std::env::var_os("SMTPSCOPE_REQUIRE_CORPUS").is_none(),
+            "foreign corpus required but not found at {}",
+            dir.display()
+        );
+        eprintln!("SKIPPED: foreign corpus not found at {} (set SMTPSCOPE_FOREIGN_CAPTURES)", dir.display());
+        None
+    }
+}
+
+/// Every capture file (`.pcap`, `.pcapng`) of `dir`, sorted by name.
+pub fn capture_files(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// Runs the engine over one file and returns the finished sessions.
 pub fn sessions(path: &Path) -> Vec<Session> {
     sessions_with(path, Config::default())
@@ -99,9 +132,13 @@ pub fn records(path: &Path) -> Vec<Value> {
     sessions(path).iter().map(|s| record(s, Default::default())).collect()
 }
 
-/// Reads an expected.jsonl.
+/// Reads an expected.jsonl; a directory without one expects no session at all.
 pub fn expected(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("expected.jsonl"))
+    let path = dir.join("expected.jsonl");
+    if !path.exists() {
+        return Vec::new();
+    }
+    std::fs::read_to_string(path)
         .expect("read expected.jsonl")
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -125,10 +162,13 @@ pub const COMPARED: &[&str] = &[
     "clean_close",
 ];
 
-/// Compares every file of a corpus; returns one line per disagreement.
+/// Compares every capture of a corpus (those its expected.jsonl names and every other capture
+/// file in the directory, which then must report nothing); returns one line per disagreement.
 pub fn disagreements(dir: &Path) -> (usize, Vec<String>) {
     let exp = expected(dir);
     let mut files: Vec<String> = exp.iter().map(|e| e["file"].as_str().unwrap().to_string()).collect();
+    files.extend(capture_files(dir));
+    files.sort();
     files.dedup();
     let mut problems = Vec::new();
     let mut checked = 0;
