@@ -183,13 +183,43 @@ fn a_message_body_is_one_summary_line() {
 
 #[test]
 fn auth_secrets_are_masked_in_the_transcript() {
-    let Some((mut app, _)) = public("arkime-smtp-submission-587-auth-plain-aol.pcap") else { return };
+    let Some((mut app, path)) = public("arkime-smtp-submission-587-auth-plain-aol.pcap") else { return };
     let b = draw(&mut app, 100, 50);
     let s = screen(&b);
     assert!(s.contains("C: AUTH PLAIN ‹secret masked›"), "{s}");
     let secret = app.current().unwrap().transcript.clone().unwrap();
     assert!(format!("{secret:?}").contains("Masked"));
-    assert!(!s.contains("AHh4"), "no base64 of the secret on screen");
+    // The secret as it crossed the wire, read from the capture by the test.
+    common::wire::secrets(&path).assert_absent(&s, true, "the transcript");
+}
+
+/// Captures with AUTH PLAIN, AUTH LOGIN and X-EXPS secrets in clear.
+fn secret_captures() -> Vec<std::path::PathBuf> {
+    let mut v = vec![common::bundled().join("multi-site.pcap")];
+    if let Some(dir) = common::public_corpus() {
+        v.push(dir.join("arkime-smtp-submission-587-auth-plain-aol.pcap"));
+        v.push(dir.join("suricata-smtp-submission-587-auth-login-yahoo.pcap"));
+    }
+    v
+}
+
+#[test]
+fn no_session_shows_an_auth_or_x_exps_secret_in_its_transcript() {
+    for path in secret_captures() {
+        let secrets = common::wire::secrets(&path);
+        assert!(!secrets.wire.is_empty(), "{}: no secret found on the wire", path.display());
+        let mut app = app_with(sessions(&path), true);
+        app.apply(Action::Tab(Tab::Transcript));
+        let n = app.store.visible().count();
+        let mut masked = 0;
+        for i in 0..n {
+            let s = screen(&draw(&mut app, 160, 120));
+            secrets.assert_absent(&s, true, &format!("{} session {i}: the transcript", path.display()));
+            masked += usize::from(s.contains("‹secret masked›"));
+            app.apply(Action::Down);
+        }
+        assert!(masked >= 1, "{}: no transcript shows a masked secret", path.display());
+    }
 }
 
 #[test]
@@ -541,26 +571,12 @@ fn a_long_dialogue_ends_with_a_counted_marker() {
     assert!(s.contains(&format!("… {omitted} more lines (the transcript keeps the first {kept})")), "{s}");
 }
 
-/// The AUTH secrets of every session of `path`, as `--show-credentials` keeps them.
-fn kept_secrets(path: &Path) -> Vec<String> {
-    use smtpscope::session::transcript::{Entry, Secret};
-    let kept = common::sessions_with(path, Config { transcript: true, keep_credentials: true, ..Config::default() });
-    kept.iter()
-        .filter_map(|s| s.transcript.as_deref())
-        .flat_map(|t| t.entries.iter())
-        .filter_map(|e| match e {
-            Entry::Command { secret: Some(Secret::Shown(b)), .. } => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn the_packets_tab_masks_auth_secrets_and_envelope_local_parts() {
     let name = "suricata-smtp-submission-587-auth-login-yahoo.pcap";
     let Some((mut app, path)) = public(name) else { return };
-    let secrets = kept_secrets(&path);
-    assert!(secrets.len() >= 2, "the capture logs in with a user name and a password: {secrets:?}");
+    let secrets = common::wire::secrets(&path);
+    assert!(secrets.wire.len() >= 2, "the capture logs in with a user name and a password: {secrets:?}");
     let origin = Origin::Files { paths: vec![path.clone()] };
     app.apply(Action::Tab(Tab::Packets));
     run_loads(&mut app, &origin);
@@ -570,7 +586,7 @@ fn the_packets_tab_masks_auth_secrets_and_envelope_local_parts() {
     for i in 0..n {
         app.packets.cursor = i;
         let s = screen(&draw(&mut app, 120, 60));
-        for secret in &secrets {
+        for secret in &secrets.wire {
             let head = secret.get(..secret.len().min(6)).unwrap_or(secret);
             assert!(!s.contains(head), "frame row {i} shows the secret {secret:?}:\n{s}");
         }
@@ -579,12 +595,39 @@ fn the_packets_tab_masks_auth_secrets_and_envelope_local_parts() {
         secret_dumps += usize::from(s.contains("AUTH secret masked (--show-credentials shows it)"));
         address_dumps += usize::from(s.contains("envelope addresses masked"));
     }
-    assert_eq!(secret_dumps, secrets.len(), "each frame that carried a secret says it is masked");
+    assert_eq!(secret_dumps, secrets.wire.len(), "each frame that carried a secret says it is masked");
     assert!(address_dumps >= 2, "MAIL FROM and RCPT TO frames say their local parts are masked");
     app.packets.cursor = 0;
     let s = screen(&draw(&mut app, 120, 60));
     assert!(s.contains("MAIL FROM: <******@xxxxx.co.uk>") && s.contains("RCPT TO: <******@xxxxx.co.uk>"), "{s}");
     assert!(s.contains("len    10  ********.."), "the user name's row shows its length, not its bytes:\n{s}");
+}
+
+#[test]
+fn no_packet_row_shows_an_auth_or_x_exps_secret() {
+    for path in secret_captures() {
+        let secrets = common::wire::secrets(&path);
+        let mut app = app_with(sessions(&path), true);
+        let origin = Origin::Files { paths: vec![path.clone()] };
+        let n = app.store.visible().count();
+        let mut masked = 0;
+        for session in 0..n {
+            app.apply(Action::Tab(Tab::Packets));
+            run_loads(&mut app, &origin);
+            let PacketState::Ready(p) = &app.packets.state else { panic!("not loaded") };
+            for row in 0..p.rows.len() {
+                app.packets.cursor = row;
+                let s = screen(&draw(&mut app, 120, 60));
+                // The message's own text is shown as it is; the wire forms of the secret never.
+                let view = format!("{} session {session} frame row {row}: the packets tab", path.display());
+                secrets.assert_absent(&s, false, &view);
+                masked += usize::from(s.contains("AUTH secret masked"));
+            }
+            app.apply(Action::Tab(Tab::Transcript));
+            app.apply(Action::Down);
+        }
+        assert!(masked >= secrets.wire.len(), "{}: {masked} frames say a secret is masked", path.display());
+    }
 }
 
 #[test]

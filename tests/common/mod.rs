@@ -2,6 +2,8 @@
 //! compare records with ground truth in the shared corpus format.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
