@@ -285,3 +285,72 @@ fn reading_on_a_second_thread_gives_the_same_records_and_summary() {
         assert_eq!(one, two, "{args:?}");
     }
 }
+
+// --- Engine limits and mail ports reach the engine (issue 13, item 14) ---
+
+/// Runs `args` with `-F json` and a JSON summary; returns the records and the summary.
+fn records_and_summary(args: &[&str]) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let (_dir, summary) = common::scratch_file("summary.json");
+    let mut all = vec!["-F", "json", "--summary", summary.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = smtpscope(&all);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let sum = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+    (json_lines(&o), sum)
+}
+
+#[test]
+fn mail_ports_decide_where_implicit_tls_and_other_payload_are_reported() {
+    let implicit = common::bundled().join("implicit-tls-465.pcap").to_string_lossy().into_owned();
+    let (r, _) = records_and_summary(&["-r", &implicit]);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["verdict"], "implicit-tls");
+    let (r, _) = records_and_summary(&["-r", &implicit, "--mail-ports", "25,587"]);
+    assert!(r.is_empty(), "465 is not a mail port here: {r:?}");
+    // Something that is not SMTP on a port made a mail port is reported as such.
+    let d = common::Dialogue::new(40000, 2121).s("* hello\r\n").c("garbage\r\n").close();
+    let (_dir, f) = common::write_pcap("not-smtp.pcap", &d.packets(1460));
+    let f = f.to_string_lossy().into_owned();
+    let (r, _) = records_and_summary(&["-r", &f]);
+    assert!(r.is_empty(), "{r:?}");
+    let (r, _) = records_and_summary(&["-r", &f, "--mail-ports", "25,2121"]);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["verdict"], "not-smtp");
+}
+
+#[test]
+fn max_flows_evicts_the_least_recently_active_flow() {
+    // Two sessions open at once: their packets interleaved by timestamp.
+    let session =
+        |port| common::opening(common::Dialogue::new(port, 25), &["STARTTLS"]).c("QUIT\r\n").s("221 bye\r\n").close();
+    let mut pkts = session(40001).packets(1460);
+    pkts.extend(session(40002).packets(1460));
+    pkts.sort_by_key(|(ts, _)| *ts);
+    let (_dir, f) = common::write_pcap("two-at-once.pcap", &pkts);
+    let f = f.to_string_lossy().into_owned();
+    let (r, sum) = records_and_summary(&["-r", &f]);
+    assert_eq!((r.len(), &sum["peak_flows"], &sum["evicted_flows"]), (2, &2.into(), &0.into()));
+    let (_, sum) = records_and_summary(&["-r", &f, "--max-flows", "1"]);
+    assert_eq!(sum["peak_flows"], 1, "{sum}");
+    assert!(sum["evicted_flows"].as_u64().unwrap() >= 1, "{sum}");
+}
+
+#[test]
+fn max_buffer_bounds_what_one_flow_holds_out_of_order() {
+    // The lab's lossy capture: the client's data out of order, holes filled by retransmissions.
+    let f = common::bundled().join("loss-reorder.pcap").to_string_lossy().into_owned();
+    let (_, sum) = records_and_summary(&["-r", &f]);
+    assert_eq!((&sum["gaps"], &sum["reassembly_overflows"]), (&0.into(), &0.into()), "{sum}");
+    let (_, sum) = records_and_summary(&["-r", &f, "--max-buffer", "100"]);
+    assert!(sum["gaps"].as_u64().unwrap() > 0, "{sum}");
+    assert!(sum["reassembly_overflows"].as_u64().unwrap() > 0, "{sum}");
+    assert_eq!(sum["reassembly_budget_releases"], 0, "the shared budget was not what gave way: {sum}");
+}
+
+#[test]
+fn max_buffer_total_bounds_what_all_flows_hold_together() {
+    let f = common::bundled().join("loss-reorder.pcap").to_string_lossy().into_owned();
+    let (_, sum) = records_and_summary(&["-r", &f, "--max-buffer-total", "100"]);
+    assert!(sum["reassembly_budget_releases"].as_u64().unwrap() > 0, "{sum}");
+    assert!(sum["gaps"].as_u64().unwrap() > 0, "{sum}");
+}

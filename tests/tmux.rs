@@ -51,7 +51,7 @@ fn tmux_available() -> bool {
     let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(std::env::var_os("SMTPSCOPE_REQUIRE_TMUX").is_none(), "tmux required but not installed");
-        eprintln!("SKIPPED: tmux is not installed");
+        common::skipped("tmux end-to-end test", "tmux is not installed");
     }
     ok
 }

@@ -230,7 +230,11 @@ impl Reassembler {
                 return self.insert(seq, data, wire_len as u32, lim, out);
             }
             if off == self.next || self.pending_bytes + data.len() > lim.max_buffered {
-                // In order, or too large to hold even alone: whatever is before it is lost.
+                // In order, or too large to hold even alone: whatever is before it is lost, and
+                // in the second case because of the limit (an overflow, as when holes are closed).
+                if off > self.next {
+                    self.stats.buffer_overflows += 1;
+                }
                 self.gap(off - self.next, out);
                 self.deliver_in_order(data, missing, lim, out);
             } else {
@@ -638,5 +642,20 @@ mod tests {
             assert!(r.buffered() <= 8);
         }
         assert!(gaps > 0);
+    }
+
+    #[test]
+    fn a_segment_too_large_to_hold_alone_is_an_overflow() {
+        let mut r = Reassembler::new();
+        r.on_syn(0);
+        let lim = Limits { max_buffered: 8, tail: 16 };
+        let mut gaps = 0;
+        r.insert(11, b"0123456789ab", 12, &lim, &mut |c| {
+            if let Chunk::Gap(n) = c {
+                gaps += n
+            }
+        });
+        assert_eq!(gaps, 10, "the hole before it is given up");
+        assert_eq!(r.stats.buffer_overflows, 1, "because of the limit");
     }
 }

@@ -26,7 +26,7 @@ pub fn public_corpus() -> Option<PathBuf> {
             "public corpus required but not found at {}",
             dir.display()
         );
-        eprintln!("SKIPPED: public corpus not found at {} (set SMTPSCOPE_PUBLIC_CAPTURES)", dir.display());
+        skipped("public corpus", &format!("not found at {} (set SMTPSCOPE_PUBLIC_CAPTURES)", dir.display()));
         None
     }
 }
@@ -44,11 +44,35 @@ pub fn ndjson(out: &[u8]) -> Vec<Value> {
 pub fn root_and(var: &str, what: &str) -> bool {
     // SAFETY: plain getter.
     let root = unsafe { libc::geteuid() } == 0;
-    let asked = std::env::var_os(var).is_some_and(|v| v == "1");
+    let value = std::env::var_os(var);
+    let asked = value.as_ref().is_some_and(|v| v == "1");
+    if value.as_ref().is_some_and(|v| v == "own-step") {
+        // .ci/run runs this suite as its own step after `make test`: not a skip.
+        eprintln!("{what}: runs in its own step ({var}=own-step)");
+        return false;
+    }
     if !(root && asked) {
-        eprintln!("SKIPPED: {what} needs root and {var}=1");
+        skipped(what, &format!("needs root and {var}=1"));
     }
     root && asked
+}
+
+/// A test returns early because what it needs is missing: says so on stderr and leaves a marker
+/// in `<target>/tmp/smtpscope-skipped/<suite>/` that `make test` lists after cargo's output (one
+/// line per suite). With `SMTPSCOPE_NO_SKIP=1` (set by .ci/run) a skip is a failure instead.
+pub fn skipped(suite: &str, why: &str) {
+    assert!(
+        std::env::var_os("SMTPSCOPE_NO_SKIP").is_none_or(|v| v != "1"),
+        "{suite}: {why}, and SMTPSCOPE_NO_SKIP=1 forbids skipping"
+    );
+    eprintln!("SKIPPED: {suite}: {why}");
+    let slug: String = suite.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smtpscope-skipped").join(slug);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("why"), format!("{suite}: {why}"));
+    let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
+    let _ = std::fs::write(dir.join(format!("{}.{test}", exe.unwrap_or_default())), "");
 }
 
 /// Starts the smtpscope binary with `args`, stdout and stderr piped.
@@ -73,6 +97,27 @@ pub fn scratch_file(name: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Raw IPv4 packets (as [`Dialogue::packets`] makes them) written as a classic pcap
+/// (LINKTYPE_RAW) named `name` in a fresh scratch directory; keep the directory alive.
+pub fn write_pcap(name: &str, packets: &[(i64, Vec<u8>)]) -> (tempfile::TempDir, PathBuf) {
+    // Classic pcap header: magic, version 2.4, zone, sigfigs, snaplen, link type RAW (101).
+    let mut b: Vec<u8> = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 101] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for (ts, data) in packets {
+        for v in [(ts / 1_000_000) as u32, (ts % 1_000_000) as u32, data.len() as u32, data.len() as u32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(data);
+    }
+    let (dir, p) = scratch_file(name);
+    std::fs::write(&p, b).expect("write the pcap");
+    (dir, p)
+}
+
 /// The project's own captures.
 pub fn bundled() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
@@ -92,7 +137,7 @@ pub fn foreign_corpus() -> Option<PathBuf> {
             "foreign corpus required but not found at {}",
             dir.display()
         );
-        eprintln!("SKIPPED: foreign corpus not found at {} (set SMTPSCOPE_FOREIGN_CAPTURES)", dir.display());
+        skipped("foreign corpus", &format!("not found at {} (set SMTPSCOPE_FOREIGN_CAPTURES)", dir.display()));
         None
     }
 }
