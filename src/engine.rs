@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use crate::capture::Packet;
+use crate::capture::{Micros, Packet};
 use crate::conversation::{Conversation, Ctx};
 use crate::decode::{Decoder, Segment, Skip};
 use crate::flow::{EndReason, Flow, FlowTable, Lookup, StreamStats, TableLimits};
@@ -85,9 +85,16 @@ pub struct Engine {
     changed: VecDeque<(usize, u64)>,
     /// Out-of-order bytes held by all open flows (bounded by `max_held_total`).
     held_total: usize,
+    /// Closed flows waiting for the ACK of their last FIN: (slot, flow id, give up after), in
+    /// the order they closed.
+    closing: VecDeque<(usize, u64, Micros)>,
     /// Counters.
     pub stats: Stats,
 }
+
+/// How long (capture time) a closed flow waits for the ACK of its last FIN before it is
+/// finished without it.
+const LAST_ACK_WAIT: Micros = 1_000_000;
 
 impl Engine {
     /// An engine reading from the named sources (file names, for the `file` key).
@@ -101,6 +108,7 @@ impl Engine {
             interface,
             changed: VecDeque::new(),
             held_total: 0,
+            closing: VecDeque::new(),
             stats: Stats::default(),
         }
     }
@@ -130,6 +138,7 @@ impl Engine {
             interface: &self.interface,
             changed: &mut self.changed,
             held_total: &mut self.held_total,
+            closing: &mut self.closing,
             stats: &mut self.stats,
         };
         (&mut self.decoder, rest)
@@ -140,6 +149,7 @@ impl Engine {
         let (decoder, mut rest) = self.split();
         rest.stats.packets += 1;
         rest.stats.bytes += u64::from(p.orig_len);
+        rest.expire_closing(p.ts, out);
         match decoder.decode(p.linktype, p.data) {
             Ok(seg) => rest.segment(&seg, p, out),
             Err(skip) => *rest.stats.undecodable.entry(skip).or_default() += 1,
@@ -169,6 +179,7 @@ impl Engine {
     pub fn finish(&mut self, out: &mut dyn FnMut(Session)) {
         let (_, mut rest) = self.split();
         rest.changed.clear();
+        rest.closing.clear();
         for f in rest.table.drain() {
             rest.finish_flow(f, EndReason::EndOfCapture, out);
         }
@@ -183,10 +194,28 @@ struct Rest<'e> {
     interface: &'e Option<Arc<str>>,
     changed: &'e mut VecDeque<(usize, u64)>,
     held_total: &'e mut usize,
+    closing: &'e mut VecDeque<(usize, u64, Micros)>,
     stats: &'e mut Stats,
 }
 
 impl Rest<'_> {
+    /// Finishes the closed flows whose last ACK did not come in time.
+    fn expire_closing(&mut self, now: Micros, out: &mut dyn FnMut(Session)) {
+        while let Some(&(slot, id, deadline)) = self.closing.front() {
+            if deadline > now {
+                break;
+            }
+            self.closing.pop_front();
+            // A stale entry: the flow already finished with its last ACK.
+            let waiting = self.table.get_mut(slot).is_some_and(|f| f.meta.id == id && f.meta.closing.is_some());
+            if waiting {
+                if let Some(f) = self.table.remove(slot) {
+                    self.finish_flow(f, EndReason::Closed, out);
+                }
+            }
+        }
+    }
+
     fn segment(&mut self, seg: &Segment<'_>, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
         self.stats.tcp_segments += 1;
         // Flows pushed out by this packet (reuse, eviction) are finished after the lookup.
@@ -261,8 +290,22 @@ impl Rest<'_> {
                 st[dir].on_fin(data_seq, seg.wire_len);
             }
         }
-        if flow.finished() {
-            let reason = if flow.meta.rst.iter().any(|r| *r) { EndReason::Reset } else { EndReason::Closed };
+        let reset = flow.meta.rst.iter().any(|r| *r);
+        if let Some(d) = flow.meta.closing {
+            // The peer's ACK of the last FIN is the flow's last packet (tshark counts it too).
+            if reset || (dir != d && f.ack) {
+                if let Some(f) = self.table.remove(slot) {
+                    self.finish_flow(f, EndReason::Closed, out);
+                }
+            }
+        } else if flow.finished() {
+            if !reset && f.fin {
+                // This segment carried the second FIN: wait for its ACK before finishing.
+                flow.meta.closing = Some(dir);
+                self.closing.push_back((slot, flow.meta.id, p.ts.saturating_add(LAST_ACK_WAIT)));
+                return;
+            }
+            let reason = if reset { EndReason::Reset } else { EndReason::Closed };
             if let Some(f) = self.table.remove(slot) {
                 self.finish_flow(f, reason, out);
             }
@@ -271,6 +314,8 @@ impl Rest<'_> {
 
     fn finish_flow(&mut self, flow: Flow<Conversation>, reason: EndReason, out: &mut dyn FnMut(Session)) {
         let Flow { meta, mut streams, mut app } = flow;
+        // A flow waiting for its last ACK had closed, whatever ends the wait.
+        let reason = if meta.closing.is_some() { EndReason::Closed } else { reason };
         let lim = self.table.limits.stream;
         let ctx = ctx_of(self.cfg);
         if let Some(st) = streams.as_deref() {

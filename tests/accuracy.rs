@@ -22,7 +22,7 @@ fn other_protocols_report_no_session() {
 }
 
 /// Bundled captures of other protocols (FTP, POP3, NNTP, IRC, proxies): no session expected.
-const BUNDLED_WITHOUT_SESSIONS: &[&str] = &[];
+const BUNDLED_WITHOUT_SESSIONS: &[&str] = &["foreign-protocols.pcap"];
 
 #[test]
 fn bundled_captures_agree_with_their_ground_truth() {

@@ -122,6 +122,9 @@ pub struct FlowMeta {
     pub last_frame: u64,
     /// Outermost VLAN id of the first packet.
     pub vlan: Option<u16>,
+    /// Both sides closed: the direction whose FIN (the second) still waits for its ACK, the
+    /// flow's last packet, before the session is finished.
+    pub closing: Option<usize>,
     /// `ends[0]` is the lower endpoint of the flow key (a segment's direction follows from its
     /// own orientation).
     ends0_lo: bool,
@@ -319,6 +322,7 @@ impl<A> FlowTable<A> {
             first_frame: frame,
             last_frame: frame,
             vlan: seg.link.vlan,
+            closing: None,
             ends0_lo: src_lo,
         };
         self.next_id += 1;

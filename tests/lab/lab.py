@@ -14,7 +14,7 @@ Hosts (namespaces named with a per-run suffix, removed on exit, also on failure)
             (TUN), the sending hubs of the sites (10.1.0.11 …), a Postfix used as a sending MTA
   sl-srv-N  servers: Postfix on 10.232.0.2-6, 10.232.1.2, 10.232.2.2 and 10.3.3.21, the Exchange-
             style server on 10.232.0.7/.9 and the receiving hubs (10.1.0.21 …), the stripping proxy
-            on 10.232.0.8
+            on 10.232.0.8, the servers of other protocols on 10.232.0.10 (tests/lab/foreign.py)
   sl-mid-N  the lossy relay between two veth pairs
 Sites (docs/mail-tls.example.toml): POA 10.1.0.0/24, TOR 10.2.0.0/24, BR01-03 10.3.{1,2,3}.0/24.
 No other addresses are touched; needs root, iproute2, ethtool, postfix, swaks, openssl, tcpdump
@@ -678,6 +678,20 @@ def sc_multisite(lab, cap):
     return out
 
 
+def sc_foreign(lab, cap):
+    """FTP, FTPS, POP3, POP3 STLS, NNTP, IRC and CONNECT/SOCKS tunnels to :443 from real software
+    (tests/lab/foreign.py): sessions that carry no SMTP, none on a mail port, none to report."""
+    sys.path.insert(0, HERE)
+    import foreign
+    miss = foreign.missing()
+    if miss:
+        raise LabError("foreign-protocols needs the Debian packages " + " ".join(miss))
+    foreign.start(lab, SRV, V_SRV, lab.certdir, lab.addr, run)
+    cap.start()
+    foreign.drive(CLI, run, PY)
+    return []
+
+
 # name, scenario, capture interface (direct/lossy/tun/any), options; `live`: part of the e2e test
 SCENARIOS = [
     ("plaintext", sc_plaintext, "direct", {"live": True}),
@@ -701,6 +715,7 @@ SCENARIOS = [
     ("mid-session", sc_midsession, "direct", {"manual_start": True}),
     ("snaplen-96", sc_snaplen, "direct", {"snaplen": 96}),
     ("multi-site", sc_multisite, "direct", {"live": True}),
+    ("foreign-protocols", sc_foreign, "direct", {"manual_start": True}),
 ]
 
 

@@ -9,7 +9,8 @@
 # env:   OUT        where captures and expected.jsonl go       (default <repo>/captures)
 #        SMTPSCOPE  binary compared with the truth             (default <repo>/target/release/smtpscope)
 #        KEEP_FAILED=1  keep the work directory (captures, manifest) when a run fails
-# Needs root, iproute2, ethtool, postfix, swaks, openssl, tcpdump, tshark, python3 (stdlib only).
+# Needs root, iproute2, ethtool, postfix, swaks, openssl, tcpdump, tshark, python3 (stdlib only); the
+# foreign-protocols scenario also vsftpd, dovecot-pop3d, inn2, ngircd, tinyproxy, dante-server, curl.
 # Namespaces are named sl-{cli,srv,mid}-<pid> and removed on exit, also on failure or Ctrl-C,
 # with whatever still runs inside them. Outputs are replaced only after a complete run.
 set -euo pipefail
