@@ -69,7 +69,7 @@ pub struct InputArgs {
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
 
-    /// Mail ports: implicit TLS and non-SMTP payload are reported only on these.
+    /// Mail ports: implicit TLS and non-SMTP payload are reported only on these, and a bare 3-digit greeting counts as SMTP only there (elsewhere a command only SMTP has is needed).
     #[arg(long, value_delimiter = ',', value_name = "PORTS", default_value = MAIL_PORTS_TEXT)]
     pub mail_ports: Vec<u16>,
 
