@@ -188,15 +188,15 @@ fn server_is_foreign(b: &[u8], from_start: bool) -> bool {
 }
 
 /// Whether the server's replies include an SMTP answer to a STARTTLS: 220 (go ahead) or a
-/// 4xx/5xx refusal, after its first reply (the greeting, or what the client saw before).
+/// 4xx/5xx refusal, after its greeting (a stream read from its start opens with one).
 fn answers_starttls(b: &[u8], from_start: bool) -> bool {
-    let mut replies = lines(b, from_start, CLIENT_LOOK)
+    lines(b, from_start, CLIENT_LOOK)
         .take_while(|l| is_text(l))
         .map(reply::parse)
         .filter(|r| r.code.is_some() && !r.more)
-        .filter_map(|r| r.code);
-    replies.next();
-    replies.any(|c| c == 220 || (400..600).contains(&c))
+        .filter_map(|r| r.code)
+        .skip(usize::from(from_start))
+        .any(|c| c == 220 || (400..600).contains(&c))
 }
 
 /// Decides from the input.
@@ -526,6 +526,13 @@ mod tests {
         // NNTP answers 382; IRC answers with a prefixed numeric.
         let nntp = b"200 news ready\r\n382 Continue with TLS negotiation\r\n";
         assert_eq!(decide(&Input { last_call: true, ..off_mail_port(c, nntp) }), Decision::Ignore);
+        // A capture that starts just before the upgrade: the first reply seen is the answer.
+        let mid = Input {
+            from_start: [false, false],
+            client_hint: None,
+            ..off_mail_port(b"x\r\nSTARTTLS\r\n", b"y\r\n220 go ahead\r\n")
+        };
+        assert_eq!(decide(&mid), Decision::Smtp { client: 0 });
         let irc = b":irc.example.net 670 alice :STARTTLS successful\r\n";
         assert_eq!(decide(&input(c, irc)), Decision::NotSmtp { client: 0 });
     }
