@@ -27,5 +27,6 @@ pub mod session;
 pub mod smtp;
 pub mod summary;
 pub mod timefmt;
+pub mod suggest;
 pub mod tls;
 pub mod tui;

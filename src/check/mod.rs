@@ -14,14 +14,28 @@ use crate::escape::{defuse, terminal};
 use crate::report::{endpoint, rfc3339};
 use crate::session::Session;
 pub use judge::{JudgeOptions, Outcome};
+pub use policy::{parse_verb, parse_version, UPGRADE_VERBS};
 pub use policy::{Expect, MatchedBy, Policy, PolicyError, Rule};
 
 /// Exit status: every rule passed.
 pub const EXIT_PASS: u8 = 0;
 /// Exit status: at least one violation.
 pub const EXIT_VIOLATION: u8 = 1;
-/// Exit status: no violation, but something unproven (or, with `--require-traffic`, a rule saw nothing).
+/// Exit status: no violation, but something unproven, or a named rule that matched no session.
 pub const EXIT_UNPROVEN: u8 = 3;
+
+/// What a named rule that matched no session means. A typo in a CIDR or a BPF that excluded
+/// everything looks exactly like a conforming network with nothing to report, so by default it
+/// proves nothing (exit 3); `--allow-no-traffic` accepts it. The `[default]` rule is exempt
+/// either way: it only catches what the named rules leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoTraffic {
+    /// Nothing matched, nothing proven (the default; `--require-traffic` says it too).
+    #[default]
+    Unproven,
+    /// `--allow-no-traffic`: a rule that saw nothing does not hold the result back.
+    Allowed,
+}
 
 /// Most listed sessions kept per rule (counts stay exact).
 const MAX_ITEMS: usize = 10_000;
@@ -70,7 +84,7 @@ pub struct RuleResult {
     pub ignored: u64,
     /// Matched through an EHLO/banner/certificate name glob (a peer can claim the name).
     pub by_name: u64,
-    /// The policy's `[default]` rule (`--require-traffic` does not ask it to see traffic).
+    /// The policy's `[default]` rule (it is not asked to see traffic).
     pub default: bool,
     /// Every session that is not a plain pass by address (bounded): passes matched by name are
     /// listed too, since their proof rests on a name a peer can claim.
@@ -83,10 +97,10 @@ impl RuleResult {
         self.matched == self.ignored
     }
 
-    /// A rule that saw nothing counts against `--require-traffic`; the default rule does not, since
-    /// it only catches what the named rules leave (a conforming capture may leave nothing).
-    pub fn missing_traffic(&self, require_traffic: bool) -> bool {
-        require_traffic && !self.default && self.no_traffic()
+    /// A named rule that saw nothing proves nothing (unless allowed); the default rule does not
+    /// count, since it only catches what the named rules leave (a conforming capture may leave nothing).
+    pub fn missing_traffic(&self, no_traffic: NoTraffic) -> bool {
+        no_traffic == NoTraffic::Unproven && !self.default && self.no_traffic()
     }
 }
 
@@ -100,6 +114,8 @@ pub struct Window {
     pub until: Option<Micros>,
     /// Only sessions to these server ports (empty: all).
     pub ports: Vec<u16>,
+    /// Only sessions this display filter (`-Y`) keeps.
+    pub filter: crate::filter::Filter,
 }
 
 /// The check in progress.
@@ -115,6 +131,33 @@ pub struct Checker {
     pub outside_window: u64,
     /// Sessions left out because their server port is not one of `--port`.
     pub outside_ports: u64,
+    /// Sessions left out because the display filter (`-Y`) dropped them.
+    pub filtered_out: u64,
+}
+
+/// The check's overall result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckResult {
+    /// Every rule passed.
+    Pass,
+    /// At least one violation.
+    Fail,
+    /// No violation, but a named rule matched no session.
+    NothingProven,
+    /// No violation, but a session could not be proven either way.
+    Unproven,
+}
+
+impl CheckResult {
+    /// Name in NDJSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckResult::Pass => "pass",
+            CheckResult::Fail => "fail",
+            CheckResult::NothingProven => "nothing-proven",
+            CheckResult::Unproven => "unproven",
+        }
+    }
 }
 
 fn expect_words(e: &Expect) -> String {
@@ -153,7 +196,7 @@ impl Checker {
                 ..Default::default()
             })
             .collect();
-        Self { policy, opts, window, results, unmatched: 0, outside_window: 0, outside_ports: 0 }
+        Self { policy, opts, window, results, unmatched: 0, outside_window: 0, outside_ports: 0, filtered_out: 0 }
     }
 
     /// Judges one finished session.
@@ -164,6 +207,10 @@ impl Checker {
         }
         if !self.window.ports.is_empty() && !self.window.ports.contains(&s.server.port()) {
             self.outside_ports += 1;
+            return;
+        }
+        if !self.window.filter.matches(s) {
+            self.filtered_out += 1;
             return;
         }
         let Some((i, by)) = self.policy.rule_for(s) else {
@@ -205,18 +252,30 @@ impl Checker {
     }
 
     /// The exit status the results call for.
-    pub fn exit_code(&self, require_traffic: bool) -> u8 {
+    pub fn exit_code(&self, no_traffic: NoTraffic) -> u8 {
+        match self.result(no_traffic) {
+            CheckResult::Fail => EXIT_VIOLATION,
+            CheckResult::NothingProven | CheckResult::Unproven => EXIT_UNPROVEN,
+            CheckResult::Pass => EXIT_PASS,
+        }
+    }
+
+    /// The overall result: a violation anywhere fails; then a named rule that matched nothing
+    /// (unless allowed) leaves the whole check unproven, named as such.
+    pub fn result(&self, no_traffic: NoTraffic) -> CheckResult {
         if self.results.iter().any(|r| r.violated > 0) {
-            EXIT_VIOLATION
-        } else if self.results.iter().any(|r| r.unproven > 0 || r.missing_traffic(require_traffic)) {
-            EXIT_UNPROVEN
+            CheckResult::Fail
+        } else if self.results.iter().any(|r| r.missing_traffic(no_traffic)) {
+            CheckResult::NothingProven
+        } else if self.results.iter().any(|r| r.unproven > 0) {
+            CheckResult::Unproven
         } else {
-            EXIT_PASS
+            CheckResult::Pass
         }
     }
 
     /// Human report.
-    pub fn text(&self, require_traffic: bool) -> String {
+    pub fn text(&self, no_traffic: NoTraffic) -> String {
         let mut o = String::new();
         for r in &self.results {
             let _ = writeln!(
@@ -236,7 +295,8 @@ impl Checker {
             } else if r.no_traffic() {
                 let _ = writeln!(
                     o,
-                    "  nothing proven: no SMTP seen between these groups — if a WAN optimizer sits there, capture on its LAN side"
+                    "  nothing proven: no SMTP seen between these groups — check the addresses and the capture filter; if a WAN optimizer sits there, capture on its LAN side{}",
+                    if no_traffic == NoTraffic::Allowed { " (allowed by --allow-no-traffic)" } else { "" }
                 );
             }
             for it in &r.items {
@@ -278,18 +338,22 @@ impl Checker {
         if self.outside_ports > 0 {
             let _ = writeln!(o, "{} session(s) left out: server port not in --port", self.outside_ports);
         }
-        let verdict = match self.exit_code(require_traffic) {
-            EXIT_PASS => "PASS",
-            EXIT_VIOLATION => "FAIL (violations)",
-            _ => "UNPROVEN (no violation, but not everything could be proven)",
+        if self.filtered_out > 0 {
+            let _ = writeln!(o, "{} session(s) left out: dropped by the display filter (-Y)", self.filtered_out);
+        }
+        let verdict = match self.result(no_traffic) {
+            CheckResult::Pass => "PASS",
+            CheckResult::Fail => "FAIL (violations)",
+            CheckResult::NothingProven => "NOTHING PROVEN (a rule matched no session; --allow-no-traffic accepts that)",
+            CheckResult::Unproven => "UNPROVEN (no violation, but not everything could be proven)",
         };
         let _ = writeln!(o, "result: {verdict}");
         o
     }
 
-    /// NDJSON: one line per listed session, then one per rule, then a summary (sessions no rule
-    /// matched, sessions left out by `--since/--until` and `--port`).
-    pub fn ndjson(&self) -> Vec<serde_json::Value> {
+    /// NDJSON: one line per listed session, then one per rule, then a summary (the result and
+    /// exit status, sessions no rule matched, sessions left out by `--since/--until` and `--port`).
+    pub fn ndjson(&self, no_traffic: NoTraffic) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         for r in &self.results {
             for it in &r.items {
@@ -306,21 +370,24 @@ impl Checker {
                 "type": "rule", "rule": r.name, "expect": r.expect, "matched": r.matched, "passed": r.passed,
                 "warned": r.warned, "violated": r.violated, "unproven": r.unproven, "ignored": r.ignored,
                 "matched_by_name": r.by_name, "no_traffic": r.no_traffic(), "default": r.default,
+                "nothing_proven": r.missing_traffic(no_traffic),
             }));
         }
         out.push(json!({
             "type": "summary", "unmatched": self.unmatched,
-            "left_out": { "outside_window": self.outside_window, "outside_ports": self.outside_ports },
+            "left_out": { "outside_window": self.outside_window, "outside_ports": self.outside_ports,
+                          "display_filter": self.filtered_out },
+            "result": self.result(no_traffic).name(), "exit": self.exit_code(no_traffic),
         }));
         out
     }
 
     /// JUnit XML: a test suite per rule, a test case per listed session.
-    pub fn junit(&self, require_traffic: bool) -> String {
+    pub fn junit(&self, allow: NoTraffic) -> String {
         let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"smtpscope check\">\n");
         for r in &self.results {
             let no_traffic = r.no_traffic();
-            let missing = r.missing_traffic(require_traffic);
+            let missing = r.missing_traffic(allow);
             let cases = r.items.len() as u64 + 1;
             let failures = r.violated + u64::from(missing);
             let skipped = r.unproven + u64::from(no_traffic && !missing);
@@ -337,8 +404,10 @@ impl Checker {
             if no_traffic {
                 let msg = if r.default {
                     "no session fell through to the default rule"
+                } else if missing {
+                    "nothing proven: no SMTP session matched this rule (--allow-no-traffic accepts that)"
                 } else {
-                    "nothing proven: no SMTP seen between these groups"
+                    "nothing proven: no SMTP seen between these groups (allowed by --allow-no-traffic)"
                 };
                 let tag = if missing { "failure" } else { "skipped" };
                 let _ = writeln!(o, "      <{tag} message=\"{msg}\"/>");
@@ -389,7 +458,43 @@ fn xml(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::xml;
+    use super::*;
+
+    fn checker(policy: &str) -> Checker {
+        Checker::new(Policy::from_toml(policy).unwrap(), JudgeOptions::default(), Window::default())
+    }
+
+    const ONE_RULE: &str = "[groups]\nA = [\"10.9.0.0/24\"]\nB = [\"10.2.0.0/24\"]\n\
+        [[rule]]\nname = \"hubs\"\nbetween = [\"A\", \"B\"]\nexpect = \"plaintext\"\n";
+
+    #[test]
+    fn a_named_rule_that_matched_nothing_proves_nothing_by_default() {
+        let c = checker(ONE_RULE);
+        assert_eq!(c.exit_code(NoTraffic::Unproven), EXIT_UNPROVEN);
+        assert!(c
+            .text(NoTraffic::Unproven)
+            .ends_with("result: NOTHING PROVEN (a rule matched no session; --allow-no-traffic accepts that)\n"));
+        let summary = c.ndjson(NoTraffic::Unproven).pop().unwrap();
+        assert_eq!((summary["result"].as_str(), summary["exit"].as_u64()), (Some("nothing-proven"), Some(3)));
+        assert_eq!(c.ndjson(NoTraffic::Unproven)[0]["nothing_proven"], true);
+        assert!(c.junit(NoTraffic::Unproven).contains("failures=\"1\""));
+    }
+
+    #[test]
+    fn allow_no_traffic_lets_an_empty_rule_pass_and_says_so() {
+        let c = checker(ONE_RULE);
+        assert_eq!(c.exit_code(NoTraffic::Allowed), EXIT_PASS);
+        let text = c.text(NoTraffic::Allowed);
+        assert!(text.contains("(allowed by --allow-no-traffic)") && text.ends_with("result: PASS\n"), "{text}");
+        assert!(c.junit(NoTraffic::Allowed).contains("failures=\"0\" skipped=\"1\""));
+    }
+
+    #[test]
+    fn the_default_rule_may_see_nothing() {
+        let c = checker("[default]\nexpect = \"tls\"\n");
+        assert_eq!(c.exit_code(NoTraffic::Unproven), EXIT_PASS);
+        assert!(c.text(NoTraffic::Unproven).contains("no session fell through to the default rule"));
+    }
 
     #[test]
     fn xml_text_never_carries_a_character_xml_1_0_forbids() {

@@ -41,8 +41,31 @@ pub enum PolicyError {
     #[error("policy: rule '{0}' needs `between = [A, B]` or `from`/`to`")]
     NoHosts(String),
     /// Unknown TLS version name.
-    #[error("policy: unknown TLS version '{0}' (TLS1.0 … TLS1.3)")]
-    Version(String),
+    #[error("{context}: unknown TLS version '{value}' (TLS1.0, TLS1.1, TLS1.2 or TLS1.3){hint}")]
+    Version {
+        /// Where it was written (`policy: rule 'x': min_version`, `--min-version`).
+        context: String,
+        /// The value as written.
+        value: String,
+        /// `— did you mean …?` when one is near.
+        hint: String,
+    },
+    /// A value outside a closed vocabulary (an upgrade verb, `expect`, a port): a typo there
+    /// would otherwise switch a check off without a word.
+    #[error("{context}: '{value}' is not {valid}{hint}")]
+    Vocabulary {
+        /// Where it was written.
+        context: String,
+        /// The value as written.
+        value: String,
+        /// What is accepted, in words.
+        valid: &'static str,
+        /// `— did you mean …?` when one is near.
+        hint: String,
+    },
+    /// `[rule]` (one table) where rules are a list, `[[default]]` where there is one default.
+    #[error("policy: line {line}: `{written}` {why}: write `{meant}`")]
+    TableForm { line: usize, written: String, meant: String, why: &'static str },
     /// A key that means nothing under the rule's `expect` (it would be silently ignored).
     #[error("policy: rule '{rule}': `{key}` has no meaning with expect = \"{expect}\" ({hint})")]
     Meaningless { rule: String, key: &'static str, expect: String, hint: &'static str },
@@ -153,8 +176,9 @@ struct RawRule {
     between: Option<[String; 2]>,
     from: Option<String>,
     to: Option<String>,
+    // Values, not u16: a port out of range or a name gets an error that says which.
     #[serde(default)]
-    ports: Vec<u16>,
+    ports: Vec<toml::Value>,
     expect: String,
     #[serde(default)]
     forbid_offer: Vec<String>,
@@ -164,16 +188,71 @@ struct RawRule {
     cert_name: Option<bool>,
 }
 
-/// Parses `TLS1.2` (also `1.2`, `tls1.2`, `TLSv1.2`).
-pub fn parse_version(s: &str) -> Result<u16, PolicyError> {
+/// The upgrade verbs a server can offer and a client send (`forbid_offer`).
+pub const UPGRADE_VERBS: [&str; 2] = ["STARTTLS", "X-ANONYMOUSTLS"];
+
+/// What `expect` takes.
+pub const EXPECTATIONS: [&str; 3] = ["plaintext", "tls", "any"];
+
+const VERSIONS: [&str; 4] = ["TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3"];
+
+/// Parses `TLS1.2` (also `1.2`, `tls1.2`, `TLSv1.2`); `context` says where it was written.
+pub fn parse_version(s: &str, context: &str) -> Result<u16, PolicyError> {
     let t = s.to_ascii_lowercase().replace("tlsv", "").replace("tls", "");
     Ok(match t.trim() {
         "1.0" | "1" => 0x0301,
         "1.1" => 0x0302,
         "1.2" => 0x0303,
         "1.3" => 0x0304,
-        _ => return Err(PolicyError::Version(s.to_string())),
+        _ => {
+            return Err(PolicyError::Version {
+                context: context.into(),
+                value: s.to_string(),
+                hint: crate::suggest::did_you_mean(s, &VERSIONS),
+            })
+        }
     })
+}
+
+/// An upgrade verb in any case, as its upper-case name; anything else is an error naming the
+/// nearest verb (`X-ANONYMOUSTSL` would otherwise forbid nothing).
+pub fn parse_verb(s: &str, context: &str) -> Result<String, PolicyError> {
+    let up = s.trim().to_ascii_uppercase();
+    if UPGRADE_VERBS.contains(&up.as_str()) {
+        return Ok(up);
+    }
+    Err(PolicyError::Vocabulary {
+        context: context.into(),
+        value: s.to_string(),
+        valid: "an upgrade verb (STARTTLS or X-ANONYMOUSTLS)",
+        hint: crate::suggest::did_you_mean(&up, &UPGRADE_VERBS),
+    })
+}
+
+/// A server port: 1 to 65535 (0 is no port a session can have).
+pub fn parse_port(v: &toml::Value, context: &str) -> Result<u16, PolicyError> {
+    v.as_integer().and_then(|n| u16::try_from(n).ok()).filter(|p| *p != 0).ok_or_else(|| PolicyError::Vocabulary {
+        context: context.into(),
+        value: v.as_str().map_or_else(|| v.to_string(), str::to_string),
+        valid: "a port number (1-65535)",
+        hint: String::new(),
+    })
+}
+
+/// TOML reads `[rule]` as one table and then complains of a duplicate key or a type: find the
+/// line and say what was meant.
+fn table_form(text: &str) -> Result<(), PolicyError> {
+    for (i, line) in text.lines().enumerate() {
+        let t: String = line.split('#').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+        let (meant, why) = match t.as_str() {
+            "[rule]" => ("[[rule]]", "declares a single table, but rules are a list"),
+            "[[default]]" => ("[default]", "declares a list, but there is one default rule"),
+            "[[groups]]" => ("[groups]", "declares a list, but groups are one table of names"),
+            _ => continue,
+        };
+        return Err(PolicyError::TableForm { line: i + 1, written: line.trim().into(), meant: meant.into(), why });
+    }
+    Ok(())
 }
 
 fn glob(group: &str, m: &str) -> Result<glob::Pattern, PolicyError> {
@@ -223,7 +302,14 @@ fn expect(r: &RawRule, name: &str) -> Result<Expect, PolicyError> {
         "plaintext" => &["forbid_offer"],
         "tls" => &["min_version", "cert_valid", "cert_name"],
         "any" => &[],
-        other => return Err(PolicyError::Toml(format!("rule '{name}': expect = '{other}' (plaintext, tls or any)"))),
+        other => {
+            return Err(PolicyError::Vocabulary {
+                context: format!("policy: rule '{name}': expect"),
+                value: other.into(),
+                valid: "plaintext, tls or any",
+                hint: crate::suggest::did_you_mean(other, &EXPECTATIONS),
+            })
+        }
     };
     if let Some((key, _)) = given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
         let hint = if *key == "forbid_offer" {
@@ -234,11 +320,19 @@ fn expect(r: &RawRule, name: &str) -> Result<Expect, PolicyError> {
         return Err(PolicyError::Meaningless { rule: name.into(), key, expect: r.expect.clone(), hint });
     }
     Ok(match r.expect.as_str() {
-        "plaintext" => {
-            Expect::Plaintext { forbid_offer: r.forbid_offer.iter().map(|v| v.to_ascii_uppercase()).collect() }
-        }
+        "plaintext" => Expect::Plaintext {
+            forbid_offer: r
+                .forbid_offer
+                .iter()
+                .map(|v| parse_verb(v, &format!("policy: rule '{name}': forbid_offer")))
+                .collect::<Result<_, _>>()?,
+        },
         "tls" => Expect::Tls {
-            min_version: r.min_version.as_deref().map(parse_version).transpose()?,
+            min_version: r
+                .min_version
+                .as_deref()
+                .map(|v| parse_version(v, &format!("policy: rule '{name}': min_version")))
+                .transpose()?,
             cert_valid: r.cert_valid.unwrap_or(false),
             cert_name: r.cert_name.unwrap_or(false),
         },
@@ -246,9 +340,14 @@ fn expect(r: &RawRule, name: &str) -> Result<Expect, PolicyError> {
     })
 }
 
+fn ports(r: &RawRule, name: &str) -> Result<Vec<u16>, PolicyError> {
+    r.ports.iter().map(|p| parse_port(p, &format!("policy: rule '{name}': ports"))).collect()
+}
+
 impl Policy {
     /// Parses a policy file's text.
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        table_form(text)?;
         let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Toml(e.to_string().trim().to_string()))?;
         let mut groups = BTreeMap::new();
         for (name, members) in &raw.groups {
@@ -269,17 +368,13 @@ impl Policy {
                 (None, Some(a), Some(b)) => Hosts::Directed(find(&name, a)?, find(&name, b)?),
                 _ => return Err(PolicyError::NoHosts(name)),
             };
-            rules.push(Rule { expect: expect(r, &name)?, name, hosts, ports: r.ports.clone(), default: false });
+            let ports = ports(r, &name)?;
+            rules.push(Rule { expect: expect(r, &name)?, name, hosts, ports, default: false });
         }
         if let Some(d) = &raw.default {
             let name = d.name.clone().unwrap_or_else(|| "default".into());
-            rules.push(Rule {
-                expect: expect(d, &name)?,
-                name,
-                hosts: Hosts::All,
-                ports: d.ports.clone(),
-                default: true,
-            });
+            let ports = ports(d, &name)?;
+            rules.push(Rule { expect: expect(d, &name)?, name, hosts: Hosts::All, ports, default: true });
         }
         Ok(Self { rules })
     }
@@ -407,5 +502,43 @@ mod tests {
             Policy::from_toml(&rule("tls", "min_version = \"TLS1.2\"\ncert_valid = true\ncert_name = true")).is_ok()
         );
         assert!(Policy::from_toml(&rule("plaintext", "forbid_offer = [\"X-ANONYMOUSTLS\"]")).is_ok());
+    }
+
+    fn error(toml: &str) -> String {
+        let e = Policy::from_toml(toml).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "one line: {e}");
+        e
+    }
+
+    #[test]
+    fn a_misspelt_upgrade_verb_is_an_error_naming_the_verb_meant() {
+        let e = error("[default]\nexpect = \"plaintext\"\nforbid_offer = [\"X-ANONYMOUSTSL\"]");
+        assert!(e.contains("'X-ANONYMOUSTSL' is not an upgrade verb"), "{e}");
+        assert!(e.contains("did you mean X-ANONYMOUSTLS?"), "{e}");
+        let p = Policy::from_toml("[default]\nexpect = \"plaintext\"\nforbid_offer = [\"StartTLS\"]").unwrap();
+        assert_eq!(p.rules[0].expect, Expect::Plaintext { forbid_offer: vec!["STARTTLS".into()] });
+    }
+
+    #[test]
+    fn every_closed_vocabulary_refuses_what_is_not_in_it() {
+        let e = error("[default]\nexpect = \"plaintxt\"");
+        assert!(e.contains("'plaintxt' is not plaintext, tls or any — did you mean plaintext?"), "{e}");
+        let e = error("[default]\nexpect = \"tls\"\nmin_version = \"TLS12\"");
+        assert!(e.contains("unknown TLS version 'TLS12'") && e.contains("did you mean TLS1.2?"), "{e}");
+        for bad in ["0", "65536", "\"smtp\"", "-25"] {
+            let e = error(&format!("[default]\nexpect = \"any\"\nports = [25, {bad}]"));
+            assert!(e.contains("ports") && e.contains("is not a port number (1-65535)"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_rule_written_as_one_table_says_to_write_a_list() {
+        let one = "[groups]\nA = [\"10.0.0.1\"]\n[rule]\nbetween = [\"A\", \"A\"]\nexpect = \"tls\"\n";
+        for text in [one.to_string(), format!("{one}[rule]\nbetween = [\"A\", \"A\"]\nexpect = \"any\"\n")] {
+            let e = error(&text);
+            assert!(e.contains("line 3") && e.contains("write `[[rule]]`"), "{e}");
+            assert!(!e.contains("duplicate"), "{e}");
+        }
+        assert!(error("[[default]]\nexpect = \"tls\"").contains("write `[default]`"));
     }
 }

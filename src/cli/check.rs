@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
-use smtpscope::check::{policy, Checker, JudgeOptions, Policy, Window};
+use smtpscope::check::{policy, Checker, JudgeOptions, NoTraffic, Policy, Window};
 use smtpscope::report;
 
 use super::input::{drive, driver_options, parse_time, InputArgs};
@@ -126,10 +126,11 @@ fn check_policy(a: &CheckArgs) -> Result<Policy> {
     };
     let expect = match expect {
         ExpectArg::Plaintext => {
-            policy::Expect::Plaintext { forbid_offer: a.forbid_offer.iter().map(|v| v.to_ascii_uppercase()).collect() }
+            let verbs = a.forbid_offer.iter().map(|v| policy::parse_verb(v, "check: --forbid-offer"));
+            policy::Expect::Plaintext { forbid_offer: verbs.collect::<Result<_, _>>()? }
         }
         ExpectArg::Tls => policy::Expect::Tls {
-            min_version: a.min_version.as_deref().map(policy::parse_version).transpose()?,
+            min_version: a.min_version.as_deref().map(|v| policy::parse_version(v, "check: --min-version")).transpose()?,
             cert_valid: false,
             cert_name: false,
         },
@@ -147,18 +148,18 @@ fn check_policy(a: &CheckArgs) -> Result<Policy> {
 pub fn run(a: &CheckArgs) -> Result<ExitCode> {
     let pol = check_policy(a)?;
     let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
-    let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until, ports: a.port.clone() });
+    let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until, ports: a.port.clone(), ..Window::default() });
     drive(&a.input, driver_options(&a.input)?, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {
-        CheckFormat::Text => out.write_all(checker.text(a.require_traffic).as_bytes())?,
+        CheckFormat::Text => out.write_all(checker.text(NoTraffic::default()).as_bytes())?,
         CheckFormat::Json => {
-            for v in checker.ndjson() {
+            for v in checker.ndjson(NoTraffic::default()) {
                 writeln!(out, "{}", report::json::to_line(&v))?;
             }
         }
-        CheckFormat::Junit => out.write_all(checker.junit(a.require_traffic).as_bytes())?,
+        CheckFormat::Junit => out.write_all(checker.junit(NoTraffic::default()).as_bytes())?,
     }
     out.flush()?;
-    Ok(ExitCode::from(checker.exit_code(a.require_traffic)))
+    Ok(ExitCode::from(checker.exit_code(NoTraffic::default())))
 }
