@@ -102,8 +102,8 @@ fn free_text_searches_the_transcript() {
 
 #[test]
 fn free_text_without_a_transcript_still_searches_names_and_evidence() {
-    assert_eq!(kept(&demo(), "demo-client").len(), 3);
-    assert_eq!(kept(&demo(), "ClientHello"), [40001]);
+    assert_eq!(kept(&demo(), "\"demo-client\"").len(), 3);
+    assert_eq!(kept(&demo(), "\"ClientHello\""), [40001]);
 }
 
 #[test]
@@ -161,4 +161,22 @@ fn cli_y_rejects_a_bad_filter_with_its_position() {
 fn the_summary_still_counts_every_session() {
     let o = smtpscope(&["-r", &demo_path(), "-F", "json", "-Y", "verdict:plaintext"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("3 SMTP session(s)"));
+}
+
+#[test]
+fn cli_y_refuses_wireshark_and_tcpdump_habits_and_says_what_was_meant() {
+    for (habit, meant) in [
+        ("tcp.port==25", "port:25"),
+        ("verdict==plaintext", "verdict:plaintext"),
+        ("verdict=starttls", "verdict:starttls"),
+        ("port 25", "port:25"),
+        ("host 10.1.0.11", "host:10.1.0.11"),
+        ("port:25 | port:2525", "port:25 or port:2525"),
+    ] {
+        let o = smtpscope(&["-r", &demo_path(), "-Y", habit]);
+        assert_eq!(o.status.code(), Some(2), "{habit}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("did you mean '{meant}'?")), "{habit}: {err}");
+        assert!(o.stdout.is_empty(), "{habit}");
+    }
 }

@@ -357,6 +357,17 @@ fn the_filter_bar_validates_as_you_type() {
 }
 
 #[test]
+fn a_wireshark_habit_in_the_filter_bar_is_red_with_the_filter_meant() {
+    let mut app = demo();
+    type_filter(&mut app, "tcp.port==25");
+    let b = draw(&mut app, 120, 24);
+    assert_eq!(fg_at(&b, "/ tcp.port"), Color::Red);
+    assert!(screen(&b).contains("did you mean 'port:25'?"), "{}", screen(&b));
+    app.apply(Action::FilterApply);
+    assert!(app.store.filter().is_all(), "an invalid filter is not applied");
+}
+
+#[test]
 fn escape_closes_the_bar_and_keeps_the_applied_filter() {
     let mut app = demo();
     type_filter(&mut app, "port:2526");

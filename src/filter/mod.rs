@@ -18,6 +18,7 @@
 
 mod complete;
 mod eval;
+mod habit;
 mod parse;
 
 use std::net::IpAddr;
@@ -69,9 +70,26 @@ pub enum ErrorKind {
     /// `(` without `)` or the reverse.
     #[error("unbalanced parenthesis")]
     Unbalanced,
+    /// An unquoted word that is no `key:value`, operator or parenthesis (free text is quoted).
+    #[error("{}", bare_word(word, suggestion.as_deref()))]
+    BareWord {
+        /// The word as written.
+        word: String,
+        /// The filter most likely meant (a Wireshark or tcpdump habit rewritten).
+        suggestion: Option<String>,
+    },
     /// `or`, `not`, `!` or `(` with nothing to apply to.
     #[error("'{0}' needs a term after it")]
     MissingOperand(String),
+}
+
+fn bare_word(word: &str, suggestion: Option<&str>) -> String {
+    let what = format!("'{word}' is not a key:value, an operator (and or not ! && ||) or a parenthesis");
+    match suggestion {
+        // The fix first: the TUI's filter bar shows the start of the message.
+        Some(s) => format!("did you mean '{s}'? ({what}; free text goes in quotes)"),
+        None => format!("{what}; free text goes in quotes: \"{word}\""),
+    }
 }
 
 /// A network, matched against an address.
@@ -349,6 +367,51 @@ mod tests {
         assert!(matches!(&v[0], Expr::Term(Term::Helo(g)) if g.matches("MY HOST")));
         assert_eq!(v[1], Expr::Term(Term::Text("queued mail".into())));
         assert!(f.uses_text());
+    }
+
+    fn suggestion(s: &str) -> Option<String> {
+        match kind(s) {
+            ErrorKind::BareWord { suggestion, .. } => suggestion,
+            k => panic!("{s}: {k:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unquoted_word_is_an_error_not_free_text() {
+        for f in ["tcp.port==25", "verdict==plaintext", "verdict=starttls", "port 25", "host 10.1.0.11", "banana"] {
+            assert!(matches!(kind(f), ErrorKind::BareWord { .. }), "{f}");
+        }
+        assert!(matches!(kind("port:25 | port:2525"), ErrorKind::BareWord { ref word, .. } if word == "|"));
+        assert!(kind("banana").to_string().contains("free text goes in quotes: \"banana\""));
+        assert!(Filter::parse("\"banana\"").unwrap().uses_text());
+    }
+
+    #[test]
+    fn wireshark_and_tcpdump_habits_get_the_filter_meant() {
+        for (habit, meant) in [
+            ("tcp.port==25", "port:25"),
+            ("tcp.port == 25", "port:25"),
+            ("host 10.1.0.11", "host:10.1.0.11"),
+            ("verdict==plaintext", "verdict:plaintext"),
+            ("verdict=starttls", "verdict:starttls"),
+            ("verdict!=starttls", "!verdict:starttls"),
+            ("port 25", "port:25"),
+            ("tcp port 25", "port:25"),
+            ("src host 10.0.0.1", "client:10.0.0.1"),
+            ("ip.dst==10.0.0.2 and tcp.dstport==2525", "server:10.0.0.2 and port:2525"),
+            ("port:25 | port:2525", "port:25 or port:2525"),
+            ("(port 25 || port 2525) plaintext", "(port:25 || port:2525) verdict:plaintext"),
+            ("cert-expired", "finding:cert-expired"),
+        ] {
+            assert_eq!(suggestion(habit).as_deref(), Some(meant), "{habit}");
+            assert!(Filter::parse(meant).is_ok(), "{meant}");
+        }
+        assert_eq!(suggestion("banana"), None);
+    }
+
+    #[test]
+    fn the_error_covers_the_words_of_the_habit() {
+        assert_eq!(Filter::parse("port:25 host 10.1.0.11").unwrap_err().span, 8..22);
     }
 
     #[test]

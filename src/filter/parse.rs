@@ -20,8 +20,10 @@ pub(super) enum Tok {
         value: String,
         value_at: usize,
     },
-    /// A bare word or a quoted string.
+    /// An unquoted word that is none of the above (an error, with a suggestion).
     Word(String),
+    /// A quoted string: free text.
+    Text(String),
 }
 
 fn err(kind: ErrorKind, span: Range<usize>) -> FilterError {
@@ -73,7 +75,7 @@ pub(super) fn lex(s: &str) -> Result<Vec<(Tok, Range<usize>)>, FilterError> {
             }
             '"' => {
                 let (text, end) = quoted(s, i)?;
-                out.push((Tok::Word(text), i..end));
+                out.push((Tok::Text(text), i..end));
                 i = end;
                 continue;
             }
@@ -127,7 +129,7 @@ pub(super) fn parse(s: &str) -> Result<Expr, FilterError> {
     if toks.is_empty() {
         return Ok(Expr::All);
     }
-    let mut p = Parser { toks: &toks, at: 0, len: s.len() };
+    let mut p = Parser { toks: &toks, at: 0, len: s.len(), src: s };
     let e = p.or()?;
     if let Some((_, span)) = toks.get(p.at) {
         return Err(err(ErrorKind::Unbalanced, span.clone()));
@@ -139,6 +141,7 @@ struct Parser<'a> {
     toks: &'a [(Tok, Range<usize>)],
     at: usize,
     len: usize,
+    src: &'a str,
 }
 
 impl Parser<'_> {
@@ -211,10 +214,28 @@ impl Parser<'_> {
                 }
             }
             Tok::Close => Err(err(ErrorKind::Unbalanced, span)),
-            Tok::Word(w) => Ok(Expr::Term(Term::Text(w.to_lowercase()))),
+            Tok::Text(w) => Ok(Expr::Term(Term::Text(w.to_lowercase()))),
+            Tok::Word(w) => Err(self.bare_word(w, span)),
             Tok::Pair { key, value, value_at } => term(&key, &value, span, value_at).map(Expr::Term),
             Tok::Or | Tok::And => Err(err(ErrorKind::MissingOperand("or".into()), span)),
         }
+    }
+}
+
+impl Parser<'_> {
+    /// An unquoted word the language does not know: free text must be quoted, so that
+    /// `tcp.port==25` is an error that says `port:25` instead of a filter matching nothing.
+    fn bare_word(&self, word: String, span: Range<usize>) -> FilterError {
+        let at = self.at - 1;
+        let local = super::habit::habit(self.toks, at);
+        let end = local
+            .as_ref()
+            .and_then(|h| self.toks.get(at + h.tokens - 1))
+            .map_or(span.end, |(_, s)| s.end.max(span.end));
+        // The whole filter rewritten, when that parses; else the fix for this word alone.
+        let suggestion =
+            super::habit::rewrite(self.src, self.toks).filter(|r| parse(r).is_ok()).or_else(|| local.map(|h| h.text));
+        err(ErrorKind::BareWord { word, suggestion }, span.start..end)
     }
 }
 
