@@ -33,6 +33,7 @@ fn implicit_tls_1_0_is_weak_and_its_certificate_is_read() {
     assert!(subject.starts_with("CN=mobile.charter.net,"), "{subject}");
     assert_eq!(r["cert"]["sha1"].as_str().unwrap().len(), 40);
     assert_eq!(r["cipher"], "TLS_RSA_WITH_RC4_128_MD5");
+    assert!(names(&r).contains(&"weak-cipher"), "RC4 is a weak cipher: {}", r["findings"]);
 }
 
 #[test]

@@ -394,13 +394,14 @@ pub struct Session {
 }
 
 /// Every finding name, as the schema lists them.
-pub const FINDINGS: [&str; 13] = [
+pub const FINDINGS: [&str; 14] = [
     "cleartext-auth",
     "starttls-injection",
     "response-injection",
     "starttls-stripped",
     "ehlo-masked",
     "weak-tls-version",
+    "weak-cipher",
     "cert-expired",
     "cert-not-yet-valid",
     "cert-self-signed",

@@ -384,6 +384,29 @@ pub fn cipher_name(id: u16) -> String {
     tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04X}"), |c| c.name.to_string())
 }
 
+/// Why a negotiated cipher suite is weak, judged by its IANA name (the registry spells every
+/// property out: `TLS_RSA_WITH_RC4_128_SHA`, `TLS_DH_anon_WITH_AES_128_CBC_SHA`,
+/// `TLS_RSA_EXPORT_WITH_DES40_CBC_SHA`, `TLS_RSA_WITH_NULL_SHA`); `None` for a sound one.
+pub fn weak_cipher(name: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = name.split('_').collect();
+    let has = |p: &str| parts.contains(&p);
+    Some(if has("NULL") {
+        "NULL encryption or authentication"
+    } else if has("anon") {
+        "anonymous key exchange (aNULL: no server authentication)"
+    } else if name.contains("EXPORT") {
+        "export-grade"
+    } else if has("RC4") {
+        "RC4"
+    } else if has("3DES") {
+        "3DES (64-bit blocks)"
+    } else if has("DES") || has("DES40") {
+        "single DES"
+    } else {
+        return None;
+    })
+}
+
 /// RFC 8446 name of an alert description (snake_case of tls-parser's names).
 pub fn alert_name(code: u8) -> String {
     let debug = tls_parser::TlsAlertDescription(code).to_string();
@@ -413,6 +436,12 @@ pub fn assess(s: &mut Session) {
     let frame = s.tls.server_hello;
     if version < 0x0303 && (version & 0xff00) != 0x7f00 {
         s.find("weak-tls-version", frame, format!("negotiated {} (below TLS1.2)", version_label(version)));
+    }
+    if let Some(id) = s.tls.cipher {
+        let name = cipher_name(id);
+        if let Some(why) = weak_cipher(&name) {
+            s.find("weak-cipher", frame, format!("negotiated {name}: {why}"));
+        }
     }
     if is_tls13(version) {
         s.find("cert-not-visible-tls13", frame, "TLS1.3 encrypts the certificate: it cannot be checked on the wire");
@@ -474,6 +503,43 @@ pub fn assess(s: &mut Session) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_ciphers_are_known_by_their_iana_names() {
+        for (name, why) in [
+            ("TLS_RSA_WITH_RC4_128_MD5", "RC4"),
+            ("TLS_ECDHE_RSA_WITH_RC4_128_SHA", "RC4"),
+            ("TLS_RSA_WITH_NULL_SHA256", "NULL encryption or authentication"),
+            ("TLS_NULL_WITH_NULL_NULL", "NULL encryption or authentication"),
+            ("TLS_RSA_EXPORT_WITH_DES40_CBC_SHA", "export-grade"),
+            ("TLS_DH_anon_WITH_AES_128_CBC_SHA", "anonymous key exchange (aNULL: no server authentication)"),
+            ("TLS_ECDH_anon_WITH_AES_256_CBC_SHA", "anonymous key exchange (aNULL: no server authentication)"),
+            ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "3DES (64-bit blocks)"),
+            ("TLS_RSA_WITH_DES_CBC_SHA", "single DES"),
+        ] {
+            assert_eq!(weak_cipher(name), Some(why), "{name}");
+        }
+        for sound in ["TLS_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"]
+        {
+            assert_eq!(weak_cipher(sound), None, "{sound}");
+        }
+        // Every name tls-parser knows with a weak part is caught by the same words.
+        assert_eq!(weak_cipher(&cipher_name(0x000a)), Some("3DES (64-bit blocks)"));
+        assert_eq!(weak_cipher(&cipher_name(0x0018)), Some("anonymous key exchange (aNULL: no server authentication)"));
+    }
+
+    #[test]
+    fn a_session_that_negotiated_rc4_has_the_weak_cipher_finding() {
+        let mut s = Session::new("10.0.0.1:1025".parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+        s.tls.client_hello = Some(4);
+        s.tls.server_hello = Some(5);
+        s.tls.version = Some(0x0303);
+        s.tls.cipher = Some(0x0005);
+        assess(&mut s);
+        let f = s.findings.iter().find(|f| f.name == "weak-cipher").expect("weak-cipher");
+        assert_eq!(f.text, "negotiated TLS_RSA_WITH_RC4_128_SHA: RC4");
+        assert_eq!(f.frame, Some(5));
+    }
 
     #[test]
     fn alert_names_follow_rfc8446() {
