@@ -52,6 +52,8 @@ pub struct Stats {
     pub undecodable: BTreeMap<Skip, u64>,
     /// Sessions reported, per verdict.
     pub verdicts: BTreeMap<Verdict, u64>,
+    /// Sessions reported with each finding, by name.
+    pub findings: BTreeMap<&'static str, u64>,
     /// TCP flows on mail ports that carried no payload (scans, aborted connects).
     pub payloadless_mail_flows: u64,
     /// Reassembly: holes declared.
@@ -346,6 +348,9 @@ impl Rest<'_> {
         self.stats.malformed_replies += u64::from(session.anomalies.malformed_replies);
         if let Some(v) = session.verdict {
             *self.stats.verdicts.entry(v).or_default() += 1;
+        }
+        for f in &session.findings {
+            *self.stats.findings.entry(f.name).or_default() += 1;
         }
         out(session);
     }

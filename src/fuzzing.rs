@@ -52,7 +52,7 @@ pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Every report format renders the session (escaping of wire strings included).
 fn render(s: &Session) {
-    let opts = Options { color: true, show_addresses: true, line_buffered: false };
+    let opts = Options { color: true, show_addresses: true, line_buffered: false, truncate: true };
     let _ = crate::report::json::to_line(&crate::report::json::record(s, opts));
     for f in [Format::Table, Format::Csv, Format::Json] {
         let mut w = crate::report::writer(f, Box::new(std::io::sink()), opts);

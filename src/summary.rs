@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::engine::Stats;
 use crate::flow::TableStats;
-use crate::session::Verdict;
+use crate::session::{Verdict, FINDINGS};
 
 /// One input's end state.
 #[derive(Debug, Clone)]
@@ -48,6 +48,7 @@ impl Summary {
             "tcp_segments": s.tcp_segments,
             "sessions": s.verdicts.values().sum::<u64>(),
             "verdicts": Verdict::ALL.iter().map(|v| (v.name().to_string(), json!(s.verdicts.get(v).copied().unwrap_or(0)))).collect::<serde_json::Map<_, _>>(),
+            "findings": FINDINGS.iter().map(|f| (f.to_string(), json!(s.findings.get(f).copied().unwrap_or(0)))).collect::<serde_json::Map<_, _>>(),
             "undecodable": s.undecodable.iter().map(|(k, v)| (k.name().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "flows": self.table.flows,
             "peak_flows": self.table.peak_flows,
@@ -75,6 +76,11 @@ impl Summary {
             Verdict::ALL.iter().filter_map(|v| s.verdicts.get(v).map(|n| format!("{} {n}", v.name()))).collect();
         if !per.is_empty() {
             let _ = writeln!(o, "  verdicts: {}", per.join(", "));
+        }
+        // In the order of the findings list, with the names the `finding:` filter takes.
+        let per: Vec<String> = FINDINGS.iter().filter_map(|f| s.findings.get(f).map(|n| format!("{f} {n}"))).collect();
+        if !per.is_empty() {
+            let _ = writeln!(o, "  finding: {}", per.join(", "));
         }
         if !s.undecodable.is_empty() {
             let per: Vec<String> = s.undecodable.iter().map(|(k, v)| format!("{} {v}", k.name())).collect();

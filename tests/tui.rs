@@ -815,13 +815,34 @@ fn columns_are_as_wide_as_what_they_show() {
     let mut app = demo();
     let s = screen(&draw(&mut app, 100, 30));
     assert!(s.contains("HELO") && s.contains("demo-clie"), "{s}");
-    // An IPv6 client is shown whole when the screen has room for it (at 100 columns the dated
-    // times of this 2013-2018 capture take the room, and the address is cut).
+    // An IPv6 client is shown whole when the screen has room for it; at 80x24 the (dated) time
+    // of this 2013-2018 capture stays and the address loses its middle, never its port.
     let Some((mut app, _)) = public("ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap") else { return };
-    for w in [80, 130] {
-        let s = screen(&draw(&mut app, w, 30));
-        assert!(s.contains("[2003:de:2016:125:fc36:8317:4e86:cb72]:"), "{w} columns:\n{s}");
-    }
+    let s = screen(&draw(&mut app, 130, 30));
+    assert!(s.contains("[2003:de:2016:125:fc36:8317:4e86:cb72]:7562"), "130 columns:\n{s}");
+    let s = screen(&draw(&mut app, 80, 24));
+    assert!(s.contains("TIME") && s.contains("2018-04-26 12:49:28"), "80 columns keep the time:\n{s}");
+    let client = s.lines().find(|l| l.contains("2018-04-26")).unwrap();
+    assert!(client.contains("[2003:de") && client.contains("…") && client.contains("]:7562 "), "{client}");
+}
+
+#[test]
+fn the_empty_table_message_spans_the_table() {
+    let mut app = demo();
+    type_filter(&mut app, "verdict:stripped");
+    app.apply(Action::FilterApply);
+    let s = screen(&draw(&mut app, 80, 24));
+    assert!(s.contains("no session matches the filter"), "whole, not cut to the first column:\n{s}");
+}
+
+#[test]
+fn findings_have_a_column_coloured_by_how_serious_they_are() {
+    let mut app = app_with(sessions(&common::bundled().join("expired-cert.pcap")), true);
+    let b = draw(&mut app, 130, 30);
+    let s = screen(&b);
+    assert!(s.contains("FINDINGS") && s.contains("expired,self-signed"), "{s}");
+    assert_eq!(fg_at(&b, "expired,"), Color::Red);
+    assert_eq!(fg_at(&b, "self-signed"), Color::Yellow);
 }
 
 #[test]

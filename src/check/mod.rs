@@ -59,8 +59,10 @@ pub struct Item {
     pub evidence: String,
     /// The hosts were recognised by a name a peer can claim.
     pub spoofable: bool,
-    /// Exchange's name for the server port, if it has one.
+    /// The server port's role (Exchange's when the server shows Exchange), if it has one.
     pub port_role: Option<&'static str>,
+    /// The same role in words.
+    pub port_name: Option<&'static str>,
 }
 
 /// Per-rule account.
@@ -181,7 +183,7 @@ fn expect_words(e: &Expect) -> String {
     }
 }
 
-pub use crate::ports::{port_name, port_role};
+pub use crate::ports::{port_name, port_role, shows_exchange};
 
 impl Checker {
     /// A checker for `policy`.
@@ -246,7 +248,8 @@ impl Checker {
                 first_seen: s.first_seen,
                 evidence: ev.unwrap_or_default(),
                 spoofable,
-                port_role: port_role(s.server.port()),
+                port_role: port_role(s.server.port(), shows_exchange(s)),
+                port_name: port_name(s.server.port(), shows_exchange(s)),
             });
         }
     }
@@ -307,7 +310,7 @@ impl Checker {
                     Outcome::Ignored => "ignored  ",
                     Outcome::Pass => "pass     ",
                 };
-                let port = it.server.rsplit(':').next().and_then(|p| p.parse().ok()).and_then(port_name);
+                let port = it.port_name;
                 let _ = writeln!(
                     o,
                     "  {tag} {} → {}  {}  {}{}  [{}]",

@@ -120,7 +120,12 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         writer: report::writer(
             format,
             w,
-            Options { color, show_addresses: out.show_addresses, line_buffered: input.interface.is_some() },
+            Options {
+                color,
+                show_addresses: out.show_addresses,
+                line_buffered: input.interface.is_some(),
+                truncate: stdout.is_terminal(),
+            },
         ),
         error: None,
     };

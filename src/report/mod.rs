@@ -2,6 +2,7 @@
 //! the helpers they share.
 
 pub mod csv;
+pub mod finding;
 pub mod json;
 pub mod pairs;
 pub mod table;
@@ -37,6 +38,8 @@ pub struct Options {
     /// capture); otherwise output is written in large blocks (files: a syscall per record costs
     /// more than the record).
     pub line_buffered: bool,
+    /// Cut table values to their columns (a terminal); otherwise every value is written whole.
+    pub truncate: bool,
 }
 
 /// A streaming writer of session records.

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use crate::ports::port_role;
+use crate::ports::{port_role, shows_exchange};
 use crate::session::{Session, Verdict};
 use crate::tls::version_label;
 
@@ -27,6 +27,11 @@ pub struct Pair {
     /// The notable EHLO extensions the server offered (see [`NOTABLE`]), masked ones as
     /// `XXXXXXXA`: what the terminal UI's OFFERED column lists.
     pub extensions: BTreeSet<&'static str>,
+    /// Sessions per finding name.
+    pub findings: BTreeMap<&'static str, u64>,
+    /// A server of the pair showed Exchange (banner or Exchange-only verbs): its ports take
+    /// Exchange's role names.
+    pub exchange: bool,
 }
 
 /// EHLO extensions worth a column: the upgrade verbs, TLS policy, AUTH, and the ones that change
@@ -49,6 +54,8 @@ pub struct PairCells {
     pub ports: String,
     /// Notable extensions offered, in [`NOTABLE`] order, masked ones last.
     pub extensions: String,
+    /// Findings by short name, with counts.
+    pub findings: String,
 }
 
 impl Pair {
@@ -79,6 +86,15 @@ impl Pair {
         if let (Some(v), true) = (s.tls.version, s.tls_handshake()) {
             *self.tls_versions.entry(version_label(v)).or_default() += 1;
         }
+        for f in &s.findings {
+            *self.findings.entry(f.name).or_default() += 1;
+        }
+        self.exchange |= shows_exchange(s);
+    }
+
+    /// Findings in the order of the findings list (stable names), with counts.
+    fn findings_ordered(&self) -> Vec<(&'static str, u64)> {
+        crate::session::FINDINGS.iter().filter_map(|f| self.findings.get_key_value(f).map(|(k, n)| (*k, *n))).collect()
     }
 
     /// Sessions in the pair.
@@ -105,6 +121,13 @@ impl Pair {
             used: dash(used.join(", ")),
             tls: dash(tls.join(", ")),
             ports: dash(ports.join(",")),
+            findings: dash(
+                self.findings_ordered()
+                    .iter()
+                    .map(|(f, n)| format!("{} {n}", super::finding::short(f)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         }
     }
 }
@@ -119,12 +142,15 @@ pub struct Pairs {
     pub by_port: BTreeMap<(IpAddr, IpAddr, u16), Pair>,
 }
 
-fn port_cell(port: u16) -> String {
-    match port_role(port) {
+fn port_cell(port: u16, exchange: bool) -> String {
+    match port_role(port, exchange) {
         Some(r) => format!("{port} {r}"),
         None => port.to_string(),
     }
 }
+
+/// Widest line of the text table when it can be helped: verdicts take short names beyond it.
+const TEXT_WIDTH: usize = 120;
 
 impl Pairs {
     /// Adds a finished session.
@@ -133,30 +159,129 @@ impl Pairs {
         self.by_port.entry((s.client.ip(), s.server.ip(), s.server.port())).or_default().add(s);
     }
 
-    /// Text table: a row per client host × server host × server port.
+    /// Text table: a row per client host × server host × server port, columns as wide as their
+    /// values, within 120 columns where the values allow (nothing is cut: the verdicts take short
+    /// names first).
     pub fn text(&self) -> String {
+        let titles = ["CLIENT HOST", "SERVER HOST", "PORT", "SESS", "VERDICTS", "OFFERED", "USED", "TLS", "FINDINGS"];
+        let rows = |short: bool| -> Vec<[String; 9]> {
+            self.by_port
+                .iter()
+                .map(|((c, s, port), p)| {
+                    let cells = p.cells();
+                    let verdicts: Vec<String> = p
+                        .verdicts
+                        .iter()
+                        .map(|(v, n)| format!("{} {n}", if short { v.short_name() } else { v.name() }))
+                        .collect();
+                    [
+                        c.to_string(),
+                        s.to_string(),
+                        port_cell(*port, p.exchange),
+                        p.sessions().to_string(),
+                        verdicts.join(", "),
+                        cells.offered,
+                        cells.used,
+                        cells.tls,
+                        cells.findings,
+                    ]
+                })
+                .collect()
+        };
+        let widths = |rows: &[[String; 9]]| -> [usize; 9] {
+            let mut w = titles.map(str::len);
+            for r in rows {
+                for (w, cell) in w.iter_mut().zip(r) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            w
+        };
+        // What a row needs before its findings (they wrap at commas), and the longest finding.
+        let longest = |rows: &[[String; 9]]| {
+            rows.iter().flat_map(|r| r[8].split(", ")).map(|f| f.chars().count() + 1).max().unwrap_or(0)
+        };
+        let total = |w: &[usize; 9], rows: &[[String; 9]]| {
+            w.iter().take(8).sum::<usize>() + 8 + longest(rows).max(titles[8].len())
+        };
+        let mut table = rows(false);
+        let mut w = widths(&table);
+        if total(&w, &table) > TEXT_WIDTH {
+            table = rows(true);
+            w = widths(&table);
+        }
+        // FINDINGS comes last and wraps at its commas under its own column, so a row with several
+        // findings does not push the table past the width.
+        let start = w.iter().take(8).sum::<usize>() + 8;
+        let room = TEXT_WIDTH.saturating_sub(start).max(titles[8].len());
         let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "{:<39} {:<39} {:<28} {:>5}  {:<34} {:<24} {:<18} TLS",
-            "CLIENT HOST", "SERVER HOST", "PORT", "SESS", "VERDICTS", "OFFERED", "USED"
-        );
-        for ((c, s, port), p) in &self.by_port {
-            let cells = p.cells();
-            let _ = writeln!(
-                o,
-                "{:<39} {:<39} {:<28} {:>5}  {:<34} {:<24} {:<18} {}",
-                c.to_string(),
-                s.to_string(),
-                port_cell(*port),
-                p.sessions(),
-                cells.verdicts,
-                cells.offered,
-                cells.used,
-                cells.tls
-            );
+        let line = |o: &mut String, cells: [&str; 9]| {
+            let mut l = String::new();
+            for (i, (cell, width)) in cells.iter().zip(w).enumerate().take(8) {
+                if i > 0 {
+                    l.push(' ');
+                }
+                // SESS is a count: right-aligned.
+                if i == 3 {
+                    let _ = write!(l, "{cell:>width$}");
+                } else {
+                    let _ = write!(l, "{cell:<width$}");
+                }
+            }
+            let mut parts: Vec<String> = Vec::new();
+            for item in cells[8].split(", ") {
+                match parts.last_mut() {
+                    Some(last) if last.chars().count() + 2 + item.chars().count() <= room => {
+                        last.push_str(", ");
+                        last.push_str(item);
+                    }
+                    _ => parts.push(item.to_string()),
+                }
+            }
+            let n = parts.len();
+            for (k, part) in parts.iter().enumerate() {
+                let more = if k + 1 < n { "," } else { "" };
+                if k == 0 {
+                    let _ = writeln!(o, "{l} {part}{more}");
+                } else {
+                    let _ = writeln!(o, "{:start$}{part}{more}", "");
+                }
+            }
+        };
+        line(&mut o, titles);
+        for r in &table {
+            line(&mut o, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8]].map(String::as_str));
         }
         o
+    }
+
+    /// CSV: a row per client host × server host × server port, a column per verdict and per
+    /// finding (counts), cells defused against spreadsheet formulas.
+    pub fn csv(&self) -> std::io::Result<Vec<u8>> {
+        let mut w = ::csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<String> =
+            ["client_host", "server_host", "server_port", "port_role", "sessions"].map(String::from).to_vec();
+        header.extend(Verdict::ALL.iter().map(|v| v.name().to_string()));
+        header.extend(["offered", "used", "tls_versions"].map(String::from));
+        header.extend(crate::session::FINDINGS.iter().map(|f| format!("finding:{f}")));
+        w.write_record(&header)?;
+        for ((c, s, port), p) in &self.by_port {
+            let mut row = vec![
+                c.to_string(),
+                s.to_string(),
+                port.to_string(),
+                port_role(*port, p.exchange).unwrap_or_default().to_string(),
+                p.sessions().to_string(),
+            ];
+            row.extend(Verdict::ALL.iter().map(|v| p.verdicts.get(v).copied().unwrap_or(0).to_string()));
+            let counts = |m: &BTreeMap<&str, u64>| m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>();
+            row.push(p.offered.iter().copied().collect::<Vec<_>>().join(" "));
+            row.push(counts(&p.used).join(", "));
+            row.push(p.tls_versions.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+            row.extend(crate::session::FINDINGS.iter().map(|f| p.findings.get(f).copied().unwrap_or(0).to_string()));
+            w.write_record(row.iter().map(|c| crate::escape::csv_cell(c)))?;
+        }
+        w.into_inner().map_err(|e| e.into_error())
     }
 
     /// One JSON object per host pair, with the same counts per server port in `by_port`.
@@ -168,6 +293,7 @@ impl Pairs {
                 "offered": p.offered,
                 "used": p.used,
                 "tls_versions": p.tls_versions,
+                "findings": p.findings_ordered().into_iter().map(|(f, n)| (f.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             })
         };
         self.pairs
@@ -185,7 +311,7 @@ impl Pairs {
                     .by_port
                     .range((*c, *s, 0)..=(*c, *s, u16::MAX))
                     .map(|((_, _, port), pp)| {
-                        let mut row = json!({ "port": port, "port_role": port_role(*port) });
+                        let mut row = json!({ "port": port, "port_role": port_role(*port, pp.exchange) });
                         if let (Some(o), serde_json::Value::Object(m)) = (row.as_object_mut(), counts(pp)) {
                             o.extend(m);
                         }

@@ -1,4 +1,6 @@
-//! The streaming table: fixed, truncated column widths, coloured by verdict on a terminal.
+//! The streaming table: fixed column widths, coloured by verdict on a terminal. Only a terminal
+//! gets values cut to their column: into a file or a pipe every value goes whole (a long HELO
+//! name or IPv6 address just pushes the rest of its row along).
 
 use std::io::{self, Write};
 
@@ -19,7 +21,7 @@ pub fn verdict_color(v: Verdict) -> &'static str {
 
 fn fit(s: &str, w: usize) -> String {
     let n = s.chars().count();
-    if n <= w {
+    if n <= w || w == usize::MAX {
         format!("{s:<w$}")
     } else {
         let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
@@ -29,10 +31,10 @@ fn fit(s: &str, w: usize) -> String {
 }
 
 /// An `ip:port` endpoint in `w` columns: a long (IPv6) address loses its middle, never its port.
-fn fit_endpoint(e: &std::net::SocketAddr, w: usize) -> String {
+fn fit_endpoint(e: &std::net::SocketAddr, w: usize, cut: bool) -> String {
     let s = e.to_string();
     let n = s.len();
-    if n <= w {
+    if n <= w || !cut {
         return format!("{s:<w$}");
     }
     // Keep the port and the address's last group (`…:1]:25`), and as much of its start as fits.
@@ -62,7 +64,7 @@ impl<'a> Writer<'a> {
             self.header = true;
             writeln!(
                 self.out,
-                "{} {} {} {} {} {} {:>4} {:>9}",
+                "{} {} {} {} {} {} {:>4} {:>9} FINDINGS",
                 fit("TIME (UTC)", 19),
                 fit("CLIENT", 23),
                 fit("SERVER", 23),
@@ -93,16 +95,18 @@ impl super::RecordWriter for Writer<'_> {
         };
         let verdict = fit(v.name(), 23);
         let (on, off) = if self.opts.color { (verdict_color(v), "\x1b[0m") } else { ("", "") };
+        let cut = self.opts.truncate;
         writeln!(
             self.out,
-            "{} {} {} {} {on}{verdict}{off} {} {:>4} {:>9}",
+            "{} {} {} {} {on}{verdict}{off} {} {:>4} {:>9} {}",
             fit(&time, 19),
-            fit_endpoint(&s.client, 23),
-            fit_endpoint(&s.server, 23),
-            fit(&helo, 20),
+            fit_endpoint(&s.client, 23, cut),
+            fit_endpoint(&s.server, 23, cut),
+            if cut { fit(&helo, 20) } else { format!("{helo:<20}") },
             fit(&tls, 6),
             msgs,
-            s.wire_bytes[0] + s.wire_bytes[1]
+            s.wire_bytes[0] + s.wire_bytes[1],
+            super::finding::short_list(s),
         )?;
         if self.opts.line_buffered {
             self.out.flush()?;
@@ -123,7 +127,7 @@ mod tests {
     #[test]
     fn a_long_ipv6_endpoint_keeps_its_port() {
         let e: std::net::SocketAddr = "[2003:de:2016:125:fc36:1234:5678:9abc]:2525".parse().unwrap();
-        let f = fit_endpoint(&e, 23);
+        let f = fit_endpoint(&e, 23, true);
         assert_eq!(f.chars().count(), 23);
         assert!(f.starts_with("[2003:de:"), "{f}");
         assert!(f.ends_with(":9abc]:2525"), "{f}");
@@ -132,6 +136,49 @@ mod tests {
     #[test]
     fn an_ipv4_endpoint_is_padded_not_cut() {
         let e: std::net::SocketAddr = "10.1.2.3:25".parse().unwrap();
-        assert_eq!(fit_endpoint(&e, 23), format!("{:<23}", "10.1.2.3:25"));
+        assert_eq!(fit_endpoint(&e, 23, true), format!("{:<23}", "10.1.2.3:25"));
+    }
+
+    fn table(s: &Session, truncate: bool) -> String {
+        let mut out = Vec::new();
+        let mut w = Writer::new(Box::new(&mut out), Options { truncate, ..Options::default() });
+        super::super::RecordWriter::write(&mut w, s).unwrap();
+        drop(w);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn off_a_terminal_no_value_is_cut() {
+        let mut s = Session::new(
+            "[2003:de:2016:125:fc36:1234:5678:9abc]:40001".parse().unwrap(),
+            "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff]:25".parse().unwrap(),
+        );
+        s.hello = Some(crate::session::Hello {
+            verb: "EHLO",
+            arg: b"a-very-long-helo-name.branch.contoso.example".to_vec(),
+            ..Default::default()
+        });
+        let full = table(&s, false);
+        for whole in [
+            "[2003:de:2016:125:fc36:1234:5678:9abc]:40001",
+            "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff]:25",
+            "a-very-long-helo-name.branch.contoso.example",
+        ] {
+            assert!(full.contains(whole), "{full}");
+        }
+        assert!(!full.contains('…'), "{full}");
+        let cut = table(&s, true);
+        assert!(cut.contains('…') && !cut.contains("a-very-long-helo-name.branch"), "{cut}");
+    }
+
+    #[test]
+    fn the_findings_column_lists_short_names() {
+        let mut s = Session::new("10.0.0.1:1025".parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+        let header_and_row = table(&s, false);
+        assert!(header_and_row.lines().next().unwrap().ends_with(" FINDINGS"), "{header_and_row}");
+        assert!(header_and_row.lines().nth(1).unwrap().ends_with(" -"), "{header_and_row}");
+        s.find("cleartext-auth", Some(7), "AUTH PLAIN in clear");
+        s.find("cert-expired", Some(9), "expired");
+        assert!(table(&s, false).lines().nth(1).unwrap().ends_with(" clear-auth,expired"));
     }
 }

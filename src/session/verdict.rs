@@ -56,6 +56,21 @@ impl Verdict {
         }
     }
 
+    /// A short name where the full ones do not fit (the UI's chips, `pairs`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Verdict::NotSmtp => "not-smtp",
+            Verdict::Incomplete => "incompl",
+            Verdict::ImplicitTls => "implicit",
+            Verdict::Starttls => "starttls",
+            Verdict::Stripped => "stripped",
+            Verdict::StarttlsRefused => "refused",
+            Verdict::StarttlsFailed => "failed",
+            Verdict::StarttlsOfferedUnused => "unused",
+            Verdict::Plaintext => "plain",
+        }
+    }
+
     /// Parses a label.
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.name() == s)

@@ -112,8 +112,7 @@ impl Runtime {
                 Effect::Export(fmt) => {
                     let Some(dir) = self.dir(app) else { continue };
                     let sessions: Vec<_> = app.store.visible().filter(|s| !s.in_progress).cloned().collect();
-                    let opts =
-                        ReportOptions { color: false, show_addresses: self.show_addresses, line_buffered: false };
+                    let opts = ReportOptions { show_addresses: self.show_addresses, ..ReportOptions::default() };
                     let tx = self.tx.clone();
                     let (format, ext) = match fmt {
                         ExportFormat::Ndjson => (Format::Json, "ndjson"),

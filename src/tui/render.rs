@@ -42,6 +42,26 @@ pub fn fit(s: &str, w: usize) -> String {
     out
 }
 
+/// Cuts an address (`10.1.2.3`, `[2001:db8::1]:25`, `2001:db8::1`) to `w` columns in its
+/// middle: the start and the last group stay, and so does the port, which tells sessions apart.
+pub fn fit_address(s: &str, w: usize) -> String {
+    if s.width() <= w {
+        return s.to_string();
+    }
+    // The port, with the `]` or the last address group before it.
+    let port_at = if s.starts_with('[') { s.rfind("]:") } else { s.rfind(':').filter(|_| s.contains('.')) };
+    let tail_from = match port_at {
+        Some(p) => s.get(..p).and_then(|a| a.rfind([':', '.'])).unwrap_or(p),
+        None => s.rfind([':', '.']).unwrap_or(s.len()),
+    };
+    let tail = s.get(tail_from..).unwrap_or_default();
+    let head = w.saturating_sub(tail.width() + 1);
+    match s.get(..head) {
+        Some(h) if head > 0 => format!("{h}…{tail}"),
+        _ => fit(s, w),
+    }
+}
+
 /// Draws one frame.
 pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     let area = f.area();
@@ -65,17 +85,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
 
 /// A verdict's name on a chip when the full names do not fit.
 fn short_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::NotSmtp => "not-smtp",
-        Verdict::Incomplete => "incompl",
-        Verdict::ImplicitTls => "implicit",
-        Verdict::Starttls => "starttls",
-        Verdict::Stripped => "stripped",
-        Verdict::StarttlsRefused => "refused",
-        Verdict::StarttlsFailed => "failed",
-        Verdict::StarttlsOfferedUnused => "unused",
-        Verdict::Plaintext => "plain",
-    }
+    v.short_name()
 }
 
 /// Most lines the verdict chips may take.
@@ -263,8 +273,9 @@ pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize) -> Vec<(Column, u1
         (Column::Helo, 6, 5),
         (Column::Verdict, 25, 0),
         (Column::Tls, 6, 2),
-        (Column::Msgs, 5, 6),
-        (Column::Bytes, 14, 4),
+        (Column::Msgs, 5, 7),
+        (Column::Bytes, 14, 6),
+        (Column::Findings, 40, 4),
     ];
     // A title with its sort mark always fits.
     let sized = |c: Column, cap: usize| natural(c).min(cap).max(c.title().width() + 1) as u16;
@@ -273,19 +284,21 @@ pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize) -> Vec<(Column, u1
     // Widths plus one space between columns.
     let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>().saturating_sub(1);
     while need(&keep) > avail && keep.len() > 1 {
-        // Bytes, HELO and messages go first; then long (IPv6) addresses are cut down to 21
-        // and 15 columns; only then does the time or the TLS version go.
-        let least = keep.iter().enumerate().max_by_key(|(_, c)| c.2).map(|(i, c)| (i, c.2));
-        let excess = need(&keep) - avail;
-        let shrink = keep.iter_mut().find(|c| matches!((c.0, c.1), (Column::Client, 22..) | (Column::Server, 16..)));
+        // Messages, bytes, HELO, then findings go first; then long (IPv6) addresses lose
+        // their middle down to 17 and 12 columns (an 80-column screen keeps the time with two
+        // IPv6 ends); only then does the time or the TLS version go.
+        let least = keep.iter().enumerate().max_by_key(|(i, c)| (c.2, *i)).map(|(i, c)| (i, c.2));
+        // The address with the most to spare gives a column at a time, so both keep what they can.
+        let min = |c: Column| if c == Column::Client { 17 } else { 12 };
+        let shrink = keep
+            .iter_mut()
+            .filter(|c| matches!(c.0, Column::Client | Column::Server) && c.1 > min(c.0))
+            .max_by_key(|c| c.1 - min(c.0));
         match (least, shrink) {
             (Some((i, imp)), _) if imp >= 4 => {
                 keep.remove(i);
             }
-            (_, Some(c)) => {
-                let min = if c.0 == Column::Client { 21 } else { 15 };
-                c.1 -= (c.1 - min).min(excess as u16);
-            }
+            (_, Some(c)) => c.1 -= 1,
             (Some((i, _)), None) => {
                 keep.remove(i);
             }
@@ -319,6 +332,7 @@ fn cell_text(col: Column, s: &Session, time: TimeShown) -> String {
         Column::Tls => store::tls_version(s).map(version_label).unwrap_or_else(|| "-".into()),
         Column::Msgs => store::messages(s).map_or("-".into(), |n| n.to_string()),
         Column::Bytes => thousands(s.wire_bytes[0] + s.wire_bytes[1]),
+        Column::Findings => report::finding::short_list(s),
     }
 }
 
@@ -379,7 +393,14 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     for i in offset..(offset + inner_h).min(len) {
         let Some(s) = app.store.get(i) else { break };
         let cells = cols.iter().map(|(c, w)| {
-            let text = fit(&shown_text(*c, s, time), usize::from(*w));
+            let full = shown_text(*c, s, time);
+            let text = match c {
+                Column::Client | Column::Server => fit_address(&full, usize::from(*w)),
+                _ => fit(&full, usize::from(*w)),
+            };
+            if *c == Column::Findings && !s.findings.is_empty() {
+                return Cell::from(findings_line(&th, s, usize::from(*w), i == app.cursor));
+            }
             let style = match c {
                 Column::Verdict => {
                     let st = s.verdict.map_or(th.dim(), |v| th.verdict(v));
@@ -419,18 +440,44 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         title.push(Span::styled("· following ", th.dim()));
     }
     let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
-    let mut table = Table::new(rows, widths).header(header).column_spacing(1).block(pane_block(
+    let table = Table::new(rows, widths).header(header).column_spacing(1).block(pane_block(
         app,
         Line::from(title),
         Pane::Table,
     ));
-    if len == 0 {
-        table = table.footer(Row::new([Cell::from(Span::styled(
-            if app.store.total() == 0 { "waiting for SMTP sessions…" } else { "no session matches the filter" },
-            th.dim(),
-        ))]));
-    }
     f.render_widget(table, area);
+    // Across the table's inside, not in the first column's cell, where it would be clipped.
+    if len == 0 && area.height > 3 {
+        let msg = if app.store.total() == 0 { "waiting for SMTP sessions…" } else { "no session matches the filter" };
+        let at = Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: 1 };
+        f.render_widget(Paragraph::new(Span::styled(msg, th.dim())), at);
+    }
+}
+
+/// A session's findings by short name, each coloured by how serious it is, cut to `w` columns.
+fn findings_line(th: &super::theme::Theme, s: &Session, w: usize, selected: bool) -> Line<'static> {
+    use report::finding::{severity, short, Severity};
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for (n, f) in s.findings.iter().enumerate() {
+        let name = short(f.name);
+        let sep = usize::from(n > 0);
+        if used + sep + name.width() > w {
+            spans.push(Span::styled("…", th.dim()));
+            break;
+        }
+        if sep == 1 {
+            spans.push(Span::raw(","));
+        }
+        let style = match severity(f.name) {
+            Severity::High => th.error(),
+            Severity::Warn => th.warn(),
+            Severity::Info => th.dim(),
+        };
+        spans.push(Span::styled(name.to_string(), if selected { th.on_selection(style) } else { style }));
+        used += sep + name.width();
+    }
+    Line::from(spans)
 }
 
 fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {

@@ -35,11 +35,13 @@ pub enum Column {
     Msgs,
     /// Payload bytes.
     Bytes,
+    /// Findings, by short name.
+    Findings,
 }
 
 impl Column {
     /// Every column, in table order.
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 10] = [
         Column::Time,
         Column::Client,
         Column::Server,
@@ -49,6 +51,7 @@ impl Column {
         Column::Tls,
         Column::Msgs,
         Column::Bytes,
+        Column::Findings,
     ];
 
     /// Header text.
@@ -63,6 +66,7 @@ impl Column {
             Column::Tls => "TLS",
             Column::Msgs => "MSGS",
             Column::Bytes => "BYTES",
+            Column::Findings => "FINDINGS",
         }
     }
 
@@ -129,6 +133,15 @@ fn key_of(col: Column, s: &Session) -> Key {
         Column::Tls => (tls_version(s).map_or(0, |v| u128::from(v) + 1), 0),
         Column::Msgs => (messages(s).map_or(0, |n| u128::from(n) + 1), 0),
         Column::Bytes => (u128::from(s.wire_bytes[0] + s.wire_bytes[1]), 0),
+        // The most serious first when reversed: serious findings count most, then any.
+        Column::Findings => {
+            let weight = |f: &crate::session::Finding| match crate::report::finding::severity(f.name) {
+                crate::report::finding::Severity::High => 1 << 16,
+                crate::report::finding::Severity::Warn => 1 << 8,
+                crate::report::finding::Severity::Info => 1,
+            };
+            (s.findings.iter().map(weight).sum::<u128>(), 0)
+        }
     };
     Key { primary, secondary, time: time_key(s.first_seen), id: s.id }
 }
