@@ -419,7 +419,8 @@ fn the_pairs_view_keeps_its_columns_at_100_columns() {
     let mut app = demo();
     app.apply(Action::Pairs);
     let s = screen(&draw(&mut app, 100, 20));
-    for title in ["CLIENT HOST", "SESS", "VERDICTS", "OFFERED", "USED", "TLS"] {
+    // The extensions give way first (issue 13): the verbs used, versions and findings stay.
+    for title in ["CLIENT HOST", "PORTS", "SESS", "VERDICTS", "USED", "TLS", "FINDINGS"] {
         assert!(s.contains(title), "{title}:\n{s}");
     }
     assert!(s.contains("STARTTLS 1") && s.contains("TLS1.3 1"), "{s}");
@@ -431,6 +432,17 @@ fn the_pairs_view_keeps_its_columns_at_100_columns() {
     app.apply(Action::Pairs);
     let s = screen(&draw(&mut app, 140, 20));
     assert!(s.contains("XXXXXXXA") && s.contains("(filter: ext:XXXXXXXA)"), "{s}");
+}
+
+#[test]
+fn the_pairs_view_gives_up_offered_before_used_and_ports_and_shows_findings_when_wide() {
+    let mut app = app_with(sessions(&common::bundled().join("multi-site.pcap")), true);
+    app.apply(Action::Pairs);
+    let s = screen(&draw(&mut app, 80, 24));
+    assert!(s.contains("USED") && s.contains("PORTS"), "{s}");
+    assert!(!s.contains("OFFERED"), "{s}");
+    let s = screen(&draw(&mut app, 160, 24));
+    assert!(s.contains("OFFERED") && s.contains("FINDINGS") && s.contains("clear-auth 1"), "{s}");
 }
 
 #[test]

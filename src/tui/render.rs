@@ -636,9 +636,9 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.detail = Rect::default();
-    // Columns sized from what they hold (hosts, ports, extensions, verbs, versions). When they do
-    // not all fit, the verdicts take short names, the extensions are cut (down to 16 columns), and
-    // only then do ports, verbs used and versions give way.
+    // Columns sized from what they hold (hosts, ports, extensions, verbs, versions, findings).
+    // When they do not all fit, the verdicts take short names, the findings go, the extensions
+    // are cut (down to 10 columns) and then go, and only then do versions, verbs used and ports.
     let visible: Vec<_> = app.pairs.pairs.iter().enumerate().skip(offset).take(inner_h).collect();
     let cells: Vec<_> = visible.iter().map(|(_, (_, p))| p.cells()).collect();
     let col = |title: &str, len: &dyn Fn(usize) -> usize, cap: usize| -> usize {
@@ -654,45 +654,66 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let ports_w = col("PORTS", &|i| cells[i].ports.width(), 16);
     let used_w = col("USED", &|i| cells[i].used.width(), 24);
     let tls_w = col("TLS", &|i| cells[i].tls.width(), 24);
+    let findings_full = col("FINDINGS", &|i| cells[i].findings.width(), 48);
     let avail = usize::from(area.width.saturating_sub(2));
     let mut short = false;
     let mut verdict_w = col("VERDICTS", &|i| verdicts_w(visible[i].1 .1, false), 80);
-    let mut offered_w = offered_full;
-    let mut show = [true; 3]; // ports, used, tls
-    let need = |show: &[bool; 3], verdicts: usize, offered: usize| {
-        let opt = [ports_w, used_w, tls_w].iter().zip(show).filter(|(_, s)| **s).map(|(w, _)| w + 1).sum::<usize>();
-        client_w + server_w + 5 + verdicts + offered + 5 + opt
+    let (mut offered_w, mut findings_w) = (offered_full, findings_full);
+    // Optional columns, in the order they give way.
+    const OFFERED: usize = 0;
+    const FINDINGS: usize = 1;
+    let mut show = [true; 5]; // offered, findings, tls, used, ports
+    let need = |show: &[bool; 5], verdicts: usize, offered: usize, findings: usize| {
+        let opt = [offered, findings, tls_w, used_w, ports_w]
+            .iter()
+            .zip(show)
+            .filter(|(_, s)| **s)
+            .map(|(w, _)| w + 1)
+            .sum::<usize>();
+        client_w + server_w + 5 + verdicts + 3 + opt
     };
-    if need(&show, verdict_w, offered_w) > avail {
+    if need(&show, verdict_w, offered_w, findings_w) > avail {
         short = true;
         verdict_w = col("VERDICTS", &|i| verdicts_w(visible[i].1 .1, true), 80);
     }
-    let over = need(&show, verdict_w, offered_w).saturating_sub(avail);
-    offered_w = offered_w.saturating_sub(over).max(16.min(offered_full));
-    for drop in [0, 1, 2] {
-        if need(&show, verdict_w, offered_w) > avail {
+    // Cut the extensions, then the findings, before any column goes.
+    let over = need(&show, verdict_w, offered_w, findings_w).saturating_sub(avail);
+    offered_w = offered_w.saturating_sub(over).max(10.min(offered_full));
+    let over = need(&show, verdict_w, offered_w, findings_w).saturating_sub(avail);
+    findings_w = findings_w.saturating_sub(over).max(12.min(findings_full));
+    for drop in [OFFERED, FINDINGS, 2, 3, 4] {
+        if need(&show, verdict_w, offered_w, findings_w) > avail {
             show[drop] = false;
         }
     }
-    // What is left goes back to the extensions.
-    let spare = avail.saturating_sub(need(&show, verdict_w, offered_w));
-    offered_w += spare.min(offered_full - offered_w);
+    // What is left goes back to the extensions, then the findings.
+    let mut spare = avail.saturating_sub(need(&show, verdict_w, offered_w, findings_w));
+    for (on, w, full) in
+        [(show[OFFERED], &mut offered_w, offered_full), (show[FINDINGS], &mut findings_w, findings_full)]
+    {
+        if on {
+            let add = spare.min(full - *w);
+            *w += add;
+            spare -= add;
+        }
+    }
     let len16 = |w: usize| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX));
     let mut widths = vec![len16(client_w), len16(server_w)];
     let mut titles = vec!["CLIENT HOST", "SERVER HOST"];
-    if show[0] {
-        widths.push(len16(ports_w));
-        titles.push("PORTS");
-    }
-    widths.extend([Constraint::Length(5), len16(verdict_w), len16(offered_w)]);
-    titles.extend(["SESS", "VERDICTS", "OFFERED"]);
-    if show[1] {
-        widths.push(len16(used_w));
-        titles.push("USED");
-    }
-    if show[2] {
-        widths.push(len16(tls_w));
-        titles.push("TLS");
+    let optional = [
+        (show[4], ports_w, "PORTS"),
+        (true, 5, "SESS"),
+        (true, verdict_w, "VERDICTS"),
+        (show[OFFERED], offered_w, "OFFERED"),
+        (show[3], used_w, "USED"),
+        (show[2], tls_w, "TLS"),
+        (show[FINDINGS], findings_w, "FINDINGS"),
+    ];
+    for (on, w, title) in optional {
+        if on {
+            widths.push(len16(w));
+            titles.push(title);
+        }
     }
     let header = Row::new(titles.iter().map(|t| Cell::from(*t))).style(th.heading());
     let mut rows = Vec::new();
@@ -705,17 +726,30 @@ fn draw_pairs(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         }
         let mut row: Vec<Cell> =
             vec![Cell::from(fit(&c.to_string(), client_w)), Cell::from(fit(&s.to_string(), server_w))];
-        if show[0] {
+        if show[4] {
             row.push(Cell::from(cells.ports));
         }
         row.push(Cell::from(Line::from(p.sessions().to_string()).right_aligned()));
         row.push(Cell::from(Line::from(verdicts)));
-        row.push(Cell::from(fit(&cells.extensions, offered_w)));
-        if show[1] {
+        if show[OFFERED] {
+            row.push(Cell::from(fit(&cells.extensions, offered_w)));
+        }
+        if show[3] {
             row.push(Cell::from(cells.used));
         }
         if show[2] {
             row.push(Cell::from(cells.tls));
+        }
+        if show[FINDINGS] {
+            let style = if p.findings.keys().any(|f| report::finding::severity(f) == report::finding::Severity::High) {
+                th.error()
+            } else if p.findings.keys().any(|f| report::finding::severity(f) == report::finding::Severity::Warn) {
+                th.warn()
+            } else {
+                th.dim()
+            };
+            let style = if *i == app.pairs_cursor { th.on_selection(style) } else { style };
+            row.push(Cell::from(Span::styled(fit(&cells.findings, findings_w), style)));
         }
         let mut r = Row::new(row);
         if *i == app.pairs_cursor {
