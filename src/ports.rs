@@ -52,3 +52,38 @@ pub fn port_role(port: u16, exchange: bool) -> Option<&'static str> {
 pub fn port_name(port: u16, exchange: bool) -> Option<&'static str> {
     port_entry(port, exchange).map(|(.., name)| *name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{EhloReply, Extension};
+
+    fn server(banner: &str, extensions: &[&str]) -> Session {
+        let mut s = Session::new("10.0.0.1:1025".parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+        s.banner = Some(banner.as_bytes().to_vec());
+        let extensions =
+            extensions.iter().map(|k| Extension { keyword: k.as_bytes().to_vec(), params: Vec::new() }).collect();
+        s.ehlo_reply = Some(EhloReply { extensions, ..Default::default() });
+        s
+    }
+
+    #[test]
+    fn exchange_shows_itself_by_its_banner_or_its_own_verbs() {
+        assert!(shows_exchange(&server("hub.contoso.com Microsoft ESMTP MAIL Service ready", &["STARTTLS"])));
+        for verb in ["X-ANONYMOUSTLS", "XEXCH50", "x-exps"] {
+            assert!(shows_exchange(&server("mx.example ESMTP", &["STARTTLS", verb])), "{verb}");
+        }
+        assert!(!shows_exchange(&server("relay.example ESMTP Postfix", &["STARTTLS", "PIPELINING"])));
+    }
+
+    #[test]
+    fn only_an_exchange_server_gets_exchange_role_names() {
+        assert_eq!(port_role(25, true), Some("front-end"));
+        assert_eq!(port_role(2525, true), Some("hub"));
+        assert_eq!(port_role(25, false), Some("smtp"));
+        assert_eq!(port_role(587, false), Some("submission"));
+        assert_eq!(port_role(465, false), Some("smtps"));
+        assert_eq!(port_role(2525, false), None);
+        assert_eq!(port_name(465, true), Some("Exchange client proxy (STARTTLS here, not implicit TLS)"));
+    }
+}

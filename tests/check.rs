@@ -618,3 +618,30 @@ fn every_policy_key_is_documented_in_the_readme_and_the_example_policy() {
         assert!(example.lines().any(|l| l.trim_start_matches(['#', ' ']).starts_with(key)), "example lacks {key}");
     }
 }
+
+#[test]
+fn only_a_server_that_shows_exchange_gets_exchange_role_names_in_pairs() {
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["pairs", "-q", "-r", &multi_site()]).output().unwrap();
+    let out = stdout(&o);
+    // 10.3.3.21 is the Postfix relay of the capture: its port 25 is plain `smtp`.
+    let postfix = out.lines().find(|l| l.starts_with("10.1.0.11 ") && l.contains(" 10.3.3.21 ")).unwrap();
+    assert!(postfix.contains(" 25 smtp ") && !postfix.contains("front-end"), "{out}");
+    let exchange = out.lines().find(|l| l.starts_with("10.1.0.11 ") && l.contains(" 10.3.1.21 ")).unwrap();
+    assert!(exchange.contains(" 25 front-end "), "{out}");
+}
+
+#[test]
+fn pairs_text_fits_120_columns_and_names_the_findings() {
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["pairs", "-q", "-r", &multi_site()]).output().unwrap();
+    let out = stdout(&o);
+    assert!(out.lines().all(|l| l.chars().count() <= 120), "{out}");
+    assert!(out.lines().next().unwrap().ends_with(" FINDINGS"), "{out}");
+    assert!(out.contains("clear-auth 1") && out.contains("name-mismatch 1"), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["pairs", "-q", "-F", "json", "-r", &multi_site()])
+        .output()
+        .unwrap();
+    let lines = json_lines(&o);
+    let pair = lines.iter().find(|l| l["client_host"] == "10.2.0.11" && l["server_host"] == "10.1.0.21").unwrap();
+    assert_eq!(pair["findings"], serde_json::json!({"cleartext-auth": 2}));
+}

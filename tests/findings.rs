@@ -194,3 +194,47 @@ fn exchange_x_exps_is_an_authentication_in_clear() {
     assert!(names(&r).contains(&"cleartext-auth"));
     assert!(r["evidence"].to_string().contains("X-EXPS GSSAPI in clear"));
 }
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(args).output().expect("run smtpscope")
+}
+
+fn bundled(name: &str) -> String {
+    common::bundled().join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn the_table_has_a_findings_column_and_the_summary_counts_each_finding() {
+    let o = run(&["-r", &bundled("expired-cert.pcap"), "--color", "never"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().ends_with(" FINDINGS"), "{out}");
+    assert!(lines.next().unwrap().ends_with(" expired,self-signed"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\n  finding: cert-expired 1, cert-self-signed 1\n"), "{err}");
+    let (_dir, sum) = common::scratch_file("summary.json");
+    run(&["-r", &bundled("expired-cert.pcap"), "-F", "json", "--summary", sum.to_str().unwrap()]);
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&sum).unwrap()).unwrap();
+    assert_eq!(s["findings"]["cert-expired"], 1);
+    assert_eq!(s["findings"]["weak-cipher"], 0, "every finding is a key");
+}
+
+#[test]
+fn the_demo_table_shows_findings() {
+    let o = run(&["-r", &bundled("demo.pcap"), "--no-tui"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().next().unwrap().ends_with("FINDINGS"), "{out}");
+    assert!(out.lines().nth(1).unwrap().ends_with(" cert-hidden"), "{out}");
+}
+
+#[test]
+fn into_a_pipe_the_table_cuts_nothing() {
+    // 40-character HELO names and IPv6 addresses would be cut on a terminal.
+    let Some(dir) = common::public_corpus() else { return };
+    let f = dir.join("ndpi-smtp-starttls-gmail-tls10-and-ipv6-vlan-tls12.pcap");
+    let o = run(&["-r", &f.to_string_lossy(), "--no-tui"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains('…'), "{out}");
+    assert!(out.contains("[2003:de:2016:125:fc36:8317:4e86:cb72]:"), "{out}");
+}
