@@ -238,3 +238,23 @@ fn into_a_pipe_the_table_cuts_nothing() {
     assert!(!out.contains('…'), "{out}");
     assert!(out.contains("[2003:de:2016:125:fc36:8317:4e86:cb72]:"), "{out}");
 }
+
+#[test]
+fn the_verdict_rules_and_every_finding_are_documented_inside_the_project() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/verdicts.md")).unwrap();
+    for v in smtpscope::session::Verdict::ALL {
+        assert!(doc.contains(&format!("**`{}`**", v.name())), "{} missing", v.name());
+    }
+    for step in 'a'..='g' {
+        assert!(doc.contains(&format!("**({step})**")), "incomplete step ({step}) missing");
+    }
+    for f in smtpscope::session::FINDINGS {
+        let short = smtpscope::report::finding::short(f);
+        assert!(doc.contains(&format!("`{f}` (`{short}`)")), "{f} missing");
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("docs/verdicts.md"), "README points users at it");
+    for f in smtpscope::session::FINDINGS {
+        assert!(readme.contains(&format!("`{f}`")), "README's findings list lacks {f}");
+    }
+}
