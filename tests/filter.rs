@@ -180,3 +180,32 @@ fn cli_y_refuses_wireshark_and_tcpdump_habits_and_says_what_was_meant() {
         assert!(o.stdout.is_empty(), "{habit}");
     }
 }
+
+#[test]
+fn the_packets_of_the_kept_sessions_are_written_in_file_order_and_read_back_the_same() {
+    let input = common::bundled().join("demo.pcap");
+    let mut all = demo();
+    // Sessions name their file as it was given on the command line.
+    for s in &mut all {
+        s.file = Some(input.display().to_string().into());
+    }
+    let plain: Vec<&Session> = all.iter().filter(|s| s.client.port() == 40003).collect();
+    let mut keep = smtpscope::report::packets::Keep::default();
+    for s in &plain {
+        keep.add(s);
+    }
+    let (_dir, out) = common::scratch_file("kept.pcap");
+    let written = keep.write(&[input], std::fs::File::create(&out).unwrap()).unwrap();
+    assert_eq!(written, plain[0].packets, "every packet of the session, and no other");
+    let again = common::sessions(&out);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].client, again[0].verdict), (plain[0].client, plain[0].verdict));
+    // In file order: the timestamps never go back.
+    let mut cap = pcap::Capture::from_file(&out).unwrap();
+    let mut last = (0, 0);
+    while let Ok(p) = cap.next_packet() {
+        let t = (p.header.ts.tv_sec, p.header.ts.tv_usec);
+        assert!(t >= last);
+        last = t;
+    }
+}
