@@ -71,15 +71,108 @@ fn incomplete_sessions_are_unproven() {
 }
 
 #[test]
-fn a_rule_that_matched_nothing_says_so_and_fails_with_require_traffic() {
+fn a_rule_that_matched_nothing_proves_nothing_unless_allowed() {
     let Some(f) = public("packetlife-ipv4-smtp-gmail-ehlo-quit.pcap") else { return };
     let args = ["-r", f.as_str(), "--expect", "plaintext", "--between", "10.1.0.0/24", "10.2.0.0/24"];
     let o = smtpscope(&args);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stdout(&o).contains("nothing proven: no SMTP seen between these groups"));
+    assert!(stdout(&o).contains("result: NOTHING PROVEN"), "{}", stdout(&o));
     let mut strict = args.to_vec();
     strict.push("--require-traffic");
-    assert_eq!(smtpscope(&strict).status.code(), Some(3));
+    assert_eq!(smtpscope(&strict).status.code(), Some(3), "--require-traffic stays accepted");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-no-traffic");
+    let o = smtpscope(&allowed);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("result: PASS"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_typo_in_a_cidr_is_not_a_pass() {
+    // The issue's case: 10.9 for 10.1 — nothing matches, and the check must not say PASS.
+    let args = ["-r", &multi_site(), "--expect", "plaintext", "--between", "10.9.0.0/24", "10.2.0.0/24"];
+    let o = smtpscope(&args);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("result: PASS"), "{}", stdout(&o));
+    let mut junit = args.to_vec();
+    junit.extend(["-F", "junit"]);
+    assert!(stdout(&smtpscope(&junit)).contains("<failure message=\"nothing proven"));
+    let mut json = args.to_vec();
+    json.extend(["-F", "json"]);
+    let lines = json_lines(&smtpscope(&json));
+    let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+    assert_eq!((summary["result"].as_str(), summary["exit"].as_u64()), (Some("nothing-proven"), Some(3)));
+}
+
+#[test]
+fn a_misspelt_verb_or_version_on_the_command_line_is_exit_2_with_the_word_meant() {
+    let o = smtpscope(&[
+        "-r",
+        &multi_site(),
+        "--expect",
+        "plaintext",
+        "--forbid-offer",
+        "X-ANONYMOUSTSL",
+        "--between",
+        "10.1.0.0/24",
+        "10.2.0.0/24",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("'X-ANONYMOUSTSL' is not an upgrade verb") && err.contains("X-ANONYMOUSTLS?"), "{err}");
+    let o = smtpscope(&["-r", &multi_site(), "--expect", "tls", "--min-version", "TLS1.4", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown TLS version 'TLS1.4'"), "{}", stderr(&o));
+    let (_d, p) = policy_file("typo.toml", "[default]\nexpect = \"plaintext\"\nforbid_offer = [\"x-anonymoustsl\"]\n");
+    let o = smtpscope(&["-r", &multi_site(), "--policy", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("did you mean X-ANONYMOUSTLS?"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_and_pairs_take_a_display_filter_and_count_what_it_leaves_out() {
+    let o = smtpscope(&[
+        "-r",
+        &multi_site(),
+        "--policy",
+        EXAMPLE_POLICY,
+        "-Y",
+        "port:2525",
+        "--allow-no-traffic",
+        "-F",
+        "json",
+    ]);
+    let lines = json_lines(&o);
+    let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+    assert_eq!(summary["left_out"]["display_filter"], 11, "{lines:?}");
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "-Y", "port:2525"]);
+    assert!(stdout(&o).contains("11 session(s) left out: dropped by the display filter (-Y)"), "{}", stdout(&o));
+    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "-Y", "tcp.port==2525"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["pairs", "-r", &multi_site(), "-Y", "port:2525"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    assert!(stderr(&o).contains("11 session(s) left out: dropped by the display filter (-Y)"), "{}", stderr(&o));
+}
+
+#[test]
+fn pairs_csv_has_a_row_per_pair_and_port_with_counts() {
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["pairs", "-q", "-F", "csv", "-r", &multi_site()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut r = csv::Reader::from_reader(&o.stdout[..]);
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&header[..5], ["client_host", "server_host", "server_port", "port_role", "sessions"]);
+    assert!(header.contains(&"finding:cleartext-auth".to_string()));
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 12);
+    let hub = rows.iter().find(|r| &r[2] == "2525").unwrap();
+    assert_eq!((&hub[0], &hub[1], &hub[3], &hub[4]), ("10.2.0.11", "10.1.0.21", "hub", "1"));
 }
 
 #[test]
@@ -287,11 +380,11 @@ fn a_policy_the_capture_keeps_passes() {
 fn branch_to_branch_traffic_is_a_rule_that_matches_nothing() {
     let args = ["-r", &multi_site(), "--expect", "tls", "--between", "10.3.2.0/24", "10.3.3.0/24"];
     let o = smtpscope(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stdout(&o).contains("nothing proven: no SMTP seen between these groups"));
-    let mut strict = args.to_vec();
-    strict.push("--require-traffic");
-    assert_eq!(smtpscope(&strict).status.code(), Some(3));
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-no-traffic");
+    assert_eq!(smtpscope(&allowed).status.code(), Some(0));
 }
 
 #[test]
@@ -492,7 +585,17 @@ fn one_rule_options_with_a_policy_are_a_one_line_usage_error() {
 #[test]
 fn port_since_and_until_select_sessions_under_a_policy_and_say_how_many_they_left_out() {
     // Only the hub transport port: one POA<->TOR session on 2525, the other eleven left out.
-    let o = smtpscope(&["-r", &multi_site(), "--policy", EXAMPLE_POLICY, "--port", "2525", "-F", "json"]);
+    let o = smtpscope(&[
+        "-r",
+        &multi_site(),
+        "--policy",
+        EXAMPLE_POLICY,
+        "--port",
+        "2525",
+        "--allow-no-traffic",
+        "-F",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let lines = json_lines(&o);
     assert_eq!(rule(&lines, "POA <-> TOR hubs in clear (WAN optimizers)")["passed"], 1);

@@ -12,6 +12,7 @@ use smtpscope::check::{policy, Checker, JudgeOptions, NoTraffic, Policy, Window}
 use smtpscope::report;
 
 use super::input::{drive, driver_options, parse_time, InputArgs};
+use super::report::display_filter;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -55,9 +56,19 @@ pub struct CheckArgs {
     #[arg(long, value_parser = parse_time)]
     pub until: Option<i64>,
 
-    /// A rule that matched no SMTP at all makes the check unproven (exit 3).
-    #[arg(long)]
+    /// A named rule that matched no session proves nothing: exit 3, "result: NOTHING PROVEN".
+    /// This is the default; the option stays accepted.
+    #[arg(long, conflicts_with = "allow_no_traffic")]
     pub require_traffic: bool,
+
+    /// Let a named rule that matched no session pass (a typo in a CIDR or a capture filter that
+    /// excluded everything looks the same: use with care). The [default] rule may always see nothing.
+    #[arg(long)]
+    pub allow_no_traffic: bool,
+
+    /// Display filter: only the sessions it keeps are judged; the others are counted as left out.
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    pub display_filter: Option<String>,
 
     /// Accept TLS 1.3 sessions for certificate requirements (the certificate is not visible).
     #[arg(long)]
@@ -130,7 +141,11 @@ fn check_policy(a: &CheckArgs) -> Result<Policy> {
             policy::Expect::Plaintext { forbid_offer: verbs.collect::<Result<_, _>>()? }
         }
         ExpectArg::Tls => policy::Expect::Tls {
-            min_version: a.min_version.as_deref().map(|v| policy::parse_version(v, "check: --min-version")).transpose()?,
+            min_version: a
+                .min_version
+                .as_deref()
+                .map(|v| policy::parse_version(v, "check: --min-version"))
+                .transpose()?,
             cert_valid: false,
             cert_name: false,
         },
@@ -147,19 +162,25 @@ fn check_policy(a: &CheckArgs) -> Result<Policy> {
 
 pub fn run(a: &CheckArgs) -> Result<ExitCode> {
     let pol = check_policy(a)?;
+    let filter = display_filter(a.display_filter.as_deref())?;
+    let no_traffic = if a.allow_no_traffic { NoTraffic::Allowed } else { NoTraffic::Unproven };
     let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
-    let mut checker = Checker::new(pol, opts, Window { since: a.since, until: a.until, ports: a.port.clone(), ..Window::default() });
-    drive(&a.input, driver_options(&a.input)?, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
+    let mut driver = driver_options(&a.input)?;
+    // Free text is matched against transcripts, which the engine records only when asked.
+    driver.engine.transcript = filter.uses_text();
+    let window = Window { since: a.since, until: a.until, ports: a.port.clone(), filter };
+    let mut checker = Checker::new(pol, opts, window);
+    drive(&a.input, driver, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
     let mut out = io::stdout().lock();
     match a.format {
-        CheckFormat::Text => out.write_all(checker.text(NoTraffic::default()).as_bytes())?,
+        CheckFormat::Text => out.write_all(checker.text(no_traffic).as_bytes())?,
         CheckFormat::Json => {
-            for v in checker.ndjson(NoTraffic::default()) {
+            for v in checker.ndjson(no_traffic) {
                 writeln!(out, "{}", report::json::to_line(&v))?;
             }
         }
-        CheckFormat::Junit => out.write_all(checker.junit(NoTraffic::default()).as_bytes())?,
+        CheckFormat::Junit => out.write_all(checker.junit(no_traffic).as_bytes())?,
     }
     out.flush()?;
-    Ok(ExitCode::from(checker.exit_code(NoTraffic::default())))
+    Ok(ExitCode::from(checker.exit_code(no_traffic)))
 }
