@@ -164,13 +164,52 @@ fn options_may_follow_the_bpf_expression_as_with_tcpdump() {
 
 #[test]
 fn live_only_options_without_an_interface_are_a_usage_error() {
-    for args in [&["-w", "x.pcap"][..], &["--duration", "3s"], &["-Z", "nobody"], &["-p"]] {
+    for args in [&["--duration", "3s"][..], &["-Z", "nobody"], &["-p"], &["-s", "96"], &["-s", "262144"]] {
         let mut all = vec!["-r", "captures/demo.pcap"];
         all.extend_from_slice(args);
         let o = smtpscope(&all);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("applies to live capture (-i) only"), "{args:?}");
     }
+    // -w with files belongs to the main command (the reported sessions' packets).
+    let o = smtpscope(&["check", "-r", "captures/demo.pcap", "-w", "x.pcap", "--expect", "tls", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-w applies to live capture (-i), or to `smtpscope -r FILE"));
+}
+
+#[test]
+fn a_packet_count_applies_to_files_as_with_tcpdump() {
+    let o = smtpscope(&["-r", &demo(), "-c", "50", "-F", "json"]);
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("smtpscope: 50 packets,"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn w_with_r_writes_the_packets_of_the_sessions_the_filter_keeps() {
+    let (_dir, out) = common::scratch_file("kept.pcap");
+    let o = smtpscope(&["-r", &demo(), "-Y", "port:2526", "-w", out.to_str().unwrap(), "-F", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kept = json_lines(&o);
+    assert_eq!(kept.len(), 1);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("wrote {} packets of 1 session(s)", kept[0]["packets"]))
+    );
+    // Reading the written file gives the kept session back, whole.
+    let again = smtpscope(&["-q", "-r", out.to_str().unwrap(), "-F", "json"]);
+    let again = json_lines(&again);
+    assert_eq!(again.len(), 1);
+    for key in ["client", "server", "verdict", "packets", "bytes_client", "bytes_server"] {
+        assert_eq!(again[0][key], kept[0][key], "{key}");
+    }
+    // Never over an input.
+    let o = smtpscope(&["-r", out.to_str().unwrap(), "-w", out.to_str().unwrap(), "-F", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("that is the input"));
+    assert_eq!(json_lines(&smtpscope(&["-q", "-r", out.to_str().unwrap(), "-F", "json"])).len(), 1, "input intact");
 }
 
 #[test]

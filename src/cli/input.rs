@@ -34,11 +34,12 @@ pub struct InputArgs {
     #[arg(short = 'D', long = "list-interfaces", conflicts_with = "interface")]
     pub list_interfaces: bool,
 
-    /// Live: also write every captured packet to FILE (pcap).
-    #[arg(short = 'w', value_name = "FILE", requires = "interface")]
+    /// Live: also write every captured packet to FILE (pcap). With -r (main command): write the
+    /// packets of the sessions reported (those -Y keeps), as captured, in file order.
+    #[arg(short = 'w', value_name = "FILE")]
     pub write: Option<PathBuf>,
 
-    /// Stop after N packets.
+    /// Stop after N packets (live, or the first N of the files, as tcpdump -r -c).
     #[arg(short = 'c', value_name = "N")]
     pub count: Option<u64>,
 
@@ -50,9 +51,9 @@ pub struct InputArgs {
     #[arg(short = 'p', long = "no-promiscuous-mode")]
     pub no_promisc: bool,
 
-    /// Live: bytes captured per packet.
-    #[arg(short = 's', long = "snapshot-length", value_name = "BYTES", default_value_t = 262_144)]
-    pub snaplen: i32,
+    /// Live: bytes captured per packet (default 262144).
+    #[arg(short = 's', long = "snapshot-length", value_name = "BYTES")]
+    pub snaplen: Option<i32>,
 
     /// Live: kernel buffer size in KiB (as tcpdump -B; default 8192).
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB")]
@@ -114,14 +115,25 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// The snapshot length for a live capture.
+    pub fn snaplen(&self) -> i32 {
+        match self.snaplen {
+            Some(n) if n > 0 => n,
+            _ => 262_144,
+        }
+    }
+
     /// A live-capture option given without `-i` (clap's `requires` is not checked for arguments
-    /// that also conflict with others), which would otherwise be silently ignored.
-    pub fn live_only_misuse(&self) -> Option<&'static str> {
+    /// that also conflict with others), which would otherwise be silently ignored. `-w` with
+    /// files is allowed where `files_write` says so (the main command writes the reported
+    /// sessions' packets).
+    pub fn live_only_misuse(&self, files_write: bool) -> Option<&'static str> {
         if self.interface.is_some() {
             return None;
         }
         [
-            (self.write.is_some(), "-w"),
+            (self.write.is_some() && !files_write, "-w"),
+            (self.snaplen.is_some(), "-s"),
             (self.duration.is_some(), "--duration"),
             (self.user.is_some(), "-Z"),
             (self.buffer_kib.is_some(), "-B"),
@@ -182,7 +194,7 @@ pub fn driver_options(input: &InputArgs) -> Result<driver::Options> {
             device: dev.clone(),
             options: LiveOptions {
                 promisc: !input.no_promisc,
-                snaplen: input.snaplen,
+                snaplen: input.snaplen(),
                 immediate: immediate_mode(dev, !input.no_immediate),
                 buffer_size: input.buffer_kib.map(|k| k.saturating_mul(1024)),
                 filter: filter.clone(),
@@ -268,7 +280,7 @@ pub fn drive(
                 (Ok(name), Ok(desc)) => format!("{name} ({desc})"),
                 _ => lt.0.to_string(),
             };
-            let snaplen = if input.snaplen <= 0 { 262_144 } else { input.snaplen };
+            let snaplen = input.snaplen();
             say!("smtpscope: listening on {dev}, link-type {link}, snapshot length {snaplen} bytes{batching}");
         }
     }

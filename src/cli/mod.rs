@@ -67,10 +67,13 @@ impl Cli {
             Some(Cmd::Pairs(a)) => &a.input,
             Some(Cmd::Generate(_)) => return,
         };
-        if let Some(opt) = input.live_only_misuse() {
-            Cli::command()
-                .error(clap::error::ErrorKind::ArgumentConflict, format!("{opt} applies to live capture (-i) only"))
-                .exit();
+        if let Some(opt) = input.live_only_misuse(self.cmd.is_none()) {
+            let only = if opt == "-w" {
+                "applies to live capture (-i), or to `smtpscope -r FILE [-Y FILTER] -w OUT` (the reported sessions' packets)"
+            } else {
+                "applies to live capture (-i) only"
+            };
+            Cli::command().error(clap::error::ErrorKind::ArgumentConflict, format!("{opt} {only}")).exit();
         }
     }
 }

@@ -97,6 +97,14 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let tui = out.tui || (!out.no_tui && out.format.is_none() && io::stdout().is_terminal());
+    // -w with files: the reported sessions' packets (live, -w saves every packet as it comes).
+    let kept_pcap = match (&input.write, &input.interface) {
+        (Some(_), None) if tui => {
+            bail!("-w with -r writes the reported sessions' packets: add --no-tui or -F (in the terminal UI, w writes the selected session's)")
+        }
+        (Some(path), None) => Some((path.clone(), create_kept_pcap(path, &input.read)?)),
+        _ => None,
+    };
     if tui {
         return run_tui(input, out);
     }
@@ -130,12 +138,16 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         error: None,
     };
     let stopped = AtomicBool::new(false);
+    let mut keep = report::packets::Keep::default();
     drive(
         input,
         opts,
         &mut |s| {
             if !filter.matches(&s) {
                 return;
+            }
+            if kept_pcap.is_some() {
+                keep.add(&s);
             }
             sink.emit(s);
             if sink.error.is_some() {
@@ -148,7 +160,26 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         return Err(e.into());
     }
     sink.writer.finish()?;
+    if let Some((path, file)) = kept_pcap {
+        let frames = keep.write(&input.read, file)?;
+        if !input.quiet {
+            say!("smtpscope: wrote {frames} packets of {} session(s) to {}", keep.sessions(), path.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the `-w` file of a run over files, refusing to write over one of the inputs (the
+/// evidence itself); created now, so that a path that cannot be written fails before the run.
+fn create_kept_pcap(path: &std::path::Path, inputs: &[PathBuf]) -> Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(out) = std::fs::metadata(path) {
+        let same = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (out.dev(), out.ino()));
+        if let Some(p) = inputs.iter().find(|p| same(p)) {
+            bail!("-w {}: that is the input {}; write the packets to another file", path.display(), p.display());
+        }
+    }
+    std::fs::File::create(path).map_err(|e| anyhow::anyhow!("-w {}: {e}", path.display()))
 }
 
 /// The terminal UI over files or a live interface.
