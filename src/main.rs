@@ -36,6 +36,9 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
+    if let Some(e) = cli::misplaced_subcommand(&std::env::args_os().collect::<Vec<_>>()) {
+        return cli::exit_code(Err(anyhow::anyhow!(e)));
+    }
     let cli = Cli::parse();
     cli.reject_misuse();
     let result = match &cli.cmd {

@@ -393,3 +393,29 @@ fn max_buffer_total_bounds_what_all_flows_hold_together() {
     assert!(sum["reassembly_budget_releases"].as_u64().unwrap() > 0, "{sum}");
     assert!(sum["gaps"].as_u64().unwrap() > 0, "{sum}");
 }
+
+#[test]
+fn options_before_a_subcommand_are_an_error_that_says_where_they_go() {
+    let o = smtpscope(&["-r", &demo(), "check", "--expect", "tls", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("smtpscope: options go after the subcommand: `smtpscope check -r "), "{err}");
+    let o = smtpscope(&["-q", "-r", &demo(), "pairs"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`smtpscope pairs -q -r"), "not a capture filter 'pairs'");
+}
+
+#[test]
+fn the_ui_without_a_terminal_says_no_terminal() {
+    // setsid: no controlling terminal, as under cron or a CI runner.
+    let Ok(o) = Command::new("setsid")
+        .args(["-w", env!("CARGO_BIN_EXE_smtpscope"), "--tui", "-r", &demo()])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no terminal") && !err.contains("No such device or address"), "{err}");
+}

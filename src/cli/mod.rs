@@ -78,6 +78,48 @@ impl Cli {
     }
 }
 
+/// Options given before a subcommand (`smtpscope -r f check --expect tls`) would otherwise be
+/// read as the main command's, and the subcommand's name as a capture filter: the error says
+/// where they go, with the command line reordered. `None` when the arguments are in order.
+pub fn misplaced_subcommand(args: &[std::ffi::OsString]) -> Option<String> {
+    let cmd = Cli::command();
+    let subcommands: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let long_takes = |name: &str| cmd.get_arguments().any(|a| a.get_long() == Some(name) && takes_value(a));
+    let short_takes = |c: char| cmd.get_arguments().any(|a| a.get_short() == Some(c) && takes_value(a));
+    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        if w == "--" {
+            return None;
+        }
+        if let Some(long) = w.strip_prefix("--") {
+            i += if !long.contains('=') && long_takes(long) { 2 } else { 1 };
+            continue;
+        }
+        if let Some(cluster) = w.strip_prefix('-').filter(|c| !c.is_empty()) {
+            // The first short option that takes a value takes the rest of the word, or the next.
+            let value_at = cluster.char_indices().find(|(_, c)| short_takes(*c));
+            i += match value_at {
+                Some((at, c)) if at + c.len_utf8() == cluster.len() => 2,
+                _ => 1,
+            };
+            continue;
+        }
+        // The first word that is no option: a subcommand here comes too late.
+        if i == 0 || !subcommands.contains(&w.as_str()) {
+            return None;
+        }
+        let before = words.get(..i).unwrap_or_default().join(" ");
+        let after = words.get(i + 1..).unwrap_or_default().join(" ");
+        return Some(format!(
+            "options go after the subcommand: `smtpscope {w} {before}{}{after}` (the main command's options before `{w}` would be read as its own, and `{w}` as a capture filter)",
+            if after.is_empty() { "" } else { " " }
+        ));
+    }
+    None
+}
+
 /// The exit status for a runner's result: errors are one line on stderr and exit 2; a reader that
 /// closed our stdout is no error.
 pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
@@ -101,6 +143,24 @@ mod tests {
     fn the_mail_ports_shown_in_help_are_the_engines_defaults() {
         let parsed: Vec<u16> = MAIL_PORTS_TEXT.split(',').map(|p| p.parse().unwrap()).collect();
         assert_eq!(parsed, smtpscope::engine::DEFAULT_MAIL_PORTS);
+    }
+
+    fn misplaced(args: &[&str]) -> Option<String> {
+        let v: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        misplaced_subcommand(&v)
+    }
+
+    #[test]
+    fn options_before_a_subcommand_are_named_with_the_order_meant() {
+        let e = misplaced(&["smtpscope", "-r", "f.pcap", "check", "--expect", "tls"]).unwrap();
+        assert!(e.starts_with("options go after the subcommand: `smtpscope check -r f.pcap --expect tls`"), "{e}");
+        assert!(misplaced(&["smtpscope", "-q", "pairs", "-r", "f.pcap"]).is_some());
+        assert!(misplaced(&["smtpscope", "-qr", "f.pcap", "pairs"]).is_some());
+        // In order, or a file or a filter word that only looks like one: no error.
+        assert_eq!(misplaced(&["smtpscope", "check", "-r", "f.pcap", "--expect", "tls"]), None);
+        assert_eq!(misplaced(&["smtpscope", "-r", "check"]), None);
+        assert_eq!(misplaced(&["smtpscope", "-r", "f.pcap", "host", "check"]), None);
+        assert_eq!(misplaced(&["smtpscope", "--read=f.pcap", "-Y", "port:25"]), None);
     }
 
     #[test]

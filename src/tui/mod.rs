@@ -195,7 +195,14 @@ impl Tty {
         if unsafe { libc::isatty(0) } == 1 {
             return Ok(Self { fd: 0, _own: None });
         }
-        let f = std::fs::File::open("/dev/tty")?;
+        // Without a controlling terminal the kernel says "No such device or address": say what it means.
+        let f = std::fs::File::open("/dev/tty").map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => io::Error::new(
+                e.kind(),
+                "no terminal for the UI (standard input is not one and there is no controlling terminal): use --no-tui or -F",
+            ),
+            _ => e,
+        })?;
         Ok(Self { fd: f.as_raw_fd(), _own: Some(f) })
     }
 
