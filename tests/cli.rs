@@ -419,3 +419,11 @@ fn the_ui_without_a_terminal_says_no_terminal() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no terminal") && !err.contains("No such device or address"), "{err}");
 }
+
+#[test]
+fn an_export_dir_that_cannot_be_used_is_refused_at_start() {
+    let o = smtpscope(&["--tui", "-r", &demo(), "--export-dir", "/nonexistent/smtpscope-exports"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("smtpscope: --export-dir /nonexistent/smtpscope-exports: No such file"), "{err}");
+}

@@ -27,7 +27,7 @@ fn render(format: Format) -> String {
         let mut w = report::writer(
             format,
             Box::new(&mut buf),
-            Options { color: true, show_addresses: false, line_buffered: true },
+            Options { color: true, show_addresses: false, line_buffered: true, truncate: true },
         );
         w.write(&session()).unwrap();
         w.finish().unwrap();
@@ -88,7 +88,7 @@ fn check_text_shows_escaped_evidence_once_and_defuses_raw_controls() {
     };
     let mut c = Checker::new(Policy { rules: vec![rule] }, Default::default(), Default::default());
     c.add(&s);
-    let out = c.text(false);
+    let out = c.text(Default::default());
     assert!(out.contains("banner mx\\x1B[2J"), "escaped once, not doubled: {out}");
     assert!(!out.contains("\\\\x1B"), "{out}");
     assert_no_raw_controls(&out, 0);
@@ -97,8 +97,11 @@ fn check_text_shows_escaped_evidence_once_and_defuses_raw_controls() {
 fn render_session(s: &smtpscope::session::Session, format: Format, show_addresses: bool) -> String {
     let mut buf = Vec::new();
     {
-        let mut w =
-            report::writer(format, Box::new(&mut buf), Options { color: false, show_addresses, line_buffered: false });
+        let mut w = report::writer(
+            format,
+            Box::new(&mut buf),
+            Options { color: false, show_addresses, line_buffered: false, truncate: true },
+        );
         w.write(s).unwrap();
         w.finish().unwrap();
     }

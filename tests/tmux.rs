@@ -140,3 +140,73 @@ fn the_ui_exits_when_its_terminal_goes_away() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_live_run_that_gave_up_root_names_the_user_and_the_fix_when_it_cannot_export() {
+    if !tmux_available() || !common::root_and("SMTPSCOPE_LIVE_TEST", "the live export test") {
+        return;
+    }
+    // A directory only root may write: the run becomes nobody, who may not.
+    let dir = std::env::temp_dir().join(format!("smtpscope-rootonly-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = Tmux { socket: format!("smtpscope-test-export-{}", std::process::id()) };
+    let shell = format!(
+        "cd {} && {} -i lo -Z nobody --tui; echo SMTPSCOPE-EXIT $?; sleep 60",
+        dir.display(),
+        env!("CARGO_BIN_EXE_smtpscope")
+    );
+    let started =
+        t.cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let s = t.wait("the start note", |s| s.contains("exports cannot be written"));
+    assert!(s.contains("as nobody (uid 65534)") && s.contains("--export-dir"), "{s}");
+    smtp_on_loopback();
+    t.wait("the session", |s| s.contains("Sessions 1/1"));
+    t.keys(&["e"]);
+    t.keys(&["n"]);
+    let s = t.wait("the export to fail", |s| s.contains("export failed"));
+    assert!(s.contains("this live run writes as nobody (uid 65534) since it gave up root: use --export"), "{s}");
+    t.keys(&["q"]);
+    t.wait("smtpscope to exit", |s| s.contains("SMTPSCOPE-EXIT"));
+    // An --export-dir that user may not write is refused at start.
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["-i", "lo", "-Z", "nobody", "--tui", "--export-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not writable by nobody (uid 65534)") && err.contains("-Z USER"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One short SMTP dialogue over loopback (greeting, EHLO, QUIT), so that a live run has a
+/// session to export.
+fn smtp_on_loopback() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        let mut w = sock.try_clone().unwrap();
+        let mut r = BufReader::new(sock);
+        w.write_all(b"220 mx.test ESMTP\r\n").unwrap();
+        for reply in [&b"250 mx.test\r\n"[..], b"221 bye\r\n"] {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            w.write_all(reply).unwrap();
+        }
+    });
+    let sock = std::net::TcpStream::connect(addr).unwrap();
+    let mut w = sock.try_clone().unwrap();
+    let mut r = BufReader::new(sock);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    for cmd in [&b"EHLO client.test\r\n"[..], b"QUIT\r\n"] {
+        w.write_all(cmd).unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    drop((w, r));
+    server.join().unwrap();
+}

@@ -198,6 +198,22 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     let live = opened.is_live();
     let dir = out.export_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let export = ExportDir::open(&dir).map_err(|e| format!("{}: {e}", dir.display()));
+    // A directory asked for must be usable: said now, not at the first export.
+    if let (Some(_), Err(e)) = (&out.export_dir, &export) {
+        bail!("--export-dir {e}");
+    }
+    if let (Some(d), Ok(x)) = (&out.export_dir, &export) {
+        if !x.writable() {
+            bail!("--export-dir {}: not writable", d.display());
+        }
+    }
+    // A live run as root writes its exports as the user it becomes.
+    // SAFETY: a plain getter.
+    let becomes = if live && unsafe { libc::geteuid() } == 0 {
+        privilege::target(input.user.as_deref())?.map(|(user, uid, _)| (user, uid))
+    } else {
+        None
+    };
     let mut notes = Vec::new();
     let (opened, origin) = if live {
         // The spool's directory belongs to the user we become, so it can still rotate segments.
@@ -216,6 +232,23 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     if live {
         if let Some(msg) = drop_privileges(input)? {
             notes.push(msg);
+        }
+    }
+    let export_hint = becomes.as_ref().map(|(user, uid)| {
+        format!(
+            "this live run writes as {user} (uid {uid}) since it gave up root: use --export-dir DIR that {user} may write, or -Z USER"
+        )
+    });
+    if let (Some((user, uid)), Ok(x)) = (&becomes, &export) {
+        if !x.writable() {
+            let fix = format!("use --export-dir DIR that {user} may write, or -Z USER");
+            if out.export_dir.is_some() {
+                bail!(
+                    "--export-dir {}: not writable by {user} (uid {uid}), the user this live run becomes after giving up root: {fix}",
+                    x.path().display()
+                );
+            }
+            notes.push(format!("exports cannot be written to {} as {user} (uid {uid}): {fix}", x.path().display()));
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -242,6 +275,7 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
             filter: out.display_filter.clone(),
             show_addresses: out.show_addresses,
             notes,
+            export_hint,
             frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
             stop,
         },

@@ -34,6 +34,13 @@ impl ExportDir {
         Ok(Self { fd, path })
     }
 
+    /// Whether this process, as the user it now runs as, may create files in the directory
+    /// (checked at start, and again after a live run gave up root).
+    pub fn writable(&self) -> bool {
+        // SAFETY: a valid directory descriptor and a C string; no other effect.
+        unsafe { libc::faccessat(self.fd.as_raw_fd(), c".".as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+    }
+
     /// The directory as opened (for messages).
     pub fn path(&self) -> &Path {
         &self.path
@@ -136,6 +143,20 @@ mod tests {
         assert!(!d.join("after.csv").exists());
         let _ = std::fs::remove_dir_all(&d);
         let _ = std::fs::remove_dir_all(&moved);
+    }
+
+    #[test]
+    fn a_directory_without_write_permission_is_not_writable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("ro");
+        assert!(ExportDir::open(&d).unwrap().writable());
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // SAFETY: a plain getter. Root may write anywhere, so only a user can see the refusal.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(!ExportDir::open(&d).unwrap().writable());
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

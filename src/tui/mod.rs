@@ -46,6 +46,9 @@ pub struct Options {
     pub show_addresses: bool,
     /// Messages to show at start (privileges dropped, …).
     pub notes: Vec<String>,
+    /// Added to an export that fails for want of permission: who the process runs as and the fix
+    /// (a live run that gave up root writes as that user).
+    pub export_hint: Option<String>,
     /// Write one line per frame (time, work µs, updates) here: for benchmarks.
     pub frame_log: Option<PathBuf>,
     /// Set by SIGTERM/SIGINT/SIGHUP: leave cleanly.
@@ -64,6 +67,7 @@ struct Runtime {
     origin: Origin,
     export: Option<Arc<ExportDir>>,
     export_error: Option<String>,
+    export_hint: Option<String>,
     show_addresses: bool,
     loader: Sender<Request>,
     tx: Sender<Done>,
@@ -92,7 +96,7 @@ impl Runtime {
             Ok(d) => (Some(Arc::new(d)), None),
             Err(e) => (None, Some(e)),
         };
-        Ok(Self { origin, export, export_error, show_addresses, loader, tx, rx })
+        Ok(Self { origin, export, export_error, export_hint: None, show_addresses, loader, tx, rx })
     }
 
     fn dir(&self, app: &mut App) -> Option<Arc<ExportDir>> {
@@ -119,6 +123,7 @@ impl Runtime {
                         ExportFormat::Csv => (Format::Csv, "csv"),
                     };
                     app.say(format!("exporting {} sessions…", sessions.len()), false);
+                    let hint = self.export_hint.clone();
                     std::thread::spawn(move || {
                         let r = dir.create_unique(&format!("smtpscope-sessions-{}", export::stamp()), ext).and_then(
                             |(name, file)| {
@@ -130,7 +135,10 @@ impl Runtime {
                             Ok((name, n)) => {
                                 (format!("wrote {n} sessions to {}", dir.path().join(name).display()), false)
                             }
-                            Err(e) => (format!("export failed in {}: {e}", dir.path().display()), true),
+                            Err(e) => (
+                                format!("export failed in {}: {e}{}", dir.path().display(), denied_hint(&e, &hint)),
+                                true,
+                            ),
                         };
                         let _ = tx.send(Done::Status(msg.0, msg.1));
                     });
@@ -140,6 +148,7 @@ impl Runtime {
                     let origin = self.origin.clone();
                     let tx = self.tx.clone();
                     app.say("writing the session's packets…", false);
+                    let hint = self.export_hint.clone();
                     std::thread::spawn(move || {
                         let stem = format!(
                             "smtpscope-{}-{}-{}",
@@ -151,7 +160,9 @@ impl Runtime {
                             if p.rows.is_empty() {
                                 return Err(p.note.unwrap_or_else(|| "no packet found".into()));
                             }
-                            let (name, file) = dir.create_unique(&stem, "pcap").map_err(|e| e.to_string())?;
+                            let (name, file) = dir
+                                .create_unique(&stem, "pcap")
+                                .map_err(|e| format!("{e} in {}{}", dir.path().display(), denied_hint(&e, &hint)))?;
                             packets::write_pcap(&p, file)?;
                             Ok((name, p.rows.len()))
                         });
@@ -176,6 +187,14 @@ impl Drop for TerminalGuard {
     fn drop(&mut self) {
         let _ = execute!(io::stdout(), DisableMouseCapture);
         ratatui::restore();
+    }
+}
+
+/// ` — <hint>` for a refused write, when there is a hint.
+fn denied_hint(e: &io::Error, hint: &Option<String>) -> String {
+    match hint {
+        Some(h) if e.kind() == io::ErrorKind::PermissionDenied => format!(" — {h}"),
+        _ => String::new(),
     }
 }
 
@@ -232,7 +251,7 @@ const INGEST_BUDGET: Duration = Duration::from_millis(15);
 
 /// Runs the UI over an opened input until the user quits; returns the run's summary.
 pub fn run(opened: Opened, opts: Options) -> io::Result<Option<Summary>> {
-    let Options { source, origin, export, filter, show_addresses, notes, frame_log, stop } = opts;
+    let Options { source, origin, export, filter, show_addresses, notes, export_hint, frame_log, stop } = opts;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
     if let Some(f) = filter.as_deref() {
         if let Err(e) = app.set_filter_text(f) {
@@ -242,7 +261,8 @@ pub fn run(opened: Opened, opts: Options) -> io::Result<Option<Summary>> {
     if let Some(n) = notes.last() {
         app.say(n.clone(), false);
     }
-    let runtime = Runtime::new(origin, export, show_addresses)?;
+    let mut runtime = Runtime::new(origin, export, show_addresses)?;
+    runtime.export_hint = export_hint;
     let mut log = match frame_log {
         Some(p) => Some(io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
