@@ -748,3 +748,12 @@ fn pairs_text_fits_120_columns_and_names_the_findings() {
     let pair = lines.iter().find(|l| l["client_host"] == "10.2.0.11" && l["server_host"] == "10.1.0.21").unwrap();
     assert_eq!(pair["findings"], serde_json::json!({"cleartext-auth": 2}));
 }
+
+#[test]
+fn help_and_readme_say_a_rule_that_matched_nothing_proves_nothing() {
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["check", "--help"]).output().unwrap();
+    let help = stdout(&o);
+    assert!(help.contains("--allow-no-traffic") && help.contains("NOTHING PROVEN"), "{help}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("**A rule that matched nothing is not a pass.**") && readme.contains("--allow-no-traffic"));
+}

@@ -112,8 +112,8 @@ fn extra_sections() -> String {
     }
     r.control("SH", ["EXIT STATUS"]);
     r.text([roman(
-        "0 ok; 2 usage or input error. check: 0 pass, 1 violation, 3 unproven (nothing proven). A reader that \
-         closes the output early is no error.",
+        "0 ok; 2 usage or input error. check: 0 pass, 1 violation, 3 unproven, or a named rule that matched no \
+         session (NOTHING PROVEN; --allow-no-traffic accepts it). A reader that closes the output early is no error.",
     )]);
     r.control("SH", ["SEE ALSO"]);
     r.text([roman("tcpdump(1), tshark(1), pcap-filter(7)")]);

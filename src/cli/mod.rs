@@ -44,7 +44,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Prove TLS is really off (or on) between given hosts; exit 0 pass, 1 violation, 3 unproven.
+    /// Prove TLS is really off (or on) between given hosts; exit 0 pass, 1 violation, 3 unproven or
+    /// a rule that matched no session.
     Check(CheckArgs),
     /// Who speaks TLS to whom: host pairs with verdict counts, offered and used upgrade verbs.
     Pairs(PairsArgs),
@@ -53,8 +54,9 @@ pub enum Cmd {
     Generate(generate::GenerateArgs),
 }
 
-const AFTER_HELP: &str = "Exit status: 0 ok, 2 usage or input error (check: 1 violation, 3 unproven). Ctrl-C or \
-SIGTERM ends a live capture cleanly (open sessions are reported); a second Ctrl-C exits at once.\n\
+const AFTER_HELP: &str = "Exit status: 0 ok, 2 usage or input error (check: 1 violation, 3 unproven, or a named rule \
+that matched no session unless --allow-no-traffic). Options go after a subcommand: smtpscope check -r FILE ...\n\
+Ctrl-C or SIGTERM ends a live capture cleanly (open sessions are reported); a second Ctrl-C exits at once.\n\
 Verdicts: not-smtp, incomplete, implicit-tls, starttls, stripped, starttls-refused, starttls-failed,\n\
 starttls-offered-unused, plaintext. The NDJSON schema is described in README.md.";
 

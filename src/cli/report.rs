@@ -51,7 +51,8 @@ pub struct ReportArgs {
     pub color: ColorArg,
 
     /// Display filter: only sessions matching FILTER are reported, e.g. 'verdict:plaintext
-    /// server:10.1.0.0/16', '!verdict:starttls', 'tls:<1.2 or finding:cert-*' (see README).
+    /// server:10.1.0.0/16', '!verdict:starttls', 'tls:<1.2 or finding:cert-*', '"free text"' (quoted;
+    /// an unquoted word that is no key:value is an error). With -w: their packets (see README).
     #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
     pub display_filter: Option<String>,
 }
