@@ -99,12 +99,8 @@ impl Keep {
             let last = flows.values().flatten().map(|s| s.last).max().unwrap_or(0);
             let mut decoder = Decoder::new();
             let mut frame = 0u64;
-            loop {
-                let p = match cap.next_packet() {
-                    Ok(p) => p,
-                    // A truncated input ends where the first pass ended too.
-                    Err(_) => break,
-                };
+            // A truncated input ends where the first pass ended too.
+            while let Ok(p) = cap.next_packet() {
                 frame += 1;
                 if frame > last {
                     break;
