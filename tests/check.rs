@@ -121,6 +121,8 @@ fn a_misspelt_verb_or_version_on_the_command_line_is_exit_2_with_the_word_meant(
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("'X-ANONYMOUSTSL' is not an upgrade verb") && err.contains("X-ANONYMOUSTLS?"), "{err}");
+    let o = smtpscope(&["-r", &multi_site(), "--expect", "any", "--port", "25,0", "--between", "*", "*"]);
+    assert_eq!(o.status.code(), Some(2), "port 0 is no port");
     let o = smtpscope(&["-r", &multi_site(), "--expect", "tls", "--min-version", "TLS1.4", "--between", "*", "*"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown TLS version 'TLS1.4'"), "{}", stderr(&o));

@@ -32,8 +32,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "B", requires = "from")]
     pub to: Option<String>,
 
-    /// Only sessions to these server ports (comma-separated); with --policy too.
-    #[arg(long, value_delimiter = ',')]
+    /// Only sessions to these server ports (comma-separated, 1-65535); with --policy too.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Vec<u16>,
 
     /// With --expect plaintext: upgrade verbs the server must not offer (e.g. X-ANONYMOUSTLS).
