@@ -409,6 +409,16 @@ mod tests {
         assert_eq!(suggestion("banana"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_within_its_bounds(text in "[a-z.:=!|&()\" 0-9-]{0,40}") {
+            if let Err(e) = Filter::parse(&text) {
+                proptest::prop_assert!(e.span.start <= e.span.end && e.span.end <= text.len(), "{:?}", e);
+                let _ = e.kind.to_string();
+            }
+        }
+    }
+
     #[test]
     fn the_error_covers_the_words_of_the_habit() {
         assert_eq!(Filter::parse("port:25 host 10.1.0.11").unwrap_err().span, 8..22);
