@@ -210,6 +210,10 @@ fn w_with_r_writes_the_packets_of_the_sessions_the_filter_keeps() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("that is the input"));
     assert_eq!(json_lines(&smtpscope(&["-q", "-r", out.to_str().unwrap(), "-F", "json"])).len(), 1, "input intact");
+    // Standard input cannot be read a second time: said before anything is read.
+    let o = smtpscope(&["-r", "-", "-w", out.to_str().unwrap(), "-F", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be read a second time"));
 }
 
 #[test]

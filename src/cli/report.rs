@@ -174,6 +174,14 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
 /// evidence itself); created now, so that a path that cannot be written fails before the run.
 fn create_kept_pcap(path: &std::path::Path, inputs: &[PathBuf]) -> Result<std::fs::File> {
     use std::os::unix::fs::MetadataExt;
+    // The packets are read again once the sessions are known: a pipe cannot be.
+    if let Some(p) = inputs.iter().find(|p| p.as_os_str() == "-" || std::fs::metadata(p).is_ok_and(|m| !m.is_file())) {
+        bail!(
+            "-w {}: {} cannot be read a second time (not a regular file); save it to a file first",
+            path.display(),
+            p.display()
+        );
+    }
     if let Ok(out) = std::fs::metadata(path) {
         let same = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (out.dev(), out.ino()));
         if let Some(p) = inputs.iter().find(|p| same(p)) {
