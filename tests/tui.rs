@@ -901,3 +901,19 @@ fn the_open_marker_does_not_cut_the_longest_verdict() {
         assert!(s.contains("● starttls-offered-unused "), "{w} columns:\n{s}");
     }
 }
+
+#[test]
+fn at_80_by_24_the_time_stays_and_ipv6_ends_lose_their_middle_not_their_port() {
+    // Demo sessions moved to long IPv6 addresses (no capture needed): the longest verdict too.
+    let mut all = sessions(&demo_path());
+    for (i, s) in all.iter_mut().enumerate() {
+        s.client = format!("[2003:de:2016:125:fc36:8317:4e86:cb7{i}]:4000{i}").parse().unwrap();
+        s.server = "[2a00:1450:4001:81c::1b]:25".parse().unwrap();
+    }
+    let mut app = app_with(all, true);
+    let s = screen(&draw(&mut app, 80, 24));
+    assert!(s.contains("TIME") && s.contains("11:22:56"), "{s}");
+    let row = s.lines().find(|l| l.starts_with("│11:22:56") && l.contains("unused")).unwrap();
+    assert!(row.contains("…") && row.contains("]:40001 "), "the port stays: {row}");
+    assert!(row.contains("[2003…"), "the start stays: {row}");
+}
