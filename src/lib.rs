@@ -20,6 +20,8 @@ pub mod filter;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
+pub mod output;
 pub mod ports;
 pub mod privilege;
 pub mod report;
