@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::capture::live::{Drops, LiveOptions, LiveReader, LiveSource};
+use crate::capture::ring::RingSpec;
 use crate::capture::spool::Spool;
 use crate::capture::{CaptureError, FileReader, MergedReader, Packet, SourceEnd};
 use crate::engine::{Config, Engine};
@@ -35,6 +36,8 @@ pub enum Source {
         options: LiveOptions,
         /// `-w FILE`.
         write: Option<PathBuf>,
+        /// `-C`, `-G`, `-W` for the `-w` file.
+        ring: RingSpec,
     },
 }
 
@@ -142,8 +145,8 @@ impl Opened {
                 let linktype = reader.sources().first().map_or(0, |s| s.linktype());
                 (Input::Files(FileReader::new(reader, opts.threads)?), names, linktype)
             }
-            Source::Live { device, options, write } => {
-                let src = LiveSource::open(device, options, write.as_deref())?;
+            Source::Live { device, options, write, ring } => {
+                let src = LiveSource::open(device, options, write.as_deref().map(|w| (w, *ring)))?;
                 let (names, linktype) = (vec![src.name().clone()], src.linktype());
                 (Input::Live { src, device: device.clone() }, names, linktype)
             }

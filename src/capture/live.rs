@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ring::{Ring, RingSpec, SharedFileMap};
 use super::{CaptureError, Packet};
 
 /// Kernel ring size when none is given: 8 MiB, about 70 ms of a busy 1 Gbit/s link (libpcap's
@@ -117,7 +118,7 @@ fn explain_open(device: &str, e: &pcap::Error) -> CaptureError {
 pub struct LiveSource {
     name: Arc<str>,
     cap: pcap::Capture<pcap::Active>,
-    save: Option<pcap::Savefile>,
+    save: Option<super::ring::Ring>,
     /// Packets written to `save` since its last flush.
     unflushed: bool,
     linktype: i32,
@@ -127,8 +128,8 @@ pub struct LiveSource {
 }
 
 impl LiveSource {
-    /// Opens `device` (and the `-w` file) with `opts`.
-    pub fn open(device: &str, opts: &LiveOptions, write: Option<&Path>) -> Result<Self, CaptureError> {
+    /// Opens `device` (and the `-w` file, or the first file of its ring) with `opts`.
+    pub fn open(device: &str, opts: &LiveOptions, write: Option<(&Path, RingSpec)>) -> Result<Self, CaptureError> {
         // (see immediate_mode: the batching's block timeout is this read timeout)
         let mut inactive = pcap::Capture::from_device(device)
             .map_err(|e| explain_open(device, &e))?
@@ -142,16 +143,13 @@ impl LiveSource {
             cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.clone(), message: e.to_string() })?;
         }
         let save = match write {
-            Some(p) => {
-                let err = |e: pcap::Error| CaptureError::Open {
-                    path: p.display().to_string(),
-                    message: format!("cannot write the capture file: {e}"),
-                };
-                let mut save = cap.savefile(p).map_err(err)?;
-                // The header on disk at once: even a run killed before its first packet leaves a
-                // valid (empty) capture file.
-                save.flush().map_err(err)?;
-                Some(save)
+            Some((p, spec)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let ring = Ring::open(&cap, p, spec, now)
+                    .map_err(|message| CaptureError::Open { path: p.display().to_string(), message })?;
+                Some(ring)
             }
             None => None,
         };
@@ -215,11 +213,6 @@ impl LiveSource {
                 self.header = *p.header;
                 self.buf.clear();
                 self.buf.extend_from_slice(p.data);
-                if let Some(s) = &mut self.save {
-                    s.write(&p);
-                    self.unflushed = true;
-                }
-                Ok(true)
             }
             Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => {
                 // A quiet moment: what was written reaches the file, so that a run killed hard
@@ -229,10 +222,23 @@ impl LiveSource {
                         let _ = s.flush();
                     }
                 }
-                Ok(false)
+                return Ok(false);
             }
-            Err(e) => Err(CaptureError::Open { path: format!("interface {}", self.name), message: e.to_string() }),
+            Err(e) => {
+                return Err(CaptureError::Open { path: format!("interface {}", self.name), message: e.to_string() })
+            }
         }
+        // Written from the copy: a new ring file is opened through the capture handle.
+        if let Some(s) = &mut self.save {
+            s.write(&self.cap, &self.header, &self.buf, self.frames);
+            self.unflushed = true;
+        }
+        Ok(true)
+    }
+
+    /// Which `-w` file each frame went to (None without `-w`).
+    pub fn file_map(&self) -> Option<SharedFileMap> {
+        self.save.as_ref().map(Ring::map)
     }
 
     fn poll(&self, wait: Duration) {
@@ -253,10 +259,16 @@ impl LiveSource {
         })
     }
 
-    /// Flushes and closes the `-w` file.
+    /// Flushes and closes the `-w` file; a ring file that could not be opened is reported here.
     pub fn close_savefile(&mut self) -> Result<(), CaptureError> {
         if let Some(mut s) = self.save.take() {
             s.flush().map_err(|e| CaptureError::Open { path: "capture file".into(), message: e.to_string() })?;
+            if let Some(e) = s.error.take() {
+                return Err(CaptureError::Open {
+                    path: "capture file".into(),
+                    message: format!("{e} ({} ring file error(s); packets went on into the previous file)", s.errors),
+                });
+            }
         }
         Ok(())
     }

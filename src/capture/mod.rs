@@ -2,6 +2,7 @@
 
 pub mod live;
 mod readahead;
+pub mod ring;
 mod savefile;
 pub mod spool;
 

@@ -200,6 +200,7 @@ pub fn driver_options(input: &InputArgs) -> Result<driver::Options> {
                 filter: filter.clone(),
             },
             write: input.write.clone(),
+            ring: Default::default(),
         },
         None if input.read.is_empty() => bail!("{}", driver::DriverError::NoInput),
         None => driver::Source::Files(input.read.clone()),
