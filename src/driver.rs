@@ -14,8 +14,9 @@ use thiserror::Error;
 
 use crate::capture::live::{Drops, LiveOptions, LiveReader, LiveSource};
 use crate::capture::ring::RingSpec;
+use crate::capture::ring::SharedFileMap;
 use crate::capture::spool::Spool;
-use crate::capture::{CaptureError, FileReader, MergedReader, Packet, SourceEnd};
+use crate::capture::{CaptureError, FileReader, MergedReader, Micros, Packet, SourceEnd};
 use crate::engine::{Config, Engine};
 use crate::session::Session;
 use crate::summary::{SourceSummary, Summary};
@@ -56,6 +57,8 @@ pub struct Options {
     pub threads: usize,
     /// Engine settings.
     pub engine: Config,
+    /// Live: report a session with no packet for this long as it stands (`--idle-timeout`).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Errors of the input loop.
@@ -87,6 +90,14 @@ pub struct Progress {
     pub drops: Option<Drops>,
     /// The input is exhausted (or stopped) and every session has been handed out.
     pub done: bool,
+    /// Flows open now.
+    pub flows_open: usize,
+    /// Flows evicted so far.
+    pub evicted: u64,
+    /// Reassembly gaps so far (counted as flows end).
+    pub gaps: u64,
+    /// Timestamp of the latest packet (µs since the epoch; 0 before the first).
+    pub last_packet_ts: Micros,
 }
 
 /// Where a live view gets snapshots of open sessions: the engine, or whatever runs engines
@@ -226,18 +237,18 @@ fn run_files(
     let total = reader.total_size();
     let mut ticker = Ticker::new();
     let mut read_bytes = 0u64;
+    let mut last_ts = 0;
     while let Some(p) = reader.next_packet() {
         // pcap record header + captured bytes: close enough to the file offset for progress.
         read_bytes += p.data.len() as u64 + 16;
+        last_ts = p.ts;
         engine.packet(&p, &mut |s| sink.session(s));
         if ticker.due(engine.stats.packets) {
             let progress = Progress {
-                packets: engine.stats.packets,
                 bytes: read_bytes.min(total),
                 total,
                 elapsed: ticker.started.elapsed(),
-                drops: None,
-                done: false,
+                ..progress_of(&engine, last_ts, None, false)
             };
             sink.tick(&mut engine, &progress);
         }
@@ -247,12 +258,10 @@ fn run_files(
     }
     engine.finish(&mut |s| sink.session(s));
     let progress = Progress {
-        packets: engine.stats.packets,
         bytes: total,
         total,
         elapsed: ticker.started.elapsed(),
-        drops: None,
-        done: true,
+        ..progress_of(&engine, last_ts, None, true)
     };
     sink.tick(&mut engine, &progress);
     // The sources as far as the engine took packets (a read-ahead thread may have read further).
@@ -278,7 +287,44 @@ fn run_files(
             })
             .collect(),
     };
-    Summary { sources, stats: engine.stats.clone(), table: engine.table_stats(), dropped: None }
+    Summary {
+        sources,
+        stats: engine.stats.clone(),
+        table: engine.table_stats(),
+        dropped: None,
+        sensor: opts.engine.sensor.as_deref().map(str::to_string),
+        output_errors: 0,
+    }
+}
+
+/// The engine's side of a [`Progress`].
+fn progress_of(engine: &Engine, last_packet_ts: Micros, drops: Option<Drops>, done: bool) -> Progress {
+    let table = engine.table_stats();
+    Progress {
+        packets: engine.stats.packets,
+        bytes: 0,
+        total: 0,
+        elapsed: Duration::ZERO,
+        drops,
+        done,
+        flows_open: engine.open_flows(),
+        evicted: table.evicted,
+        gaps: engine.stats.gaps,
+        last_packet_ts,
+    }
+}
+
+/// Names the `-w` file holding the session's first packet, and each evidence frame's file with
+/// the frame counted from 1 in it.
+fn locate_files(map: &SharedFileMap, s: &mut Session) {
+    let Ok(m) = map.lock() else { return };
+    s.pcap_file = m.locate(s.first_frame).map(|(f, _)| f);
+    for e in &mut s.evidence {
+        if let Some((f, n)) = e.frame.and_then(|fr| m.locate(fr)) {
+            e.file = Some(f);
+            e.frame = Some(n);
+        }
+    }
 }
 
 struct Live<'a> {
@@ -287,16 +333,43 @@ struct Live<'a> {
     sink: &'a mut dyn Sink,
     bytes: u64,
     started: Instant,
+    last_ts: Micros,
+    /// `-w`: which file each frame went to.
+    files: Option<SharedFileMap>,
+}
+
+/// Hands a finished session to the sink, naming its `-w` files first.
+fn hand_over(sink: &mut dyn Sink, files: &Option<SharedFileMap>, mut s: Session) {
+    if let Some(m) = files {
+        locate_files(m, &mut s);
+    }
+    sink.session(s);
 }
 
 impl Live<'_> {
     fn feed(&mut self, p: &Packet<'_>) {
         self.bytes += p.data.len() as u64;
+        self.last_ts = p.ts;
         if let Some(sp) = &mut self.spool {
             sp.write(p);
         }
-        let sink = &mut *self.sink;
-        self.engine.packet(p, &mut |s| sink.session(s));
+        let (sink, files) = (&mut *self.sink, &self.files);
+        self.engine.packet(p, &mut |s| hand_over(sink, files, s));
+    }
+
+    /// Reports the sessions idle for `idle` by the wall clock.
+    fn expire(&mut self, idle: Duration) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let idle = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
+        let (sink, files) = (&mut *self.sink, &self.files);
+        self.engine.expire_idle(now, idle, &mut |s| hand_over(sink, files, s));
+    }
+
+    fn finish(&mut self) {
+        let (sink, files) = (&mut *self.sink, &self.files);
+        self.engine.finish(&mut |s| hand_over(sink, files, s));
     }
 
     fn tick(&mut self, drops: Option<Drops>, done: bool) {
@@ -304,12 +377,9 @@ impl Live<'_> {
             sp.sync();
         }
         let progress = Progress {
-            packets: self.engine.stats.packets,
             bytes: self.bytes,
-            total: 0,
             elapsed: self.started.elapsed(),
-            drops,
-            done,
+            ..progress_of(&self.engine, self.last_ts, drops, done)
         };
         self.sink.tick(&mut self.engine, &progress);
     }
@@ -325,7 +395,10 @@ fn run_live(
 ) -> Summary {
     let engine = Engine::new(opts.engine.clone(), Vec::new(), Some(Arc::from(dev)));
     let mut ticker = Ticker::new();
-    let mut live = Live { engine, spool, sink, bytes: 0, started: ticker.started };
+    let files = src.file_map();
+    let mut live = Live { engine, spool, sink, bytes: 0, started: ticker.started, last_ts: 0, files };
+    let sensor = opts.engine.sensor.as_deref().map(str::to_string);
+    let mut last_expiry = Instant::now();
     // A capture thread drains the kernel ring while the engine works, so the ring never waits
     // for the engine or the output.
     let mut src = match LiveReader::new(src, opts.count) {
@@ -341,6 +414,8 @@ fn run_live(
                 stats: live.engine.stats.clone(),
                 table: live.engine.table_stats(),
                 dropped: None,
+                sensor,
+                output_errors: 0,
             };
         }
     };
@@ -359,6 +434,11 @@ fn run_live(
             }
         }
         if ticker.due_now() {
+            // Idle flows are looked for once a second: a walk over the whole table.
+            if let Some(idle) = opts.idle_timeout.filter(|_| last_expiry.elapsed() >= Duration::from_secs(1)) {
+                last_expiry = Instant::now();
+                live.expire(idle);
+            }
             live.tick(src.drops_so_far(), false);
         }
     }
@@ -371,8 +451,7 @@ fn run_live(
             Err(e) => error = Some(e.to_string()),
         }
     }
-    let sink = &mut *live.sink;
-    live.engine.finish(&mut |s| sink.session(s));
+    live.finish();
     if let Err(e) = src.close_savefile() {
         error.get_or_insert(e.to_string());
     }
@@ -383,5 +462,7 @@ fn run_live(
         stats: live.engine.stats.clone(),
         table: live.engine.table_stats(),
         dropped: drops.map(|d| d.dropped + d.if_dropped),
+        sensor,
+        output_errors: 0,
     }
 }

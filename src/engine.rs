@@ -25,6 +25,8 @@ pub struct Config {
     pub transcript: bool,
     /// Track which open sessions changed, for [`Engine::changed_open_sessions`] (live views).
     pub track_open: bool,
+    /// The sensor's name, on every record (`--sensor`, else the host name when live).
+    pub sensor: Option<Arc<str>>,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             keep_credentials: false,
             transcript: false,
             track_open: false,
+            sensor: None,
         }
     }
 }
@@ -175,6 +178,25 @@ impl Engine {
             }
         }
         self.changed.len()
+    }
+
+    /// Live: reports every flow with no packet since `now - idle` (µs) as it stands; later
+    /// packets of its 4-tuple count as late.
+    pub fn expire_idle(&mut self, now: Micros, idle: Micros, out: &mut dyn FnMut(Session)) {
+        let (_, mut rest) = self.split();
+        let flows = rest.table.expire(now.saturating_sub(idle));
+        if flows.is_empty() {
+            return;
+        }
+        let note = format!("no packet for {}", idle_text(idle));
+        for f in flows {
+            rest.finish_flow(f, EndReason::Idle, &mut |mut s: Session| {
+                let at = s.evidence.len().min(1);
+                s.evidence
+                    .insert(at, crate::session::Evidence { text: note.clone(), frame: None, side: None, file: None });
+                out(s)
+            });
+        }
     }
 
     /// End of input: every open flow is finished.
@@ -344,6 +366,7 @@ impl Rest<'_> {
         };
         session.file = self.sources.get(meta.source).cloned();
         session.interface = self.interface.clone();
+        session.sensor = self.cfg.sensor.clone();
         self.stats.long_lines += u64::from(session.anomalies.long_lines);
         self.stats.malformed_replies += u64::from(session.anomalies.malformed_replies);
         if let Some(v) = session.verdict {
@@ -353,5 +376,15 @@ impl Rest<'_> {
             *self.stats.findings.entry(f.name).or_default() += 1;
         }
         out(session);
+    }
+}
+
+/// An idle timeout in words: whole minutes as `10 min`, else seconds.
+fn idle_text(us: Micros) -> String {
+    let secs = us / 1_000_000;
+    if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }

@@ -207,8 +207,12 @@ impl Metrics {
             self.tls.get_or_create(&VersionLabels { version: name.to_string() }).inc();
         }
         if let Some(c) = &s.tls.cert {
-            let labels =
-                CertLabels { server: s.server.ip().to_string(), port, sha1: c.sha1.clone(), subject: c.subject.clone() };
+            let labels = CertLabels {
+                server: s.server.ip().to_string(),
+                port,
+                sha1: c.sha1.clone(),
+                subject: c.subject.clone(),
+            };
             let seen = s.last_seen.div_euclid(1_000_000);
             self.cert_not_after.get_or_create(&labels).set(c.not_after);
             self.cert_last_seen.get_or_create(&labels).set(seen);
@@ -383,7 +387,13 @@ mod tests {
     #[test]
     fn running_totals_only_ever_raise_counters() {
         let m = Metrics::new(None, &[25], 10);
-        m.figures(&Figures { packets: 10, kernel_drops: 3, flows_open: 4, last_packet_us: 1_500_000, ..Figures::default() });
+        m.figures(&Figures {
+            packets: 10,
+            kernel_drops: 3,
+            flows_open: 4,
+            last_packet_us: 1_500_000,
+            ..Figures::default()
+        });
         m.figures(&Figures { packets: 7, kernel_drops: 5, flows_open: 2, ..Figures::default() });
         let t = m.encode();
         assert_eq!(line(&t, "smtpscope_packets_total"), Some("smtpscope_packets_total 10"));

@@ -30,6 +30,10 @@ pub struct Summary {
     pub table: TableStats,
     /// Kernel/libpcap drops (live).
     pub dropped: Option<u64>,
+    /// The sensor's name (`--sensor`, else the host name when live).
+    pub sensor: Option<String>,
+    /// Failed writes of `--output` records.
+    pub output_errors: u64,
 }
 
 impl Summary {
@@ -63,6 +67,8 @@ impl Summary {
             "long_lines": s.long_lines,
             "malformed_replies": s.malformed_replies,
             "kernel_drops": self.dropped,
+            "sensor": self.sensor,
+            "output_errors": self.output_errors,
         })
     }
 
@@ -105,6 +111,9 @@ impl Summary {
         );
         if let Some(d) = self.dropped {
             let _ = writeln!(o, "  dropped by kernel/libpcap: {d}");
+        }
+        if self.output_errors > 0 {
+            let _ = writeln!(o, "  failed --output writes: {}", self.output_errors);
         }
         o
     }

@@ -77,7 +77,12 @@ fn check_text_shows_escaped_evidence_once_and_defuses_raw_controls() {
     // Evidence holds wire text escaped once already (`\x1B` as four characters), and a stray raw ESC.
     s.evidence.insert(
         0,
-        smtpscope::session::Evidence { text: "banner mx\\x1B[2J \u{1b}[31m".into(), frame: Some(1), side: None },
+        smtpscope::session::Evidence {
+            text: "banner mx\\x1B[2J \u{1b}[31m".into(),
+            frame: Some(1),
+            side: None,
+            file: None,
+        },
     );
     let rule = policy::Rule {
         name: "all".into(),

@@ -69,7 +69,7 @@ fn in_clear(s: &Session) -> &'static str {
 fn stopped_before_hello(s: &Session) -> bool {
     s.hello.is_none()
         && !clear_mail_or_auth(s)
-        && matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted)
+        && matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted | EndReason::Idle)
         && !s.client_closed
         && !s.server_closed
 }

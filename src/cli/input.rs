@@ -212,6 +212,7 @@ pub fn driver_options(input: &InputArgs) -> Result<driver::Options> {
         duration: input.duration,
         threads: usize::from(input.threads),
         engine: engine_config(input),
+        idle_timeout: None,
     })
 }
 

@@ -83,6 +83,8 @@ pub enum EndReason {
     Evicted,
     /// The capture ended with the flow still open.
     EndOfCapture,
+    /// Live: no packet for the idle timeout; reported as it stood.
+    Idle,
 }
 
 /// Flow facts the layers above read.
@@ -387,6 +389,20 @@ impl<A> FlowTable<A> {
                 ended(f, EndReason::Evicted);
             }
         }
+    }
+
+    /// Takes out every flow whose last packet is older than `before`, in creation order; their
+    /// 4-tuples are remembered, so later packets count as late (as for evicted flows).
+    pub fn expire(&mut self, before: Micros) -> Vec<Flow<A>> {
+        let idle: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().filter(|f| f.meta.last_ts < before).map(|_| i))
+            .collect();
+        let mut out: Vec<Flow<A>> = idle.into_iter().filter_map(|slot| self.remove(slot)).collect();
+        out.sort_by_key(|f| f.meta.id);
+        out
     }
 
     /// Removes every flow (end of capture), in creation order.

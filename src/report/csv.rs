@@ -13,6 +13,7 @@ pub const COLUMNS: &[&str] = &[
     "last_seen",
     "file",
     "interface",
+    "sensor",
     "client",
     "server",
     "community_id",
@@ -38,6 +39,7 @@ pub const COLUMNS: &[&str] = &[
     "auth_mechanisms",
     "findings",
     "ehlo_extensions",
+    "pcap_file",
 ];
 
 /// Wire bytes escaped as the table shows them (controls, bidi and invalid bytes as `\xNN` /
@@ -60,13 +62,14 @@ fn words<'x>(items: impl Iterator<Item = &'x str>) -> String {
 
 /// The row's cells, in [`COLUMNS`] order: the NDJSON record's values, flattened (`null` empty,
 /// lists joined by spaces, findings by name, extensions by keyword).
-fn row(s: &Session, opts: super::Options) -> [String; 29] {
+fn row(s: &Session, opts: super::Options) -> [String; 31] {
     let f = Fields::new(s);
     [
         rfc3339(s.first_seen),
         rfc3339(s.last_seen),
         opt(s.file.as_deref(), text),
         opt(s.interface.as_deref(), text),
+        opt(s.sensor.as_deref(), text),
         endpoint(s.client),
         endpoint(s.server),
         s.community_id(),
@@ -92,6 +95,7 @@ fn row(s: &Session, opts: super::Options) -> [String; 29] {
         opt(f.auth_mechanisms(), |v| words(v.iter().map(String::as_str))),
         words(s.findings.iter().map(|x| x.name)),
         opt(f.ehlo_extensions(), |v| v.iter().map(|e| wire(&e.keyword)).collect::<Vec<_>>().join(" ")),
+        opt(s.pcap_file.as_deref(), text),
     ]
 }
 

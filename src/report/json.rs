@@ -424,6 +424,7 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     j.out.push(b'"');
     j.opt_str("file", s.file.as_deref());
     j.opt_str("interface", s.interface.as_deref());
+    j.opt_str("sensor", s.sensor.as_deref());
     j.endpoint("client", s.client);
     j.endpoint("server", s.server);
     j.time("first_seen", s.first_seen);
@@ -512,6 +513,7 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
         j.str("text", &e.text);
         j.opt_num("frame", e.frame);
         j.opt_str("dir", e.side.map(|d| d.name()));
+        j.opt_str("file", e.file.as_deref());
         j.close(b'}');
     }
     j.close(b']');
@@ -536,6 +538,7 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     j.num("gaps", st[0].gaps + st[1].gaps);
     j.num("gap_bytes", st[0].gap_bytes + st[1].gap_bytes);
     j.close(b'}');
+    j.opt_str("pcap_file", s.pcap_file.as_deref());
     j.close(b'}');
 }
 

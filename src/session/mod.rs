@@ -259,6 +259,8 @@ pub struct Evidence {
     pub frame: Option<u64>,
     /// Who sent it.
     pub side: Option<Side>,
+    /// Live with `-w`: the capture file holding `frame` (which then counts from 1 in it).
+    pub file: Option<Arc<str>>,
 }
 
 /// A finding: something a mail admin should know, with a stable name.
@@ -309,6 +311,8 @@ pub struct Session {
     pub file: Option<Arc<str>>,
     /// Capture interface (live).
     pub interface: Option<Arc<str>>,
+    /// The sensor that saw it (`--sensor`, else the host name when live).
+    pub sensor: Option<Arc<str>>,
     /// Client endpoint.
     pub client: SocketAddr,
     /// Server endpoint.
@@ -391,6 +395,8 @@ pub struct Session {
     pub verdict: Option<Verdict>,
     /// The dialogue, when the engine records transcripts (terminal UI).
     pub transcript: Option<Box<Transcript>>,
+    /// Live with `-w`: the file holding the session's first packet.
+    pub pcap_file: Option<Arc<str>>,
 }
 
 /// Every finding name, as the schema lists them.
@@ -441,6 +447,7 @@ impl Session {
             in_progress: false,
             file: None,
             interface: None,
+            sensor: None,
             client,
             server,
             first_seen: 0,
@@ -482,13 +489,14 @@ impl Session {
             findings: Vec::new(),
             verdict: None,
             transcript: None,
+            pcap_file: None,
         }
     }
 
     /// Adds evidence (bounded).
     pub fn note(&mut self, side: Option<Side>, frame: u64, text: impl Into<String>) {
         if self.evidence.len() < MAX_EVIDENCE {
-            self.evidence.push(Evidence { text: text.into(), frame: Some(frame), side });
+            self.evidence.push(Evidence { text: text.into(), frame: Some(frame), side, file: None });
         }
     }
 

@@ -170,10 +170,13 @@ pub fn incomplete_reason(s: &Session) -> Option<(char, String, Option<u64>)> {
             return Some(('d', format!("{} sent, no reply captured", u.verb.name()), Some(u.frame)));
         }
     }
-    let open_at_end = matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted);
+    let open_at_end = matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted | EndReason::Idle);
     if hello_replied && open_at_end && s.commands_after_hello == 0 && !s.client_closed && !s.server_closed {
-        let ends =
-            if s.end == EndReason::Evicted { "the flow was evicted (flow table full)" } else { "the capture ends" };
+        let ends = match s.end {
+            EndReason::Evicted => "the flow was evicted (flow table full)",
+            EndReason::Idle => "the flow went idle (no packet for the idle timeout)",
+            _ => "the capture ends",
+        };
         return Some((
             'e',
             format!("{ends} after the EHLO reply, before the client's next command"),

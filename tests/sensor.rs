@@ -1,0 +1,77 @@
+//! Sensor mode in the engine and the records: idle sessions reported as they stand, the
+//! `sensor` key, the `-w` file keys.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::Dialogue;
+use smtpscope::engine::{Config, Engine};
+use smtpscope::report::{json, Options};
+
+const MIN: i64 = 60_000_000;
+
+#[test]
+fn a_session_idle_past_the_timeout_is_reported_as_it_stands_and_later_packets_are_late() {
+    let d = Dialogue::new(40001, 25)
+        .s("220 mx.example ESMTP\r\n")
+        .c("EHLO client.example\r\n")
+        .s("250-mx.example\r\n250 STARTTLS\r\n")
+        .c("MAIL FROM:<a@example.org>\r\n");
+    let pkts = d.packets(1400);
+    let (first, rest) = pkts.split_at(pkts.len() - 1);
+    let last_ts = first.last().unwrap().0;
+    let mut engine = Engine::new(Config::default(), vec![Arc::from("x")], None);
+    let mut out = Vec::new();
+    common::feed_packets(&mut engine, first, usize::MAX, &mut |s| out.push(s));
+    engine.expire_idle(last_ts + 9 * MIN, 10 * MIN, &mut |s| out.push(s));
+    assert!(out.is_empty(), "not idle for ten minutes yet");
+    engine.expire_idle(last_ts + 11 * MIN, 10 * MIN, &mut |s| out.push(s));
+    assert_eq!(out.len(), 1, "reported once idle");
+    assert_eq!(engine.open_flows(), 0);
+    let texts: Vec<&str> = out[0].evidence.iter().map(|e| e.text.as_str()).collect();
+    assert!(texts.contains(&"no packet for 10 min"), "{texts:?}");
+    // The client's next command arrives after all: it is late, not a second session.
+    let late: Vec<_> = rest.iter().map(|(_, p)| (last_ts + 12 * MIN, p.clone())).collect();
+    common::feed_packets(&mut engine, &late, usize::MAX, &mut |s| out.push(s));
+    engine.finish(&mut |s| out.push(s));
+    assert_eq!(out.len(), 1, "no phantom second session");
+    assert_eq!(engine.table_stats().late_packets, 1);
+}
+
+#[test]
+fn a_session_idle_right_after_the_ehlo_reply_is_incomplete() {
+    let d = Dialogue::new(40002, 25)
+        .s("220 mx.example ESMTP\r\n")
+        .c("EHLO client.example\r\n")
+        .s("250-mx.example\r\n250 STARTTLS\r\n");
+    let pkts = d.packets(1400);
+    let mut engine = Engine::new(Config::default(), vec![Arc::from("x")], None);
+    let mut out = Vec::new();
+    common::feed_packets(&mut engine, &pkts, usize::MAX, &mut |s| out.push(s));
+    engine.expire_idle(pkts.last().unwrap().0 + 11 * MIN, 10 * MIN, &mut |s| out.push(s));
+    assert_eq!(out.len(), 1);
+    let r = json::record(&out[0], Options::default());
+    assert_eq!(r["verdict"], "incomplete");
+    let reason = r["evidence"][0]["text"].as_str().unwrap();
+    assert!(reason.contains("idle"), "{reason}");
+    assert_eq!(r["evidence"][1]["text"], "no packet for 10 min");
+}
+
+#[test]
+fn the_sensor_key_follows_interface_on_every_record_and_pcap_file_follows_tcp_anomalies() {
+    let d = Dialogue::new(40003, 25).s("220 mx ESMTP\r\n").c("QUIT\r\n").s("221 bye\r\n").close();
+    let cfg = Config { sensor: Some(Arc::from("tor-hub")), ..Config::default() };
+    let (sessions, _) = common::run_packets_with(cfg, &d.packets(1400));
+    let r = json::record(&sessions[0], Options::default());
+    let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+    let at = keys.iter().position(|k| *k == "interface").unwrap();
+    assert_eq!(keys[at + 1], "sensor");
+    assert_eq!(r["sensor"], "tor-hub");
+    assert_eq!(keys[keys.len() - 2], "tcp_anomalies");
+    assert_eq!(keys[keys.len() - 1], "pcap_file");
+    assert!(r["pcap_file"].is_null());
+    assert!(r["evidence"][0].as_object().unwrap().contains_key("file"));
+    let (sessions, _) = common::run_packets_with(Config::default(), &d.packets(1400));
+    assert!(json::record(&sessions[0], Options::default())["sensor"].is_null(), "files: null unless --sensor");
+}
