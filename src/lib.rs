@@ -27,6 +27,7 @@ pub mod privilege;
 pub mod report;
 pub mod session;
 pub mod smtp;
+pub mod strftime;
 pub mod suggest;
 pub mod summary;
 pub mod timefmt;

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::output::{period_start, strftime};
+use crate::strftime::{period_start, strftime};
 
 /// pcap file header and per-packet record header sizes.
 const FILE_HEADER: u64 = 24;
