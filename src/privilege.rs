@@ -104,6 +104,40 @@ pub fn drop_root(z: Option<&str>) -> Result<Outcome, PrivilegeError> {
     Ok(Outcome::Dropped { user, uid, gid })
 }
 
+/// Whether the user `uid` (primary group `gid`, the only group it keeps after the drop) may
+/// create files in `dir`: write and search permission by the mode bits, on a writable file
+/// system. (ACLs are not consulted: a check that says no when an ACL would say yes errs on the
+/// side of a clear error at start.)
+pub fn can_create_in(dir: &std::path::Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(dir) else { return false };
+    if !m.is_dir() {
+        return false;
+    }
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a zeroed statvfs filled in by the call; the path is NUL-terminated.
+    let read_only = unsafe {
+        let mut v: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut v) == 0 && v.f_flag & libc::ST_RDONLY != 0
+    };
+    if read_only {
+        return false;
+    }
+    if uid == 0 {
+        return true;
+    }
+    let mode = m.mode();
+    let bits = if m.uid() == uid {
+        mode >> 6
+    } else if m.gid() == gid {
+        mode >> 3
+    } else {
+        mode
+    };
+    bits & 0o3 == 0o3
+}
+
 /// Linux's capability sets as `capset(2)` takes them (version 3: two 32-bit words per set).
 #[repr(C)]
 struct CapHeader {
@@ -179,6 +213,19 @@ mod tests {
         }
         // A number without an entry keeps its own number as the group.
         assert_eq!(target(Some("4242")).unwrap(), Some(("4242".into(), 4242, 4242)));
+    }
+
+    #[test]
+    fn a_directory_is_writable_by_its_owner_and_not_by_others_without_the_bits() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let m = std::fs::metadata(d.path()).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(can_create_in(d.path(), m.uid(), m.gid()) || m.uid() == 0);
+        assert!(!can_create_in(d.path(), 54_321, 54_321), "others have r-x only");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(can_create_in(d.path(), 54_321, 54_321));
+        assert!(!can_create_in(&d.path().join("missing"), 54_321, 54_321));
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+mod records;
+pub use records::RecordFile;
+
 pub use crate::strftime::{check_pattern, has_fields, period_start, strftime, BadPattern};
 
 /// When to start a new file.
