@@ -125,8 +125,10 @@ pub struct Checker {
     policy: Policy,
     opts: JudgeOptions,
     window: Window,
-    /// Per-rule results, in policy order.
+    /// Per-rule results, in policy order (then those of replaced policies' rules).
     pub results: Vec<RuleResult>,
+    /// The current policy's rule `i` counts in `results[rule_results[i]]`.
+    rule_results: Vec<usize>,
     /// Sessions no rule matched.
     pub unmatched: u64,
     /// Sessions left out because they started outside `--since/--until`.
@@ -198,28 +200,47 @@ impl Checker {
                 ..Default::default()
             })
             .collect();
-        Self { policy, opts, window, results, unmatched: 0, outside_window: 0, outside_ports: 0, filtered_out: 0 }
+        let rule_results = (0..policy.rules.len()).collect();
+        Self {
+            policy,
+            opts,
+            window,
+            results,
+            rule_results,
+            unmatched: 0,
+            outside_window: 0,
+            outside_ports: 0,
+            filtered_out: 0,
+        }
     }
 
     /// Judges one finished session.
     pub fn add(&mut self, s: &Session) {
+        let _ = self.add_judged(s);
+    }
+
+    /// Judges one finished session and says how (None: left out or matched no rule), for a
+    /// check that reports as it goes.
+    pub fn add_judged(&mut self, s: &Session) -> Option<Judged> {
         if self.window.since.is_some_and(|t| s.first_seen < t) || self.window.until.is_some_and(|t| s.first_seen >= t) {
             self.outside_window += 1;
-            return;
+            return None;
         }
         if !self.window.ports.is_empty() && !self.window.ports.contains(&s.server.port()) {
             self.outside_ports += 1;
-            return;
+            return None;
         }
         if !self.window.filter.matches(s) {
             self.filtered_out += 1;
-            return;
+            return None;
         }
         let Some((i, by)) = self.policy.rule_for(s) else {
             self.unmatched += 1;
-            return;
+            return None;
         };
-        let (Some(rule), Some(res)) = (self.policy.rules.get(i), self.results.get_mut(i)) else { return };
+        let Some(rule) = self.policy.rules.get(i) else { return None };
+        let i = self.rule_results.get(i).copied().unwrap_or(i);
+        let Some(res) = self.results.get_mut(i) else { return None };
         let outcome = judge::judge(s, &rule.expect, self.opts);
         res.matched += 1;
         let spoofable = by == MatchedBy::Name;
@@ -234,24 +255,48 @@ impl Checker {
             Outcome::Unproven(_) => res.unproven += 1,
             Outcome::Ignored => res.ignored += 1,
         }
-        if (outcome != Outcome::Pass || spoofable) && res.items.len() < MAX_ITEMS {
-            let ev = s.evidence.first().map(|e| match e.frame {
-                Some(f) => format!("{} (frame {f})", e.text),
-                None => e.text.clone(),
-            });
-            res.items.push(Item {
-                outcome,
-                client: endpoint(s.client),
-                server: endpoint(s.server),
-                verdict: s.verdict.map_or("incomplete", |v| v.name()),
-                file: s.file.as_deref().map(str::to_string),
-                first_seen: s.first_seen,
-                evidence: ev.unwrap_or_default(),
-                spoofable,
-                port_role: port_role(s.server.port(), shows_exchange(s)),
-                port_name: port_name(s.server.port(), shows_exchange(s)),
-            });
+        let ev = s.evidence.first().map(|e| match e.frame {
+            Some(f) => format!("{} (frame {f})", e.text),
+            None => e.text.clone(),
+        });
+        let item = Item {
+            outcome,
+            client: endpoint(s.client),
+            server: endpoint(s.server),
+            verdict: s.verdict.map_or("incomplete", |v| v.name()),
+            file: s.file.as_deref().map(str::to_string),
+            first_seen: s.first_seen,
+            evidence: ev.unwrap_or_default(),
+            spoofable,
+            port_role: port_role(s.server.port(), shows_exchange(s)),
+            port_name: port_name(s.server.port(), shows_exchange(s)),
+        };
+        if (item.outcome != Outcome::Pass || spoofable) && res.items.len() < MAX_ITEMS {
+            res.items.push(item.clone());
         }
+        Some(Judged { rule: res.name.clone(), item })
+    }
+
+    /// A new policy (SIGHUP): its rules judge from now on. A rule of the old policy with the
+    /// same name and expectation goes on counting; the other old rules that judged anything
+    /// stay in the report, after them.
+    pub fn replace_policy(&mut self, policy: Policy) {
+        let mut old: Vec<Option<RuleResult>> = std::mem::take(&mut self.results).into_iter().map(Some).collect();
+        let mut results = Vec::new();
+        for r in &policy.rules {
+            let expect = expect_words(&r.expect);
+            let same = old.iter_mut().find(|o| o.as_ref().is_some_and(|o| o.name == r.name && o.expect == expect));
+            results.push(same.and_then(Option::take).unwrap_or_else(|| RuleResult {
+                name: r.name.clone(),
+                expect,
+                default: r.default,
+                ..Default::default()
+            }));
+        }
+        self.rule_results = (0..results.len()).collect();
+        results.extend(old.into_iter().flatten().filter(|o| o.matched > 0));
+        self.results = results;
+        self.policy = policy;
     }
 
     /// The exit status the results call for.
@@ -303,33 +348,7 @@ impl Checker {
                 );
             }
             for it in &r.items {
-                let tag = match it.outcome {
-                    Outcome::Violation(_) => "VIOLATION",
-                    Outcome::Unproven(_) => "unproven ",
-                    Outcome::Warn(_) => "warning  ",
-                    Outcome::Ignored => "ignored  ",
-                    Outcome::Pass => "pass     ",
-                };
-                let port = it.port_name;
-                let _ = writeln!(
-                    o,
-                    "  {tag} {} → {}  {}  {}{}  [{}]",
-                    it.client,
-                    it.server,
-                    it.verdict,
-                    // A pass has no reason of its own: then the spoofable mark stands alone.
-                    [
-                        defuse(it.outcome.why()),
-                        if it.spoofable { "(hosts matched by name: spoofable)" } else { "" }.into()
-                    ]
-                    .into_iter()
-                    .filter(|t| !t.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                    port.map(|p| format!(" ({p})")).unwrap_or_default(),
-                    // Evidence is wire text escaped once already: only defused here, not escaped again.
-                    defuse(&it.evidence),
-                );
+                let _ = writeln!(o, "  {}", item_line(it));
             }
         }
         if self.unmatched > 0 {
@@ -360,12 +379,7 @@ impl Checker {
         let mut out = Vec::new();
         for r in &self.results {
             for it in &r.items {
-                out.push(json!({
-                    "type": "session", "rule": r.name, "outcome": it.outcome.name(), "reason": it.outcome.why(),
-                    "client": it.client, "server": it.server, "verdict": it.verdict, "file": it.file,
-                    "first_seen": rfc3339(it.first_seen), "evidence": it.evidence, "spoofable": it.spoofable,
-                    "port_role": it.port_role,
-                }));
+                out.push(item_json(&r.name, it));
             }
         }
         for r in &self.results {
@@ -442,6 +456,52 @@ impl Checker {
     }
 }
 
+/// A session as the text report lists it (`VIOLATION client → server  verdict  reason  [evidence]`).
+pub fn item_line(it: &Item) -> String {
+    let tag = match it.outcome {
+        Outcome::Violation(_) => "VIOLATION",
+        Outcome::Unproven(_) => "unproven ",
+        Outcome::Warn(_) => "warning  ",
+        Outcome::Ignored => "ignored  ",
+        Outcome::Pass => "pass     ",
+    };
+    let port = it.port_name;
+    format!(
+        "{tag} {} → {}  {}  {}{}  [{}]",
+        it.client,
+        it.server,
+        it.verdict,
+        // A pass has no reason of its own: then the spoofable mark stands alone.
+        [defuse(it.outcome.why()), if it.spoofable { "(hosts matched by name: spoofable)" } else { "" }.into()]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        port.map(|p| format!(" ({p})")).unwrap_or_default(),
+        // Evidence is wire text escaped once already: only defused here, not escaped again.
+        defuse(&it.evidence),
+    )
+}
+
+/// A session as the NDJSON report lists it (`"type": "session"`).
+pub fn item_json(rule: &str, it: &Item) -> serde_json::Value {
+    json!({
+        "type": "session", "rule": rule, "outcome": it.outcome.name(), "reason": it.outcome.why(),
+        "client": it.client, "server": it.server, "verdict": it.verdict, "file": it.file,
+        "first_seen": rfc3339(it.first_seen), "evidence": it.evidence, "spoofable": it.spoofable,
+        "port_role": it.port_role,
+    })
+}
+
+/// How one session was judged: under which rule, and its line in the report.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The rule's name.
+    pub rule: String,
+    /// The session as the report lists it.
+    pub item: Item,
+}
+
 /// Text for an XML attribute or element: characters XML 1.0 cannot carry at all (C0 controls other
 /// than tab/LF/CR, U+FFFE/U+FFFF; a policy name or wire text may hold them) are written as
 /// `\u{..}`, so the document stays well-formed; then the markup characters are escaped.
@@ -497,6 +557,36 @@ mod tests {
         let c = checker("[default]\nexpect = \"tls\"\n");
         assert_eq!(c.exit_code(NoTraffic::Unproven), EXIT_PASS);
         assert!(c.text(NoTraffic::Unproven).contains("no session fell through to the default rule"));
+    }
+
+    fn policy(rules: &str) -> Policy {
+        Policy::from_toml(&format!("[groups]\nA = [\"10.0.0.0/24\"]\nB = [\"10.9.0.0/24\"]\n{rules}")).unwrap()
+    }
+
+    fn plaintext_session() -> Session {
+        let mut s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.9.0.2:25".parse().unwrap());
+        s.verdict = Some(crate::session::Verdict::Plaintext);
+        s
+    }
+
+    #[test]
+    fn a_replaced_policy_keeps_the_old_rules_that_judged_and_counts_under_the_judging_rule() {
+        let old = "[[rule]]\nname = \"kept\"\nbetween = [\"A\", \"B\"]\nexpect = \"any\"\n";
+        let gone = "[[rule]]\nname = \"gone\"\nbetween = [\"A\", \"B\"]\nexpect = \"plaintext\"\n";
+        let mut c = Checker::new(policy(gone), JudgeOptions::default(), Window::default());
+        let j = c.add_judged(&plaintext_session()).unwrap();
+        assert_eq!(j.rule, "gone");
+        c.replace_policy(policy(&format!(
+            "{old}[[rule]]\nname = \"new\"\nbetween = [\"*\", \"*\"]\nexpect = \"tls\"\n"
+        )));
+        let j = c.add_judged(&plaintext_session()).unwrap();
+        assert_eq!(j.rule, "kept");
+        let names: Vec<(&str, u64)> = c.results.iter().map(|r| (r.name.as_str(), r.matched)).collect();
+        assert_eq!(names, [("kept", 1), ("new", 0), ("gone", 1)]);
+        c.replace_policy(policy(old));
+        c.add(&plaintext_session());
+        let names: Vec<(&str, u64)> = c.results.iter().map(|r| (r.name.as_str(), r.matched)).collect();
+        assert_eq!(names, [("kept", 2), ("gone", 1)], "a rule kept by name and expectation goes on counting");
     }
 
     #[test]
