@@ -156,6 +156,11 @@ impl Ring {
         frame: u64,
     ) -> Result<(), (String, String)> {
         let name = self.name();
+        // A name the ring comes back to is unlinked first: the first file was created before
+        // root was given up, and the user the capture runs as may replace it but not rewrite it.
+        if self.kept.iter().any(|p| p.as_os_str() == name.as_str()) {
+            let _ = std::fs::remove_file(&name);
+        }
         let mut save =
             cap.savefile(&name).map_err(|e| (name.clone(), format!("cannot write the capture file: {e}")))?;
         // The header on disk at once: a run killed now still leaves a readable file.

@@ -238,9 +238,9 @@ impl Checker {
             self.unmatched += 1;
             return None;
         };
-        let Some(rule) = self.policy.rules.get(i) else { return None };
+        let rule = self.policy.rules.get(i)?;
         let i = self.rule_results.get(i).copied().unwrap_or(i);
-        let Some(res) = self.results.get_mut(i) else { return None };
+        let res = self.results.get_mut(i)?;
         let outcome = judge::judge(s, &rule.expect, self.opts);
         res.matched += 1;
         let spoofable = by == MatchedBy::Name;

@@ -1,5 +1,6 @@
 //! `check`: prove TLS is really off (or on) between given hosts, from a policy or one rule.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,11 +9,13 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
-use smtpscope::check::{policy, Checker, JudgeOptions, NoTraffic, Policy, Window};
+use smtpscope::check::{item_json, item_line, policy, Checker, JudgeOptions, NoTraffic, Outcome, Policy, Window};
+use smtpscope::escape::terminal;
 use smtpscope::report;
 
-use super::input::{drive, driver_options, parse_time, InputArgs};
+use super::input::{drive_with, driver_options, parse_time, InputArgs};
 use super::report::display_filter;
+use super::sensor::{Sensor, SensorArgs};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -80,6 +83,9 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub sensor: SensorArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -168,9 +174,71 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
     let mut driver = driver_options(&a.input)?;
     // Free text is matched against transcripts, which the engine records only when asked.
     driver.engine.transcript = filter.uses_text();
+    a.sensor.apply(&a.input, &mut driver);
     let window = Window { since: a.since, until: a.until, ports: a.port.clone(), filter };
-    let mut checker = Checker::new(pol, opts, window);
-    drive(&a.input, driver, &mut |s| checker.add(&s), &AtomicBool::new(false))?;
+    let checker = RefCell::new(Checker::new(pol, opts, window));
+    // The records go to --output as NDJSON; stdout keeps the judgements.
+    let mut sensor = Sensor::start(&a.sensor, &a.input, report::Format::Json, report::Options::default())?;
+    if a.policy.is_some() {
+        // SIGHUP re-reads it.
+        sensor.catch_hangup()?;
+    }
+    let sensor = RefCell::new(sensor);
+    // Live, violations and unproven sessions are written the moment they are judged (JUnit is
+    // one document: it is written at the end only).
+    let streaming = a.input.interface.is_some() && !matches!(a.format, CheckFormat::Junit);
+    let mut stream_error = None;
+    // A reader that went away ends the run (as for the main command's records).
+    let stopped = AtomicBool::new(false);
+    drive_with(
+        &a.input,
+        driver,
+        &mut |s| {
+            let mut sensor = sensor.borrow_mut();
+            sensor.count(&s);
+            sensor.write(&s);
+            let Some(j) = checker.borrow_mut().add_judged(&s) else { return };
+            if let Some(m) = &sensor.metrics {
+                m.check_outcome(&j.rule, j.item.outcome.name());
+            }
+            if streaming && matches!(j.item.outcome, Outcome::Violation(_) | Outcome::Unproven(_)) {
+                let line = match a.format {
+                    CheckFormat::Json => report::json::to_line(&item_json(&j.rule, &j.item)),
+                    _ => format!("rule \"{}\": {}", terminal(j.rule.as_bytes()), item_line(&j.item)),
+                };
+                let mut out = io::stdout().lock();
+                if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    stream_error.get_or_insert(e);
+                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        },
+        &mut |p| {
+            if sensor.borrow_mut().tick(p) && a.policy.is_some() {
+                // SIGHUP: the policy is read again; a bad one leaves the old one judging.
+                match check_policy(a) {
+                    Ok(p) => {
+                        checker.borrow_mut().replace_policy(p);
+                        say!("smtpscope: policy re-read");
+                    }
+                    Err(e) => say!("smtpscope: keeping the old policy: {e:#}"),
+                }
+            }
+        },
+        &mut |summary| sensor.borrow().finish(summary),
+        &stopped,
+    )?;
+    if let Some(e) = stream_error {
+        return Err(e.into());
+    }
+    let mut checker = checker.into_inner();
+    if streaming {
+        // What was written as it was judged is not written again: the final report gives the
+        // counts, and the sessions not yet listed (warnings, passes by a spoofable name).
+        for r in &mut checker.results {
+            r.items.retain(|it| !matches!(it.outcome, Outcome::Violation(_) | Outcome::Unproven(_)));
+        }
+    }
     let mut out = io::stdout().lock();
     match a.format {
         CheckFormat::Text => out.write_all(checker.text(no_traffic).as_bytes())?,
@@ -182,5 +250,8 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
         CheckFormat::Junit => out.write_all(checker.junit(no_traffic).as_bytes())?,
     }
     out.flush()?;
+    if sensor.borrow().output_errors > 0 {
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::from(checker.exit_code(no_traffic)))
 }

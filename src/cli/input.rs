@@ -237,6 +237,7 @@ pub fn drop_privileges(input: &InputArgs) -> Result<Option<String>> {
 /// A sink that shows an indicatif bar on stderr for long files.
 struct WithProgress<'a> {
     on: &'a mut dyn FnMut(Session),
+    on_tick: &'a mut dyn FnMut(&driver::Progress),
     bar: Option<indicatif::ProgressBar>,
 }
 
@@ -246,6 +247,7 @@ impl driver::Sink for WithProgress<'_> {
     }
 
     fn tick(&mut self, _open: &mut dyn driver::OpenSessions, p: &driver::Progress) {
+        (self.on_tick)(p);
         if let Some(pb) = &self.bar {
             if p.done {
                 pb.finish_and_clear();
@@ -261,6 +263,19 @@ pub fn drive(
     input: &InputArgs,
     opts: driver::Options,
     on: &mut dyn FnMut(Session),
+    stop_early: &AtomicBool,
+) -> Result<()> {
+    drive_with(input, opts, on, &mut |_| {}, &mut |_| {}, stop_early)
+}
+
+/// [`drive`], with `on_tick` called about every [`driver::TICK`] and `on_done` given the run
+/// summary before it is written.
+pub fn drive_with(
+    input: &InputArgs,
+    opts: driver::Options,
+    on: &mut dyn FnMut(Session),
+    on_tick: &mut dyn FnMut(&driver::Progress),
+    on_done: &mut dyn FnMut(&mut Summary),
     stop_early: &AtomicBool,
 ) -> Result<()> {
     // Open everything that needs privileges first, then give them up; the summary file before
@@ -310,9 +325,11 @@ pub fn drive(
                 stop.store(true, Ordering::Relaxed);
             }
         },
+        on_tick,
         bar,
     };
-    let summary = opened.run(&mut sink, &stop);
+    let mut summary = opened.run(&mut sink, &stop);
+    on_done(&mut summary);
     let mut live_error = None;
     for s in &summary.sources {
         if let Some(m) = &s.error {

@@ -1,5 +1,6 @@
 //! The main command: session records as a table, NDJSON or CSV, or the terminal UI.
 
+use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,8 @@ use smtpscope::privilege;
 use smtpscope::report::{self, Format, Options};
 use smtpscope::session::Session;
 
-use super::input::{drive, driver_options, drop_privileges, open_summary, write_summary, InputArgs};
+use super::input::{drive_with, driver_options, drop_privileges, open_summary, write_summary, InputArgs};
+use super::sensor::{Sensor, SensorArgs};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -55,6 +57,9 @@ pub struct ReportArgs {
     /// an unquoted word that is no key:value is an error). With -w: their packets (see README).
     #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
     pub display_filter: Option<String>,
+
+    #[command(flatten)]
+    pub sensor: SensorArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -97,7 +102,9 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let tui = out.tui || (!out.no_tui && out.format.is_none() && io::stdout().is_terminal());
+    // With --output, stdout carries no records and the terminal UI opens only when asked.
+    let to_file = out.sensor.output.is_some();
+    let tui = out.tui || (!out.no_tui && out.format.is_none() && !to_file && io::stdout().is_terminal());
     // -w with files: the reported sessions' packets (live, -w saves every packet as it comes).
     let kept_pcap = match (&input.write, &input.interface) {
         (Some(_), None) if tui => {
@@ -109,15 +116,23 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     if tui {
         return run_tui(input, out);
     }
-    let format = match out.format.unwrap_or(FormatArg::Table) {
+    let default = if to_file { FormatArg::Json } else { FormatArg::Table };
+    let format = match out.format.unwrap_or(default) {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
         FormatArg::Csv => Format::Csv,
     };
     let filter = display_filter(out.display_filter.as_deref())?;
     let mut opts = driver_options(input)?;
+    out.sensor.apply(input, &mut opts);
     // Free text is matched against transcripts, which the engine records only when asked.
     opts.engine.transcript = filter.uses_text();
+    let sensor = RefCell::new(Sensor::start(
+        &out.sensor,
+        input,
+        format,
+        Options { color: false, show_addresses: out.show_addresses, line_buffered: true, truncate: false },
+    )?);
     let stdout = io::stdout();
     let color = match out.color {
         ColorArg::Always => true,
@@ -140,32 +155,48 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     };
     let stopped = AtomicBool::new(false);
     let mut keep = report::packets::Keep::default();
-    drive(
+    drive_with(
         input,
         opts,
         &mut |s| {
+            let mut sensor = sensor.borrow_mut();
+            // Metrics count every session, whatever -Y keeps.
+            sensor.count(&s);
             if !filter.matches(&s) {
                 return;
             }
             if kept_pcap.is_some() {
                 keep.add(&s);
             }
+            if to_file {
+                sensor.write(&s);
+                return;
+            }
             sink.emit(s);
             if sink.error.is_some() {
                 stopped.store(true, Ordering::Relaxed);
             }
         },
+        &mut |p| {
+            sensor.borrow_mut().tick(p);
+        },
+        &mut |summary| sensor.borrow().finish(summary),
         &stopped,
     )?;
     if let Some(e) = sink.error.take() {
         return Err(e.into());
     }
-    sink.writer.finish()?;
+    if !to_file {
+        sink.writer.finish()?;
+    }
     if let Some((path, file)) = kept_pcap {
         let frames = keep.write(&input.read, file)?;
         if !input.quiet {
             say!("smtpscope: wrote {frames} packets of {} session(s) to {}", keep.sessions(), path.display());
         }
+    }
+    if sensor.borrow().output_errors > 0 {
+        return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -198,7 +229,22 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
 
     // A bad filter is a usage error before the screen changes.
     display_filter(out.display_filter.as_deref())?;
+    let sensor = &out.sensor;
+    if let Some(opt) = [
+        (sensor.output.is_some(), "--output"),
+        (sensor.metrics.is_some(), "--metrics"),
+        (sensor.pidfile.is_some(), "--pidfile"),
+    ]
+    .into_iter()
+    .find_map(|(given, opt)| given.then_some(opt))
+    {
+        bail!("{opt} is for an unattended run: not with the terminal UI (--tui)");
+    }
+    if let Some(m) = sensor.misuse(input) {
+        bail!("{m}");
+    }
     let mut opts = driver_options(input)?;
+    sensor.apply(input, &mut opts);
     opts.engine.transcript = true;
     opts.engine.track_open = true;
     let bpf = opts.filter.clone();

@@ -46,7 +46,7 @@ impl RecordFile {
     /// Opens the file `pattern` names at `now` (seconds since the epoch).
     pub fn open(pattern: &str, rotate: Option<Rotate>, format: Format, opts: Options, now: i64) -> io::Result<Self> {
         // Every record leaves the format writer at once (the CSV writer buffers otherwise).
-        let opts = Options { line_buffered: true, color: false, ..opts };
+        let opts = Options { line_buffered: true, color: false, truncate: false, ..opts };
         let header = header(format, opts);
         let file = RotatingFile::open(pattern, rotate, header.clone(), now)?;
         let buf = Shared::default();
