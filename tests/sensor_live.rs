@@ -20,7 +20,7 @@ fn enabled() -> bool {
 
 /// A port of this test's own (different per test through `salt`).
 fn port(salt: u16) -> u16 {
-    21_000 + (std::process::id() % 9_000) as u16 + salt * 9_000
+    20_000 + (std::process::id() % 5_000) as u16 * 8 + salt
 }
 
 /// Starts smtpscope and waits until it listens; returns the child and its stderr reader.
@@ -301,4 +301,129 @@ fn the_systemd_unit_verifies() {
     ] {
         assert!(unit.lines().any(|l| l == key), "{key} missing from the unit");
     }
+}
+
+fn prometheus_enabled() -> bool {
+    enabled() && common::root_and("SMTPSCOPE_PROMETHEUS_TEST", "the Prometheus test")
+}
+
+/// Runs a Prometheus query against the server on `port`: (labels, value) per series.
+fn query(port: u16, q: &str) -> Vec<(serde_json::Map<String, Value>, f64)> {
+    let enc: String = q
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"_.-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let body = http_get(port, &format!("/api/v1/query?query={enc}"));
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["status"], "success", "{body}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["metric"].as_object().unwrap().clone(), r["value"][1].as_str().unwrap().parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn prometheus_scraping_a_check_sees_the_sessions_and_outcomes_of_the_records() {
+    if !prometheus_enabled() {
+        return;
+    }
+    let scratch = open_scratch("prometheus");
+    let dir = scratch.path();
+    let (smtp, metrics, prom) = (port(4), port(5), port(6));
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[groups]\nLO = [\"127.0.0.1\"]\n\n[[rule]]\nname = \"loopback over TLS\"\nbetween = [\"LO\", \"LO\"]\nexpect = \"tls\"\n",
+    )
+    .unwrap();
+    let alerts = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/prometheus/alerts.yml");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {alerts}\nscrape_configs:\n  - job_name: smtpscope\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics}\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let out = dir.join("sessions.ndjson");
+    let filter = format!("tcp port {smtp}");
+    let (metrics_arg, policy_arg) = (metrics.to_string(), policy.to_str().unwrap().to_string());
+    let (mut child, _err) = start(&[
+        "check",
+        "-i",
+        "lo",
+        "--policy",
+        &policy_arg,
+        "--sensor",
+        "prom-test",
+        "--output",
+        out.to_str().unwrap(),
+        "--metrics",
+        &metrics_arg,
+        &filter,
+    ]);
+    sessions(smtp);
+    // Scraped every second: wait until Prometheus has the sessions (at most 20 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sessions_seen = Vec::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        let ready = std::net::TcpStream::connect(("127.0.0.1", prom)).is_ok();
+        if !ready {
+            continue;
+        }
+        sessions_seen = query(prom, "smtpscope_sessions_total");
+        if sessions_seen.iter().map(|(_, v)| v).sum::<f64>() >= 2.0 {
+            break;
+        }
+    }
+    let outcomes = query(prom, "smtpscope_check_sessions_total");
+    let info = query(prom, "smtpscope_build_info");
+    signal(&child, libc::SIGTERM);
+    let _ = child.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let records = records_in(dir, "sessions.ndjson");
+    assert_eq!(records.len(), 2);
+    for (labels, value) in &sessions_seen {
+        let verdict = labels["verdict"].as_str().unwrap();
+        let n = records.iter().filter(|r| r["verdict"] == verdict).count() as f64;
+        assert_eq!(*value, n, "sessions per verdict {verdict}: Prometheus {value}, records {n}");
+    }
+    assert_eq!(sessions_seen.iter().map(|(_, v)| v).sum::<f64>(), records.len() as f64);
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].0["rule"], "loopback over TLS");
+    assert_eq!(outcomes[0].0["outcome"], "violation");
+    assert_eq!(outcomes[0].1, 2.0, "both cleartext sessions violate the TLS rule");
+    assert_eq!(info[0].0["sensor"], "prom-test");
+}
+
+#[test]
+fn the_alert_rules_pass_their_promtool_tests() {
+    if !prometheus_enabled() {
+        return;
+    }
+    let o = Command::new("promtool")
+        .args(["test", "rules", "alerts_test.yml"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/prometheus"))
+        .output()
+        .expect("promtool");
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
