@@ -180,7 +180,11 @@ impl Sensor {
         if let Some(o) = &args.output {
             dirs.push(dir_of(o));
         }
-        if let (Some(w), true) = (&input.write, live) {
+        // A plain -w file is opened before the drop and never again: only a ring creates files
+        // later, as the user smtpscope becomes.
+        if let (Some(w), true, true) =
+            (&input.write, live, args.ring_megabytes.is_some() || args.ring_seconds.is_some())
+        {
             dirs.push(dir_of(w));
         }
         for d in dirs.iter().filter(|d| !d.to_string_lossy().contains('%')) {

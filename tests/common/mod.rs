@@ -535,3 +535,17 @@ pub fn opening(d: Dialogue, exts: &[&str]) -> Dialogue {
     }
     d.s("220 mx.example.org ESMTP\r\n").c("EHLO client.example.org\r\n").s(reply)
 }
+
+/// A live record as the same session read back from its `-w` file shows it: the keys that say
+/// where and by whom it was captured (`file`, `interface`, `sensor`, `pcap_file`, each evidence
+/// item's `file`) set to null.
+pub fn without_capture_keys(r: &mut Value) {
+    for k in ["file", "interface", "sensor", "pcap_file"] {
+        r[k] = Value::Null;
+    }
+    if let Some(ev) = r["evidence"].as_array_mut() {
+        for e in ev {
+            e["file"] = Value::Null;
+        }
+    }
+}
