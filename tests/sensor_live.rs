@@ -427,3 +427,58 @@ fn the_alert_rules_pass_their_promtool_tests() {
         .expect("promtool");
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_session_idle_past_the_timeout_is_reported_while_the_capture_runs_and_its_end_is_late() {
+    if !enabled() {
+        return;
+    }
+    let scratch = common::scratch("idle");
+    let summary = scratch.path().join("summary.json");
+    let smtp = port(7);
+    let filter = format!("tcp port {smtp}");
+    let (mut child, _err) =
+        start(&["-i", "lo", "-F", "json", "--idle-timeout", "2s", "--summary", summary.to_str().unwrap(), &filter]);
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // A client that says EHLO, then waits six seconds before MAIL FROM and QUIT.
+    let script = format!(
+        r#"
+import smtplib, threading, time, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import asyncore, smtpd
+class Sink(smtpd.SMTPServer):
+    def process_message(self, *a, **k):
+        return None
+server = Sink(("127.0.0.1", {smtp}), None, decode_data=False)
+threading.Thread(target=asyncore.loop, kwargs={{"timeout": 0.1}}, daemon=True).start()
+with smtplib.SMTP("127.0.0.1", {smtp}, local_hostname="idle.example") as c:
+    c.ehlo()
+    time.sleep(6)
+    c.sendmail("a@contoso.com", ["b@fabrikam.com"], b"Subject: late\r\n\r\nlate\r\n")
+time.sleep(0.3)
+"#
+    );
+    let started = Instant::now();
+    let py = Command::new("python3").arg("-c").arg(&script).spawn().unwrap();
+    let line = rx.recv_timeout(Duration::from_secs(6)).expect("the idle session is reported while it is still open");
+    assert!(started.elapsed() < Duration::from_secs(6), "reported before the client went on");
+    let r: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["verdict"], "incomplete", "{line}");
+    assert_eq!(r["evidence"][1]["text"], "no packet for 2 s", "{line}");
+    let mut py = py;
+    assert!(py.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, libc::SIGINT);
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(rest.is_empty(), "the rest of the idle session is late, not a second session: {rest:?}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert!(s["late_packets"].as_u64().unwrap() > 0, "{s}");
+}
