@@ -482,3 +482,51 @@ time.sleep(0.3)
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert!(s["late_packets"].as_u64().unwrap() > 0, "{s}");
 }
+
+#[test]
+fn sighup_re_reads_the_policy_keeps_the_old_one_when_bad_and_reports_the_rules_of_both() {
+    if !enabled() {
+        return;
+    }
+    let scratch = common::scratch("hup");
+    let policy = scratch.path().join("policy.toml");
+    let rule = |name: &str, expect: &str| {
+        format!("[groups]\nLO = [\"127.0.0.1\"]\n\n[[rule]]\nname = \"{name}\"\nbetween = [\"LO\", \"LO\"]\nexpect = \"{expect}\"\n")
+    };
+    std::fs::write(&policy, rule("old over TLS", "tls")).unwrap();
+    let smtp = port(8);
+    let filter = format!("tcp port {smtp}");
+    let (child, err) = start(&["check", "-i", "lo", "--policy", policy.to_str().unwrap(), &filter]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in err.lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let said = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if l.contains(what) {
+                return l;
+            }
+        }
+        panic!("smtpscope never said '{what}'");
+    };
+    sessions(smtp);
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&policy, "[[rule]]\nbetween = [\"NOPE\", \"LO\"]\nexpect = \"tls\"\n").unwrap();
+    signal(&child, libc::SIGHUP);
+    said("keeping the old policy");
+    std::fs::write(&policy, rule("new in clear", "plaintext")).unwrap();
+    signal(&child, libc::SIGHUP);
+    said("policy re-read");
+    sessions(smtp);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("rule \"old over TLS\" (expect tls): 2 matched, 0 passed, 2 violated"), "{text}");
+    assert!(text.contains("rule \"new in clear\" (expect plaintext): 2 matched"), "{text}");
+}
