@@ -530,3 +530,28 @@ fn sighup_re_reads_the_policy_keeps_the_old_one_when_bad_and_reports_the_rules_o
     assert!(text.contains("rule \"old over TLS\" (expect tls): 2 matched, 0 passed, 2 violated"), "{text}");
     assert!(text.contains("rule \"new in clear\" (expect plaintext): 2 matched"), "{text}");
 }
+
+#[test]
+fn a_busy_metrics_port_or_a_directory_the_user_cannot_write_is_an_error_before_capture() {
+    if !enabled() {
+        return;
+    }
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["-i", "lo", "--metrics", &port]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--metrics") && err.contains(&port) && !err.contains("listening on"), "{err}");
+
+    // A directory only root can write: nobody (-Z) could not rotate or reopen there.
+    let closed = common::scratch("closed");
+    let out = closed.path().join("s.ndjson");
+    let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(["-i", "lo", "-Z", "nobody", "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("user nobody") && err.contains(closed.path().to_str().unwrap()), "{err}");
+    assert!(!out.exists(), "nothing created");
+}

@@ -234,6 +234,9 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         (sensor.output.is_some(), "--output"),
         (sensor.metrics.is_some(), "--metrics"),
         (sensor.pidfile.is_some(), "--pidfile"),
+        // The packet view numbers frames as captured; a ring would renumber them per file.
+        (sensor.ring_megabytes.is_some(), "-C"),
+        (sensor.ring_seconds.is_some(), "-G"),
     ]
     .into_iter()
     .find_map(|(given, opt)| given.then_some(opt))
