@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps lint bench release install install-files
+.PHONY: demo test deps lint bench soak release install install-files
 
 # libpcap's headers and pkg-config file, from Debian/Ubuntu, installed only when missing.
 deps:
@@ -44,6 +44,11 @@ floods: deps
 
 bench: deps
 	scripts/bench.sh
+
+# Sensor soak (root): replayed traffic through check -i with rotation, the ring and metrics for
+# SOAK_SECONDS (default 600); figures for BENCHMARKS.md.
+soak: deps
+	scripts/soak.sh
 
 # Install the binary, its man pages and shell completions under PREFIX (DESTDIR for packaging).
 # Pages and completions are generated from the binary's own option definitions.

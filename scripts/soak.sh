@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Soak: smtpscope as a sensor for SOAK_SECONDS (default 600) under replayed lab traffic, as issue
+# 15 asks: a capture looped by tcpreplay with --unique-ip (every loop new addresses, so new
+# sessions) onto a veth pair in a network namespace of its own, through `check -i` with --output
+# rotation, the -w ring (-C/-W) and --metrics scraped every second. Samples VmRSS every second and
+# reports: sessions and records per verdict against the capture's own verdicts times the loops,
+# kernel drops, whether every --output file is whole NDJSON and every ring file readable, and the
+# RSS rule (max over the last minute <= 1.1 x max over minute two). Root only.
+#   scripts/soak.sh [CAPTURE]    CAPTURE default: the lab's base.pcap when built, else captures/multi-site.pcap
+# Env: SOAK_SECONDS, SOAK_MBPS (tcpreplay --mbps; default: top speed), SOAK_DIR (default /tmp/smtpscope-soak).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "soak: needs root (network namespace, capture)" >&2; exit 2; }
+capture=${1:-}
+if [ -z "$capture" ]; then
+  capture=/tmp/smtpscope-lab/base.pcap
+  [ -f "$capture" ] || capture=captures/multi-site.pcap
+fi
+secs=${SOAK_SECONDS:-600}
+dir=${SOAK_DIR:-/tmp/smtpscope-soak}
+ns=smtpscope-soak-$$
+port=$((30000 + $$ % 20000))
+cargo build -q --release
+bin=$PWD/target/release/smtpscope
+rm -rf "$dir" && mkdir -p "$dir/out" "$dir/ring" && chmod 777 "$dir/out" "$dir/ring"
+
+# One loop's verdicts, read from the file: the ground truth per loop.
+"$bin" -q -F json -r "$capture" | python3 -c '
+import json, sys, collections
+c = collections.Counter(json.loads(l)["verdict"] for l in sys.stdin)
+json.dump(c, open(sys.argv[1], "w"))' "$dir/per_loop.json"
+
+cleanup() {
+  [ -n "${scraper:-}" ] && kill "$scraper" 2>/dev/null || true
+  [ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null || true
+  ip netns del "$ns" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip -n "$ns" link add soak0 type veth peer name soak1
+ip -n "$ns" link set soak0 up
+ip -n "$ns" link set soak1 up
+ip netns exec "$ns" ip link set lo up
+
+cat > "$dir/policy.toml" <<'EOF'
+[default]
+expect = "any"
+EOF
+ip netns exec "$ns" "$bin" check -i soak1 --policy "$dir/policy.toml" -F json --sensor soak \
+  --output "$dir/out/sessions.ndjson" --rotate 50M -w "$dir/ring/ring.pcap" -C 100 -W 5 \
+  --metrics "127.0.0.1:$port" --summary "$dir/summary.json" -B 65536 -Z nobody \
+  > "$dir/check.ndjson" 2> "$dir/stderr.txt" &
+pid=$!
+for _ in $(seq 50); do grep -q "listening on" "$dir/stderr.txt" && break; sleep 0.2; done
+grep -q "listening on" "$dir/stderr.txt" || { cat "$dir/stderr.txt" >&2; exit 1; }
+
+( while sleep 1; do ip netns exec "$ns" python3 -c '
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).read()' "http://127.0.0.1:$port/metrics" >/dev/null 2>&1 || true; done ) &
+scraper=$!
+( t=0; while sleep 1; do t=$((t + 1)); rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null) || break
+  echo "$t ${rss:-0}" >> "$dir/rss.txt"; done ) &
+sampler=$!
+
+speed=(--topspeed)
+[ -n "${SOAK_MBPS:-}" ] && speed=(--mbps="$SOAK_MBPS")
+start=$(date +%s)
+ip netns exec "$ns" timeout "$secs" tcpreplay -q -i soak0 "${speed[@]}" --loop=0 --unique-ip -K "$capture" \
+  > "$dir/tcpreplay.txt" 2>&1 || true
+elapsed=$(( $(date +%s) - start ))
+sleep 3
+curl_metrics=$(ip netns exec "$ns" python3 -c '
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "http://127.0.0.1:$port/metrics" || true)
+echo "$curl_metrics" > "$dir/metrics.txt"
+kill -INT "$pid"; wait "$pid" || true
+kill "$sampler" "$scraper" 2>/dev/null || true
+
+python3 - "$dir" "$elapsed" <<'EOF'
+import json, os, sys, glob, collections, subprocess
+d, elapsed = sys.argv[1], int(sys.argv[2])
+per_loop = json.load(open(f"{d}/per_loop.json"))
+records, broken = collections.Counter(), 0
+for f in sorted(glob.glob(f"{d}/out/sessions.ndjson*")):
+    data = open(f, "rb").read()
+    if data and not data.endswith(b"\n"):
+        broken += 1
+    for line in data.splitlines():
+        try:
+            records[json.loads(line)["verdict"]] += 1
+        except Exception:
+            broken += 1
+summary = json.load(open(f"{d}/summary.json"))
+unreadable = [f for f in glob.glob(f"{d}/ring/*")
+              if subprocess.run([os.environ.get("BIN", "target/release/smtpscope"), "-q", "-F", "json", "-r", f],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0]
+rss = [tuple(map(int, l.split())) for l in open(f"{d}/rss.txt") if l.strip()]
+last = max(r for t, r in rss if t > rss[-1][0] - 60) if rss else 0
+two = max((r for t, r in rss if 60 < t <= 120), default=0)
+sessions = sum(records.values())
+loops = sessions / max(1, sum(per_loop.values()))
+print(f"soak: {elapsed} s, {summary['packets']} packets, {summary['bytes'] / 1e6 / max(1, elapsed):.1f} MB/s, "
+      f"{sessions} records ({sessions / max(1, elapsed):.0f}/s, ~{loops:.0f} loops), kernel drops {summary['kernel_drops']}")
+print(f"soak: records per verdict {dict(records)}; per loop {per_loop}")
+print(f"soak: summary per verdict {summary['verdicts']}")
+print(f"soak: broken --output lines/files {broken}, unreadable ring files {len(unreadable)}, output errors {summary['output_errors']}")
+print(f"soak: VmRSS max minute two {two} kB, last minute {last} kB (rule: <= 1.1x: {'ok' if two and last <= 1.1 * two else 'n/a' if not two else 'FAIL'})")
+EOF
