@@ -256,6 +256,9 @@ impl Sensor {
                 );
             }
         }
+        if let Some(e) = f.take_rotate_error() {
+            say!("smtpscope: cannot rename the closed {} aside: {e} (records go on into it)", f.path().display());
+        }
     }
 
     /// Called on every tick: metrics figures, time rotation, and a hang-up's reopen. Returns
@@ -277,6 +280,9 @@ impl Sensor {
             let r = if hup { f.reopen(now_secs()) } else { f.tick(now_secs()) };
             if let Err(e) = r {
                 self.output_errors += 1;
+                if let Some(m) = &self.metrics {
+                    m.output_error();
+                }
                 say!("smtpscope: cannot open {}: {e}", f.path().display());
             }
         }

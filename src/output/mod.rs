@@ -102,6 +102,11 @@ pub struct RotatingFile {
     failed: bool,
     /// Failed writes, all files together.
     pub errors: u64,
+    /// A closed file that could not be renamed (records went on into the open one): taken and
+    /// reported by the caller.
+    pub rotate_error: Option<io::Error>,
+    /// Bytes of the open file that count as written before a rotation that failed.
+    size_base: u64,
     /// Files closed by rotation, oldest first (their final names).
     pub closed: Vec<PathBuf>,
 }
@@ -125,6 +130,8 @@ impl RotatingFile {
             next_n: 1,
             failed: false,
             errors: 0,
+            rotate_error: None,
+            size_base: 0,
             closed: Vec::new(),
         };
         f.open_current(period)?;
@@ -151,15 +158,19 @@ impl RotatingFile {
         self.file = Some(file);
         self.path = path;
         self.len = len;
+        self.size_base = 0;
         self.failed = false;
         Ok(())
     }
 
     /// Closes the open file and starts the next one (for the period starting at `secs`).
+    /// A rename that failed leaves records going on into the same file (reported through
+    /// [`RotatingFile::rotate_error`], not retried before the next rotation is due).
     fn rotate_now(&mut self, secs: i64) -> io::Result<()> {
         self.file = None;
         let next = self.name_at(secs);
         let old = self.path.clone();
+        self.period = secs;
         // Names without strftime fields (or one that names the same file again) keep FILE as
         // the open file: the closed one moves aside to FILE.N.
         if next == old {
@@ -168,13 +179,19 @@ impl RotatingFile {
             let mut moved = old.clone().into_os_string();
             moved.push(format!(".{n}"));
             let moved = PathBuf::from(moved);
-            std::fs::rename(&old, &moved)?;
-            self.closed.push(moved);
+            match std::fs::rename(&old, &moved) {
+                Ok(()) => self.closed.push(moved),
+                Err(e) => {
+                    self.rotate_error.get_or_insert(e);
+                }
+            }
         } else {
             self.closed.push(old);
         }
-        self.period = secs;
-        self.open_current(secs)
+        self.open_current(secs)?;
+        // After a failed rename the size counts from here, so the next try comes a size later.
+        self.size_base = self.len.saturating_sub(self.header.len() as u64);
+        Ok(())
     }
 
     /// Time rotation, when the period has moved on at `now` (between records only).
@@ -203,7 +220,8 @@ impl RotatingFile {
         let mut result = self.tick(now);
         if result.is_ok() {
             if let Some(Rotate::Size(max)) = self.rotate {
-                if self.len > self.header.len() as u64 && self.len + rec.len() as u64 > max {
+                let len = self.len.saturating_sub(self.size_base);
+                if len > self.header.len() as u64 && len + rec.len() as u64 > max {
                     result = self.rotate_now(now);
                 }
             }
@@ -319,6 +337,20 @@ mod tests {
         f.tick(61).unwrap();
         f.write_record(b"b\n", 70).unwrap();
         assert_eq!(read(&d.path().join("s.ndjson.1")), "a\n");
+        assert_eq!(read(&file), "b\n");
+    }
+
+    #[test]
+    fn a_rotation_whose_rename_fails_loses_no_record() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("s.ndjson");
+        let mut f = RotatingFile::open(file.to_str().unwrap(), Some(Rotate::Size(3)), Vec::new(), 0).unwrap();
+        f.write_record(b"a\n", 0).unwrap();
+        // Moved away by someone else: the rename finds nothing to rename.
+        std::fs::rename(&file, d.path().join("moved")).unwrap();
+        f.write_record(b"b\n", 0).unwrap();
+        assert!(f.rotate_error.take().is_some(), "the failed rename is reported");
+        assert_eq!(read(&d.path().join("moved")), "a\n");
         assert_eq!(read(&file), "b\n");
     }
 

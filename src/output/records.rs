@@ -81,6 +81,11 @@ impl RecordFile {
         self.file.path()
     }
 
+    /// A closed file that could not be renamed since last asked (records went on).
+    pub fn take_rotate_error(&mut self) -> Option<io::Error> {
+        self.file.rotate_error.take()
+    }
+
     /// Failed writes so far.
     pub fn errors(&self) -> u64 {
         self.file.errors
