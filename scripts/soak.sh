@@ -20,8 +20,13 @@ secs=${SOAK_SECONDS:-600}
 dir=${SOAK_DIR:-/tmp/smtpscope-soak}
 ns=smtpscope-soak-$$
 port=$((30000 + $$ % 20000))
-cargo build -q --release
-bin=$PWD/target/release/smtpscope
+# BIN: another build (a check of this script with a debug build, say).
+if [ -z "${BIN:-}" ]; then
+  cargo build -q --release
+  BIN=$PWD/target/release/smtpscope
+fi
+bin=$BIN
+export BIN
 rm -rf "$dir" && mkdir -p "$dir/out" "$dir/ring" && chmod 777 "$dir/out" "$dir/ring"
 
 # One loop's verdicts, read from the file: the ground truth per loop.
