@@ -153,6 +153,8 @@ pub struct Sensor {
     output: Option<RecordFile>,
     pidfile: Option<PathBuf>,
     hup: Arc<AtomicBool>,
+    hup_caught: bool,
+    live: bool,
     /// Failed `--output` writes.
     pub output_errors: u64,
     name: Option<String>,
@@ -226,11 +228,32 @@ impl Sensor {
             }
             None => None,
         };
-        let hup = Arc::new(AtomicBool::new(false));
-        if live {
-            signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+        let mut sensor = Self {
+            metrics,
+            server,
+            output,
+            pidfile,
+            hup: Arc::new(AtomicBool::new(false)),
+            hup_caught: false,
+            output_errors: 0,
+            name,
+            live,
+        };
+        if sensor.output.is_some() {
+            sensor.catch_hangup()?;
         }
-        Ok(Self { metrics, server, output, pidfile, hup, output_errors: 0, name })
+        Ok(sensor)
+    }
+
+    /// Live: a hang-up (SIGHUP) no longer ends the run but asks for a reload, seen by
+    /// [`Sensor::tick`]. Only runs with something to reload catch it (`--output`, a `--policy`):
+    /// a plain capture in a terminal still ends when the terminal goes.
+    pub fn catch_hangup(&mut self) -> Result<()> {
+        if self.live && !self.hup_caught {
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&self.hup))?;
+            self.hup_caught = true;
+        }
+        Ok(())
     }
 
     /// Counts a session in the metrics (every session, whatever a display filter keeps).
