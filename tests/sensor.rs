@@ -75,3 +75,46 @@ fn the_sensor_key_follows_interface_on_every_record_and_pcap_file_follows_tcp_an
     let (sessions, _) = common::run_packets_with(Config::default(), &d.packets(1400));
     assert!(json::record(&sessions[0], Options::default())["sensor"].is_null(), "files: null unless --sensor");
 }
+
+fn smtpscope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(args).output().unwrap()
+}
+
+fn demo() -> String {
+    common::bundled().join("demo.pcap").to_str().unwrap().to_string()
+}
+
+#[test]
+fn output_takes_the_records_off_stdout_and_each_rotated_file_is_whole() {
+    let dir = common::scratch("output");
+    let out = dir.path().join("s.ndjson");
+    let o = smtpscope(&["-q", "-r", &demo(), "--output", out.to_str().unwrap(), "--rotate", "1K", "--sensor", "lab"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty(), "no records on stdout with --output");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for r in common::ndjson(text.as_bytes()) {
+            assert_eq!(r["sensor"], "lab");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3, "the demo's three sessions, each once");
+    assert!(dir.path().join("s.ndjson.1").exists(), "1K rotated");
+}
+
+#[test]
+fn sensor_options_given_wrongly_are_usage_errors() {
+    let d = demo();
+    for (args, says) in [
+        (vec!["-r", &d, "--output", "/tmp/x", "--rotate", "100"], "bare number"),
+        (vec!["-r", &d, "--metrics", "9464"], "--metrics applies to live capture"),
+        (vec!["-r", &d, "-C", "10"], "-C"),
+        (vec!["-r", &d, "--rotate", "1d"], "--output"),
+    ] {
+        let o = smtpscope(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
