@@ -110,6 +110,7 @@ fn sensor_options_given_wrongly_are_usage_errors() {
         (vec!["-r", &d, "--output", "/tmp/x", "--rotate", "100"], "bare number"),
         (vec!["-r", &d, "--metrics", "9464"], "--metrics applies to live capture"),
         (vec!["-r", &d, "-C", "10"], "-C"),
+        (vec!["-r", &d, "-w", "/tmp/never-written.pcap", "-G", "10"], "-G needs -i"),
         (vec!["-r", &d, "--rotate", "1d"], "--output"),
     ] {
         let o = smtpscope(&args);
@@ -117,4 +118,5 @@ fn sensor_options_given_wrongly_are_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    assert!(!std::path::Path::new("/tmp/never-written.pcap").exists(), "refused before any file is written");
 }

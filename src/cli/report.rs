@@ -102,6 +102,9 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(m) = out.sensor.misuse(input) {
+        bail!("{m}");
+    }
     // With --output, stdout carries no records and the terminal UI opens only when asked.
     let to_file = out.sensor.output.is_some();
     let tui = out.tui || (!out.no_tui && out.format.is_none() && !to_file && io::stdout().is_terminal());

@@ -87,8 +87,8 @@ impl SensorArgs {
             (self.ring_files.is_some(), "-W"),
         ];
         if let Some((_, opt)) = ring.iter().find(|(given, _)| *given) {
-            if input.write.is_none() {
-                return Some(format!("{opt} needs -w FILE (and -i)"));
+            if input.write.is_none() || input.interface.is_none() {
+                return Some(format!("{opt} needs -i and -w FILE (a live capture's ring)"));
             }
         }
         if input.interface.is_none() && self.metrics.is_some() {
