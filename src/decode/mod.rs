@@ -42,6 +42,10 @@ pub struct Segment<'a> {
     pub ack: u32,
     /// Flags.
     pub flags: TcpFlags,
+    /// Window field (unscaled).
+    pub window: u16,
+    /// TCP option bytes as sent (read by the two-point diff on handshake segments).
+    pub options: &'a [u8],
     /// Captured payload bytes (may be shorter than `wire_len` when snaplen cut the frame).
     pub payload: &'a [u8],
     /// Payload length on the wire, from the IP length fields.
@@ -310,6 +314,8 @@ fn tcp<'a>(src: IpAddr, dst: IpAddr, body: &'a [u8], declared: usize, link: Link
         seq: t.sequence_number(),
         ack: t.acknowledgment_number(),
         flags: TcpFlags { syn: t.syn(), ack: t.ack(), fin: t.fin(), rst: t.rst() },
+        window: t.window_size(),
+        options: body.get(20..hl).unwrap_or(&[]),
         payload,
         wire_len: u32::try_from(wire_len.max(payload.len())).unwrap_or(u32::MAX),
         link,

@@ -78,7 +78,11 @@ class DiffLab(L.Lab):
             "myhostname": "relay.lab.example", "mydestination": "", "relayhost": f"[{SERVER}]:25",
             "smtpd_tls_cert_file": f"{c}/relay.pem", "smtpd_tls_key_file": f"{c}/relay.key",
             "smtpd_tls_security_level": "may", "smtp_tls_security_level": "encrypt",
-            "smtp_tls_protocols": "!SSLv2,!SSLv3,!TLSv1,!TLSv1.1,!TLSv1.3", "smtp_bind_address": MID_B,
+            "smtp_tls_protocols": "!SSLv2,!SSLv3,!TLSv1,!TLSv1.1,!TLSv1.3",
+            # security level encrypt reads the mandatory list
+            "smtp_tls_mandatory_protocols": "!SSLv2,!SSLv3,!TLSv1,!TLSv1.1,!TLSv1.3", "smtp_bind_address": MID_B,
+            # Postfix prefers anonymous ciphers when it does not verify: no certificate would cross
+            "smtp_tls_mandatory_exclude_ciphers": "aNULL",
             "queue_run_delay": "1s",
         }, [(f"{MID_A}:25", [])])
 
@@ -149,8 +153,8 @@ def sc_asa(lab):
 def sc_nat(lab):
     L.run("nft", "-f", "-", ns=MID, input=(
         "table ip sdnat {\n"
-        " chain post { type nat hook postrouting priority 100; oifname \"%s\" masquerade; }\n"
-        " chain fwd { type filter hook forward priority 0; tcp flags syn tcp option maxseg size set 1200; }\n"
+        " chain sdpost { type nat hook postrouting priority 100; oifname \"%s\" masquerade; }\n"
+        " chain sdclamp { type filter hook forward priority 0; tcp flags syn tcp option maxseg size set 1200; }\n"
         "}\n" % V_MB))
     try:
         lab.client("plain", f"{SERVER}:25", "--helo", "nat-client.lab.example")

@@ -1,0 +1,256 @@
+//! The two-point diff: lab captures of real boxes (captures/diff/, made by
+//! tests/lab/diff_lab.py, both points captured at once) and bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use smtpscope::diff::{self, output, Settings};
+
+fn lab(name: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/diff");
+    (dir.join(format!("{name}-a.pcap")), dir.join(format!("{name}-b.pcap")))
+}
+
+/// The NDJSON lines of `diff A B`: the session lines, then the summary.
+fn diff_lines(a: &Path, b: &Path) -> (Vec<Value>, Value) {
+    let d = diff::run(&[a.to_path_buf()], &[b.to_path_buf()], None, &Settings::default()).expect("diff runs");
+    let mut out = Vec::new();
+    output::write_json(&mut out, &d, Default::default()).unwrap();
+    let mut lines = common::ndjson(&out);
+    let summary = lines.pop().expect("a summary line");
+    assert_eq!(summary["type"], "summary");
+    (lines, summary)
+}
+
+fn kinds(v: &Value) -> Vec<&str> {
+    v["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect()
+}
+
+fn change<'a>(v: &'a Value, kind: &str) -> &'a Value {
+    v["changes"].as_array().unwrap().iter().find(|c| c["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {v}"))
+}
+
+fn middleboxes(v: &Value) -> Vec<&str> {
+    v["middleboxes"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect()
+}
+
+#[test]
+fn transparent_path_changes_nothing() {
+    let (a, b) = lab("transparent");
+    let (lines, summary) = diff_lines(&a, &b);
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(kinds(l), Vec::<&str>::new(), "{l}");
+        assert_eq!(l["middlebox"], "transparent");
+        assert_eq!(middleboxes(l), ["transparent"]);
+        assert_eq!(l["server_side"], "b", "the SYN-ACK reaches the server's veth first");
+    }
+    assert_eq!(
+        (summary["matched"].as_u64(), summary["only_a"].as_u64(), summary["only_b"].as_u64()),
+        (Some(2), Some(0), Some(0))
+    );
+    assert!(summary["clock_offset_s"].as_f64().unwrap().abs() < 0.01, "{summary}");
+}
+
+#[test]
+fn records_are_exactly_what_f_json_writes() {
+    let (a, b) = lab("transparent");
+    let (lines, _) = diff_lines(&a, &b);
+    let at_a = common::records(&a);
+    let at_b = common::records(&b);
+    // the helper names files by their base name, as `-r NAME` run in their directory would
+    let base = |v: &Value| {
+        let mut v = v.clone();
+        let name = Path::new(v["file"].as_str().unwrap()).file_name().unwrap().to_string_lossy().to_string();
+        v["file"] = Value::from(name);
+        v
+    };
+    for l in &lines {
+        assert!(at_a.contains(&base(&l["a"])), "a record not as -F json writes it: {}", l["a"]);
+        assert!(at_b.contains(&base(&l["b"])), "b record not as -F json writes it: {}", l["b"]);
+    }
+}
+
+#[test]
+fn inline_asa_rewriter_is_esmtp_inspection() {
+    // tests/lab/asa_nfqueue.py on one TCP connection: swaks -tlso, then smtplib insisting on STARTTLS
+    let (a, b) = lab("asa");
+    let (lines, _) = diff_lines(&a, &b);
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(l["server_side"], "b", "the unmasked side is the server's");
+        let banner = change(l, "banner-masked");
+        assert!(banner["a"].as_str().unwrap().starts_with("220 ****"), "{banner}");
+        assert_eq!(banner["b"], "220 mx.lab.example ESMTP Postfix (Debian/GNU)");
+        let ehlo = change(l, "ehlo-extension-masked");
+        assert_eq!(
+            (ehlo["a"].as_str(), ehlo["b"].as_str(), ehlo["hidden"].as_str()),
+            (Some("XXXXXXXA"), Some("STARTTLS"), Some("STARTTLS"))
+        );
+        assert!(ehlo["a_frame"].as_u64().is_some() && ehlo["b_frame"].as_u64().is_some());
+        assert_eq!(l["middlebox"], "esmtp-inspection");
+        assert_eq!(middleboxes(l), ["esmtp-inspection"]);
+    }
+    assert_eq!(kinds(&lines[0]), ["banner-masked", "ehlo-extension-masked"], "swaks never sends STARTTLS");
+    assert_eq!(kinds(&lines[1]), ["banner-masked", "ehlo-extension-masked", "command-rewritten"]);
+    let cmd = change(&lines[1], "command-rewritten");
+    assert_eq!(
+        (cmd["a"].as_str(), cmd["b"].as_str(), cmd["hidden"].as_str()),
+        (Some("STARTTLS"), Some("XXXXXXXX"), Some("STARTTLS"))
+    );
+}
+
+#[test]
+fn nat_with_mss_clamp() {
+    let (a, b) = lab("nat");
+    let (lines, _) = diff_lines(&a, &b);
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0];
+    assert_eq!(kinds(l), ["address-translated", "tcp-options", "tcp-options"], "SYN and SYN-ACK clamped");
+    let addr = change(l, "address-translated");
+    assert!(addr["a"].as_str().unwrap().starts_with("10.233.0.1:"), "{addr}");
+    assert!(addr["b"].as_str().unwrap().starts_with("10.233.1.254:"), "{addr}");
+    let opts = change(l, "tcp-options");
+    assert!(
+        opts["a"].as_str().unwrap().starts_with("mss 1460") && opts["b"].as_str().unwrap().starts_with("mss 1200"),
+        "{opts}"
+    );
+    assert_eq!(l["middlebox"], "nat");
+    assert_eq!(middleboxes(l), ["nat"]);
+}
+
+#[test]
+fn stripping_proxy_answers_starttls_itself() {
+    // tests/lab/strip_proxy.py: two TCP connections; the server never sees STARTTLS
+    let (a, b) = lab("proxy");
+    let (lines, _) = diff_lines(&a, &b);
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0];
+    assert_eq!(kinds(l), ["address-translated", "ehlo-extension-masked", "command-intercepted"]);
+    let c = change(l, "command-intercepted");
+    assert_eq!((c["a"].as_str(), c["b"].as_str()), (Some("STARTTLS"), None));
+    assert_eq!(c["reply"], "500 5.5.1 Command unrecognized");
+    assert!(c["a_frame"].as_u64().is_some());
+    assert_eq!(l["server_side"], "b");
+    assert_eq!(l["middlebox"], "proxy");
+    assert_eq!(middleboxes(l), ["proxy", "esmtp-inspection"]);
+}
+
+#[test]
+fn tls_terminating_relay_names_both_certificates() {
+    // Postfix in the middle with its own certificate, relaying over a second STARTTLS session
+    let (a, b) = lab("tls-relay");
+    let (lines, summary) = diff_lines(&a, &b);
+    assert_eq!(lines.len(), 1, "paired by time order and server port within the relay window");
+    let l = &lines[0];
+    assert_eq!(kinds(l), ["address-translated", "tls-terminated"]);
+    let t = change(l, "tls-terminated");
+    assert!(t["a"].as_str().unwrap().contains("CN=relay.lab.example"), "{t}");
+    assert!(t["b"].as_str().unwrap().contains("CN=mx.lab.example"), "{t}");
+    assert_eq!(l["server_side"], "b");
+    assert_eq!(l["middlebox"], "proxy");
+    assert_eq!(middleboxes(l), ["proxy", "tls-interception"]);
+    assert_eq!(summary["matched"], 1);
+}
+
+#[test]
+fn relay_window_bounds_the_pairing() {
+    let (a, b) = lab("tls-relay");
+    let set = Settings { relay_window: 0, max_skew: 0, ..Settings::default() };
+    let d = diff::run(&[a], &[b], None, &set).unwrap();
+    assert_eq!((d.matched(), d.only_a(), d.only_b()), (0, 1, 1));
+}
+
+// --- bad input ---------------------------------------------------------------------------------
+
+fn bundled(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name)
+}
+
+#[test]
+fn unrelated_captures_match_nothing_and_say_so() {
+    let d =
+        diff::run(&[bundled("plaintext.pcap")], &[bundled("offered-unused.pcap")], None, &Settings::default()).unwrap();
+    assert_eq!(d.matched(), 0);
+    assert_eq!((d.only_a(), d.only_b()), (1, 1));
+    assert_eq!(d.offset, None);
+    let msg = output::nothing_matched(&d).expect("said plainly");
+    assert!(msg.contains("no session at A matches one at B"), "{msg}");
+    for e in &d.entries {
+        assert!(e.reason.is_some() && e.comparison.is_none());
+    }
+    let mut out = Vec::new();
+    output::write_json(&mut out, &d, Default::default()).unwrap();
+    let lines = common::ndjson(&out);
+    assert_eq!(lines.last().unwrap()["clock_offset_s"], Value::Null);
+    assert!(lines[..2].iter().all(|l| l["middlebox"].is_null() && l["reason"].is_string()));
+}
+
+/// A classic pcap header with no packet.
+fn empty_pcap(path: &Path) {
+    let mut h = Vec::new();
+    h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&4u16.to_le_bytes());
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&65535u32.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    std::fs::write(path, h).unwrap();
+}
+
+#[test]
+fn an_empty_capture_is_named() {
+    let (_dir, empty) = common::scratch_file("empty.pcap");
+    empty_pcap(&empty);
+    let (a, _) = lab("transparent");
+    let err = diff::run(&[a], std::slice::from_ref(&empty), None, &Settings::default()).unwrap_err().to_string();
+    assert!(err.contains("empty.pcap") && err.contains("no packets"), "{err}");
+    std::fs::write(&empty, b"").unwrap();
+    let (a, _) = lab("transparent");
+    let err = diff::run(&[a], &[empty], None, &Settings::default()).unwrap_err().to_string();
+    assert!(err.contains("empty.pcap"), "{err}");
+}
+
+/// A copy of a classic little-endian pcap with every timestamp moved by `secs`.
+fn shifted(src: &Path, dst: &Path, secs: i64) {
+    let mut b = std::fs::read(src).unwrap();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let ts = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        b[at..at + 4].copy_from_slice(&((i64::from(ts) + secs) as u32).to_le_bytes());
+        let incl = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + incl;
+    }
+    std::fs::write(dst, b).unwrap();
+}
+
+#[test]
+fn clocks_an_hour_apart_are_found_and_reported() {
+    let (a, b) = lab("asa");
+    let (_dir, late) = common::scratch_file("asa-b-plus-1h.pcap");
+    shifted(&b, &late, 3600);
+    let (lines, summary) = diff_lines(&a, &late);
+    let off = summary["clock_offset_s"].as_f64().unwrap();
+    assert!((off - 3600.0).abs() < 0.01, "{summary}");
+    assert_eq!(summary["matched"], 2);
+    assert_eq!(lines[1]["server_side"], "b");
+    assert_eq!(kinds(&lines[1]), ["banner-masked", "ehlo-extension-masked", "command-rewritten"]);
+    // b behind a: the offset is negative
+    let (_dir2, early) = common::scratch_file("asa-a-plus-1h.pcap");
+    shifted(&a, &early, 3600);
+    let (_, summary) = diff_lines(&early, &b);
+    assert!((summary["clock_offset_s"].as_f64().unwrap() + 3600.0).abs() < 0.01, "{summary}");
+}
+
+#[test]
+fn an_offset_beyond_max_offset_is_not_looked_for() {
+    let (a, b) = lab("asa");
+    let (_dir, late) = common::scratch_file("asa-b-plus-2d.pcap");
+    shifted(&b, &late, 2 * 86_400);
+    let d = diff::run(&[a], &[late], None, &Settings::default()).unwrap();
+    assert_eq!(d.offset, None);
+    assert_eq!(d.matched(), 0);
+    assert!(d.entries.iter().all(|e| e.reason == Some(diff::Reason::OutsideOtherCapture)));
+}
