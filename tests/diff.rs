@@ -254,3 +254,69 @@ fn an_offset_beyond_max_offset_is_not_looked_for() {
     assert_eq!(d.matched(), 0);
     assert!(d.entries.iter().all(|e| e.reason == Some(diff::Reason::OutsideOtherCapture)));
 }
+
+// --- synthetic: WAN-optimizer options (no WAN optimizer runs here; crafted packets) -------------
+
+/// Writes one SMTP session (raw IPv4) whose SYN carries `syn_options`.
+fn crafted_session(path: &Path, syn_options: &[u8], t0: i64) {
+    let cap = pcap::Capture::dead(pcap::Linktype(12)).unwrap();
+    let mut save = cap.savefile(path).unwrap();
+    let (c, s) = (([192, 0, 2, 10], 40_000u16), ([198, 51, 100, 25], 25u16));
+    let (mut cs, mut ss, mut t) = (100u32, 900u32, t0);
+    let mut put = |from_client: bool, seq: u32, ack: Option<u32>, syn: bool, opts: &[u8], data: &[u8]| {
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        let mut b = etherparse::PacketBuilder::ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 64240);
+        if syn {
+            b = b.syn();
+        }
+        if let Some(a) = ack {
+            b = b.ack(a);
+        }
+        let b = if opts.is_empty() { b } else { b.options_raw(opts).unwrap() };
+        let mut v = Vec::new();
+        b.write(&mut v, data).unwrap();
+        t += 100;
+        let h = pcap::PacketHeader {
+            ts: libc::timeval { tv_sec: t / 1_000_000, tv_usec: t % 1_000_000 },
+            caplen: v.len() as u32,
+            len: v.len() as u32,
+        };
+        save.write(&pcap::Packet::new(&h, &v));
+    };
+    put(true, cs, None, true, syn_options, b"");
+    put(false, ss, Some(cs + 1), true, &[2, 4, 5, 0xb4], b"");
+    cs += 1;
+    ss += 1;
+    let mut talk = |from_client: bool, data: &[u8], cs: &mut u32, ss: &mut u32| {
+        if from_client {
+            put(true, *cs, Some(*ss), false, &[], data);
+            *cs += data.len() as u32;
+        } else {
+            put(false, *ss, Some(*cs), false, &[], data);
+            *ss += data.len() as u32;
+        }
+    };
+    talk(false, b"220 mx.example ESMTP\r\n", &mut cs, &mut ss);
+    talk(true, b"EHLO wan.example\r\n", &mut cs, &mut ss);
+    talk(false, b"250-mx.example\r\n250 STARTTLS\r\n", &mut cs, &mut ss);
+    talk(true, b"QUIT\r\n", &mut cs, &mut ss);
+    talk(false, b"221 Bye\r\n", &mut cs, &mut ss);
+    save.flush().unwrap();
+}
+
+#[test]
+fn synthetic_wan_optimizer_option_on_one_side() {
+    let dir = common::scratch("diff-wan");
+    let (a, b) = (dir.path().join("wan-a.pcap"), dir.path().join("wan-b.pcap"));
+    crafted_session(&a, &[2, 4, 5, 0xb4], 1_700_000_000_000_000);
+    // Riverbed's option 76 between the optimizers: on the WAN side only
+    crafted_session(&b, &[2, 4, 5, 0xb4, 76, 6, 0, 0, 0, 1, 1, 1], 1_700_000_000_000_400);
+    let (lines, _) = diff_lines(&a, &b);
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0];
+    assert_eq!(kinds(l), ["tcp-options"]);
+    let o = change(l, "tcp-options");
+    assert_eq!((o["a"].as_str(), o["b"].as_str()), (Some("mss 1460"), Some("mss 1460, option 76")));
+    assert_eq!(l["middlebox"], "wan-optimizer");
+    assert_eq!(middleboxes(l), ["wan-optimizer"]);
+}
