@@ -1,7 +1,7 @@
 //! What changed between the two points of one session, and which kind of box explains it.
 
 use crate::capture::Micros;
-use crate::report::escape::json_text;
+use crate::escape::json_text;
 use crate::session::{is_masked_keyword, Extension, Session};
 use crate::tls::{cipher_name, version_label};
 

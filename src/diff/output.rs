@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::capture::Micros;
-use crate::report::escape::defuse;
+use crate::escape::defuse;
 use crate::report::{self, json::write_line, Options};
 
 use super::{Change, Diff, DiffEntry, Observed};
