@@ -20,7 +20,17 @@ impl Writer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn tcp(&mut self, ts: i64, src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, ack: Option<u32>, syn: bool, fin: bool, data: &[u8]) {
+    fn tcp(
+        &mut self,
+        ts: i64,
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        ack: Option<u32>,
+        syn: bool,
+        fin: bool,
+        data: &[u8],
+    ) {
         let mut b = PacketBuilder::ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 64240);
         if syn {
             b = b.syn();
@@ -34,11 +44,7 @@ impl Writer {
         let b = if syn { b.options_raw(&[2, 4, 5, 0xb4]).expect("options") } else { b };
         let mut v = Vec::with_capacity(60 + data.len());
         b.write(&mut v, data).expect("build packet");
-        let h = pcap::PacketHeader {
-            ts: libc_timeval(ts),
-            caplen: v.len() as u32,
-            len: v.len() as u32,
-        };
+        let h = pcap::PacketHeader { ts: libc_timeval(ts), caplen: v.len() as u32, len: v.len() as u32 };
         self.save.write(&pcap::Packet::new(&h, &v));
     }
 }
@@ -66,7 +72,11 @@ fn session(w: &mut Writer, i: u32, t0: i64, client: ([u8; 4], u16), masked: bool
     w.tcp(t0 + 50, server, client, ss, Some(cs + 1), true, false, &[]);
     cs += 1;
     ss += 1;
-    let banner: &[u8] = if masked { b"220 *****************************************\r\n" } else { b"220 mx.bench.example ESMTP Postfix (Debian/GNU)\r\n" };
+    let banner: &[u8] = if masked {
+        b"220 *****************************************\r\n"
+    } else {
+        b"220 mx.bench.example ESMTP Postfix (Debian/GNU)\r\n"
+    };
     let offer: &[u8] = if masked { b"250-XXXXXXXA\r\n" } else { b"250-STARTTLS\r\n" };
     step(w, true, b"", &mut cs, &mut ss);
     step(w, false, banner, &mut cs, &mut ss);

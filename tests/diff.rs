@@ -39,7 +39,11 @@ fn middleboxes(v: &Value) -> Vec<&str> {
 #[test]
 fn transparent_path_changes_nothing() {
     let (a, b) = lab("transparent");
-    let (lines, summary) = diff_lines(&a, &b);
+    check_transparent(&a, &b);
+}
+
+fn check_transparent(a: &Path, b: &Path) {
+    let (lines, summary) = diff_lines(a, b);
     assert_eq!(lines.len(), 2);
     for l in &lines {
         assert_eq!(kinds(l), Vec::<&str>::new(), "{l}");
@@ -75,9 +79,13 @@ fn records_are_exactly_what_f_json_writes() {
 
 #[test]
 fn inline_asa_rewriter_is_esmtp_inspection() {
-    // tests/lab/asa_nfqueue.py on one TCP connection: swaks -tlso, then smtplib insisting on STARTTLS
     let (a, b) = lab("asa");
-    let (lines, _) = diff_lines(&a, &b);
+    check_asa(&a, &b);
+}
+
+// tests/lab/asa_nfqueue.py on one TCP connection: swaks -tlso, then smtplib insisting on STARTTLS
+fn check_asa(a: &Path, b: &Path) {
+    let (lines, _) = diff_lines(a, b);
     assert_eq!(lines.len(), 2);
     for l in &lines {
         assert_eq!(l["server_side"], "b", "the unmasked side is the server's");
@@ -105,7 +113,11 @@ fn inline_asa_rewriter_is_esmtp_inspection() {
 #[test]
 fn nat_with_mss_clamp() {
     let (a, b) = lab("nat");
-    let (lines, _) = diff_lines(&a, &b);
+    check_nat(&a, &b);
+}
+
+fn check_nat(a: &Path, b: &Path) {
+    let (lines, _) = diff_lines(a, b);
     assert_eq!(lines.len(), 1);
     let l = &lines[0];
     assert_eq!(kinds(l), ["address-translated", "tcp-options", "tcp-options"], "SYN and SYN-ACK clamped");
@@ -123,9 +135,13 @@ fn nat_with_mss_clamp() {
 
 #[test]
 fn stripping_proxy_answers_starttls_itself() {
-    // tests/lab/strip_proxy.py: two TCP connections; the server never sees STARTTLS
     let (a, b) = lab("proxy");
-    let (lines, _) = diff_lines(&a, &b);
+    check_proxy(&a, &b);
+}
+
+// tests/lab/strip_proxy.py: two TCP connections; the server never sees STARTTLS
+fn check_proxy(a: &Path, b: &Path) {
+    let (lines, _) = diff_lines(a, b);
     assert_eq!(lines.len(), 1);
     let l = &lines[0];
     assert_eq!(kinds(l), ["address-translated", "ehlo-extension-masked", "command-intercepted"]);
@@ -140,9 +156,13 @@ fn stripping_proxy_answers_starttls_itself() {
 
 #[test]
 fn tls_terminating_relay_names_both_certificates() {
-    // Postfix in the middle with its own certificate, relaying over a second STARTTLS session
     let (a, b) = lab("tls-relay");
-    let (lines, summary) = diff_lines(&a, &b);
+    check_tls_relay(&a, &b);
+}
+
+// Postfix in the middle with its own certificate, relaying over a second STARTTLS session
+fn check_tls_relay(a: &Path, b: &Path) {
+    let (lines, summary) = diff_lines(a, b);
     assert_eq!(lines.len(), 1, "paired by time order and server port within the relay window");
     let l = &lines[0];
     assert_eq!(kinds(l), ["address-translated", "tls-terminated"]);
@@ -319,4 +339,32 @@ fn synthetic_wan_optimizer_option_on_one_side() {
     assert_eq!((o["a"].as_str(), o["b"].as_str()), (Some("mss 1460"), Some("mss 1460, option 76")));
     assert_eq!(l["middlebox"], "wan-optimizer");
     assert_eq!(middleboxes(l), ["wan-optimizer"]);
+}
+
+// --- the lab, run afresh (root; real Postfix, swaks, smtplib, nftables, NFQUEUE) ---------------
+
+#[test]
+fn fresh_lab_captures_give_the_same_changes_and_judgements() {
+    if !common::root_and("SMTPSCOPE_DIFF_LAB", "the two-point lab (tests/lab/diff_lab.py)") {
+        return;
+    }
+    let dir = common::scratch("diff-lab");
+    // NetfilterQueue is installed for the system's Python (pip), which runs the rewriter
+    let python = std::env::var("SMTPSCOPE_LAB_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/diff_lab.py");
+    let out =
+        std::process::Command::new(python).arg(lab).arg("captures").arg(dir.path()).output().expect("run the lab");
+    assert!(out.status.success(), "diff_lab.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let pair = |n: &str| (dir.path().join(format!("{n}-a.pcap")), dir.path().join(format!("{n}-b.pcap")));
+    let checks: [(&str, fn(&Path, &Path)); 5] = [
+        ("transparent", check_transparent),
+        ("asa", check_asa),
+        ("nat", check_nat),
+        ("proxy", check_proxy),
+        ("tls-relay", check_tls_relay),
+    ];
+    for (name, check) in checks {
+        let (a, b) = pair(name);
+        check(&a, &b);
+    }
 }
