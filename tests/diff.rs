@@ -368,3 +368,18 @@ fn fresh_lab_captures_give_the_same_changes_and_judgements() {
         check(&a, &b);
     }
 }
+
+#[test]
+fn a_side_is_a_file_a_directory_or_a_glob() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/diff");
+    let files = diff::expand_input(&dir).unwrap();
+    assert_eq!(files.len(), 10, "{files:?}");
+    let glob = dir.join("asa-*.pcap");
+    let files = diff::expand_input(&glob).unwrap();
+    assert_eq!(files, [dir.join("asa-a.pcap"), dir.join("asa-b.pcap")]);
+    let none = dir.join("nothing-*.pcap");
+    let err = diff::expand_input(&none).unwrap_err().to_string();
+    assert!(err.contains("nothing-*.pcap") && err.contains("no capture file"), "{err}");
+    let empty_dir = common::scratch("diff-empty-dir");
+    assert!(diff::expand_input(empty_dir.path()).is_err());
+}

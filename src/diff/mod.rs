@@ -31,6 +31,43 @@ pub enum DiffError {
     /// A side was given no file.
     #[error("point {0} has no capture file")]
     NoInput(&'static str),
+    /// A directory or glob named no capture file.
+    #[error("{0}: no capture file there")]
+    NoFiles(String),
+    /// A glob that does not parse.
+    #[error("{0}: {1}")]
+    BadGlob(String, String),
+}
+
+/// The files one `A`/`B` argument names: a file as it is, a directory's `.pcap`/`.pcapng`/`.cap`
+/// files, or the files a (quoted) glob matches; sorted by name (their packets are merged by time).
+pub fn expand_input(arg: &std::path::Path) -> Result<Vec<PathBuf>, DiffError> {
+    let shown = arg.display().to_string();
+    if arg.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(arg)
+            .map_err(|e| DiffError::NoFiles(format!("{shown} ({e})")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .and_then(|x| x.to_str())
+                        .is_some_and(|x| ["pcap", "pcapng", "cap"].contains(&x.to_ascii_lowercase().as_str()))
+            })
+            .collect();
+        v.sort();
+        return if v.is_empty() { Err(DiffError::NoFiles(shown)) } else { Ok(v) };
+    }
+    if arg.exists() || !shown.contains(['*', '?', '[']) {
+        // a missing plain path is named by the capture layer when it fails to open
+        return Ok(vec![arg.to_path_buf()]);
+    }
+    let paths = glob::glob(&shown).map_err(|e| DiffError::BadGlob(shown.clone(), e.to_string()))?;
+    let mut v: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+    v.sort();
+    if v.is_empty() {
+        return Err(DiffError::NoFiles(shown));
+    }
+    Ok(v)
 }
 
 /// Matching settings.
