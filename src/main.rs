@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         None => cli::report::run(&cli.input, &cli.out),
         Some(Cmd::Check(a)) => cli::check::run(a),
         Some(Cmd::Pairs(a)) => cli::pairs::run(a),
+        Some(Cmd::Diff(a)) => cli::diff::run(a),
         Some(Cmd::Generate(a)) => cli::generate::run(a),
     };
     cli::exit_code(result)

@@ -383,3 +383,72 @@ fn a_side_is_a_file_a_directory_or_a_glob() {
     let empty_dir = common::scratch("diff-empty-dir");
     assert!(diff::expand_input(empty_dir.path()).is_err());
 }
+
+// --- the command line ----------------------------------------------------------------------------
+
+fn smtpscope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(args).output().expect("run smtpscope")
+}
+
+fn lab_str(name: &str) -> (String, String) {
+    let (a, b) = lab(name);
+    (a.to_string_lossy().into_owned(), b.to_string_lossy().into_owned())
+}
+
+#[test]
+fn cli_records_are_byte_for_byte_those_of_f_json() {
+    let (a, b) = lab_str("asa");
+    let out = smtpscope(&["diff", &a, &b, "-F", "json"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (file, key) in [(&a, "{\"a\":"), (&b, ",\"b\":")] {
+        let own = smtpscope(&["-r", file, "-F", "json"]);
+        for record in String::from_utf8(own.stdout).unwrap().lines() {
+            assert!(text.contains(&format!("{key}{record}")), "{record} not in the diff as written");
+        }
+    }
+    assert!(text.lines().last().unwrap().starts_with("{\"type\":\"summary\",\"clock_offset_s\":"));
+}
+
+#[test]
+fn cli_exit_status() {
+    let (a, b) = lab_str("asa");
+    assert_eq!(smtpscope(&["diff", &a, &b]).status.code(), Some(0), "changes found, no --exit-code");
+    assert_eq!(smtpscope(&["diff", &a, &b, "--exit-code"]).status.code(), Some(1));
+    let (ta, tb) = lab_str("transparent");
+    assert_eq!(smtpscope(&["diff", &ta, &tb, "--exit-code"]).status.code(), Some(0), "nothing changed");
+    let csv = smtpscope(&["diff", &a, &b, "-F", "csv"]);
+    assert_eq!(csv.status.code(), Some(2), "csv is a usage error");
+    let (_dir, empty) = common::scratch_file("empty-side.pcap");
+    empty_pcap(&empty);
+    let out = smtpscope(&["diff", &a, empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty-side.pcap") && err.lines().count() == 1, "{err}");
+    let missing = smtpscope(&["diff", &a]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("point B is missing"));
+}
+
+#[test]
+fn cli_sides_from_flags_take_the_expression_as_positional() {
+    let (a, b) = lab_str("asa");
+    let out = smtpscope(&["diff", "-a", &a, "-b", &b, "-F", "json", "port 25"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = common::ndjson(&out.stdout);
+    assert_eq!(lines.last().unwrap()["matched"], 2);
+    // an expression that passes nothing leaves a point without packets: named, exit 2
+    let out = smtpscope(&["diff", "-a", &a, "-b", &b, "port 2525"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no packets"));
+}
+
+#[test]
+fn cli_unrelated_captures_say_so_plainly() {
+    let (a, b) = (bundled("plaintext.pcap"), bundled("offered-unused.pcap"));
+    let out = smtpscope(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("0 matched, 1 only at a, 1 only at b"), "{text}");
+    assert!(text.contains("these captures do not look like two points of one path"), "{text}");
+}

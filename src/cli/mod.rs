@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 pub mod check;
+pub mod diff;
 pub mod generate;
 pub mod input;
 pub mod pairs;
@@ -52,6 +53,8 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Who speaks TLS to whom: host pairs with verdict counts, offered and used upgrade verbs.
     Pairs(PairsArgs),
+    /// Two capture points of one path: each session at both, and what the box between changed.
+    Diff(diff::DiffArgs),
     /// Write the man pages or a shell's completions, generated from these definitions.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -70,7 +73,7 @@ impl Cli {
             None => &self.input,
             Some(Cmd::Check(a)) => &a.input,
             Some(Cmd::Pairs(a)) => &a.input,
-            Some(Cmd::Generate(_)) => return,
+            Some(Cmd::Generate(_) | Cmd::Diff(_)) => return,
         };
         if let Some(opt) = input.live_only_misuse(self.cmd.is_none()) {
             let only = if opt == "-w" {

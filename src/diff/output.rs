@@ -118,12 +118,21 @@ fn change_words(c: &Change) -> String {
 /// Writes the table: one line per session, its changes indented below.
 pub fn write_table(out: &mut dyn Write, d: &Diff) -> io::Result<()> {
     writeln!(out, "clock offset (b - a): {}", offset_words(d.offset))?;
-    writeln!(out, "{:<27} {:<44} {:<44} {:<17} CHANGES", "TIME (a's clock)", "AT A", "AT B", "MIDDLEBOX")?;
     let off = d.offset.unwrap_or(0);
-    for e in &d.entries {
-        let a = e.a.and_then(|i| d.a.sessions.get(i));
-        let b = e.b.and_then(|i| d.b.sessions.get(i));
-        let t = a.map_or_else(|| b.map_or(0, |b| b.start() - off), Observed::start);
+    let rows: Vec<(Micros, String, String, &DiffEntry)> = d
+        .entries
+        .iter()
+        .map(|e| {
+            let a = e.a.and_then(|i| d.a.sessions.get(i));
+            let b = e.b.and_then(|i| d.b.sessions.get(i));
+            let t = a.map_or_else(|| b.map_or(0, |b| b.start() - off), Observed::start);
+            (t, a.map_or("-".into(), who), b.map_or("-".into(), who), e)
+        })
+        .collect();
+    let wa = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(4);
+    let wb = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(4);
+    writeln!(out, "{:<27} {:<wa$}  {:<wb$}  {:<16}  CHANGES", "TIME (a's clock)", "AT A", "AT B", "MIDDLEBOX")?;
+    for (t, at_a, at_b, e) in &rows {
         let (mbox, kinds) = match (&e.comparison, e.reason) {
             (Some(c), _) => {
                 let mut k: Vec<&str> = c.changes.iter().map(|c| c.kind).collect();
@@ -133,18 +142,12 @@ pub fn write_table(out: &mut dyn Write, d: &Diff) -> io::Result<()> {
                     if k.is_empty() { "none".into() } else { k.join(", ") },
                 )
             }
-            (None, Some(r)) => ("-".into(), format!("only at {} ({})", if a.is_some() { "a" } else { "b" }, r.name())),
+            (None, Some(r)) => {
+                ("-".into(), format!("only at {} ({})", if e.a.is_some() { "a" } else { "b" }, r.name()))
+            }
             (None, None) => ("-".into(), String::new()),
         };
-        writeln!(
-            out,
-            "{:<27} {:<44} {:<44} {:<17} {}",
-            report::rfc3339(t),
-            a.map_or("-".into(), who),
-            b.map_or("-".into(), who),
-            mbox,
-            kinds
-        )?;
+        writeln!(out, "{:<27} {at_a:<wa$}  {at_b:<wb$}  {mbox:<16}  {kinds}", report::rfc3339(*t))?;
         for c in e.comparison.iter().flat_map(|c| &c.changes) {
             writeln!(out, "{}", change_words(c))?;
         }
