@@ -452,3 +452,26 @@ fn cli_unrelated_captures_say_so_plainly() {
     assert!(text.contains("0 matched, 1 only at a, 1 only at b"), "{text}");
     assert!(text.contains("these captures do not look like two points of one path"), "{text}");
 }
+
+#[test]
+fn a_capture_against_itself_is_transparent_for_every_bundled_capture() {
+    // no change invented: every session pairs with itself, offset 0, nothing changed
+    let mut checked = 0;
+    for entry in std::fs::read_dir(bundled("")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "pcap") {
+            continue;
+        }
+        let d =
+            diff::run(std::slice::from_ref(&path), std::slice::from_ref(&path), None, &Settings::default()).unwrap();
+        assert_eq!((d.only_a(), d.only_b()), (0, 0), "{}: unpaired sessions", path.display());
+        for e in &d.entries {
+            let c = e.comparison.as_ref().unwrap();
+            assert_eq!(c.changes, [], "{}: {:?}", path.display(), c.changes);
+            assert_eq!(c.middleboxes, ["transparent"], "{}", path.display());
+            assert_eq!(e.a, e.b, "{}: paired with another session", path.display());
+        }
+        checked += d.matched();
+    }
+    assert!(checked > 40, "only {checked} sessions checked");
+}

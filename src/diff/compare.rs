@@ -198,6 +198,13 @@ fn two_handshakes(p: &Pair<'_>) -> bool {
     })
 }
 
+fn same_syn(p: &Pair<'_>) -> bool {
+    match (&p.x.handshake.syn, &p.y.handshake.syn) {
+        (Some(a), Some(b)) => (a.tsval().is_some() && a.tsval() == b.tsval()) || a.isn == b.isn,
+        _ => false,
+    }
+}
+
 fn server_side(p: &Pair<'_>, two: bool, offset: Micros) -> Option<Which> {
     match (shows_mask(p.x, p.y), shows_mask(p.y, p.x)) {
         (true, false) => return Some(Which::B),
@@ -476,7 +483,9 @@ fn tls_changes(p: &Pair<'_>, ch: &mut Changes) -> bool {
 /// Compares a session seen at a (`x`) and at b (`y`); `offset` is b's clock minus a's.
 pub fn compare(x: &Observed, y: &Observed, paired: PairedBy, offset: Micros) -> Comparison {
     let p = Pair { x, y };
-    let relayed = paired == PairedBy::RelayOrder;
+    // sessions paired by time order alone (TLS from the start) may still be one connection seen
+    // twice: the same SYN (timestamp clock or ISN) at both points says so
+    let relayed = paired == PairedBy::RelayOrder && !same_syn(&p);
     let two = relayed || two_handshakes(&p);
     let side = server_side(&p, two, offset);
     let client = side.map(Which::other);

@@ -44,6 +44,9 @@ pub enum PairedBy {
     /// TLS on both legs of a relay: the next session towards the same server port within the
     /// relay window.
     RelayOrder,
+    /// No content to go by (a capture begun mid-session, TLS from the first byte): the nearest
+    /// session within the skew towards the same server port with the same banner, if any.
+    Weak,
 }
 
 /// The matching's result: pairs (index at a, index at b) and the clock offset.
@@ -177,6 +180,7 @@ pub fn match_points(a: &Point, b: &Point, set: &Settings) -> Matching {
         }
     }
     relay_pairs(a, b, off, set, &port_map, &mut used_a, &mut used_b, &mut pairs);
+    weak_pairs(a, b, off, set, &port_map, &mut used_a, &mut used_b, &mut pairs);
     pairs.sort_by_key(|p| p.0);
     Matching { offset, pairs }
 }
@@ -220,6 +224,47 @@ fn relay_pairs(
             used_a[i] = true;
             used_b[j] = true;
             pairs.push((i, j, PairedBy::RelayOrder));
+        }
+    }
+}
+
+/// What is left without content: by server port (or its mapping), the same banner (none on both
+/// sides counts as the same), the nearest start within the skew.
+#[allow(clippy::too_many_arguments)]
+fn weak_pairs(
+    a: &Point,
+    b: &Point,
+    off: Micros,
+    set: &Settings,
+    port_map: &HashMap<u16, u16>,
+    used_a: &mut [bool],
+    used_b: &mut [bool],
+    pairs: &mut Vec<(usize, usize, PairedBy)>,
+) {
+    let free_b: Vec<usize> = (0..b.sessions.len()).filter(|&j| !used_b[j]).collect();
+    for (i, x) in a.sessions.iter().enumerate() {
+        if used_a[i] || content_key(x).is_some() {
+            continue;
+        }
+        let t = x.start() + off;
+        let port = x.session.server.port();
+        let want = *port_map.get(&port).unwrap_or(&port);
+        let from = free_b.partition_point(|&j| b.sessions[j].start() < t - set.max_skew);
+        let best = free_b[from..]
+            .iter()
+            .copied()
+            .take_while(|&j| b.sessions[j].start() - t <= set.max_skew)
+            .filter(|&j| !used_b[j])
+            .take(CANDIDATES)
+            .filter(|&j| {
+                let y = &b.sessions[j];
+                content_key(y).is_none() && y.session.server.port() == want && y.session.banner == x.session.banner
+            })
+            .min_by_key(|&j| (b.sessions[j].start() - t).abs());
+        if let Some(j) = best {
+            used_a[i] = true;
+            used_b[j] = true;
+            pairs.push((i, j, PairedBy::Weak));
         }
     }
 }
