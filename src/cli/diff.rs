@@ -33,6 +33,10 @@ pub struct DiffArgs {
     #[arg(short = 'F', long, value_enum, default_value = "table")]
     pub format: DiffFormat,
 
+    /// Side-by-side transcripts in the terminal, the lines a change names highlighted.
+    #[arg(long, conflicts_with = "format")]
+    pub tui: bool,
+
     /// Exit 1 when any change or a session seen at one point only exists (as git diff --exit-code).
     #[arg(long)]
     pub exit_code: bool,
@@ -93,6 +97,10 @@ pub fn run(a: &DiffArgs) -> Result<ExitCode> {
         relay_window: micros(a.relay_window),
     };
     let d = diff::run(&fa, &fb, filter.as_deref(), &set)?;
+    if a.tui {
+        diff::view::run(&d)?;
+        return Ok(if a.exit_code && d.differs() { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     match a.format {
         DiffFormat::Table => output::write_table(&mut out, &d)?,

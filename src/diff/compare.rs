@@ -162,6 +162,17 @@ fn extensions(s: &Session) -> (Vec<Vec<u8>>, u64) {
     s.ehlo_reply.as_ref().map_or((Vec::new(), 0), |r| (r.extensions.iter().map(ext_line).collect(), r.frame))
 }
 
+/// The frame of the EHLO reply line that carries `ext` (a reply may span several segments).
+fn ext_frame(o: &Observed, ext: &[u8], fallback: u64) -> u64 {
+    o.dialogue
+        .exchanges
+        .iter()
+        .filter(|x| is_hello(&x.command.text))
+        .flat_map(|x| &x.reply)
+        .find(|l| l.text.get(4..) == Some(ext))
+        .map_or(fallback, |l| l.frame)
+}
+
 fn masked_ext(line: &[u8]) -> bool {
     let kw = line.split(|b| *b == b' ').next().unwrap_or(line);
     is_masked_keyword(kw)
@@ -304,16 +315,17 @@ fn ehlo_changes(p: &Pair<'_>, client: Option<Which>, ch: &mut Changes) {
             used[j] = true;
             ch.same_length_mask = true;
             let hidden = sl[j].split(|b| *b == b' ').next().map(text);
-            ch.push(kind("ehlo-extension-masked"), cw, Some((text(l), cf)), Some((text(&sl[j]), sf)), hidden);
+            let (lf, sjf) = (ext_frame(c, l, cf), ext_frame(s, &sl[j], sf));
+            ch.push(kind("ehlo-extension-masked"), cw, Some((text(l), lf)), Some((text(&sl[j]), sjf)), hidden);
         } else {
             ch.length_changed = true;
-            ch.push(kind("ehlo-extension-added"), cw, Some((text(l), cf)), None, None);
+            ch.push(kind("ehlo-extension-added"), cw, Some((text(l), ext_frame(c, l, cf))), None, None);
         }
     }
     for (j, l) in sl.iter().enumerate() {
         if !used[j] {
             ch.length_changed = true;
-            ch.push(kind("ehlo-extension-removed"), cw, None, Some((text(l), sf)), None);
+            ch.push(kind("ehlo-extension-removed"), cw, None, Some((text(l), ext_frame(s, l, sf))), None);
         }
     }
 }
@@ -534,7 +546,9 @@ mod tests {
 
     #[test]
     fn a_mask_keeps_the_length_and_only_overwrites() {
-        assert!(is_mask_of(b"XXXXXXXA", b"STARTTLS"));
+        assert!(is_mask_of(b"XXXXXXXX", b"STARTTLS"));
+        // Cisco's trailing letter makes an EHLO keyword mask, not a byte mask (is_masked_keyword)
+        assert!(!is_mask_of(b"XXXXXXXA", b"STARTTLS"));
         assert!(is_mask_of(b"mx.lab *******", b"mx.lab example"));
         assert!(!is_mask_of(b"XXXXXXX", b"STARTTLS"));
         assert!(!is_mask_of(b"STARTTLS", b"STARTTLS"));

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod matching;
 pub mod output;
 pub mod point;
+pub mod view;
 
 use std::path::PathBuf;
 
