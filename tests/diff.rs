@@ -341,6 +341,9 @@ fn synthetic_wan_optimizer_option_on_one_side() {
     assert_eq!(middleboxes(l), ["wan-optimizer"]);
 }
 
+/// A scenario's assertions over its two points.
+type Check = fn(&Path, &Path);
+
 // --- the lab, run afresh (root; real Postfix, swaks, smtplib, nftables, NFQUEUE) ---------------
 
 #[test]
@@ -356,7 +359,7 @@ fn fresh_lab_captures_give_the_same_changes_and_judgements() {
         std::process::Command::new(python).arg(lab).arg("captures").arg(dir.path()).output().expect("run the lab");
     assert!(out.status.success(), "diff_lab.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let pair = |n: &str| (dir.path().join(format!("{n}-a.pcap")), dir.path().join(format!("{n}-b.pcap")));
-    let checks: [(&str, fn(&Path, &Path)); 5] = [
+    let checks: [(&str, Check); 5] = [
         ("transparent", check_transparent),
         ("asa", check_asa),
         ("nat", check_nat),
