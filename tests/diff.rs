@@ -478,3 +478,35 @@ fn a_capture_against_itself_is_transparent_for_every_bundled_capture() {
     }
     assert!(checked > 40, "only {checked} sessions checked");
 }
+
+/// One SYN (retransmitted once), never answered.
+fn crafted_syn_only(path: &Path, t0: i64) {
+    let cap = pcap::Capture::dead(pcap::Linktype(12)).unwrap();
+    let mut save = cap.savefile(path).unwrap();
+    for k in 0..2 {
+        let b =
+            etherparse::PacketBuilder::ipv4([192, 0, 2, 10], [198, 51, 100, 25], 64).tcp(40_000, 25, 100, 64240).syn();
+        let mut v = Vec::new();
+        b.write(&mut v, b"").unwrap();
+        let t = t0 + k * 1_000_000;
+        let h = pcap::PacketHeader {
+            ts: libc::timeval { tv_sec: t / 1_000_000, tv_usec: t % 1_000_000 },
+            caplen: v.len() as u32,
+            len: v.len() as u32,
+        };
+        save.write(&pcap::Packet::new(&h, &v));
+    }
+    save.flush().unwrap();
+}
+
+#[test]
+fn synthetic_a_syn_unanswered_at_the_other_point_is_blocked() {
+    // the client's side saw a whole session; the server's side only its SYN, never answered
+    let dir = common::scratch("diff-blocked");
+    let (a, b) = (dir.path().join("blocked-a.pcap"), dir.path().join("blocked-b.pcap"));
+    crafted_session(&a, &[2, 4, 5, 0xb4], 1_700_000_000_000_000);
+    crafted_syn_only(&b, 1_700_000_000_000_300);
+    let d = diff::run(&[a], &[b], None, &Settings::default()).unwrap();
+    assert_eq!((d.matched(), d.only_a(), d.only_b()), (0, 1, 0));
+    assert_eq!(d.entries[0].reason, Some(diff::Reason::Blocked));
+}

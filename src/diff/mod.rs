@@ -200,23 +200,24 @@ pub fn diff(a: Point, b: Point, set: &Settings) -> Diff {
         std::cmp::Ordering::Equal => None,
     };
     for (i, o) in a.sessions.iter().enumerate().filter(|(i, _)| !seen_a[*i]) {
-        let r = reason(o, o.start() + off, &b, server == Some(Which::B));
+        let r = reason(o, o.start() + off, &b, server == Some(Which::B), set);
         entries.push((o.start(), DiffEntry { a: Some(i), b: None, comparison: None, reason: Some(r) }));
     }
     for (j, o) in b.sessions.iter().enumerate().filter(|(j, _)| !seen_b[*j]) {
-        let r = reason(o, o.start() - off, &a, server == Some(Which::A));
+        let r = reason(o, o.start() - off, &a, server == Some(Which::A), set);
         entries.push((o.start() - off, DiffEntry { a: None, b: Some(j), comparison: None, reason: Some(r) }));
     }
     entries.sort_by_key(|e| e.0);
     Diff { a, b, offset: m.offset, entries: entries.into_iter().map(|e| e.1).collect() }
 }
 
-fn reason(o: &Observed, t_other: Micros, other: &Point, client_side: bool) -> Reason {
-    if o.handshake.syn.is_some()
-        && o.handshake.synack.is_none()
-        && o.session.wire_bytes[1] == 0
-        && o.session.wire_bytes[0] == 0
-    {
+/// Why `o` (starting at `t_other` on the other point's clock) was not seen there.
+fn reason(o: &Observed, t_other: Micros, other: &Point, client_side: bool, set: &Settings) -> Reason {
+    // the other point saw a SYN towards the same port go unanswered then
+    let from = other.unanswered.partition_point(|(t, _)| *t < t_other - set.max_skew);
+    let port = o.session.server.port();
+    let mut near = other.unanswered.get(from..).unwrap_or(&[]).iter().take_while(|(t, _)| *t <= t_other + set.max_skew);
+    if near.any(|(_, s)| s.port() == port) {
         return Reason::Blocked;
     }
     match other.span {

@@ -225,6 +225,8 @@ pub struct Point {
     pub span: Option<(Micros, Micros)>,
     /// Packets read.
     pub packets: u64,
+    /// SYNs never answered by a SYN-ACK at this point: (time, server), in time order.
+    pub unanswered: Vec<(Micros, SocketAddr)>,
 }
 
 #[derive(Default)]
@@ -287,6 +289,14 @@ pub fn load(paths: &[PathBuf], filter: Option<&str>) -> Result<Point, DiffError>
             return Err(DiffError::Empty(name.to_string()));
         }
     }
+    for ((_, server), list) in &shakes {
+        for h in list.iter().filter(|h| h.hs.synack.is_none()) {
+            if let Some(syn) = &h.hs.syn {
+                point.unanswered.push((syn.ts, *server));
+            }
+        }
+    }
+    point.unanswered.sort_unstable();
     for s in sessions {
         let handshake = shakes
             .get(&(s.client, s.server))
