@@ -201,7 +201,7 @@ impl Dialogue {
 /// A session as one point saw it.
 #[derive(Debug, Clone)]
 pub struct Observed {
-    /// The record, transcript included.
+    /// The record (its transcript dropped once read into the dialogue).
     pub session: Session,
     /// Its TCP handshake at this point.
     pub handshake: Handshake,
@@ -304,7 +304,10 @@ pub fn load(paths: &[PathBuf], filter: Option<&str>) -> Result<Point, DiffError>
             .map(|h| h.hs.clone())
             .unwrap_or_default();
         let dialogue = Dialogue::of(&s);
-        point.sessions.push(Observed { session: s, handshake, dialogue });
+        // the dialogue holds what the diff reads; the transcript would double the memory
+        let mut session = s;
+        session.transcript = None;
+        point.sessions.push(Observed { session, handshake, dialogue });
     }
     point.sessions.sort_by_key(|o| (o.start(), o.session.id));
     Ok(point)
