@@ -157,7 +157,8 @@ fn a_live_run_that_gave_up_root_names_the_user_and_the_fix_when_it_cannot_export
         env!("CARGO_BIN_EXE_smtpscope")
     );
     let started =
-        t.cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
+        // Wide enough for the whole advice whatever the length of the temporary path in it.
+        t.cmd(&["new-session", "-d", "-s", "t", "-x", "240", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     let s = t.wait("the start note", |s| s.contains("exports cannot be written"));
     assert!(s.contains("as nobody (uid 65534)") && s.contains("--export-dir"), "{s}");
