@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod output;
 pub mod ports;
 pub mod privilege;
+pub mod records;
 pub mod report;
 pub mod session;
 pub mod smtp;

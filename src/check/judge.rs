@@ -76,6 +76,15 @@ fn stopped_before_hello(s: &Session) -> bool {
 
 const NO_HELLO: &str = "no EHLO captured: the upgrade could still have come";
 
+/// [`NO_HELLO`], saying so when the session is a record that did not tell how it ended (written
+/// before `end_reason` existed) and was therefore taken as cut by the capture's end.
+fn no_hello(s: &Session) -> String {
+    match &s.record {
+        Some(r) if !r.end_known => format!("{NO_HELLO} (the record has no end_reason: judged as end-of-capture)"),
+        _ => NO_HELLO.into(),
+    }
+}
+
 fn has_finding(s: &Session, name: &str) -> bool {
     s.findings.iter().any(|f| f.name == name)
 }
@@ -118,7 +127,7 @@ pub fn judge(s: &Session, expect: &Expect, opts: JudgeOptions) -> Outcome {
                 }
                 Verdict::Stripped => Outcome::Violation("STARTTLS stripped by a middlebox (XXXXXXXA)".into()),
                 Verdict::StarttlsOfferedUnused | Verdict::Plaintext if stopped_before_hello(s) => {
-                    Outcome::Unproven(NO_HELLO.into())
+                    Outcome::Unproven(no_hello(s))
                 }
                 Verdict::StarttlsOfferedUnused => {
                     Outcome::Violation(format!("TLS offered but not used: {}", in_clear(s)))
@@ -159,7 +168,7 @@ pub fn judge(s: &Session, expect: &Expect, opts: JudgeOptions) -> Outcome {
                 }
                 // The same blindness as under `tls`: nothing shows the session would have stayed in clear.
                 Verdict::StarttlsOfferedUnused | Verdict::Plaintext if stopped_before_hello(s) => {
-                    Outcome::Unproven(NO_HELLO.into())
+                    Outcome::Unproven(no_hello(s))
                 }
                 Verdict::StarttlsOfferedUnused | Verdict::Plaintext => Outcome::Pass,
                 _ => Outcome::Unproven("incomplete capture: the outcome is not visible".into()),

@@ -87,6 +87,28 @@ pub enum EndReason {
     Idle,
 }
 
+impl EndReason {
+    /// Every reason, in the order of [`EndReason::name`]'s table.
+    pub const ALL: [EndReason; 5] =
+        [EndReason::Closed, EndReason::Reset, EndReason::Reused, EndReason::Evicted, EndReason::EndOfCapture];
+
+    /// The `end_reason` label in NDJSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Reset => "reset",
+            EndReason::Reused => "reused",
+            EndReason::Evicted => "evicted",
+            EndReason::EndOfCapture => "end-of-capture",
+        }
+    }
+
+    /// Parses a label.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == s)
+    }
+}
+
 /// Flow facts the layers above read.
 #[derive(Debug, Clone)]
 pub struct FlowMeta {

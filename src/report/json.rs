@@ -339,6 +339,11 @@ impl<'a> Fields<'a> {
         self.s.banner.as_deref().filter(|_| self.smtp)
     }
 
+    /// The host the server named on the first line of its EHLO reply.
+    pub(crate) fn ehlo_host(&self) -> Option<&'a [u8]> {
+        self.s.ehlo_reply.as_ref().filter(|_| self.smtp).map(|r| r.host.as_slice())
+    }
+
     pub(crate) fn ehlo_extensions(&self) -> Option<&'a [Extension]> {
         self.s.ehlo_reply.as_ref().filter(|_| self.smtp).map(|r| r.extensions.as_slice())
     }
@@ -539,6 +544,12 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     j.num("gap_bytes", st[0].gap_bytes + st[1].gap_bytes);
     j.close(b'}');
     j.opt_str("pcap_file", s.pcap_file.as_deref());
+    // Appended after tcp_anomalies (schema rule): what `check` needs to judge a record exactly
+    // as it judges the capture.
+    j.opt_text("ehlo_host", f.ehlo_host());
+    j.str("end_reason", s.end.name());
+    j.bool("client_closed", s.client_closed);
+    j.bool("server_closed", s.server_closed);
     j.close(b'}');
 }
 

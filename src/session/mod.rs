@@ -397,6 +397,20 @@ pub struct Session {
     pub transcript: Option<Box<Transcript>>,
     /// Live with `-w`: the file holding the session's first packet.
     pub pcap_file: Option<Arc<str>>,
+    /// Set when the session was read back from an NDJSON record (`-R`) instead of a capture.
+    pub record: Option<Box<RecordOrigin>>,
+}
+
+/// Where a session read back from an NDJSON record came from, and what the record did not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOrigin {
+    /// The records file, as given.
+    pub path: Arc<str>,
+    /// 1-based line in it.
+    pub line: u64,
+    /// The record carried `end_reason`; records written before it existed are judged as if the
+    /// capture had ended with the session open (and the reason says so).
+    pub end_known: bool,
 }
 
 /// Every finding name, as the schema lists them.
@@ -490,6 +504,7 @@ impl Session {
             verdict: None,
             transcript: None,
             pcap_file: None,
+            record: None,
         }
     }
 

@@ -1,0 +1,341 @@
+//! Records in (`-R`): NDJSON written by smtpscope, read back into [`Session`]s for the same front
+//! ends a capture feeds. A source beside [`crate::capture`]: files, directories or globs, plain,
+//! gzip or zstd (by magic), several merged by `last_seen` with one record held per input.
+
+pub mod parse;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::capture::Micros;
+use crate::session::Session;
+pub use parse::{parse_line, Interner, Skip};
+
+/// Longest line read; longer ones are skipped as `too-long` without being held in memory.
+pub const MAX_LINE: usize = 1 << 20;
+/// Skipped lines reported by position, per file.
+pub const MAX_REPORTED: usize = 10;
+/// Ids of sessions read from records start here, far above any flow id a capture run reaches,
+/// so records and capture sessions mixed in one run never share one.
+const FIRST_ID: u64 = 1 << 62;
+
+/// Errors opening record inputs.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// A file or directory could not be opened or read.
+    #[error("{path}: {source}")]
+    Open {
+        /// As given.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A capture file given as records.
+    #[error("{0}: a capture file, not smtpscope records: use -r")]
+    IsCapture(String),
+    /// A glob or directory that names no file.
+    #[error("{0}: no such file (nor any file matching it)")]
+    NoMatch(String),
+    /// A malformed glob pattern.
+    #[error("{0}: bad pattern: {1}")]
+    Pattern(String, String),
+}
+
+/// The paths an `-R` argument names: a file, every file of a directory (sorted), or every
+/// file matching a glob (quoted, so that the shell left it alone).
+pub fn expand(spec: &str) -> Result<Vec<PathBuf>, RecordError> {
+    let p = Path::new(spec);
+    if p.is_dir() {
+        let rd = std::fs::read_dir(p).map_err(|source| RecordError::Open { path: spec.into(), source })?;
+        let mut v: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect();
+        v.sort();
+        if v.is_empty() {
+            return Err(RecordError::NoMatch(spec.into()));
+        }
+        return Ok(v);
+    }
+    if p.exists() || !spec.contains(['*', '?', '[']) {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    let paths = glob::glob(spec).map_err(|e| RecordError::Pattern(spec.into(), e.to_string()))?;
+    let mut v: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+    v.sort();
+    if v.is_empty() {
+        return Err(RecordError::NoMatch(spec.into()));
+    }
+    Ok(v)
+}
+
+/// Magic numbers of capture formats, to say "use -r" rather than count every line as junk.
+fn is_capture(head: &[u8]) -> bool {
+    const MAGICS: [[u8; 4]; 7] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+        *b"GMBU",
+        *b"RTSS",
+    ];
+    head.get(..4).is_some_and(|m| MAGICS.iter().any(|x| x == m))
+}
+
+/// The first bytes of a reader, without consuming them.
+fn peek(r: &mut BufReader<Box<dyn Read + Send>>) -> io::Result<Vec<u8>> {
+    let buf = r.fill_buf()?;
+    Ok(buf.get(..4.min(buf.len())).unwrap_or_default().to_vec())
+}
+
+/// Opens `path`, decompressing gzip or zstd by magic.
+fn open_stream(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>, RecordError> {
+    let name = path.display().to_string();
+    let err = |source| RecordError::Open { path: name.clone(), source };
+    let f = File::open(path).map_err(err)?;
+    let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 16, Box::new(f));
+    let head = peek(&mut raw).map_err(err)?;
+    let inner: Box<dyn Read + Send> = match head.as_slice() {
+        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(err)?),
+        _ => {
+            if is_capture(&head) {
+                return Err(RecordError::IsCapture(name));
+            }
+            return Ok(raw);
+        }
+    };
+    let mut r: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 16, inner);
+    // A compressed capture is a capture too; a stream that does not decompress is left to the
+    // line reader, which counts it.
+    if peek(&mut r).is_ok_and(|h| is_capture(&h)) {
+        return Err(RecordError::IsCapture(name));
+    }
+    Ok(r)
+}
+
+/// What reading one file gave.
+#[derive(Debug, Clone, Default)]
+pub struct FileStats {
+    /// The file.
+    pub path: String,
+    /// Records read.
+    pub records: u64,
+    /// Lines skipped per reason, in [`Skip::ALL`] order.
+    pub skipped: [u64; 4],
+    /// The first [`MAX_REPORTED`] skipped lines: line number and reason.
+    pub first: Vec<(u64, Skip)>,
+    /// The stream broke off with a read error (a corrupt compressed file).
+    pub error: Option<String>,
+}
+
+impl FileStats {
+    /// Lines skipped, all reasons.
+    pub fn total_skipped(&self) -> u64 {
+        self.skipped.iter().sum()
+    }
+
+    fn skip(&mut self, line: u64, why: Skip) {
+        if let Some(n) = Skip::ALL.iter().position(|s| *s == why).and_then(|i| self.skipped.get_mut(i)) {
+            *n += 1;
+        }
+        if self.first.len() < MAX_REPORTED {
+            self.first.push((line, why));
+        }
+    }
+
+    /// One line for stderr: counts per reason, then `file:line (reason)` for the first few.
+    pub fn message(&self) -> Option<String> {
+        if self.total_skipped() == 0 && self.error.is_none() {
+            return None;
+        }
+        let counts: Vec<String> = Skip::ALL
+            .iter()
+            .zip(self.skipped)
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{} {n}", s.name()))
+            .collect();
+        let at: Vec<String> = self.first.iter().map(|(l, s)| format!("{}:{l} ({})", self.path, s.name())).collect();
+        let mut m = format!("{}: {} record(s) read, {} line(s) skipped", self.path, self.records, self.total_skipped());
+        if !counts.is_empty() {
+            m.push_str(&format!(" ({}): {}", counts.join(", "), at.join(", ")));
+        }
+        if let Some(e) = &self.error {
+            m.push_str(&format!("; reading stopped: {e}"));
+        }
+        Some(m)
+    }
+}
+
+/// One records file, read a line at a time.
+pub struct RecordFile {
+    r: BufReader<Box<dyn Read + Send>>,
+    line: Vec<u8>,
+    names: Interner,
+    stats: FileStats,
+    done: bool,
+}
+
+impl RecordFile {
+    /// Opens one file.
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        let r = open_stream(path)?;
+        let shown = path.display().to_string();
+        let names = Interner::for_path(&shown);
+        Ok(Self {
+            r,
+            line: Vec::with_capacity(4096),
+            names,
+            stats: FileStats { path: shown, ..FileStats::default() },
+            done: false,
+        })
+    }
+
+    /// What was read so far.
+    pub fn stats(&self) -> &FileStats {
+        &self.stats
+    }
+
+    /// Reads the next line into `self.line`, at most [`MAX_LINE`] bytes kept. Returns None at
+    /// the end, else whether the line ended with a line end and whether it was too long.
+    fn read_line(&mut self) -> Option<(bool, bool)> {
+        self.line.clear();
+        let mut too_long = false;
+        let mut any = false;
+        loop {
+            let buf = match self.r.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.stats.error = Some(e.to_string());
+                    self.done = true;
+                    return any.then_some((false, too_long));
+                }
+            };
+            if buf.is_empty() {
+                self.done = true;
+                return any.then_some((false, too_long));
+            }
+            any = true;
+            let (take, end) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i, true),
+                None => (buf.len(), false),
+            };
+            if !too_long {
+                if self.line.len() + take > MAX_LINE {
+                    too_long = true;
+                    self.line.clear();
+                    self.line.shrink_to(4096);
+                } else {
+                    self.line.extend_from_slice(buf.get(..take).unwrap_or_default());
+                }
+            }
+            self.r.consume(take + usize::from(end));
+            if end {
+                return Some((true, too_long));
+            }
+        }
+    }
+
+    /// The next record, skipping (and counting) lines that are not one.
+    pub fn next_session(&mut self) -> Option<Session> {
+        while !self.done {
+            let (complete, too_long) = self.read_line()?;
+            self.names.line += 1;
+            let line = self.names.line;
+            if too_long {
+                self.stats.skip(line, Skip::TooLong);
+                continue;
+            }
+            let text = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match parse_line(text, complete, &mut self.names) {
+                Ok(s) => {
+                    self.stats.records += 1;
+                    return Some(s);
+                }
+                Err(why) => self.stats.skip(line, why),
+            }
+        }
+        None
+    }
+}
+
+/// Several record inputs merged by `last_seen`, each taken in its own order, one record held
+/// per input.
+pub struct Records {
+    files: Vec<RecordFile>,
+    heads: Vec<Option<Session>>,
+    heap: BinaryHeap<Reverse<(Micros, usize)>>,
+    next_id: u64,
+}
+
+impl Records {
+    /// Opens every file the `-R` arguments name (files, directories, globs).
+    pub fn open<S: AsRef<str>>(specs: &[S]) -> Result<Self, RecordError> {
+        let mut files = Vec::new();
+        for spec in specs {
+            for p in expand(spec.as_ref())? {
+                files.push(RecordFile::open(&p)?);
+            }
+        }
+        let mut me = Self { heads: Vec::new(), files, heap: BinaryHeap::new(), next_id: FIRST_ID };
+        for i in 0..me.files.len() {
+            me.heads.push(None);
+            me.refill(i);
+        }
+        Ok(me)
+    }
+
+    fn refill(&mut self, i: usize) {
+        let Some(f) = self.files.get_mut(i) else { return };
+        let next = f.next_session();
+        if let Some(s) = &next {
+            self.heap.push(Reverse((s.last_seen, i)));
+        }
+        if let Some(h) = self.heads.get_mut(i) {
+            *h = next;
+        }
+    }
+
+    /// The next record in `last_seen` order, if its `last_seen` is at most `until`.
+    pub fn next_until(&mut self, until: Micros) -> Option<Session> {
+        let Reverse((t, i)) = *self.heap.peek()?;
+        if t > until {
+            return None;
+        }
+        self.heap.pop();
+        let mut s = self.heads.get_mut(i)?.take()?;
+        self.refill(i);
+        s.id = self.next_id;
+        self.next_id += 1;
+        Some(s)
+    }
+
+    /// The next record in `last_seen` order.
+    pub fn next_session(&mut self) -> Option<Session> {
+        self.next_until(Micros::MAX)
+    }
+
+    /// Per-file accounts, in the order the files were opened.
+    pub fn stats(&self) -> Vec<&FileStats> {
+        self.files.iter().map(RecordFile::stats).collect()
+    }
+
+    /// Records read from every input so far.
+    pub fn records_read(&self) -> u64 {
+        self.files.iter().map(|f| f.stats.records).sum()
+    }
+}
+
+impl Iterator for Records {
+    type Item = Session;
+    fn next(&mut self) -> Option<Session> {
+        self.next_session()
+    }
+}

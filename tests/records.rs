@@ -1,0 +1,208 @@
+//! Records in (`-R`): a capture's NDJSON read back gives the same records, the same `check`
+//! judgements and the same `pairs` as the capture itself.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use common::{bundled, public_corpus, sessions};
+use smtpscope::check::{Checker, JudgeOptions, Policy, Window};
+use smtpscope::records::{Records, Skip};
+use smtpscope::report::json::write_line;
+use smtpscope::report::pairs::Pairs;
+use smtpscope::session::Session;
+
+/// Every capture the tests can read: the bundled ones and, when present, the shared public ones.
+fn captures() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for dir in [Some(bundled()), public_corpus()].into_iter().flatten() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+            .collect();
+        files.sort();
+        v.extend(files);
+    }
+    assert!(v.iter().any(|p| p.ends_with("multi-site.pcap")));
+    v
+}
+
+fn ndjson(sessions: &[Session]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in sessions {
+        write_line(&mut out, s, Default::default());
+        out.push(b'\n');
+    }
+    out
+}
+
+fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn read_back(path: &Path) -> (Vec<Session>, Records) {
+    let mut r = Records::open(&[path.to_str().unwrap()]).unwrap();
+    let v: Vec<Session> = r.by_ref().collect();
+    (v, r)
+}
+
+/// The policies the comparison runs: every outcome and every way a host can be matched.
+fn policies() -> Vec<Policy> {
+    let mut v = vec![Policy::from_toml(include_str!("../docs/mail-tls.example.toml")).unwrap()];
+    for (expect, extra) in [
+        ("plaintext", "forbid_offer = [\"X-ANONYMOUSTLS\"]"),
+        ("tls", "min_version = \"TLS1.2\"\ncert_valid = true\ncert_name = true"),
+        ("tls", ""),
+        ("any", ""),
+    ] {
+        v.push(
+            Policy::from_toml(&format!(
+                "[groups]\nA = [\"*\"]\nN = [\"helo:*\", \"banner:*\", \"cert:*\"]\n\
+                 [[rule]]\nname = \"names\"\nbetween = [\"N\", \"N\"]\nexpect = \"{expect}\"\n{extra}\n\
+                 [[rule]]\nname = \"all\"\nbetween = [\"A\", \"A\"]\nexpect = \"{expect}\"\n{extra}\n"
+            ))
+            .unwrap(),
+        );
+    }
+    v
+}
+
+fn check(policy: &Policy, sessions: &[Session]) -> (String, Vec<serde_json::Value>) {
+    let mut c = Checker::new(policy.clone(), JudgeOptions::default(), Window::default());
+    for s in sessions {
+        c.add(s);
+    }
+    (c.text(false), c.ndjson())
+}
+
+fn pairs(sessions: &[Session]) -> (String, Vec<serde_json::Value>) {
+    let mut p = Pairs::default();
+    for s in sessions {
+        p.add(s);
+    }
+    (p.text(), p.json())
+}
+
+#[test]
+fn records_read_back_give_the_same_records_checks_and_pairs_as_the_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    for cap in captures() {
+        let from_capture = sessions(&cap);
+        let lines = ndjson(&from_capture);
+        let path = write_tmp(tmp.path(), "r.ndjson", &lines);
+        let (from_records, r) = read_back(&path);
+        assert_eq!(r.stats()[0].total_skipped(), 0, "{}", cap.display());
+        // One input is taken in its own order.
+        assert_eq!(
+            String::from_utf8_lossy(&ndjson(&from_records)),
+            String::from_utf8_lossy(&lines),
+            "round trip of {}",
+            cap.display()
+        );
+        for p in policies() {
+            assert_eq!(check(&p, &from_records), check(&p, &from_capture), "check on {}", cap.display());
+        }
+        assert_eq!(pairs(&from_records), pairs(&from_capture), "pairs on {}", cap.display());
+    }
+}
+
+#[test]
+fn gzip_and_zstd_records_read_as_plain_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = ndjson(&sessions(&bundled().join("multi-site.pcap")));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&lines).unwrap();
+    let gz = write_tmp(tmp.path(), "a.gz", &gz.finish().unwrap());
+    let zst = write_tmp(tmp.path(), "a.zst", &zstd::encode_all(lines.as_slice(), 3).unwrap());
+    let plain = write_tmp(tmp.path(), "a.ndjson", &lines);
+    let want = ndjson(&read_back(&plain).0);
+    assert!(!want.is_empty());
+    assert_eq!(ndjson(&read_back(&gz).0), want);
+    assert_eq!(ndjson(&read_back(&zst).0), want);
+}
+
+#[test]
+fn several_inputs_merge_by_last_seen_and_a_glob_or_directory_names_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = sessions(&bundled().join("multi-site.pcap"));
+    let (a, b): (Vec<_>, Vec<_>) = all.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
+    let a: Vec<Session> = a.into_iter().map(|x| x.1).collect();
+    let b: Vec<Session> = b.into_iter().map(|x| x.1).collect();
+    let dir = tmp.path().join("sites");
+    std::fs::create_dir(&dir).unwrap();
+    write_tmp(&dir, "a.ndjson", &ndjson(&a));
+    write_tmp(&dir, "b.ndjson", &ndjson(&b));
+    for spec in [dir.to_str().unwrap().to_string(), format!("{}/*.ndjson", dir.display())] {
+        let got: Vec<Session> = Records::open(&[spec.as_str()]).unwrap().collect();
+        assert_eq!(got.len(), all.len());
+        assert!(got.windows(2).all(|w| w[0].last_seen <= w[1].last_seen), "merged by last_seen");
+    }
+}
+
+#[test]
+fn bad_lines_are_counted_by_reason_and_placed_by_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = ndjson(&sessions(&bundled().join("demo.pcap")));
+    let first = good.split(|b| *b == b'\n').next().unwrap().to_vec();
+    let newer = String::from_utf8(first.clone()).unwrap().replace("\"schema_version\":1", "\"schema_version\":2");
+    let mut f = Vec::new();
+    f.extend_from_slice(&first);
+    f.push(b'\n');
+    f.extend_from_slice(b"not json at all\n");
+    f.extend_from_slice(newer.as_bytes());
+    f.push(b'\n');
+    f.extend_from_slice(&vec![b'x'; smtpscope::records::MAX_LINE + 10]);
+    f.push(b'\n');
+    f.extend_from_slice(b"{\"schema_version\":1,\"client\":5}\n");
+    f.extend_from_slice(&first[..first.len() / 2]);
+    let p = write_tmp(tmp.path(), "mixed.ndjson", &f);
+    let (got, r) = read_back(&p);
+    assert_eq!(got.len(), 1);
+    let st = r.stats()[0].clone();
+    assert_eq!(st.skipped, [1, 1, 2, 1], "newer-schema, truncated, not-a-record, too-long");
+    assert_eq!(
+        st.first,
+        vec![
+            (2, Skip::NotARecord),
+            (3, Skip::NewerSchema),
+            (4, Skip::TooLong),
+            (5, Skip::NotARecord),
+            (6, Skip::Truncated)
+        ]
+    );
+    let msg = st.message().unwrap();
+    assert!(msg.contains("mixed.ndjson:4 (too-long)"), "{msg}");
+}
+
+#[test]
+fn a_capture_given_as_records_says_use_r() {
+    let e = Records::open(&[bundled().join("demo.pcap").to_str().unwrap()]).err().unwrap();
+    assert!(e.to_string().ends_with("use -r"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&std::fs::read(bundled().join("demo.pcap")).unwrap()).unwrap();
+    let p = write_tmp(tmp.path(), "demo.pcap.gz", &gz.finish().unwrap());
+    assert!(Records::open(&[p.to_str().unwrap()]).err().unwrap().to_string().ends_with("use -r"));
+}
+
+#[test]
+fn a_record_without_end_reason_is_judged_as_cut_by_the_capture_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A server that greeted, then nothing: the capture shows no EHLO.
+    let line = r#"{"schema_version":1,"client":"10.0.0.1:40000","server":"10.0.0.2:25","first_seen":"2026-01-01T00:00:00.000000Z","last_seen":"2026-01-01T00:00:01.000000Z","banner":"mx ESMTP","helo":null,"mail_transactions":0,"starttls_offered":null,"verdict":"plaintext","evidence":[{"text":"greeting only","frame":4,"dir":"server"}]}"#;
+    let p = write_tmp(tmp.path(), "old.ndjson", format!("{line}\n").as_bytes());
+    let (got, _) = read_back(&p);
+    let policy =
+        Policy::from_toml("[[rule]]\nname = \"r\"\nbetween = [\"*\", \"*\"]\nexpect = \"plaintext\"\n").unwrap();
+    let (text, _) = check(&policy, &got);
+    assert!(text.contains("no end_reason: judged as end-of-capture"), "{text}");
+    // The same record saying the session was closed is judged on what it shows.
+    let closed = line.replace("\"verdict\"", "\"end_reason\":\"closed\",\"client_closed\":true,\"verdict\"");
+    let p = write_tmp(tmp.path(), "new.ndjson", format!("{closed}\n").as_bytes());
+    let (text, _) = check(&policy, &read_back(&p).0);
+    assert!(text.contains("1 passed"), "{text}");
+}
