@@ -54,7 +54,7 @@ pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
 fn render(s: &Session) {
     let opts = Options { color: true, show_addresses: true, line_buffered: false, truncate: true };
     let _ = crate::report::json::to_line(&crate::report::json::record(s, opts));
-    for f in [Format::Table, Format::Csv, Format::Json] {
+    for f in [Format::Table, Format::Csv, Format::Json, Format::ClickHouse] {
         let mut w = crate::report::writer(f, Box::new(std::io::sink()), opts);
         let _ = w.write(s);
         let _ = w.finish();

@@ -1,6 +1,7 @@
 //! Front-end independent reporting: record formats (NDJSON, CSV, table), the run summary, and
 //! the helpers they share.
 
+pub mod clickhouse;
 pub mod csv;
 pub mod finding;
 pub mod json;
@@ -26,6 +27,8 @@ pub enum Format {
     Json,
     /// CSV with a header row.
     Csv,
+    /// One flat JSON object per session for ClickHouse's `FORMAT JSONEachRow`.
+    ClickHouse,
 }
 
 /// What the writers may show.
@@ -57,6 +60,7 @@ pub fn writer<'a>(format: Format, out: Box<dyn Write + 'a>, opts: Options) -> Bo
         Format::Json => Box::new(json::Writer::new(out, opts)),
         Format::Csv => Box::new(csv::Writer::new(out, opts)),
         Format::Table => Box::new(table::Writer::new(out, opts)),
+        Format::ClickHouse => Box::new(clickhouse::Writer::new(out, opts)),
     }
 }
 
