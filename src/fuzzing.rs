@@ -298,3 +298,17 @@ pub fn capture_file(data: &[u8]) {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// The record reader (`-R`): arbitrary bytes as a records file (plain, gzip or zstd by magic),
+/// every record read written back as NDJSON and as a ClickHouse row.
+pub fn records(data: &[u8]) {
+    let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
+    let Ok(mut f) = crate::records::RecordFile::from_reader("fuzz", input) else { return };
+    let mut line = Vec::new();
+    while let Some(s) = f.next_session() {
+        line.clear();
+        crate::report::json::write_line(&mut line, &s, Options::default());
+        crate::report::clickhouse::write_row(&mut line, &s, Options::default());
+    }
+    let _ = f.stats().message();
+}

@@ -206,3 +206,63 @@ fn a_record_without_end_reason_is_judged_as_cut_by_the_capture_and_says_so() {
     let (text, _) = check(&policy, &read_back(&p).0);
     assert!(text.contains("1 passed"), "{text}");
 }
+
+#[test]
+fn hostile_records_are_counted_skips() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A 50 MB line: skipped as too long without being held.
+    let mut big = b"{\"schema_version\":1,\"banner\":\"".to_vec();
+    big.resize(50 << 20, b'a');
+    big.extend_from_slice(b"\"}\n");
+    let p = write_tmp(tmp.path(), "big.ndjson", &big);
+    let (got, r) = read_back(&p);
+    assert!(got.is_empty());
+    assert_eq!(r.stats()[0].skipped, [0, 0, 0, 1]);
+
+    // Every key of the wrong type, one key per line: every line is skipped as not a record.
+    let good = ndjson(&sessions(&bundled().join("starttls-tls12-cert.pcap")));
+    let rec: serde_json::Value = serde_json::from_slice(good.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let mut lines = Vec::new();
+    let mut all_wrong = rec.clone();
+    for (k, v) in rec.as_object().unwrap() {
+        let wrong = match v {
+            serde_json::Value::Object(_) | serde_json::Value::Array(_) | serde_json::Value::Number(_) => {
+                serde_json::json!("text")
+            }
+            _ => serde_json::json!({"x": [1]}),
+        };
+        all_wrong[k] = wrong.clone();
+        if k == "community_id" {
+            continue; // derived from the endpoints, not read
+        }
+        let mut one = rec.clone();
+        one[k] = wrong;
+        lines.push(serde_json::to_string(&one).unwrap());
+    }
+    lines.push(serde_json::to_string(&all_wrong).unwrap());
+    let p = write_tmp(tmp.path(), "wrong.ndjson", (lines.join("\n") + "\n").as_bytes());
+    let (got, r) = read_back(&p);
+    assert!(got.is_empty(), "{} read", got.len());
+    assert_eq!(r.stats()[0].skipped[2], lines.len() as u64, "all not-a-record");
+
+    // A gzip bomb: 64 MiB without a line end from about 64 KiB.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let chunk = vec![b'{'; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&chunk).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let p = write_tmp(tmp.path(), "bomb.ndjson.gz", &bomb);
+    let (got, r) = read_back(&p);
+    assert!(got.is_empty());
+    assert_eq!(r.stats()[0].skipped, [0, 0, 0, 1]);
+
+    // A truncated gzip stream: what was read counts, the rest is reported.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&good).unwrap();
+    let gz = gz.finish().unwrap();
+    let p = write_tmp(tmp.path(), "cut.ndjson.gz", &gz[..gz.len() * 2 / 3]);
+    let (_, r) = read_back(&p);
+    assert!(r.stats()[0].error.is_some() || r.stats()[0].skipped[1] > 0, "{:?}", r.stats()[0]);
+}

@@ -91,19 +91,17 @@ fn peek(r: &mut BufReader<Box<dyn Read + Send>>) -> io::Result<Vec<u8>> {
     Ok(buf.get(..4.min(buf.len())).unwrap_or_default().to_vec())
 }
 
-/// Opens `path`, decompressing gzip or zstd by magic.
-fn open_stream(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>, RecordError> {
-    let name = path.display().to_string();
-    let err = |source| RecordError::Open { path: name.clone(), source };
-    let f = File::open(path).map_err(err)?;
-    let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 16, Box::new(f));
+/// Wraps a stream, decompressing gzip or zstd by magic; `name` is for messages.
+fn open_stream(name: &str, input: Box<dyn Read + Send>) -> Result<BufReader<Box<dyn Read + Send>>, RecordError> {
+    let err = |source| RecordError::Open { path: name.to_string(), source };
+    let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 16, input);
     let head = peek(&mut raw).map_err(err)?;
     let inner: Box<dyn Read + Send> = match head.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(err)?),
         _ => {
             if is_capture(&head) {
-                return Err(RecordError::IsCapture(name));
+                return Err(RecordError::IsCapture(name.to_string()));
             }
             return Ok(raw);
         }
@@ -112,7 +110,7 @@ fn open_stream(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>, RecordErr
     // A compressed capture is a capture too; a stream that does not decompress is left to the
     // line reader, which counts it.
     if peek(&mut r).is_ok_and(|h| is_capture(&h)) {
-        return Err(RecordError::IsCapture(name));
+        return Err(RecordError::IsCapture(name.to_string()));
     }
     Ok(r)
 }
@@ -182,8 +180,15 @@ pub struct RecordFile {
 impl RecordFile {
     /// Opens one file.
     pub fn open(path: &Path) -> Result<Self, RecordError> {
-        let r = open_stream(path)?;
         let shown = path.display().to_string();
+        let f = File::open(path).map_err(|source| RecordError::Open { path: shown.clone(), source })?;
+        Self::from_reader(&shown, Box::new(f))
+    }
+
+    /// Reads records from any stream (plain, gzip or zstd); `name` is shown in messages.
+    pub fn from_reader(name: &str, input: Box<dyn Read + Send>) -> Result<Self, RecordError> {
+        let r = open_stream(name, input)?;
+        let shown = name.to_string();
         let names = Interner::for_path(&shown);
         Ok(Self {
             r,
