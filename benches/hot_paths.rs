@@ -269,5 +269,47 @@ fn engine_and_record(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, reassembly, smtp, tls, engine_and_record);
+/// `-R`: records read back, a mix of every bundled capture's records (plain NDJSON in memory),
+/// parsed into typed structs and turned into sessions.
+fn records_in(c: &mut Criterion) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut one = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for path in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "pcap")) {
+        let mut r = MergedReader::open(&[path.clone()], None).unwrap();
+        let mut e = Engine::new(Config::default(), vec![Arc::from("x.pcap")], None);
+        let mut out = Vec::new();
+        while let Some(p) = r.next_packet() {
+            e.packet(&p, &mut |s| out.push(s));
+        }
+        e.finish(&mut |s| out.push(s));
+        for s in &out {
+            write_line(&mut one, s, Default::default());
+            one.push(b'\n');
+        }
+    }
+    let per = one.iter().filter(|b| **b == b'\n').count();
+    let copies = 10_000 / per.max(1) + 1;
+    let data: Vec<u8> = one.repeat(copies);
+    let n = (per * copies) as u64;
+    let mut g = c.benchmark_group("records");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(20);
+    g.bench_function("read_bundled_mix", |b| {
+        b.iter(|| {
+            let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(data.clone()));
+            let mut f = smtpscope::records::RecordFile::from_reader("bench", input).unwrap();
+            let mut k = 0u64;
+            while let Some(s) = f.next_session() {
+                k += black_box(s.packets) | 1;
+            }
+            assert_eq!(f.stats().records, n);
+            k
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, reassembly, smtp, tls, engine_and_record, records_in);
 criterion_main!(benches);

@@ -98,6 +98,24 @@ fn tls_words(s: &Session) -> String {
 }
 
 /// Tab 1: the dialogue.
+/// Why the Transcript tab is empty: a record read back (`-R`) carries no dialogue.
+fn no_transcript(s: &Session) -> String {
+    match (&s.record, s.file.as_deref()) {
+        (Some(r), Some(f)) => format!(
+            "read from records ({}:{}): a record carries no transcript; open the capture it came from with -r {}",
+            terminal(r.path.as_bytes()),
+            r.line,
+            terminal(f.as_bytes())
+        ),
+        (Some(r), None) => format!(
+            "read from records ({}:{}): a record carries no transcript (it came from a live capture)",
+            terminal(r.path.as_bytes()),
+            r.line
+        ),
+        (None, _) => "no transcript was recorded for this session".into(),
+    }
+}
+
 pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
     let th = look.theme;
     let mut out = Vec::new();
@@ -132,7 +150,7 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
         Kind::Smtp => {}
     }
     let Some(t) = &s.transcript else {
-        out.push(Line::styled("no transcript was recorded for this session", th.dim()));
+        out.push(Line::styled(no_transcript(s), th.dim()));
         return out;
     };
     if let Some(tn) = s.tunnel {

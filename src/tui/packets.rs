@@ -96,6 +96,8 @@ pub struct Request {
     pub last_frame: u64,
     /// Packets the session had.
     pub packets: u64,
+    /// The session was read from records (`-R`): the records file and line.
+    pub record: Option<(Arc<str>, u64)>,
 }
 
 impl Request {
@@ -109,6 +111,7 @@ impl Request {
             first_frame: s.first_frame,
             last_frame: s.last_frame.max(s.first_frame),
             packets: s.packets,
+            record: s.record.as_ref().map(|r| (r.path.clone(), r.line)),
         }
     }
 }
@@ -328,6 +331,20 @@ fn scan_file(path: &Path, req: &Request, m: &mut Option<Matcher>) -> Result<(), 
 
 /// Loads a session's packets (blocking: run it off the UI thread).
 pub fn load(origin: &Origin, req: &Request) -> Result<Packets, String> {
+    if let Some((path, line)) = &req.record {
+        // The file name comes from the record: escaped like any wire text.
+        let from = req.file.as_deref().map(|f| {
+            format!(
+                ": open {} with -r; the evidence keeps its frame numbers",
+                crate::report::escape::terminal(f.as_bytes())
+            )
+        });
+        return Err(format!(
+            "read from records ({}:{line}): a record carries no packets{}",
+            crate::report::escape::terminal(path.as_bytes()),
+            from.unwrap_or_else(|| " (it came from a live capture)".into())
+        ));
+    }
     let mut m = None;
     match origin {
         Origin::Files { paths } => {
