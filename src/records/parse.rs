@@ -675,10 +675,13 @@ mod tests {
     #[test]
     fn times_parse_as_the_writer_writes_them() {
         for t in [0i64, 1_000_000_123_456, -1, 1_764_000_000_000_001, 253_402_300_799_999_999] {
-            assert_eq!(parse_time(&crate::report::rfc3339(t), 1), Some(t), "{t}");
+            assert_eq!(parse_time(&crate::timefmt::rfc3339(t), 1), Some(t), "{t}");
         }
         assert_eq!(parse_time("2026-11-22T11:22:55Z", 1), Some(1_795_346_575_000_000));
-        assert_eq!(parse_time(&crate::report::rfc3339_secs(-62_135_596_900), 1_000_000), Some(-62_135_596_900_000_000));
+        assert_eq!(
+            parse_time(&crate::timefmt::rfc3339_secs(-62_135_596_900), 1_000_000),
+            Some(-62_135_596_900_000_000)
+        );
         assert_eq!(parse_time("@-5us", 1), Some(-5));
         for bad in ["", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00.Z", "x026-01-01T00:00:00Z", "@x"] {
             assert_eq!(parse_time(bad, 1), None, "{bad}");

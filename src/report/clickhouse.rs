@@ -10,10 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::escape::json_text;
 use super::json::{Fields, SafeFormatter};
 use super::Options;
 use crate::capture::Micros;
+use crate::escape::json_text;
 use crate::session::Session;
 use crate::tls::alert_name;
 

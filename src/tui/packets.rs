@@ -334,14 +334,11 @@ pub fn load(origin: &Origin, req: &Request) -> Result<Packets, String> {
     if let Some((path, line)) = &req.record {
         // The file name comes from the record: escaped like any wire text.
         let from = req.file.as_deref().map(|f| {
-            format!(
-                ": open {} with -r; the evidence keeps its frame numbers",
-                crate::report::escape::terminal(f.as_bytes())
-            )
+            format!(": open {} with -r; the evidence keeps its frame numbers", crate::escape::terminal(f.as_bytes()))
         });
         return Err(format!(
             "read from records ({}:{line}): a record carries no packets{}",
-            crate::report::escape::terminal(path.as_bytes()),
+            crate::escape::terminal(path.as_bytes()),
             from.unwrap_or_else(|| " (it came from a live capture)".into())
         ));
     }
