@@ -9,10 +9,13 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use thiserror::Error;
 
 use crate::capture::Micros;
+use crate::driver::{OpenSessions, Progress, Sink};
+use crate::engine::Stats;
 use crate::session::Session;
 pub use parse::{parse_line, Interner, Skip};
 
@@ -342,5 +345,44 @@ impl Iterator for Records {
     type Item = Session;
     fn next(&mut self) -> Option<Session> {
         self.next_session()
+    }
+}
+
+/// A driver sink that hands on records between a capture's sessions, in `last_seen` order: each
+/// session from the capture is preceded by the records that ended before it.
+pub struct Merged<'a> {
+    /// The records.
+    pub records: &'a mut Records,
+    /// Where both go.
+    pub inner: &'a mut dyn Sink,
+}
+
+impl Sink for Merged<'_> {
+    fn session(&mut self, s: Session) {
+        while let Some(r) = self.records.next_until(s.last_seen) {
+            self.inner.session(r);
+        }
+        self.inner.session(s);
+    }
+
+    fn tick(&mut self, open: &mut dyn OpenSessions, progress: &Progress) {
+        self.inner.tick(open, progress);
+    }
+}
+
+impl Records {
+    /// Hands every remaining record to `sink` (after the capture, or alone), until `stop`.
+    pub fn drain(&mut self, sink: &mut dyn Sink, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let Some(s) = self.next_session() else { break };
+            sink.session(s);
+        }
+    }
+
+    /// Sessions read from records per verdict, for the run summary.
+    pub fn count_into(stats: &mut Stats, s: &Session) {
+        if let Some(v) = s.verdict {
+            *stats.verdicts.entry(v).or_default() += 1;
+        }
     }
 }

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::driver::{OpenSessions, Opened, Progress, Sink};
+use crate::engine::Stats;
+use crate::flow::TableStats;
+use crate::records::{Merged, Records};
 use crate::session::Session;
 use crate::summary::Summary;
 
@@ -27,6 +30,19 @@ pub enum Update {
     Progress(Progress),
     /// The run is over.
     Done(Box<Summary>),
+}
+
+/// Counts the records handed on after the capture into the summary's verdicts.
+struct Counting<'a> {
+    inner: &'a mut Forward,
+    stats: &'a mut Stats,
+}
+
+impl Sink for Counting<'_> {
+    fn session(&mut self, s: Session) {
+        Records::count_into(self.stats, &s);
+        self.inner.session(s);
+    }
 }
 
 struct Forward {
@@ -73,12 +89,33 @@ pub struct Feed {
 impl Feed {
     /// Starts reading `opened` on its own thread.
     pub fn start(opened: Opened) -> std::io::Result<Self> {
+        Self::start_with(Some(opened), None)
+    }
+
+    /// Starts reading a capture, records (`-R`), or both merged by `last_seen`, on its own thread.
+    pub fn start_with(opened: Option<Opened>, records: Option<Records>) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new().name("smtpscope-capture".into()).spawn(move || {
             let mut sink = Forward { tx: tx.clone(), batch: Vec::new() };
-            let summary = opened.run(&mut sink, &flag);
+            let mut records = records;
+            let summary = match (opened, records.as_mut()) {
+                (Some(o), Some(r)) => o.run(&mut Merged { records: r, inner: &mut sink }, &flag),
+                (Some(o), None) => o.run(&mut sink, &flag),
+                (None, _) => Summary {
+                    sources: Vec::new(),
+                    stats: Stats::default(),
+                    table: TableStats::default(),
+                    dropped: None,
+                },
+            };
+            let mut summary = summary;
+            if let Some(r) = records.as_mut() {
+                let mut counting = Counting { inner: &mut sink, stats: &mut summary.stats };
+                r.drain(&mut counting, &flag);
+                let _ = tx.send(Update::Progress(Progress { done: true, ..Progress::default() }));
+            }
             sink.flush();
             let _ = tx.send(Update::Done(Box::new(summary)));
         })?;

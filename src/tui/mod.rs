@@ -53,6 +53,8 @@ pub struct Options {
     pub frame_log: Option<PathBuf>,
     /// Set by SIGTERM/SIGINT/SIGHUP: leave cleanly.
     pub stop: Arc<AtomicBool>,
+    /// Records (`-R`), merged with the capture by `last_seen` or shown alone.
+    pub records: Option<crate::records::Records>,
 }
 
 /// Results of background work.
@@ -250,8 +252,8 @@ fn thread_cpu_micros() -> u64 {
 const INGEST_BUDGET: Duration = Duration::from_millis(15);
 
 /// Runs the UI over an opened input until the user quits; returns the run's summary.
-pub fn run(opened: Opened, opts: Options) -> io::Result<Option<Summary>> {
-    let Options { source, origin, export, filter, show_addresses, notes, export_hint, frame_log, stop } = opts;
+pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>> {
+    let Options { source, origin, export, filter, show_addresses, notes, export_hint, frame_log, stop, records } = opts;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
     if let Some(f) = filter.as_deref() {
         if let Err(e) = app.set_filter_text(f) {
@@ -267,7 +269,7 @@ pub fn run(opened: Opened, opts: Options) -> io::Result<Option<Summary>> {
         Some(p) => Some(io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
-    let feed = feed::Feed::start(opened)?;
+    let feed = feed::Feed::start_with(opened, records)?;
     let tty = Tty::open()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
