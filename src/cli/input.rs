@@ -26,6 +26,12 @@ pub struct InputArgs {
     #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with_all = ["interface", "list_interfaces"])]
     pub read: Vec<PathBuf>,
 
+    /// Read session records (NDJSON written by smtpscope -F json; plain, gzip or zstd): a file, a
+    /// directory or a quoted glob; repeat for several, mixed with -r, all merged by last_seen (no
+    /// de-duplication). Not tshark's -R read filter: filter records with -Y.
+    #[arg(short = 'R', long = "records", value_name = "PATH", conflicts_with_all = ["interface", "list_interfaces"])]
+    pub records: Vec<String>,
+
     /// Capture live on an interface (`any` for all); sessions are reported as they end.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
@@ -202,7 +208,7 @@ pub fn driver_options(input: &InputArgs) -> Result<driver::Options> {
             write: input.write.clone(),
             ring: Default::default(),
         },
-        None if input.read.is_empty() => bail!("{}", driver::DriverError::NoInput),
+        None if input.read.is_empty() && input.records.is_empty() => bail!("{}", driver::DriverError::NoInput),
         None => driver::Source::Files(input.read.clone()),
     };
     Ok(driver::Options {
@@ -281,6 +287,20 @@ pub fn drive_with(
     // Open everything that needs privileges first, then give them up; the summary file before
     // the device, so that a bad path fails before `-w` creates its file.
     let summary_file = open_summary(input)?;
+    let mut records = super::records::open(input)?;
+    if let (Some(recs), true) = (records.as_mut(), super::records::only_records(input)) {
+        let mut verdicts = std::collections::BTreeMap::new();
+        while !stop_early.load(Ordering::Relaxed) {
+            let Some(s) = recs.next_session() else { break };
+            if let Some(v) = s.verdict {
+                *verdicts.entry(v).or_insert(0u64) += 1;
+            }
+            on(s);
+        }
+        super::records::finish(input, recs)?;
+        write_summary(input, &super::records::summary_of(&verdicts), summary_file)?;
+        return Ok(());
+    }
     let opened = driver::Opened::open(opts)?;
     let live = opened.is_live();
     if live {
@@ -318,8 +338,16 @@ pub fn drive_with(
         );
         pb
     });
+    let mut from_records = std::collections::BTreeMap::new();
     let mut sink = WithProgress {
         on: &mut |s| {
+            // Records that ended before this session go first: all inputs merged by last_seen.
+            while let Some(r) = records.as_mut().and_then(|recs| recs.next_until(s.last_seen)) {
+                if let Some(v) = r.verdict {
+                    *from_records.entry(v).or_insert(0u64) += 1;
+                }
+                on(r);
+            }
             on(s);
             if stop_early.load(Ordering::Relaxed) {
                 stop.store(true, Ordering::Relaxed);
@@ -329,6 +357,19 @@ pub fn drive_with(
         bar,
     };
     let mut summary = opened.run(&mut sink, &stop);
+    if let Some(recs) = records.as_mut() {
+        while !stop_early.load(Ordering::Relaxed) {
+            let Some(r) = recs.next_session() else { break };
+            if let Some(v) = r.verdict {
+                *from_records.entry(v).or_insert(0u64) += 1;
+            }
+            on(r);
+        }
+        for (v, n) in from_records {
+            *summary.stats.verdicts.entry(v).or_default() += n;
+        }
+        super::records::finish(input, recs)?;
+    }
     on_done(&mut summary);
     let mut live_error = None;
     for s in &summary.sources {

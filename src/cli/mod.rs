@@ -15,6 +15,7 @@ pub mod diff;
 pub mod generate;
 pub mod input;
 pub mod pairs;
+pub mod records;
 pub mod report;
 pub mod sensor;
 

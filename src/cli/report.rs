@@ -22,8 +22,9 @@ use super::sensor::{Sensor, SensorArgs};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Output format: table, json (NDJSON, one object per session) or csv (default: the
-    /// terminal UI when stdout is a terminal, else table).
+    /// Output format: table, json (NDJSON, one object per session), csv, or clickhouse (one flat
+    /// JSON object per session for INSERT INTO smtpscope.sessions FORMAT JSONEachRow, see
+    /// docs/clickhouse/schema.sql) (default: the terminal UI when stdout is a terminal, else table).
     #[arg(short = 'F', long, value_enum)]
     pub format: Option<FormatArg>,
 
@@ -67,6 +68,7 @@ pub enum FormatArg {
     Table,
     Json,
     Csv,
+    Clickhouse,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,6 +126,7 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
         FormatArg::Csv => Format::Csv,
+        FormatArg::Clickhouse => Format::ClickHouse,
     };
     let filter = display_filter(out.display_filter.as_deref())?;
     let mut opts = driver_options(input)?;
@@ -255,8 +258,9 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     opts.engine.track_open = true;
     let bpf = opts.filter.clone();
     let summary_file = open_summary(input)?;
-    let opened = driver::Opened::open(opts)?;
-    let live = opened.is_live();
+    let records = super::records::open(input)?;
+    let opened = if super::records::only_records(input) { None } else { Some(driver::Opened::open(opts)?) };
+    let live = opened.as_ref().is_some_and(driver::Opened::is_live);
     let dir = out.export_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let export = ExportDir::open(&dir).map_err(|e| format!("{}: {e}", dir.display()));
     // A directory asked for must be usable: said now, not at the first export.
@@ -276,19 +280,20 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         None
     };
     let mut notes = Vec::new();
-    let (opened, origin) = if live {
-        // The spool's directory belongs to the user we become, so it can still rotate segments.
-        // SAFETY: a plain getter.
-        let owner = if unsafe { libc::geteuid() } == 0 {
-            privilege::target(input.user.as_deref())?.map(|(_, uid, gid)| (uid, gid))
-        } else {
-            None
-        };
-        let spool = Spool::create(&std::env::temp_dir(), opened.linktype(), out.spool_size << 20, owner)?;
-        let shared = spool.shared();
-        (opened.with_spool(spool), Origin::Spool(shared))
-    } else {
-        (opened, Origin::Files { paths: input.read.clone() })
+    let (opened, origin) = match opened {
+        Some(opened) if live => {
+            // The spool's directory belongs to the user we become, so it can still rotate segments.
+            // SAFETY: a plain getter.
+            let owner = if unsafe { libc::geteuid() } == 0 {
+                privilege::target(input.user.as_deref())?.map(|(_, uid, gid)| (uid, gid))
+            } else {
+                None
+            };
+            let spool = Spool::create(&std::env::temp_dir(), opened.linktype(), out.spool_size << 20, owner)?;
+            let shared = spool.shared();
+            (Some(opened.with_spool(spool)), Origin::Spool(shared))
+        }
+        opened => (opened, Origin::Files { paths: input.read.clone() }),
     };
     if live {
         if let Some(msg) = drop_privileges(input)? {
@@ -319,12 +324,16 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     let label = match &input.interface {
         Some(dev) => format!("interface {dev}"),
         None => {
-            let names: Vec<String> = input
-                .read
-                .iter()
-                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
-                .collect();
-            format!("file {}", names.join(", "))
+            let base = |p: &std::path::Path| {
+                p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+            };
+            let files: Vec<String> = input.read.iter().map(|p| base(p)).collect();
+            let recs: Vec<String> = input.records.iter().map(|p| base(std::path::Path::new(p))).collect();
+            match (files.is_empty(), recs.is_empty()) {
+                (false, true) => format!("file {}", files.join(", ")),
+                (true, false) => format!("records {}", recs.join(", ")),
+                _ => format!("file {}; records {}", files.join(", "), recs.join(", ")),
+            }
         }
     };
     let summary = tui::run(
@@ -339,6 +348,7 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
             export_hint,
             frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
             stop,
+            records,
         },
     )?;
     let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
