@@ -3,6 +3,7 @@
 -- written as IPv4 ranges (IPv4StringToNum), not with the newer CIDR functions.
 -- The two CIDR groups below are the seed story's hub sites: POA 10.1.0.0/24, TOR 10.2.0.0/24.
 
+-- name: pairs_per_week
 -- Pairs per week: sessions per client host x server host x server port x verdict.
 SELECT
     toMonday(first_seen) AS week,
@@ -15,6 +16,7 @@ FROM smtpscope.sessions FINAL
 GROUP BY week, client_host, server_host, server_port, verdict
 ORDER BY week, client_host, server_host, server_port, verdict;
 
+-- name: violations_plaintext
 -- Violations of "plaintext between POA and TOR" (as `smtpscope check --expect plaintext
 -- --between 10.1.0.0/24 10.2.0.0/24`): TLS was used, either direction.
 SELECT client, server, first_seen, first_seen_us, verdict, tls_version
@@ -26,6 +28,7 @@ WHERE ((client_ipv4 BETWEEN IPv4StringToNum('10.1.0.0') AND IPv4StringToNum('10.
   AND (verdict = 'starttls' OR (verdict IN ('implicit-tls', 'incomplete') AND tls_handshake = 1))
 ORDER BY first_seen_us, client, server;
 
+-- name: violations_tls
 -- Violations of "TLS between POA and TOR" (as `--expect tls`): mail or AUTH in clear, a stripped
 -- STARTTLS, or a session that stayed in clear once its EHLO was seen (a session the capture left
 -- before EHLO, still open, is unproven, not a violation).
@@ -44,6 +47,7 @@ WHERE ((client_ipv4 BETWEEN IPv4StringToNum('10.1.0.0') AND IPv4StringToNum('10.
                  AND client_closed = 0 AND server_closed = 0)))
 ORDER BY first_seen_us, client, server;
 
+-- name: certificates_expiring
 -- Certificates expiring within 30 days (or expired), by server, with the last session that showed each.
 SELECT
     server_host,
@@ -57,6 +61,7 @@ WHERE cert_sha1 IS NOT NULL AND cert_not_after < now() + INTERVAL 30 DAY
 GROUP BY server_host, server_port, sha1
 ORDER BY not_after, server_host, server_port;
 
+-- name: tls_versions_per_server
 -- TLS versions per server: sessions per negotiated version.
 SELECT
     server_host,
