@@ -266,3 +266,20 @@ fn hostile_records_are_counted_skips() {
     let (_, r) = read_back(&p);
     assert!(r.stats()[0].error.is_some() || r.stats()[0].skipped[1] > 0, "{:?}", r.stats()[0]);
 }
+
+#[test]
+fn the_tui_says_what_a_record_cannot_carry() {
+    use smtpscope::tui::detail::{transcript, Look};
+    use smtpscope::tui::packets::{load, Origin, Request};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write_tmp(tmp.path(), "r.ndjson", &ndjson(&sessions(&bundled().join("demo.pcap"))));
+    let (got, _) = read_back(&p);
+    let look = Look { theme: smtpscope::tui::theme::Theme { color: false }, show_addresses: false, width: 100 };
+    let text: String = transcript(&got[0], &look).iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(
+        text.contains("r.ndjson:1") && text.contains("carries no transcript") && text.contains("-r demo.pcap"),
+        "{text}"
+    );
+    let e = load(&Origin::Files { paths: vec![bundled().join("demo.pcap")] }, &Request::of(&got[0])).err().unwrap();
+    assert!(e.contains("carries no packets") && e.contains("open demo.pcap with -r"), "{e}");
+}

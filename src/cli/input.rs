@@ -297,8 +297,8 @@ pub fn drive_with(
             }
             on(s);
         }
-        super::records::finish(input, recs)?;
-        write_summary(input, &super::records::summary_of(&verdicts), summary_file)?;
+        drop(summary_file);
+        super::records::finish(input, recs, Some(&verdicts))?;
         return Ok(());
     }
     let opened = driver::Opened::open(opts)?;
@@ -368,7 +368,7 @@ pub fn drive_with(
         for (v, n) in from_records {
             *summary.stats.verdicts.entry(v).or_default() += n;
         }
-        super::records::finish(input, recs)?;
+        super::records::finish(input, recs, None)?;
     }
     on_done(&mut summary);
     let mut live_error = None;
