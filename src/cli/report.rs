@@ -358,6 +358,9 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         }
     }
     write_summary(input, &summary, summary_file)?;
+    if super::records::only_records(input) && summary.stats.verdicts.values().sum::<u64>() == 0 {
+        bail!("no record could be read from the -R input(s)");
+    }
     if summary.nothing_read() {
         bail!("no packet could be read from the input");
     }

@@ -415,6 +415,7 @@ impl App {
                 self.progress.done = true;
                 self.summary = Some(*s);
             }
+            Update::Note(text) => self.say(text, true),
         }
     }
 

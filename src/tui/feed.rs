@@ -30,6 +30,8 @@ pub enum Update {
     Progress(Progress),
     /// The run is over.
     Done(Box<Summary>),
+    /// Something the footer should say (lines skipped in `-R` inputs, already escaped).
+    Note(String),
 }
 
 /// Counts the records handed on after the capture into the summary's verdicts.
@@ -114,6 +116,15 @@ impl Feed {
             if let Some(r) = records.as_mut() {
                 let mut counting = Counting { inner: &mut sink, stats: &mut summary.stats };
                 r.drain(&mut counting, &flag);
+                let notes: Vec<String> = r.stats().iter().filter_map(|st| st.message()).collect();
+                let note = match (r.records_read(), notes.is_empty()) {
+                    (0, _) => Some("no record could be read from the -R input(s)".to_string()),
+                    (_, false) => Some(notes.join("; ")),
+                    (_, true) => None,
+                };
+                if let Some(n) = note {
+                    let _ = tx.send(Update::Note(crate::escape::terminal(n.as_bytes())));
+                }
                 let _ = tx.send(Update::Progress(Progress { done: true, ..Progress::default() }));
             }
             sink.flush();
