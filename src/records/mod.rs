@@ -97,7 +97,7 @@ fn peek(r: &mut BufReader<Box<dyn Read + Send>>) -> io::Result<Vec<u8>> {
 /// Wraps a stream, decompressing gzip or zstd by magic; `name` is for messages.
 fn open_stream(name: &str, input: Box<dyn Read + Send>) -> Result<BufReader<Box<dyn Read + Send>>, RecordError> {
     let err = |source| RecordError::Open { path: name.to_string(), source };
-    let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 16, input);
+    let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 18, input);
     let head = peek(&mut raw).map_err(err)?;
     let inner: Box<dyn Read + Send> = match head.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
@@ -109,7 +109,7 @@ fn open_stream(name: &str, input: Box<dyn Read + Send>) -> Result<BufReader<Box<
             return Ok(raw);
         }
     };
-    let mut r: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 16, inner);
+    let mut r: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 18, inner);
     // A compressed capture is a capture too; a stream that does not decompress is left to the
     // line reader, which counts it.
     if peek(&mut r).is_ok_and(|h| is_capture(&h)) {
@@ -248,9 +248,40 @@ impl RecordFile {
         }
     }
 
+    /// A whole line waiting in the read buffer, parsed where it lies (no copy); None when the
+    /// buffer holds no complete line (then [`RecordFile::read_line`] gathers it).
+    fn parse_buffered(&mut self) -> Option<Result<Session, Skip>> {
+        if self.r.buffer().is_empty() {
+            // A read error is left for read_line to record.
+            let _ = self.r.fill_buf();
+        }
+        let buf = self.r.buffer();
+        let end = memchr::memchr(b'\n', buf)?;
+        let line = buf.get(..end)?;
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        self.names.line += 1;
+        let r =
+            if text.iter().all(u8::is_ascii_whitespace) { None } else { Some(parse_line(text, true, &mut self.names)) };
+        self.r.consume(end + 1);
+        Some(r.unwrap_or(Err(Skip::Blank)))
+    }
+
     /// The next record, skipping (and counting) lines that are not one.
     pub fn next_session(&mut self) -> Option<Session> {
         while !self.done {
+            match self.parse_buffered() {
+                Some(Ok(s)) => {
+                    self.stats.records += 1;
+                    return Some(s);
+                }
+                Some(Err(Skip::Blank)) => continue,
+                Some(Err(why)) => {
+                    let line = self.names.line;
+                    self.stats.skip(line, why);
+                    continue;
+                }
+                None => {}
+            }
             let (complete, too_long) = self.read_line()?;
             self.names.line += 1;
             let line = self.names.line;

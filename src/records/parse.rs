@@ -300,6 +300,8 @@ pub enum Skip {
     NotARecord,
     /// Longer than [`super::MAX_LINE`].
     TooLong,
+    /// An empty line: passed over, not counted.
+    Blank,
 }
 
 impl Skip {
@@ -313,6 +315,7 @@ impl Skip {
             Skip::Truncated => "truncated",
             Skip::NotARecord => "not-a-record",
             Skip::TooLong => "too-long",
+            Skip::Blank => "blank",
         }
     }
 }
@@ -320,7 +323,11 @@ impl Skip {
 /// Parses one line (without its line end) into a session. `complete` is false for a last line
 /// without a line end (a writer killed mid-line).
 pub fn parse_line(line: &[u8], complete: bool, origin: &mut Interner) -> Result<Session, Skip> {
-    match serde_json::from_slice::<RawRecord>(line) {
+    // One UTF-8 check of the whole line is cheaper than serde_json's check of every string.
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(if complete { Skip::NotARecord } else { Skip::Truncated });
+    };
+    match serde_json::from_str::<RawRecord>(text) {
         Ok(r) if r.schema_version > SCHEMA_VERSION => Err(Skip::NewerSchema),
         Ok(r) if r.schema_version == 0 => Err(Skip::NotARecord),
         Ok(r) => to_session(&r, origin).ok_or(Skip::NotARecord),
@@ -439,7 +446,12 @@ fn cipher_from_name(s: &str) -> Option<u16> {
     if let Some(h) = s.strip_prefix("0x") {
         return u16::from_str_radix(h, 16).ok();
     }
-    tls_parser::TlsCipherSuite::from_name(s).map(|c| c.id.0)
+    // tls-parser looks names up one by one; a record names its cipher every time.
+    static TABLE: OnceLock<HashMap<&'static str, u16>> = OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        (0..=u16::MAX).filter_map(tls_parser::TlsCipherSuite::from_id).map(|c| (c.name, c.id.0)).collect()
+    });
+    t.get(s).copied()
 }
 
 fn alert_from_name(s: &str) -> Option<u8> {
