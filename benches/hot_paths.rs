@@ -277,7 +277,7 @@ fn records_in(c: &mut Criterion) {
     let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
     for path in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "pcap")) {
-        let mut r = MergedReader::open(&[path.clone()], None).unwrap();
+        let mut r = MergedReader::open(std::slice::from_ref(&path), None).unwrap();
         let mut e = Engine::new(Config::default(), vec![Arc::from("x.pcap")], None);
         let mut out = Vec::new();
         while let Some(p) = r.next_packet() {

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use common::{bundled, public_corpus, sessions};
-use smtpscope::check::{Checker, JudgeOptions, Policy, Window};
+use smtpscope::check::{Checker, JudgeOptions, NoTraffic, Policy, Window};
 use smtpscope::records::{Records, Skip};
 use smtpscope::report::json::write_line;
 use smtpscope::report::pairs::Pairs;
@@ -76,7 +76,7 @@ fn check(policy: &Policy, sessions: &[Session]) -> (String, Vec<serde_json::Valu
     for s in sessions {
         c.add(s);
     }
-    (c.text(false), c.ndjson())
+    (c.text(NoTraffic::Unproven), c.ndjson(NoTraffic::Unproven))
 }
 
 fn pairs(sessions: &[Session]) -> (String, Vec<serde_json::Value>) {

@@ -170,6 +170,7 @@ fn bad_record_inputs_fail_clearly() {
 }
 
 #[test]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which clippy does not see
 fn hostile_record_files_keep_memory_bounded() {
     let tmp = scratch("records-hostile");
     let big = tmp.path().join("big.ndjson");
@@ -191,7 +192,7 @@ fn hostile_record_files_keep_memory_bounded() {
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .unwrap();
-        // wait4 gives this child's own peak RSS (tests run side by side).
+        // wait4 (not Child::wait) gives this child's own peak RSS (tests run side by side).
         let (mut status, mut ru) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
         // SAFETY: waits for our own child and fills the structs it is given.
         let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
