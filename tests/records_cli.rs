@@ -218,3 +218,19 @@ trait TakeBytes: std::io::Read + Sized {
     }
 }
 impl<R: std::io::Read> TakeBytes for R {}
+
+#[test]
+fn a_record_keeps_its_sensor_unless_sensor_is_given() {
+    let tmp = scratch("records-sensor");
+    let recs = records_of(&bundled().join("demo.pcap"), tmp.path());
+    let text = std::fs::read_to_string(&recs).unwrap().replace("\"sensor\":null", "\"sensor\":\"tor-hub\"");
+    std::fs::write(&recs, text).unwrap();
+    let r = recs.to_str().unwrap();
+    let sensors = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["-q", "-R", r, "-F", "json"];
+        args.extend_from_slice(extra);
+        common::ndjson(&smtpscope(&args).stdout).iter().map(|l| l["sensor"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(sensors(&[]), ["tor-hub"; 3]);
+    assert_eq!(sensors(&["--sensor", "poa"]), ["poa"; 3]);
+}

@@ -288,6 +288,10 @@ pub fn drive_with(
     // the device, so that a bad path fails before `-w` creates its file.
     let summary_file = open_summary(input)?;
     let mut records = super::records::open(input)?;
+    // A record keeps the sensor it names, unless --sensor names another.
+    if let (Some(recs), Some(name)) = (records.as_mut(), opts.engine.sensor.clone()) {
+        recs.set_sensor(name);
+    }
     if let (Some(recs), true) = (records.as_mut(), super::records::only_records(input)) {
         let mut verdicts = std::collections::BTreeMap::new();
         while !stop_early.load(Ordering::Relaxed) {

@@ -65,7 +65,14 @@ pub fn finish(input: &InputArgs, records: &Records, alone: Option<&BTreeMap<Verd
 
 /// The summary of a run over records alone: the verdicts of the sessions read.
 fn summary_of(counts: &BTreeMap<Verdict, u64>) -> Summary {
-    let mut s = Summary { sources: Vec::new(), stats: Default::default(), table: Default::default(), dropped: None };
+    let mut s = Summary {
+        sources: Vec::new(),
+        stats: Default::default(),
+        table: Default::default(),
+        dropped: None,
+        sensor: None,
+        output_errors: 0,
+    };
     s.stats.verdicts = counts.clone();
     s
 }

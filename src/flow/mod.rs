@@ -89,8 +89,14 @@ pub enum EndReason {
 
 impl EndReason {
     /// Every reason, in the order of [`EndReason::name`]'s table.
-    pub const ALL: [EndReason; 5] =
-        [EndReason::Closed, EndReason::Reset, EndReason::Reused, EndReason::Evicted, EndReason::EndOfCapture];
+    pub const ALL: [EndReason; 6] = [
+        EndReason::Closed,
+        EndReason::Reset,
+        EndReason::Reused,
+        EndReason::Evicted,
+        EndReason::EndOfCapture,
+        EndReason::Idle,
+    ];
 
     /// The `end_reason` label in NDJSON.
     pub fn name(self) -> &'static str {
@@ -100,6 +106,7 @@ impl EndReason {
             EndReason::Reused => "reused",
             EndReason::Evicted => "evicted",
             EndReason::EndOfCapture => "end-of-capture",
+            EndReason::Idle => "idle",
         }
     }
 

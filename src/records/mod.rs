@@ -308,6 +308,8 @@ impl RecordFile {
 /// Several record inputs merged by `last_seen`, each taken in its own order, one record held
 /// per input.
 pub struct Records {
+    /// Replaces every record's own sensor (`--sensor`).
+    sensor: Option<std::sync::Arc<str>>,
     files: Vec<RecordFile>,
     heads: Vec<Option<Session>>,
     heap: BinaryHeap<Reverse<(Micros, usize)>>,
@@ -323,7 +325,7 @@ impl Records {
                 files.push(RecordFile::open(&p)?);
             }
         }
-        let mut me = Self { heads: Vec::new(), files, heap: BinaryHeap::new(), next_id: FIRST_ID };
+        let mut me = Self { sensor: None, heads: Vec::new(), files, heap: BinaryHeap::new(), next_id: FIRST_ID };
         for i in 0..me.files.len() {
             me.heads.push(None);
             me.refill(i);
@@ -353,7 +355,15 @@ impl Records {
         self.refill(i);
         s.id = self.next_id;
         self.next_id += 1;
+        if let Some(name) = &self.sensor {
+            s.sensor = Some(name.clone());
+        }
         Some(s)
+    }
+
+    /// Every record read from now on names this sensor instead of its own.
+    pub fn set_sensor(&mut self, name: std::sync::Arc<str>) {
+        self.sensor = Some(name);
     }
 
     /// The next record in `last_seen` order.

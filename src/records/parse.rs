@@ -130,6 +130,9 @@ pub struct RawEvidence<'a> {
     /// `client` or `server`.
     #[serde(borrow)]
     pub dir: Option<Str<'a>>,
+    /// Live with `-w`: the capture file holding `frame`.
+    #[serde(borrow)]
+    pub file: Option<Str<'a>>,
 }
 
 /// One finding.
@@ -281,6 +284,9 @@ pub struct RawRecord<'a> {
     pub client_closed: Option<bool>,
     /// The server sent FIN or RST.
     pub server_closed: Option<bool>,
+    /// Live with `-w`: the file holding the session's first packet.
+    #[serde(borrow)]
+    pub pcap_file: Option<Str<'a>>,
 }
 
 /// Just the version, to tell a newer record from a broken one.
@@ -506,6 +512,8 @@ pub fn to_session(r: &RawRecord, names: &mut Interner) -> Option<Session> {
     s.last_seen = parse_time(&r.last_seen.0, 1)?;
     s.file = r.file.as_ref().map(|f| names.get(&f.0));
     s.interface = r.interface.as_ref().map(|f| names.get(&f.0));
+    s.sensor = r.sensor.as_ref().map(|f| names.get(&f.0));
+    s.pcap_file = r.pcap_file.as_ref().map(|f| names.get(&f.0));
     s.tunnel = match r.tunnel.as_ref().map(|t| t.0.as_ref()) {
         Some("socks4") => Some(Tunnel::Socks4),
         Some("socks5") => Some(Tunnel::Socks5),
@@ -638,7 +646,12 @@ pub fn to_session(r: &RawRecord, names: &mut Interner) -> Option<Session> {
         .evidence
         .iter()
         .flatten()
-        .map(|e| Evidence { text: e.text.0.to_string(), frame: e.frame, side: side(e.dir.as_ref()) })
+        .map(|e| Evidence {
+            text: e.text.0.to_string(),
+            frame: e.frame,
+            side: side(e.dir.as_ref()),
+            file: e.file.as_ref().map(|f| names.get(&f.0)),
+        })
         .collect();
     s.findings = r
         .findings
@@ -666,11 +679,7 @@ pub fn to_session(r: &RawRecord, names: &mut Interner) -> Option<Session> {
             ..StreamStats::default()
         };
     }
-    let end = r.end_reason.as_ref().map(|e| match e.0.as_ref() {
-        // A flow dropped for idleness was open when it went, as an evicted one.
-        "idle" => Some(EndReason::Evicted),
-        other => EndReason::from_name(other),
-    });
+    let end = r.end_reason.as_ref().map(|e| EndReason::from_name(&e.0));
     s.end = end.flatten().unwrap_or(EndReason::EndOfCapture);
     s.record = Some(Box::new(RecordOrigin {
         path: names.path.clone().unwrap_or_else(|| Arc::from("")),

@@ -159,7 +159,7 @@ fn row<'a>(s: &'a Session, opts: Options) -> Row<'a> {
     let cert = s.tls.cert.as_ref();
     Row {
         schema_version: super::json::SCHEMA_VERSION,
-        sensor: "",
+        sensor: s.sensor.as_deref().unwrap_or_default(),
         community_id: s.community_id(),
         file: s.file.as_deref(),
         interface: s.interface.as_deref(),

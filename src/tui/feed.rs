@@ -110,6 +110,8 @@ impl Feed {
                     stats: Stats::default(),
                     table: TableStats::default(),
                     dropped: None,
+                    sensor: None,
+                    output_errors: 0,
                 },
             };
             let mut summary = summary;
