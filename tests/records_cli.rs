@@ -233,4 +233,6 @@ fn a_record_keeps_its_sensor_unless_sensor_is_given() {
     };
     assert_eq!(sensors(&[]), ["tor-hub"; 3]);
     assert_eq!(sensors(&["--sensor", "poa"]), ["poa"; 3]);
+    assert_eq!(sensors(&["-Y", "sensor:tor-*"]).len(), 3);
+    assert!(sensors(&["-Y", "sensor:poa"]).is_empty());
 }

@@ -33,6 +33,7 @@ fn term(t: &Term, s: &Session) -> bool {
         Term::Host(n) => n.contains(s.client.ip()) || n.contains(s.server.ip()),
         Term::Port(a, b) => (*a..=*b).contains(&s.server.port()),
         Term::Helo(g) => s.hello.as_ref().is_some_and(|h| g.matches(&shown(&h.arg))),
+        Term::Sensor(g) => s.sensor.as_deref().is_some_and(|n| g.matches(&shown(n.as_bytes()))),
         Term::Banner(g) => s.banner.as_deref().is_some_and(|b| g.matches(&shown(b))),
         Term::Sni(g) => s.tls.sni.as_deref().is_some_and(|b| g.matches(&shown(b))),
         Term::Cert(g) => s.tls.cert.as_ref().is_some_and(|c| {

@@ -30,9 +30,9 @@ use thiserror::Error;
 use crate::session::Verdict;
 
 /// Every key, in the order completion offers them.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 16] = [
     "verdict", "client", "server", "host", "port", "helo", "banner", "sni", "cert", "ext", "finding", "auth",
-    "upgrade", "tls", "state",
+    "upgrade", "tls", "state", "sensor",
 ];
 
 /// What went wrong, and where.
@@ -167,6 +167,8 @@ pub enum Term {
     Port(u16, u16),
     /// HELO/EHLO argument.
     Helo(Glob),
+    /// The sensor that saw the session (records of several sensors, `-R`).
+    Sensor(Glob),
     /// Greeting text.
     Banner(Glob),
     /// SNI.

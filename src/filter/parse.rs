@@ -315,6 +315,7 @@ fn term(key: &str, v: &str, span: Range<usize>, value_at: usize) -> Result<Term,
             Term::Port(a, b)
         }
         "helo" => Term::Helo(glob(k, v, vspan)?),
+        "sensor" => Term::Sensor(glob(k, v, vspan)?),
         "banner" => Term::Banner(glob(k, v, vspan)?),
         "sni" => Term::Sni(glob(k, v, vspan)?),
         "cert" => Term::Cert(glob(k, v, vspan)?),
