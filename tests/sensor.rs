@@ -68,8 +68,9 @@ fn the_sensor_key_follows_interface_on_every_record_and_pcap_file_follows_tcp_an
     let at = keys.iter().position(|k| *k == "interface").unwrap();
     assert_eq!(keys[at + 1], "sensor");
     assert_eq!(r["sensor"], "tor-hub");
-    assert_eq!(keys[keys.len() - 2], "tcp_anomalies");
-    assert_eq!(keys[keys.len() - 1], "pcap_file");
+    // Appended keys follow tcp_anomalies in the order they were added: pcap_file first.
+    let anomalies = keys.iter().position(|k| *k == "tcp_anomalies").unwrap();
+    assert_eq!(keys[anomalies + 1], "pcap_file");
     assert!(r["pcap_file"].is_null());
     assert!(r["evidence"][0].as_object().unwrap().contains_key("file"));
     let (sessions, _) = common::run_packets_with(Config::default(), &d.packets(1400));
