@@ -236,3 +236,36 @@ fn a_record_keeps_its_sensor_unless_sensor_is_given() {
     assert_eq!(sensors(&["-Y", "sensor:tor-*"]).len(), 3);
     assert!(sensors(&["-Y", "sensor:poa"]).is_empty());
 }
+
+#[test]
+fn pairs_count_sessions_per_sensor_and_sensor_renames_them() {
+    let tmp = scratch("records-pairs-sensor");
+    let recs = records_of(&bundled().join("demo.pcap"), tmp.path());
+    let text = std::fs::read_to_string(&recs).unwrap().replacen("\"sensor\":null", "\"sensor\":\"poa-hub\"", 1);
+    let text = text.replace("\"sensor\":null", "\"sensor\":\"tor-hub\"");
+    std::fs::write(&recs, text).unwrap();
+    let r = recs.to_str().unwrap();
+    let sensors = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["pairs", "-q", "-R", r, "-F", "json"];
+        args.extend_from_slice(extra);
+        let lines = common::ndjson(&smtpscope(&args).stdout);
+        assert_eq!(lines.len(), 1, "demo.pcap is one host pair");
+        lines[0]["sensors"].clone()
+    };
+    assert_eq!(sensors(&[]), serde_json::json!({"poa-hub": 1, "tor-hub": 2}));
+    assert_eq!(sensors(&["--sensor", "br01"]), serde_json::json!({"br01": 3}));
+    let csv = String::from_utf8(smtpscope(&["pairs", "-q", "-R", r, "-F", "csv"]).stdout).unwrap();
+    assert!(csv.lines().next().unwrap().contains(",sensors,"), "{csv}");
+    // A row per server port: 25 saw both sensors' sessions, 2526 one of tor-hub's.
+    assert!(csv.contains("\"poa-hub 1, tor-hub 1\"") && csv.contains(",tor-hub 1,"), "{csv}");
+    // check takes --sensor too: the display filter sees the name it gives.
+    let matched = |extra: &[&str]| -> u64 {
+        let mut args = vec!["check", "-q", "-R", r, "--expect", "any", "--between", "0.0.0.0/0", "0.0.0.0/0"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-Y", "sensor:br01", "-F", "json"]);
+        let lines = common::ndjson(&smtpscope(&args).stdout);
+        lines.iter().find(|l| l["type"] == "rule").unwrap()["matched"].as_u64().unwrap()
+    };
+    assert_eq!(matched(&["--sensor", "br01"]), 3);
+    assert_eq!(matched(&[]), 0);
+}

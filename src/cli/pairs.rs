@@ -24,6 +24,10 @@ pub struct PairsArgs {
     #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
     pub display_filter: Option<String>,
 
+    /// Count every session under this sensor name (records from -R keep their own otherwise).
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -39,6 +43,7 @@ pub fn run(a: &PairsArgs) -> Result<ExitCode> {
     let filter = display_filter(a.display_filter.as_deref())?;
     let mut driver = driver_options(&a.input)?;
     driver.engine.transcript = filter.uses_text();
+    driver.engine.sensor = a.sensor.as_deref().map(std::sync::Arc::from);
     let mut pairs = Pairs::default();
     let mut left_out = 0u64;
     let mut add = |s: Session| {

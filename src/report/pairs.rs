@@ -29,6 +29,8 @@ pub struct Pair {
     pub extensions: BTreeSet<&'static str>,
     /// Sessions per finding name.
     pub findings: BTreeMap<&'static str, u64>,
+    /// Sessions per sensor that saw them (records of several sites read together).
+    pub sensors: BTreeMap<String, u64>,
     /// A server of the pair showed Exchange (banner or Exchange-only verbs): its ports take
     /// Exchange's role names.
     pub exchange: bool,
@@ -63,6 +65,14 @@ impl Pair {
     pub fn add(&mut self, s: &Session) {
         if let Some(v) = s.verdict {
             *self.verdicts.entry(v).or_default() += 1;
+        }
+        if let Some(name) = &s.sensor {
+            match self.sensors.get_mut(name.as_ref()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.sensors.insert(name.to_string(), 1);
+                }
+            }
         }
         self.ports.insert(s.server.port());
         if let Some(r) = &s.ehlo_reply {
@@ -262,7 +272,7 @@ impl Pairs {
         let mut header: Vec<String> =
             ["client_host", "server_host", "server_port", "port_role", "sessions"].map(String::from).to_vec();
         header.extend(Verdict::ALL.iter().map(|v| v.name().to_string()));
-        header.extend(["offered", "used", "tls_versions"].map(String::from));
+        header.extend(["offered", "used", "tls_versions", "sensors"].map(String::from));
         header.extend(crate::session::FINDINGS.iter().map(|f| format!("finding:{f}")));
         w.write_record(&header)?;
         for ((c, s, port), p) in &self.by_port {
@@ -278,6 +288,7 @@ impl Pairs {
             row.push(p.offered.iter().copied().collect::<Vec<_>>().join(" "));
             row.push(counts(&p.used).join(", "));
             row.push(p.tls_versions.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+            row.push(p.sensors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
             row.extend(crate::session::FINDINGS.iter().map(|f| p.findings.get(f).copied().unwrap_or(0).to_string()));
             w.write_record(row.iter().map(|c| crate::escape::csv_cell(c)))?;
         }
@@ -293,6 +304,7 @@ impl Pairs {
                 "offered": p.offered,
                 "used": p.used,
                 "tls_versions": p.tls_versions,
+                "sensors": p.sensors,
                 "findings": p.findings_ordered().into_iter().map(|(f, n)| (f.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             })
         };
