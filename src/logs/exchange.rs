@@ -629,14 +629,12 @@ impl Parser {
         if o.remote.is_none() {
             o.remote = remote;
         }
-        if ev == b'>' || ev == b'<' {
-            if o.kind.is_none() {
-                let reply = is_reply(&data);
-                o.kind = Some(match (ev, reply) {
-                    (b'>', true) | (b'<', false) => Source::ExchangeReceive,
-                    _ => Source::ExchangeSend,
-                });
-            }
+        if (ev == b'>' || ev == b'<') && o.kind.is_none() {
+            // Without a header: a Receive log's `>` lines are replies, a Send log's are commands.
+            o.kind = Some(match (ev, is_reply(&data)) {
+                (b'>', true) | (b'<', false) => Source::ExchangeReceive,
+                _ => Source::ExchangeSend,
+            });
         }
         let kind = self.log_type.or(o.kind).unwrap_or(Source::ExchangeReceive);
         let from_server = (ev == b'>') == (kind == Source::ExchangeReceive);

@@ -168,9 +168,12 @@ pub fn command_counts(s: &str) -> Vec<(String, u32, u32)> {
         .collect()
 }
 
+/// A TLS line's parts: trust level, peer, version label, cipher.
+pub type TlsLine<'a> = (&'a str, Option<Endpoint>, Option<String>, Option<String>);
+
 /// A TLS line's `TRUST TLS connection established (from|to) host[ip][:port]: PROTO with cipher
 /// CIPHER (...)` → (trust level, endpoint, version, cipher).
-pub fn tls_established(msg: &str) -> Option<(&str, Option<Endpoint>, Option<String>, Option<String>)> {
+pub fn tls_established(msg: &str) -> Option<TlsLine<'_>> {
     let (trust, rest) = msg.split_once(" TLS connection established ")?;
     if !matches!(trust, "Anonymous" | "Untrusted" | "Trusted" | "Verified") {
         return None;

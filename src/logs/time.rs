@@ -155,6 +155,9 @@ pub fn parse_classic(s: &[u8]) -> Option<(Classic, usize)> {
     Some((Classic { month, day, hour, minute, second, micros }, i))
 }
 
+/// (year, month, day, hour, minute) of a local time.
+type MinuteKey = (i16, u32, u32, u32, u32);
+
 /// Turns classic stamps of one file into UTC: the year starts from a reference time and goes up
 /// when the month goes back; a repeated DST hour takes the earlier offset (counted as a warning).
 #[derive(Debug)]
@@ -165,7 +168,7 @@ pub struct ClassicClock {
     last_month: u32,
     /// (year, month, day, hour, minute) → UTC seconds of that minute's start, and whether the
     /// local time was ambiguous or skipped.
-    cache: Option<((i16, u32, u32, u32, u32), i64, ClockNote)>,
+    cache: Option<(MinuteKey, i64, ClockNote)>,
 }
 
 /// What a conversion noticed.
