@@ -7,10 +7,10 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::escape::{csv_cell, terminal};
 use super::json::to_line;
 use super::table::verdict_color;
 use super::{rfc3339, Options};
+use crate::escape::{csv_cell, terminal};
 use crate::logs::{FileStats, LogRecord, Problems};
 use crate::session::Verdict;
 
