@@ -12,6 +12,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("tls", smtpscope::fuzzing::tls_records),
     ("engine", smtpscope::fuzzing::engine_packets),
     ("capture_file", smtpscope::fuzzing::capture_file),
+    ("exchange_log", smtpscope::fuzzing::exchange_log),
+    ("postfix_log", smtpscope::fuzzing::postfix_log),
 ];
 
 #[test]
