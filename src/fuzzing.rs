@@ -315,7 +315,7 @@ fn log_lines(data: &[u8], format: crate::logs::Format) {
         assert_eq!(v.as_object().map(|o| o.len()), Some(crate::report::logs::KEYS.len()));
         let _ = crate::report::json::to_line(&v);
         for f in [crate::report::logs::LogFormat::Table, crate::report::logs::LogFormat::Csv] {
-            let opts = Options { color: true, show_addresses: false, line_buffered: false };
+            let opts = Options { color: true, ..Options::default() };
             let mut w = crate::report::logs::Writer::new(Box::new(std::io::sink()), f, opts);
             let _ = w.write(&r);
         }

@@ -7,6 +7,7 @@
 //! and a session is held only while it is open.
 
 pub mod exchange;
+pub mod matching;
 pub mod postfix;
 pub mod record;
 pub mod time;

@@ -2,6 +2,7 @@
 //! [`verdict`] into a verdict with evidence and findings.
 
 mod established;
+pub mod logs;
 pub mod transcript;
 pub mod verdict;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use crate::capture::Micros;
 use crate::flow::{EndReason, StreamStats};
+pub use logs::LogLink;
 pub use transcript::Transcript;
 pub use verdict::Verdict;
 
@@ -397,10 +399,12 @@ pub struct Session {
     pub transcript: Option<Box<Transcript>>,
     /// Live with `-w`: the file holding the session's first packet.
     pub pcap_file: Option<Arc<str>>,
+    /// Matched server-log sessions, in a run with `--logs` (None: no logs were given).
+    pub logs: Option<Vec<LogLink>>,
 }
 
 /// Every finding name, as the schema lists them.
-pub const FINDINGS: [&str; 14] = [
+pub const FINDINGS: [&str; 15] = [
     "cleartext-auth",
     "starttls-injection",
     "response-injection",
@@ -415,6 +419,7 @@ pub const FINDINGS: [&str; 14] = [
     "cert-sha1-signature",
     "cert-name-mismatch",
     "cert-not-visible-tls13",
+    "log-disagrees",
 ];
 
 /// Most evidence lines kept per session.
@@ -490,6 +495,7 @@ impl Session {
             verdict: None,
             transcript: None,
             pcap_file: None,
+            logs: None,
         }
     }
 
