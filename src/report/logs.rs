@@ -144,16 +144,18 @@ impl<'a> Writer<'a> {
                     self.header = true;
                     writeln!(
                         self.out,
-                        "{} {} {} {} {} {} {}",
+                        "{} {} {} {} {} {} SESSION",
                         fit("TIME (UTC)", 19),
                         fit("SOURCE", 16),
                         fit("CLIENT", 23),
                         fit("SERVER", 23),
                         fit("VERDICT", 23),
                         fit("TLS", 6),
-                        "SESSION"
                     )?;
                 }
+                // Values are cut to their columns only for a terminal; elsewhere written whole.
+                let trunc = self.opts.truncate;
+                let fit = |s: &str, w: usize| if trunc { fit(s, w) } else { format!("{s:<w$}") };
                 let t = rfc3339(r.first_seen);
                 let ep = |e: Option<crate::logs::Endpoint>| e.map_or_else(|| "-".to_string(), |e| e.to_string());
                 let verdict = fit(r.verdict.name(), 23);
