@@ -130,6 +130,13 @@ pub(crate) trait LineParser {
 /// Reads the next line into `buf` (without its `\n` / `\r\n`), keeping at most [`MAX_LINE`]
 /// bytes. Returns `None` at end of input, else whether the line was cut.
 pub fn next_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    let mut total = 0;
+    next_line_counted(r, buf, &mut total)
+}
+
+/// [`next_line`], adding the bytes the line took in the input (cut part and line end too) to
+/// `total`.
+pub fn next_line_counted(r: &mut impl BufRead, buf: &mut Vec<u8>, total: &mut u64) -> io::Result<Option<bool>> {
     buf.clear();
     let mut cut = false;
     let mut any = false;
@@ -152,7 +159,9 @@ pub fn next_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<b
             cut = true;
         }
         buf.extend_from_slice(avail.get(..take.min(room)).unwrap_or_default());
-        r.consume(if done { take + 1 } else { take });
+        let used = if done { take + 1 } else { take };
+        *total += used as u64;
+        r.consume(used);
         if done {
             break;
         }
@@ -207,9 +216,8 @@ pub fn read_stream(
         emitted += 1;
         out(r);
     };
-    while let Some(cut) = next_line(&mut reader, &mut buf)? {
+    while let Some(cut) = next_line_counted(&mut reader, &mut buf, &mut stats.bytes)? {
         n += 1;
-        stats.bytes += buf.len() as u64 + 1;
         let probs = match parser.as_mut() {
             Some(p) => p.problems(),
             None => &mut before,

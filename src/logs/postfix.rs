@@ -400,10 +400,22 @@ impl Parser {
             // relay=local, relay=dovecot, relay=none, a socket path: not an SMTP session.
             return;
         }
-        let same = self.sessions.get(&self.key).is_some_and(|o| match (o.rec.server, peer) {
-            (Some(a), Some(b)) => a.ip == b.ip,
-            (None, _) => true,
-            _ => false,
+        // A connection delivers a message at most once; after a failed handshake only the
+        // delivery line that reports it (`Cannot start TLS`) still belongs to it, and an
+        // `SSL_connect error` always starts a connection's TLS.
+        let cannot = b.contains("Cannot start TLS");
+        let same = self.sessions.get(&self.key).is_some_and(|o| {
+            let fresh = if ssl_err.is_some() {
+                o.rec.tls_line.is_none() && o.rec.failure_line.is_none() && o.last_queue_id.is_none()
+            } else {
+                (o.rec.failure_line.is_none() || cannot) && (qid.is_none() || o.last_queue_id.as_deref() != qid)
+            };
+            fresh
+                && match (o.rec.server, peer) {
+                    (Some(a), Some(b)) => a.ip == b.ip,
+                    (None, _) => true,
+                    _ => false,
+                }
         });
         if peer.is_some() && !same {
             self.open(Source::PostfixSmtp, l, n, t, out);
@@ -420,13 +432,18 @@ impl Parser {
             r.upgrade_line.get_or_insert(n);
             r.note(n, b);
         } else if delivery.is_some() {
-            if qid.is_some() && o.last_queue_id.as_deref() != qid {
+            if b.contains("Cannot start TLS") {
+                // `status=deferred (Cannot start TLS: handshake failure)`: no mail crossed.
+                r.failure_line = Some(n);
+                r.upgrade_verb = Some(UpgradeVerb::Starttls);
+                r.upgrade_line.get_or_insert(n);
+            } else if qid.is_some() && o.last_queue_id.as_deref() != qid {
                 o.mails += 1;
                 o.last_queue_id = qid.map(<[u8]>::to_vec);
             }
             r.closed = true;
             r.note(n, mask(&b, show.0, show.1));
-        } else if b.starts_with("lost connection with ") || b.contains("TLS library problem") {
+        } else if b.starts_with("lost connection with ") || b.contains("TLS library problem") || cannot {
             r.note(n, b);
         }
     }
@@ -681,6 +698,21 @@ mod tests {
         assert_eq!(r.server.unwrap().to_string(), "10.74.103.11:25");
         assert_eq!(r.mail_transactions, Some(1));
         assert!(r.evidence.iter().any(|e| e.text.contains("to=<example.com>")), "{:?}", r.evidence);
+    }
+
+    #[test]
+    fn a_failed_handshake_its_deferral_a_retry_and_the_fallback_in_clear_are_three_sessions() {
+        // Debian 12's Postfix 3.7 in the lab (tests/lab/log_lab.py, alert-retry).
+        let log = "\
+Dec 07 02:58:28 relay postfix/smtp[11630]: SSL_connect error to 10.232.0.6[10.232.0.6]:25: -1
+Dec 07 02:58:28 relay postfix/smtp[11630]: warning: TLS library problem: error:0A00042E:SSL routines::tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1602:SSL alert number 70:
+Dec 07 02:58:28 relay postfix/smtp[11630]: E2CB59926AB: to=<bob@lab.example>, relay=10.232.0.6[10.232.0.6]:25, delay=0.01, delays=0.01/0/0/0, dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)
+Dec 07 02:58:29 relay postfix/smtp[11630]: SSL_connect error to 10.232.0.6[10.232.0.6]:25: -1
+Dec 07 02:58:29 relay postfix/smtp[11630]: E2CB59926AB: Cannot start TLS: handshake failure
+Dec 07 02:58:29 relay postfix/smtp[11630]: Host offered STARTTLS: [10.232.0.6]
+Dec 07 02:58:29 relay postfix/smtp[11630]: E2CB59926AB: to=<bob@lab.example>, relay=10.232.0.6[10.232.0.6]:25, delay=1, delays=1/0/0/0.01, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as E693F9926D3)";
+        let v: Vec<Verdict> = read(log).iter().map(|r| r.verdict).collect();
+        assert_eq!(v, [Verdict::StarttlsFailed, Verdict::StarttlsFailed, Verdict::StarttlsOfferedUnused]);
     }
 
     #[test]
