@@ -434,9 +434,11 @@ impl Open {
                 self.rec.note(n, format!("client: {}", mask(&t, opts.show_addresses, opts.show_credentials)));
                 self.awaiting = Await::Nothing;
             }
-            "AUTH" => {
+            "AUTH" | "X-EXPS" => {
                 self.commands_seen = true;
-                let mech = words.next().unwrap_or_default().to_ascii_uppercase();
+                let m = words.next().unwrap_or_default().to_ascii_uppercase();
+                // Exchange's X-EXPS named as the wire names it (`X-EXPS GSSAPI`).
+                let mech = if verb == "X-EXPS" { format!("X-EXPS {m}") } else { m };
                 if !self.rec.auth_mechanisms.contains(&mech) && self.rec.auth_mechanisms.len() < 8 {
                     self.rec.auth_mechanisms.push(mech.clone());
                 }

@@ -5,7 +5,8 @@ sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) a
 (smtp).
 
   log_lab.py pairs OUTDIR    writes OUTDIR/postfix-pairs.pcap, OUTDIR/postfix-srv.maillog,
-                             OUTDIR/postfix-cli.maillog and OUTDIR/postfix-pairs.jsonl (what each
+                             OUTDIR/postfix-cli.maillog, OUTDIR/exchange-RECV.LOG (the lab's
+                             Exchange-style server) and OUTDIR/postfix-pairs.jsonl (what each
                              session was meant to be)
 
 The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
@@ -80,6 +81,22 @@ def pairs(lab, cap):
         send_via_postfix(lab, f"dave@{dom}")
         out.append(session(verdict, "postfix-smtp", f"sending Postfix -> {ROUTES[dom][0]}", scenario=dom))
         gap()
+    # the Exchange-style server's SmtpReceive log (tests/lab/exchange_smtpd.py --protocol-log)
+    L.log("pair exchange starttls")
+    lab.client("starttls", f"{L.EXCHANGE}:25", "--helo", "EXHUB04.contoso.com")
+    out.append(session("starttls", "exchange-receive", "STARTTLS: every log line in a real sample's shape",
+                       scenario="exchange-starttls"))
+    gap()
+    L.log("pair exchange x-anonymoustls")
+    for s in L.sc_xanon(lab, cap):
+        out.append(session(s["label"], "exchange-receive", "INFERRED: the X-ANONYMOUSTLS line has no real sample",
+                           scenario="exchange-xanon"))
+    gap()
+    L.log("pair exchange suppressed")
+    for s in L.sc_suppressed(lab, cap):
+        out.append(session(s["label"], "exchange-receive", "INFERRED: plaintext needs the `-` line, which has no "
+                           "real sample", scenario="exchange-suppressed"))
+    gap()
     # the sending Postfix limited to TLS 1.3 against the TLS-1.2-only listener: two failed
     # handshakes, then the fallback in clear (lab.py's alert-retry)
     L.log("pair alert-retry")
@@ -105,6 +122,7 @@ def cmd_pairs(outdir):
         shutil.copy(pcap, os.path.join(outdir, "postfix-pairs.pcap"))
         shutil.copy(f"{lab.pf_srv}/maillog", os.path.join(outdir, "postfix-srv.maillog"))
         shutil.copy(f"{lab.pf_cli}/maillog", os.path.join(outdir, "postfix-cli.maillog"))
+        shutil.copy(os.path.join(work, "exchange-RECV.LOG"), os.path.join(outdir, "exchange-RECV.LOG"))
         with open(os.path.join(outdir, "postfix-pairs.jsonl"), "w") as f:
             f.writelines(json.dumps(s) + "\n" for s in sessions)
         L.log(f"{len(sessions)} sessions -> {outdir}")
