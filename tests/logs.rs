@@ -150,7 +150,12 @@ fn bad_lines_are_counted_by_reason_and_never_change_the_exit_status() {
     drop(dir);
 }
 
-/// The lab's paired run: (wire record, its log links).
+/// A session with the lab's Exchange-style server (10.232.0.7 and .9).
+fn is_exchange(w: &Value) -> bool {
+    ["10.232.0.7:25", "10.232.0.9:25"].contains(&w["server"].as_str().unwrap_or_default())
+}
+
+/// The lab's paired run: (wire records, unmatched log records).
 fn paired() -> (Vec<Value>, Vec<Value>) {
     let d = pairs_dir();
     let (dir, unmatched) = common::scratch_file("unmatched.json");
@@ -162,6 +167,8 @@ fn paired() -> (Vec<Value>, Vec<Value>) {
             d.join("postfix-srv.maillog").to_str().unwrap(),
             "--logs",
             d.join("postfix-cli.maillog").to_str().unwrap(),
+            "--logs",
+            d.join("exchange-RECV.LOG").to_str().unwrap(),
             "--log-tz",
             "UTC",
             "--log-skew",
@@ -185,8 +192,9 @@ fn every_lab_session_matches_its_postfix_log_sessions_and_every_verdict_agrees()
     let (wire, unmatched) = paired();
     let meant: Vec<Value> = common::ndjson(&std::fs::read(pairs_dir().join("postfix-pairs.jsonl")).unwrap());
     assert_eq!(wire.len(), meant.len(), "one wire session per lab session");
+    assert_eq!(wire.iter().filter(|w| is_exchange(w)).count(), 3, "the Exchange-style server's, checked below");
     let mut client_side = 0;
-    for w in &wire {
+    for w in wire.iter().filter(|w| !is_exchange(w)) {
         let links = w["logs"].as_array().expect("'logs' on every wire line");
         let smtpd: Vec<&Value> = links.iter().filter(|l| l["source"] == "postfix-smtpd").collect();
         assert_eq!(smtpd.len(), 1, "{w}");
@@ -217,6 +225,39 @@ fn every_lab_session_matches_its_postfix_log_sessions_and_every_verdict_agrees()
     }
 }
 
+fn exchange_link<'a>(wire: &'a [Value], helo: &str) -> (&'a Value, &'a Value) {
+    let w = wire.iter().find(|w| w["helo"] == helo).unwrap_or_else(|| panic!("no wire session with EHLO {helo}"));
+    let links = w["logs"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{w}");
+    assert_eq!(links[0]["source"], "exchange-receive");
+    (w, &links[0])
+}
+
+#[test]
+fn the_exchange_style_servers_starttls_session_matches_by_4_tuple_and_agrees_on_verb_version_and_cert_sha1() {
+    // Every line of this session has the shape of a line in the real 2013+ sample.
+    let (wire, _) = paired();
+    let (w, l) = exchange_link(&wire, "EXHUB04.contoso.com");
+    assert_eq!(w["verdict"], "starttls");
+    assert_eq!(l["verdict"], "starttls");
+    assert_eq!(l["agree"], true, "upgrade verb, TLS 1.2 and the certificate's SHA-1 agree: {w}");
+    assert!(w["cert"]["sha1"].is_string(), "the wire saw the certificate, so `cert` was compared");
+}
+
+#[test]
+fn inferred_x_anonymoustls_line_and_inferred_disconnect_line_sessions_agree_too() {
+    // X-ANONYMOUSTLS (same code path and reply as STARTTLS) and the `-` line have no real sample.
+    let (wire, _) = paired();
+    let (w, l) = exchange_link(&wire, "EXHUB02.contoso.com");
+    assert_eq!(
+        (w["upgrade_verb"].as_str(), l["verdict"].as_str(), &l["agree"]),
+        (Some("X-ANONYMOUSTLS"), Some("starttls"), &Value::Bool(true))
+    );
+    let (w, l) = exchange_link(&wire, "EXHUB03.contoso.com");
+    assert_eq!(w["verdict"], "starttls-offered-unused");
+    assert_eq!((l["verdict"].as_str(), &l["agree"]), (Some("starttls-offered-unused"), &Value::Bool(true)));
+}
+
 #[test]
 fn without_logs_the_wire_records_have_no_logs_key() {
     let out = run(&["-r", pairs_dir().join("postfix-pairs.pcap").to_str().unwrap(), "-F", "json", "-q"], None);
@@ -242,7 +283,9 @@ fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
             "-r",
             dir.path().join("postfix-pairs.pcap").to_str().unwrap(),
             "--logs",
-            dir.path().to_str().unwrap(),
+            dir.path().join("*.maillog").to_str().unwrap(),
+            "--logs",
+            dir.path().join("exchange-RECV.LOG").to_str().unwrap(),
             "--log-tz",
             "UTC",
             "--log-skew",
@@ -254,10 +297,11 @@ fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
         None,
     );
     let wire = common::ndjson(&out.stdout);
-    assert_eq!(wire.len(), 13);
+    assert_eq!(wire.len(), 16);
     for w in &wire {
         let links = w["logs"].as_array().unwrap();
-        assert!(links.iter().any(|l| l["source"] == "postfix-smtpd"), "{w}");
+        let server_side = if is_exchange(w) { "exchange-receive" } else { "postfix-smtpd" };
+        assert!(links.iter().any(|l| l["source"] == server_side), "{w}");
         assert!(links.iter().all(|l| l["agree"] == true), "{w}");
     }
 }
