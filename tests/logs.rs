@@ -305,3 +305,33 @@ fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
         assert!(links.iter().all(|l| l["agree"] == true), "{w}");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Real lines cut, spliced and corrupted at random go through both parsers without a panic,
+    /// every record with every key and its bounds (the fuzz targets' checks).
+    #[test]
+    fn mangled_real_lines_never_panic(
+        picks in proptest::collection::vec((0usize..64, 0usize..400, proptest::num::u8::ANY, 0usize..400), 1..40)
+    ) {
+        let exchange = include_str!("data/logs/exchange/recv-2013plus-starttls-tls12-oneline-cert.log");
+        let postfix = include_str!("../captures/logs/postfix-srv.maillog");
+        for source in [exchange, postfix] {
+            let lines: Vec<&str> = source.lines().collect();
+            let mut data = Vec::new();
+            for (i, cut, byte, at) in &picks {
+                let mut l = lines[i % lines.len()].as_bytes().to_vec();
+                l.truncate(*cut.max(&1));
+                if !l.is_empty() {
+                    let k = at % l.len();
+                    l[k] = *byte;
+                }
+                data.extend_from_slice(&l);
+                data.push(b'\n');
+            }
+            smtpscope::fuzzing::exchange_log(&data);
+            smtpscope::fuzzing::postfix_log(&data);
+        }
+    }
+}
