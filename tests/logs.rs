@@ -335,3 +335,39 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn behind_an_inline_masking_box_both_stripped_sessions_carry_stripped_before_server() {
+    // captures/logs/stripped.pcap: captured on the client's side of asa_nfqueue.py, which masks
+    // STARTTLS as XXXXXXXA in place and keeps the client's address; the server's Postfix log.
+    let d = pairs_dir();
+    let out = run(
+        &[
+            "-r",
+            d.join("stripped.pcap").to_str().unwrap(),
+            "--logs",
+            d.join("stripped-srv.maillog").to_str().unwrap(),
+            "--log-tz",
+            "UTC",
+            "--log-skew",
+            "1s",
+            "-F",
+            "json",
+            "-q",
+        ],
+        None,
+    );
+    let wire = common::ndjson(&out.stdout);
+    assert_eq!(wire.len(), 2);
+    for w in &wire {
+        assert_eq!(w["verdict"], "stripped");
+        let links = w["logs"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "{w}");
+        assert_eq!(links[0]["verdict"], "plaintext", "the server never saw STARTTLS");
+        assert_eq!(links[0]["hint"], "stripped-before-server", "{w}");
+    }
+    // The client that sent STARTTLS anyway: the wire shows the verb, the server's log does not.
+    let insist = wire.iter().find(|w| w["upgrade_verb"] == "STARTTLS").expect("the insisting client");
+    assert_eq!(insist["logs"][0]["differences"], serde_json::json!(["upgrade_verb"]));
+    assert!(insist["findings"].as_array().unwrap().iter().any(|f| f["name"] == "log-disagrees"));
+}

@@ -9,12 +9,18 @@ sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) a
                              Exchange-style server) and OUTDIR/postfix-pairs.jsonl (what each
                              session was meant to be)
 
+  log_lab.py stripped OUTDIR writes OUTDIR/stripped.pcap (captured on the client's side) and
+                             OUTDIR/stripped-srv.maillog: the receiving Postfix behind an inline
+                             NFQUEUE box that masks STARTTLS as XXXXXXXA in place and keeps the
+                             client's address (diff_lab.py's topology and asa_nfqueue.py, from the
+                             two-point diff work; needs python3 NetfilterQueue)
+
 The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
 run's pid). The sending Postfix gets a transport map so that mail for a test domain goes to the
 listener that gives the verdict wanted. Sessions are 2 s apart: Postfix logs no client port, and
 the cross-check pairs a log session with the wire session whose SYN is within 1 s of it.
-Not in here: the stripped pairing (it needs an inline NFQUEUE masking box that keeps the client's
-address; lab.py's strip_proxy.py terminates TCP, so the server logs the proxy as its client).
+The stripped pairing needs an inline box that keeps the client's address: lab.py's strip_proxy.py
+terminates TCP, so its server would log the proxy as its client.
 """
 import json
 import os
@@ -133,13 +139,38 @@ def cmd_pairs(outdir):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def cmd_stripped(outdir):
+    import diff_lab as D
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="smtpscope-loglab-")
+    lab = D.DiffLab(work)
+    ok = False
+    try:
+        lab.up()
+        cap = D.TwoPoint(lab, os.path.join(work, "stripped"))
+        cap.start()
+        info = D.sc_asa(lab)
+        cap.stop()
+        time.sleep(1.0)
+        shutil.copy(os.path.join(work, "stripped-a.pcap"), os.path.join(outdir, "stripped.pcap"))
+        shutil.copy(os.path.join(work, "postfix-srv", "maillog"), os.path.join(outdir, "stripped-srv.maillog"))
+        L.log(f"stripped: {info} -> {outdir}")
+        ok = True
+    finally:
+        if not ok:
+            lab.dump_logs()
+        lab.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("log_lab.py: needs root (network namespaces, tcpdump)")
     args = sys.argv[1:]
-    if args[:1] == ["pairs"] and len(args) == 2:
+    cmds = {"pairs": cmd_pairs, "stripped": cmd_stripped}
+    if len(args) == 2 and args[0] in cmds:
         try:
-            cmd_pairs(args[1])
+            cmds[args[0]](args[1])
         except L.LabError as e:
             sys.exit(f"log_lab.py: {e}")
     else:
