@@ -611,18 +611,23 @@ impl Parser {
         let local = field(line, f, c.local).and_then(|v| parse_endpoint(&v));
         let remote = field(line, f, c.remote).and_then(|v| parse_endpoint(&v));
         let file = &self.file;
-        let o = self.sessions.entry(sid.to_vec()).or_insert_with(|| Open {
-            rec: LogRecord::new(Source::ExchangeReceive, file.clone(), text(&sid), t, n),
-            local: None,
-            remote: None,
-            kind: None,
-            awaiting: Await::Nothing,
-            ehlo_lines: Vec::new(),
-            in_tls: false,
-            cert_block: 0,
-            commands_seen: false,
-            mails: 0,
-        });
+        // Looked up by slice first: no key allocation per line of an open session.
+        if !self.sessions.contains_key(&*sid) {
+            let open = Open {
+                rec: LogRecord::new(Source::ExchangeReceive, file.clone(), text(&sid), t, n),
+                local: None,
+                remote: None,
+                kind: None,
+                awaiting: Await::Nothing,
+                ehlo_lines: Vec::new(),
+                in_tls: false,
+                cert_block: 0,
+                commands_seen: false,
+                mails: 0,
+            };
+            self.sessions.insert(sid.to_vec(), open);
+        }
+        let Some(o) = self.sessions.get_mut(&*sid) else { return false };
         o.rec.saw(t);
         o.rec.keep(&text(line));
         if o.local.is_none() {
