@@ -434,10 +434,7 @@ mod tests {
         assert_eq!(mask("MAIL FROM:<alice@example.org> SIZE=10", false, false), "MAIL FROM:<example.org> SIZE=10");
         assert_eq!(mask("to=<bob@b.example>, relay=x", false, false), "to=<b.example>, relay=x");
         assert_eq!(mask("User Name: username@domain.com", false, false), "User Name: ***");
-        assert_eq!(
-            mask("client=a[1.2.3.4], sasl_method=PLAIN, sasl_username=joe", false, false).contains("joe"),
-            false
-        );
+        assert!(!mask("client=a[1.2.3.4], sasl_method=PLAIN, sasl_username=joe", false, false).contains("joe"));
         assert_eq!(mask("AUTH PLAIN dXNlcgB1c2VyAHB3", false, false), "AUTH PLAIN ***");
         assert_eq!(mask("AUTH LOGIN", false, false), "AUTH LOGIN");
         assert_eq!(mask("User Name: u@d.com", true, true), "User Name: u@d.com");
