@@ -45,10 +45,11 @@ postfix(f"{d}/postfix.log")
 PY
 for f in exchange-closed exchange-open postfix; do
   size=$(stat -c %s "$DIR/$f.log")
-  /usr/bin/time -f "%e %M" -o "$DIR/$f.time" "$BIN" logs -F json --log-tz UTC --summary "$DIR/$f.summary" "$DIR/$f.log" > /dev/null
-  read -r secs kb < "$DIR/$f.time"
+  /usr/bin/time -f "%e %U %S %M" -o "$DIR/$f.time" "$BIN" logs -F json --log-tz UTC --summary "$DIR/$f.summary" "$DIR/$f.log" > /dev/null
+  read -r secs user sys kb < "$DIR/$f.time"
   sessions=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['sessions'])" "$DIR/$f.summary")
   probs=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['line_problems'])" "$DIR/$f.summary")
-  python3 -c "import sys; s,b,kb=float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f'{sys.argv[1]:16} {b/1e6:7.0f} MB {s:6.2f} s {b/1e6/s:6.0f} MB/s  peak RSS {kb/1024:5.0f} MiB  sessions {sys.argv[5]}  problems {sys.argv[6]}')" \
-    "$f" "$secs" "$size" "$kb" "$sessions" "$probs"
+  # CPU time (user + sys) as well as wall: on a shared machine the wall clock measures the neighbours.
+  python3 -c "import sys; s,c,b,kb=float(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]); print(f'{sys.argv[1]:16} {b/1e6:5.0f} MB  wall {s:6.2f} s {b/1e6/s:5.0f} MB/s  cpu {c:6.2f} s {b/1e6/c:5.0f} MB/s  peak RSS {kb/1024:4.0f} MiB  sessions {sys.argv[6]}  problems {sys.argv[7]}')" \
+    "$f" "$secs" "$(python3 -c "print($user + $sys)")" "$size" "$kb" "$sessions" "$probs"
 done
