@@ -7,12 +7,13 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::json::to_line;
+use super::json::SafeFormatter;
 use super::table::verdict_color;
 use super::{rfc3339, Options};
 use crate::escape::{csv_cell, terminal};
 use crate::logs::{FileStats, LogRecord, Problems};
 use crate::session::Verdict;
+use serde::Serialize;
 
 /// The NDJSON keys of a log record, in order.
 pub const KEYS: [&str; 20] = [
@@ -38,41 +39,111 @@ pub const KEYS: [&str; 20] = [
     "findings",
 ];
 
-/// The record as a JSON value, keys in [`KEYS`] order.
+#[derive(Serialize)]
+struct Cert<'a> {
+    sha1: &'a Option<String>,
+    subject: &'a Option<String>,
+    issuer: &'a Option<String>,
+    serial: &'a Option<String>,
+    sans: &'a Option<Vec<String>>,
+    not_before: &'a Option<String>,
+    not_after: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct Ext<'a> {
+    keyword: &'a str,
+    params: &'a str,
+}
+
+#[derive(Serialize)]
+struct Ev<'a> {
+    text: &'a str,
+    line: u64,
+}
+
+#[derive(Serialize)]
+struct Found<'a> {
+    name: &'a str,
+    text: &'a str,
+    line: Option<u64>,
+}
+
+/// The NDJSON record, fields in [`KEYS`] order (serialised directly: no `Value` per record).
+#[derive(Serialize)]
+struct Record<'a> {
+    source: &'static str,
+    log_file: &'a str,
+    log_session: &'a str,
+    first_seen: String,
+    last_seen: String,
+    client: Option<String>,
+    server: Option<String>,
+    helo: &'a Option<String>,
+    banner: &'a Option<String>,
+    ehlo_extensions: Option<Vec<Ext<'a>>>,
+    starttls_offered: Option<bool>,
+    upgrade_verb: Option<&'static str>,
+    tls_version: &'a Option<String>,
+    cipher: &'a Option<String>,
+    cert: Option<Cert<'a>>,
+    mail_transactions: Option<u32>,
+    auth_mechanisms: &'a [String],
+    verdict: &'static str,
+    evidence: Vec<Ev<'a>>,
+    findings: Vec<Found<'a>>,
+}
+
+impl<'a> Record<'a> {
+    fn of(r: &'a LogRecord) -> Self {
+        Record {
+            source: r.source.name(),
+            log_file: &r.log_file,
+            log_session: &r.log_session,
+            first_seen: rfc3339(r.first_seen),
+            last_seen: rfc3339(r.last_seen),
+            client: r.client.map(|e| e.to_string()),
+            server: r.server.map(|e| e.to_string()),
+            helo: &r.helo,
+            banner: &r.banner,
+            ehlo_extensions: r
+                .ehlo_extensions
+                .as_ref()
+                .map(|v| v.iter().map(|(k, p)| Ext { keyword: k, params: p }).collect()),
+            starttls_offered: r.starttls_offered,
+            upgrade_verb: r.upgrade_verb.map(|v| v.name()),
+            tls_version: &r.tls_version,
+            cipher: &r.cipher,
+            cert: r.cert.as_ref().map(|c| Cert {
+                sha1: &c.sha1,
+                subject: &c.subject,
+                issuer: &c.issuer,
+                serial: &c.serial,
+                sans: &c.sans,
+                not_before: &c.not_before,
+                not_after: &c.not_after,
+            }),
+            mail_transactions: r.mail_transactions,
+            auth_mechanisms: &r.auth_mechanisms,
+            verdict: r.verdict.name(),
+            evidence: r.evidence.iter().map(|e| Ev { text: &e.text, line: e.line }).collect(),
+            findings: r.findings.iter().map(|f| Found { name: f.name, text: &f.text, line: f.frame }).collect(),
+        }
+    }
+}
+
+/// Writes the record's NDJSON line (without the line end) with the terminal-safe escaping.
+pub fn write_line(out: &mut Vec<u8>, r: &LogRecord) {
+    let mut ser = serde_json::Serializer::with_formatter(out, SafeFormatter);
+    let _ = Record::of(r).serialize(&mut ser);
+}
+
+/// The record as a JSON value, keys in [`KEYS`] order (parsed from the very line the writer
+/// writes, so the two cannot drift apart).
 pub fn record(r: &LogRecord) -> Value {
-    let cert = r.cert.as_ref().map(|c| {
-        json!({
-            "sha1": c.sha1,
-            "subject": c.subject,
-            "issuer": c.issuer,
-            "serial": c.serial,
-            "sans": c.sans,
-            "not_before": c.not_before,
-            "not_after": c.not_after,
-        })
-    });
-    json!({
-        "source": r.source.name(),
-        "log_file": &*r.log_file,
-        "log_session": r.log_session,
-        "first_seen": rfc3339(r.first_seen),
-        "last_seen": rfc3339(r.last_seen),
-        "client": r.client.map(|e| e.to_string()),
-        "server": r.server.map(|e| e.to_string()),
-        "helo": r.helo,
-        "banner": r.banner,
-        "ehlo_extensions": r.ehlo_extensions.as_ref().map(|v| v.iter().map(|(k, p)| json!({"keyword": k, "params": p})).collect::<Vec<_>>()),
-        "starttls_offered": r.starttls_offered,
-        "upgrade_verb": r.upgrade_verb.map(|v| v.name()),
-        "tls_version": r.tls_version,
-        "cipher": r.cipher,
-        "cert": cert,
-        "mail_transactions": r.mail_transactions,
-        "auth_mechanisms": r.auth_mechanisms,
-        "verdict": r.verdict.name(),
-        "evidence": r.evidence.iter().map(|e| json!({"text": e.text, "line": e.line})).collect::<Vec<_>>(),
-        "findings": r.findings.iter().map(|f| json!({"name": f.name, "text": f.text, "line": f.frame})).collect::<Vec<_>>(),
-    })
+    let mut line = Vec::with_capacity(1024);
+    write_line(&mut line, r);
+    serde_json::from_slice(&line).unwrap_or(Value::Null)
 }
 
 /// Output format of log records.
@@ -92,6 +163,8 @@ pub struct Writer<'a> {
     format: LogFormat,
     opts: Options,
     header: bool,
+    /// The line being built, reused.
+    line: Vec<u8>,
 }
 
 fn fit(s: &str, w: usize) -> String {
@@ -128,16 +201,17 @@ pub const CSV_COLUMNS: [&str; 16] = [
 impl<'a> Writer<'a> {
     /// Writes `format` to `out`.
     pub fn new(out: Box<dyn Write + 'a>, format: LogFormat, opts: Options) -> Self {
-        Self { out, format, opts, header: false }
+        Self { out, format, opts, header: false, line: Vec::with_capacity(2048) }
     }
 
     /// Writes one record.
     pub fn write(&mut self, r: &LogRecord) -> io::Result<()> {
         match self.format {
             LogFormat::Json => {
-                let mut line = to_line(&record(r));
-                line.push('\n');
-                self.out.write_all(line.as_bytes())?;
+                self.line.clear();
+                write_line(&mut self.line, r);
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)?;
             }
             LogFormat::Table => {
                 if !self.header {
