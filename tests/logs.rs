@@ -99,7 +99,7 @@ fn stdin_gzip_display_filter_and_summary() {
     let gz = gz.finish().unwrap();
     let (dir, summary) = common::scratch_file("summary.json");
     let out = run(
-        &["logs", "-F", "json", "--log-tz", "UTC", "-Y", "SSL_accept", "--summary", summary.to_str().unwrap(), "-"],
+        &["logs", "-F", "json", "--log-tz", "UTC", "-Y", "\"SSL_accept\"", "--summary", summary.to_str().unwrap(), "-"],
         Some(&gz),
     );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -79,8 +79,8 @@ mod tests {
         r.client = Some(crate::logs::Endpoint { ip: "192.0.2.1".parse().unwrap(), port: None });
         r.closed = true;
         r.judge();
-        assert!(Filter::parse("a.example").unwrap().matches_log(&r));
-        assert!(!Filter::parse("b.example").unwrap().matches_log(&r));
+        assert!(Filter::parse("\"a.example\"").unwrap().matches_log(&r));
+        assert!(!Filter::parse("\"b.example\"").unwrap().matches_log(&r));
         assert!(Filter::parse("verdict:plaintext client:192.0.2.0/24").unwrap().matches_log(&r));
         assert!(!Filter::parse("state:open").unwrap().matches_log(&r));
         assert!(!Filter::parse("state:closed").unwrap().matches_log(&r));
