@@ -312,3 +312,44 @@ pub fn records(data: &[u8]) {
     }
     let _ = f.stats().message();
 }
+
+/// Lines through one log parser, every record rendered in every format; records must carry every
+/// key and no more evidence or lines than their bounds.
+fn log_lines(data: &[u8], format: crate::logs::Format) {
+    use crate::logs::{exchange, next_line, postfix, record, LineParser, LogOptions};
+    let opts = LogOptions { tz: jiff::tz::TimeZone::UTC, reference: Some(0), ..LogOptions::default() };
+    let name: Arc<str> = Arc::from("fuzz.log");
+    let mut p: Box<dyn LineParser> = match format {
+        crate::logs::Format::Exchange => Box::new(exchange::Parser::new(name, opts)),
+        crate::logs::Format::Postfix => Box::new(postfix::Parser::new(name, opts)),
+    };
+    let mut check = |r: crate::logs::LogRecord| {
+        assert!(r.evidence.len() <= record::MAX_EVIDENCE && r.lines.len() <= record::MAX_LINES);
+        let v = crate::report::logs::record(&r);
+        assert_eq!(v.as_object().map(|o| o.len()), Some(crate::report::logs::KEYS.len()));
+        let _ = crate::report::json::to_line(&v);
+        for f in [crate::report::logs::LogFormat::Table, crate::report::logs::LogFormat::Csv] {
+            let opts = Options { color: true, ..Options::default() };
+            let mut w = crate::report::logs::Writer::new(Box::new(std::io::sink()), f, opts);
+            let _ = w.write(&r);
+        }
+    };
+    let mut input = std::io::Cursor::new(data);
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while let Ok(Some(_)) = next_line(&mut input, &mut buf) {
+        n += 1;
+        p.line(n, &buf, &mut check);
+    }
+    p.finish(&mut check);
+}
+
+/// An Exchange protocol log.
+pub fn exchange_log(data: &[u8]) {
+    log_lines(data, crate::logs::Format::Exchange);
+}
+
+/// Postfix syslog lines.
+pub fn postfix_log(data: &[u8]) {
+    log_lines(data, crate::logs::Format::Postfix);
+}

@@ -21,6 +21,7 @@ pub mod filter;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod logs;
 pub mod metrics;
 pub mod output;
 pub mod ports;

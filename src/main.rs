@@ -42,10 +42,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.reject_misuse();
     let result = match &cli.cmd {
-        None => cli::report::run(&cli.input, &cli.out),
+        None => cli::report::run(&cli.input, &cli.out, &cli.logs),
         Some(Cmd::Check(a)) => cli::check::run(a),
         Some(Cmd::Pairs(a)) => cli::pairs::run(a),
         Some(Cmd::Diff(a)) => cli::diff::run(a),
+        Some(Cmd::Logs(a)) => cli::logs::run(a),
         Some(Cmd::Generate(a)) => cli::generate::run(a),
     };
     cli::exit_code(result)

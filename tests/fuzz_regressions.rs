@@ -13,6 +13,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("engine", smtpscope::fuzzing::engine_packets),
     ("capture_file", smtpscope::fuzzing::capture_file),
     ("records", smtpscope::fuzzing::records),
+    ("exchange_log", smtpscope::fuzzing::exchange_log),
+    ("postfix_log", smtpscope::fuzzing::postfix_log),
 ];
 
 #[test]

@@ -14,6 +14,7 @@ pub mod check;
 pub mod diff;
 pub mod generate;
 pub mod input;
+pub mod logs;
 pub mod pairs;
 pub mod records;
 pub mod report;
@@ -43,6 +44,8 @@ pub struct Cli {
     pub input: InputArgs,
     #[command(flatten)]
     pub out: ReportArgs,
+    #[command(flatten)]
+    pub logs: logs::CrossArgs,
 }
 
 // Parsed once per run: the size of its largest variant costs nothing.
@@ -56,6 +59,9 @@ pub enum Cmd {
     Pairs(PairsArgs),
     /// Two capture points of one path: each session at both, and what the box between changed.
     Diff(diff::DiffArgs),
+    /// Sessions from mail-server logs (Exchange protocol logs, Postfix); exit 0 when a log line was
+    /// recognised, 2 when none was.
+    Logs(logs::LogsArgs),
     /// Write the man pages or a shell's completions, generated from these definitions.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -74,7 +80,7 @@ impl Cli {
             None => &self.input,
             Some(Cmd::Check(a)) => &a.input,
             Some(Cmd::Pairs(a)) => &a.input,
-            Some(Cmd::Generate(_) | Cmd::Diff(_)) => return,
+            Some(Cmd::Generate(_) | Cmd::Diff(_) | Cmd::Logs(_)) => return,
         };
         if let Some(opt) = input.live_only_misuse(self.cmd.is_none()) {
             let only = if opt == "-w" {

@@ -94,7 +94,7 @@ impl Sink<'_> {
     }
 }
 
-pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
+pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -> Result<ExitCode> {
     if input.list_interfaces {
         // Written, not printed: `smtpscope -D | head -1` closes the pipe, which is no error.
         let mut stdout = io::stdout().lock();
@@ -118,7 +118,14 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         (Some(path), None) => Some((path.clone(), create_kept_pcap(path, &input.read)?)),
         _ => None,
     };
+    let mut cross = super::logs::CrossRun::new(logs, out.show_addresses, input.show_credentials)?;
+    if cross.is_some() && input.interface.is_some() {
+        bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
+    }
     if tui {
+        if cross.is_some() {
+            bail!("--logs: the terminal UI does not show log matches; use -F table|json|csv or --no-tui");
+        }
         return run_tui(input, out);
     }
     let default = if to_file { FormatArg::Json } else { FormatArg::Table };
@@ -164,7 +171,10 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     drive_with(
         input,
         opts,
-        &mut |s| {
+        &mut |mut s| {
+            if let Some(c) = cross.as_mut() {
+                c.link(&mut s);
+            }
             let mut sensor = sensor.borrow_mut();
             // Metrics count every session, whatever -Y keeps.
             sensor.count(&s);
@@ -200,6 +210,9 @@ pub fn run(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         if !input.quiet {
             say!("smtpscope: wrote {frames} packets of {} session(s) to {}", keep.sessions(), path.display());
         }
+    }
+    if let Some(c) = cross {
+        c.finish(input.quiet)?;
     }
     if sensor.borrow().output_errors > 0 {
         return Ok(ExitCode::from(2));

@@ -19,6 +19,7 @@
 mod complete;
 mod eval;
 mod habit;
+mod logs;
 mod parse;
 
 use std::net::IpAddr;
@@ -237,6 +238,11 @@ impl Filter {
     /// Whether `s` passes.
     pub fn matches(&self, s: &crate::session::Session) -> bool {
         eval::eval(&self.expr, s)
+    }
+
+    /// Whether a log record passes (see [`logs`]).
+    pub fn matches_log(&self, r: &crate::logs::LogRecord) -> bool {
+        logs::eval(&self.expr, r)
     }
 
     /// Whether free text is used (it is matched against transcripts, which the engine records

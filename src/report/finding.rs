@@ -15,7 +15,7 @@ pub enum Severity {
 }
 
 /// Every finding: stable name, short name, severity.
-const TABLE: [(&str, &str, Severity); 14] = [
+const TABLE: [(&str, &str, Severity); 15] = [
     ("cleartext-auth", "clear-auth", Severity::High),
     ("starttls-injection", "stls-inject", Severity::High),
     ("response-injection", "resp-inject", Severity::High),
@@ -30,6 +30,7 @@ const TABLE: [(&str, &str, Severity); 14] = [
     ("cert-sha1-signature", "sha1-sig", Severity::Warn),
     ("cert-name-mismatch", "name-mismatch", Severity::Warn),
     ("cert-not-visible-tls13", "cert-hidden", Severity::Info),
+    ("log-disagrees", "log-differs", Severity::Warn),
 ];
 
 /// The short name of a finding (the name itself if it has none).

@@ -550,6 +550,27 @@ pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     j.str("end_reason", s.end.name());
     j.bool("client_closed", s.client_closed);
     j.bool("server_closed", s.server_closed);
+    if let Some(logs) = &s.logs {
+        j.open("logs", b'[');
+        for l in logs {
+            j.sep();
+            j.out.push(b'{');
+            j.str("source", l.source);
+            j.str("log_file", &l.log_file);
+            j.str("log_session", &l.log_session);
+            j.str("verdict", l.verdict.name());
+            j.bool("agree", l.agree);
+            j.open("differences", b'[');
+            for d in &l.differences {
+                j.item_str(d);
+            }
+            j.close(b']');
+            j.opt_str("hint", l.hint);
+            j.opt_str("hint_text", l.hint_text.as_deref());
+            j.close(b'}');
+        }
+        j.close(b']');
+    }
     j.close(b'}');
 }
 

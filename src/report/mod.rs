@@ -5,6 +5,7 @@ pub mod clickhouse;
 pub mod csv;
 pub mod finding;
 pub mod json;
+pub mod logs;
 pub mod packets;
 pub mod pairs;
 pub mod table;

@@ -2,6 +2,7 @@
 //! [`verdict`] into a verdict with evidence and findings.
 
 mod established;
+pub mod logs;
 pub mod transcript;
 pub mod verdict;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use crate::capture::Micros;
 use crate::flow::{EndReason, StreamStats};
+pub use logs::LogLink;
 pub use transcript::Transcript;
 pub use verdict::Verdict;
 
@@ -399,6 +401,8 @@ pub struct Session {
     pub pcap_file: Option<Arc<str>>,
     /// Set when the session was read back from an NDJSON record (`-R`) instead of a capture.
     pub record: Option<Box<RecordOrigin>>,
+    /// Matched server-log sessions, in a run with `--logs` (None: no logs were given).
+    pub logs: Option<Vec<LogLink>>,
 }
 
 /// Where a session read back from an NDJSON record came from, and what the record did not say.
@@ -414,7 +418,7 @@ pub struct RecordOrigin {
 }
 
 /// Every finding name, as the schema lists them.
-pub const FINDINGS: [&str; 14] = [
+pub const FINDINGS: [&str; 15] = [
     "cleartext-auth",
     "starttls-injection",
     "response-injection",
@@ -429,6 +433,7 @@ pub const FINDINGS: [&str; 14] = [
     "cert-sha1-signature",
     "cert-name-mismatch",
     "cert-not-visible-tls13",
+    "log-disagrees",
 ];
 
 /// Most evidence lines kept per session.
@@ -505,6 +510,7 @@ impl Session {
             transcript: None,
             pcap_file: None,
             record: None,
+            logs: None,
         }
     }
 

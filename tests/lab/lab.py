@@ -295,7 +295,8 @@ class Lab:
         hubs = [f"{a}:25:{m}:{n}" for a, (m, n) in EXCHANGE_HUBS.items()]
         hubs += ["10.1.0.21:2525:suppressed:POA-HUB21.poa.contoso.com", f"{EXCHANGE}:25:exchange:EXHUB07.contoso.com",
                  f"{SUPPRESSED}:25:suppressed:EXHUB09.contoso.com"]
-        args = [PY, f"{HERE}/exchange_smtpd.py", "--cert", f"{c}/exhub.pem", "--key", f"{c}/exhub.key"]
+        args = [PY, f"{HERE}/exchange_smtpd.py", "--cert", f"{c}/exhub.pem", "--key", f"{c}/exhub.key",
+                "--protocol-log", os.path.join(self.work, "exchange-RECV.LOG")]
         for h in hubs:
             args += ["--listen", h]
         self.spawn("exchange-smtpd", args, ns=SRV, ready=f"listening {SUPPRESSED}:25")

@@ -1,0 +1,309 @@
+//! `smtpscope logs FILES|globs|-`: sessions from mail-server logs alone, and the `--logs` options
+//! of the main command (cross-check with a capture).
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use smtpscope::capture::Micros;
+use smtpscope::filter::Filter;
+use smtpscope::logs::matching::CrossCheck;
+use smtpscope::logs::{self, expand_paths, parse_endpoint, LogOptions, LogRecord};
+use smtpscope::report::logs::{LogFileSummary, LogFormat, LogSummary, Writer};
+use smtpscope::report::Options;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+/// Options that say how log files are read (shared by `logs` and the main command's `--logs`).
+#[derive(Debug, Args, Clone)]
+pub struct LogReadArgs {
+    /// Zone of classic syslog timestamps (`Dec  7 01:40:00`, which carry none), e.g. Europe/Berlin
+    /// (default: this machine's zone).
+    #[arg(long, value_name = "ZONE")]
+    pub log_tz: Option<String>,
+
+    /// Postfix: the listener a syslog name serves, NAME=ADDR[:PORT] (e.g.
+    /// postfix/hub10-2525/smtpd=192.0.2.10:2525); repeatable. Postfix never logs its own address.
+    #[arg(long, value_name = "NAME=ADDR[:PORT]")]
+    pub log_server: Vec<String>,
+}
+
+impl LogReadArgs {
+    /// Reader options (the year reference is set by the caller).
+    pub fn options(&self, show_addresses: bool, show_credentials: bool) -> Result<LogOptions> {
+        let tz = match &self.log_tz {
+            Some(z) => jiff::tz::TimeZone::get(z).with_context(|| format!("--log-tz {z}: unknown time zone"))?,
+            None => jiff::tz::TimeZone::system(),
+        };
+        let mut servers = Vec::new();
+        for m in &self.log_server {
+            let Some((name, addr)) = m.split_once('=') else { bail!("--log-server {m}: expected NAME=ADDR[:PORT]") };
+            let Some(ep) = parse_endpoint(addr.as_bytes()) else {
+                bail!("--log-server {m}: '{addr}' is not an address")
+            };
+            servers.push((name.to_string(), ep));
+        }
+        Ok(LogOptions { tz, reference: None, show_addresses, show_credentials, servers })
+    }
+}
+
+/// `smtpscope logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Log files, directories, quoted globs, or - for standard input (Exchange SmtpReceive /
+    /// SmtpSend protocol logs, Postfix syslog lines; gzip is read as is).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+
+    /// Output format: table, json (NDJSON, one object per log session) or csv (default table;
+    /// the terminal UI does not show log records).
+    #[arg(short = 'F', long, value_enum)]
+    pub format: Option<LogFormatArg>,
+
+    /// Display filter, as for the main command; free text matches the session's logged lines.
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    pub display_filter: Option<String>,
+
+    /// Never open the terminal UI (accepted for symmetry with the main command: `logs` prints).
+    #[arg(long)]
+    pub no_tui: bool,
+
+    /// Print envelope addresses in full in the evidence; by default only their domains.
+    #[arg(long)]
+    pub show_addresses: bool,
+
+    /// Print AUTH user names in the evidence (masked by default).
+    #[arg(long)]
+    pub show_credentials: bool,
+
+    /// Write the run summary as JSON to FILE instead of text on stderr.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+
+    /// No summary on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub read: LogReadArgs,
+}
+
+fn display_filter(text: Option<&str>) -> Result<Filter> {
+    let text = text.unwrap_or_default();
+    Filter::parse(text).map_err(|e| {
+        let caret = format!("{}{}", " ".repeat(e.span.start), "^".repeat(e.span.len().max(1)));
+        anyhow::anyhow!("bad display filter at column {}: {}\n  {text}\n  {caret}", e.span.start + 1, e.kind)
+    })
+}
+
+/// Reads every input, calling `on` for each log session; per-file results in the summary.
+pub fn read_all(paths: &[String], opts: &LogOptions, summary: &mut LogSummary, on: &mut dyn FnMut(LogRecord)) {
+    for p in expand_paths(paths) {
+        match p {
+            Ok(path) => {
+                let r = logs::read_path(&path, opts, &mut |r| {
+                    *summary.verdicts.entry(r.verdict).or_default() += 1;
+                    on(r)
+                });
+                let (stats, error) = match r {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                summary.files.push(LogFileSummary { name: path, stats, error });
+            }
+            Err(e) => summary.files.push(LogFileSummary { name: e.clone(), stats: None, error: Some(e) }),
+        }
+    }
+}
+
+/// Runs `smtpscope logs`: exit 0 when at least one log line was recognised, 2 otherwise.
+pub fn run(a: &LogsArgs) -> Result<ExitCode> {
+    let filter = display_filter(a.display_filter.as_deref())?;
+    let opts = a.read.options(a.show_addresses, a.show_credentials)?;
+    let summary_file = match &a.summary {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
+        None => None,
+    };
+    let format = match a.format.unwrap_or(LogFormatArg::Table) {
+        LogFormatArg::Table => LogFormat::Table,
+        LogFormatArg::Json => LogFormat::Json,
+        LogFormatArg::Csv => LogFormat::Csv,
+    };
+    let stdout = io::stdout();
+    let term = stdout.is_terminal();
+    let color = term && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let out = Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()));
+    let mut w = Writer::new(
+        out,
+        format,
+        Options { color, show_addresses: a.show_addresses, line_buffered: false, truncate: term },
+    );
+    let mut summary = LogSummary::default();
+    let mut error: Option<io::Error> = None;
+    let mut reported = 0u64;
+    read_all(&a.files, &opts, &mut summary, &mut |r| {
+        if error.is_some() || !filter.matches_log(&r) {
+            return;
+        }
+        reported += 1;
+        if let Err(e) = w.write(&r) {
+            error = Some(e);
+        }
+    });
+    summary.reported = reported;
+    if let Some(e) = error {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    } else {
+        match w.finish() {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
+    }
+    if let Some(mut f) = summary_file {
+        writeln!(f, "{}", smtpscope::report::json::to_line(&summary.to_json()))?;
+    } else if !a.quiet {
+        let _ = io::stderr().write_all(summary.to_text().as_bytes());
+    }
+    if summary.recognised() == 0 {
+        for f in &summary.files {
+            if let Some(e) = &f.error {
+                say!("smtpscope: {e}");
+            }
+        }
+        say!("smtpscope: no input held a recognisable Exchange or Postfix log line");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The main command's `--logs` options.
+#[derive(Debug, Args, Clone)]
+pub struct CrossArgs {
+    /// Server logs to cross-check the capture with (file, directory or quoted glob; repeatable):
+    /// each wire record gains `logs`, the matched log sessions and what differs.
+    #[arg(long = "logs", value_name = "PATH")]
+    pub logs: Vec<String>,
+
+    /// Largest clock difference between the logs and the capture (e.g. 5m, 30s).
+    #[arg(long, value_name = "TIME", default_value = "5m", value_parser = parse_skew)]
+    pub log_skew: Micros,
+
+    /// Write log sessions no wire session matched (within the capture's span) to FILE as NDJSON
+    /// log records.
+    #[arg(long, value_name = "FILE", requires = "logs")]
+    pub unmatched_logs: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub read: LogReadArgs,
+}
+
+fn parse_skew(s: &str) -> Result<Micros, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
+    };
+    Ok((secs * 1e6) as Micros)
+}
+
+/// The log side of a capture run: loaded at the first wire session (whose time gives classic
+/// syslog stamps their year), then every wire session is linked.
+pub struct CrossRun {
+    args: CrossArgs,
+    opts: LogOptions,
+    check: Option<CrossCheck>,
+    summary: LogSummary,
+    span: Option<(Micros, Micros)>,
+}
+
+impl CrossRun {
+    /// None when no `--logs` was given.
+    pub fn new(args: &CrossArgs, show_addresses: bool, show_credentials: bool) -> Result<Option<Self>> {
+        if args.logs.is_empty() {
+            if args.unmatched_logs.is_some() || !args.read.log_server.is_empty() || args.read.log_tz.is_some() {
+                bail!("--unmatched-logs, --log-server and --log-tz need --logs");
+            }
+            return Ok(None);
+        }
+        let opts = args.read.options(show_addresses, show_credentials)?;
+        for p in expand_paths(&args.logs) {
+            if let Err(e) = p {
+                bail!("--logs {e}");
+            }
+        }
+        Ok(Some(Self { args: args.clone(), opts, check: None, summary: LogSummary::default(), span: None }))
+    }
+
+    /// Links one finished wire session.
+    pub fn link(&mut self, s: &mut smtpscope::session::Session) {
+        if self.check.is_none() {
+            let mut opts = self.opts.clone();
+            opts.reference = Some(s.first_seen);
+            let mut records = Vec::new();
+            read_all(&self.args.logs, &opts, &mut self.summary, &mut |r| records.push(r));
+            self.check = Some(CrossCheck::new(records, self.args.log_skew));
+        }
+        self.span = Some(match self.span {
+            Some((a, b)) => (a.min(s.first_seen), b.max(s.last_seen)),
+            None => (s.first_seen, s.last_seen),
+        });
+        if let Some(c) = self.check.as_mut() {
+            c.link(s);
+        }
+    }
+
+    /// Writes the unmatched log sessions and the summary line.
+    pub fn finish(mut self, quiet: bool) -> Result<()> {
+        if self.check.is_none() {
+            // No wire session at all: the logs are still read, so their problems are reported.
+            let mut records = Vec::new();
+            read_all(&self.args.logs, &self.opts, &mut self.summary, &mut |r| records.push(r));
+            self.check = Some(CrossCheck::new(records, self.args.log_skew));
+        }
+        let Some(c) = &self.check else { return Ok(()) };
+        let unmatched: Vec<&LogRecord> = c.unmatched(self.span).collect();
+        if let Some(path) = &self.args.unmatched_logs {
+            let f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+            let opts = Options { show_addresses: self.opts.show_addresses, ..Options::default() };
+            let mut w = Writer::new(Box::new(io::BufWriter::new(f)), LogFormat::Json, opts);
+            for r in &unmatched {
+                w.write(r)?;
+            }
+            w.finish()?;
+        }
+        if !quiet {
+            let problems = self.summary.problems();
+            let per: Vec<String> = problems.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            say!(
+                "smtpscope: logs: {} log session(s) from {} file(s), {} wire session(s) matched, {} disagree, {} log session(s) unmatched in the capture's span{}",
+                c.len(),
+                self.summary.files.len(),
+                c.matched_wire,
+                c.disagreements,
+                unmatched.len(),
+                if per.is_empty() { String::new() } else { format!("; line problems: {}", per.join(", ")) }
+            );
+            for f in &self.summary.files {
+                if let Some(e) = &f.error {
+                    say!("smtpscope: warning: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+}

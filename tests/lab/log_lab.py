@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Paired evidence for `smtpscope --logs`: real Postfix logs (maillog_file, smtpd_tls_loglevel=1,
+smtp_tls_loglevel=1, smtp_tls_note_starttls_offer=yes) written while tcpdump captures the same
+sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) and as a client
+(smtp).
+
+  log_lab.py pairs OUTDIR    writes OUTDIR/postfix-pairs.pcap, OUTDIR/postfix-srv.maillog,
+                             OUTDIR/postfix-cli.maillog, OUTDIR/exchange-RECV.LOG (the lab's
+                             Exchange-style server) and OUTDIR/postfix-pairs.jsonl (what each
+                             session was meant to be)
+
+  log_lab.py stripped OUTDIR writes OUTDIR/stripped.pcap (captured on the client's side) and
+                             OUTDIR/stripped-srv.maillog: the receiving Postfix behind an inline
+                             NFQUEUE box that masks STARTTLS as XXXXXXXA in place and keeps the
+                             client's address (diff_lab.py's topology and asa_nfqueue.py, from the
+                             two-point diff work; needs python3 NetfilterQueue)
+
+The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
+run's pid). The sending Postfix gets a transport map so that mail for a test domain goes to the
+listener that gives the verdict wanted. Sessions are 2 s apart: Postfix logs no client port, and
+the cross-check pairs a log session with the wire session whose SYN is within 1 s of it.
+The stripped pairing needs an inline box that keeps the client's address: lab.py's strip_proxy.py
+terminates TCP, so its server would log the proxy as its client.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+
+# recipient domain -> (sending Postfix transport, what the session is meant to be on the wire)
+ROUTES = {
+    "tls.lab.example": ("smtp:[%s]:25" % L.PF_GOOD, "starttls"),
+    "plain.lab.example": ("smtp:[%s]:25" % L.PF_PLAIN, "plaintext"),
+    "unused.lab.example": ("notls:[%s]:25" % L.PF_GOOD, "starttls-offered-unused"),
+}
+
+
+def postfix_cli_routes(lab):
+    """Transport map, the `notls` client service and the offer note on the sending Postfix."""
+    d = lab.pf_cli
+    with open(f"{d}/transport", "w") as f:
+        f.writelines(f"{dom} {t}\n" for dom, (t, _) in ROUTES.items())
+    with open(f"{d}/main.cf", "a") as f:
+        f.write(f"transport_maps = texthash:{d}/transport\nsmtp_tls_note_starttls_offer = yes\n")
+    with open(f"{d}/master.cf", "a") as f:
+        f.write("notls unix - - n - - smtp -o smtp_tls_security_level=none\n")
+    L.run("ip", "netns", "exec", L.CLI, "postfix", "-c", d, "reload")
+    time.sleep(1.5)
+
+
+def send_via_postfix(lab, rcpt, want_sent=True):
+    """Hands one message for `rcpt` to the sending Postfix and waits for its delivery line."""
+    mlog = f"{lab.pf_cli}/maillog"
+    before = open(mlog).read().count(f"to=<{rcpt}>")
+    L.run("swaks", "--server", "127.0.0.1", "--port", "10025", "--from", "carol@lab.example", "--to", rcpt,
+          "--timeout", "20", ns=L.CLI, timeout=60, stdin=L.subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while open(mlog).read().count(f"to=<{rcpt}>") <= before:
+        if time.monotonic() > deadline:
+            raise L.LabError(f"no delivery line for {rcpt}:\n" + open(mlog).read()[-3000:])
+        time.sleep(0.2)
+
+
+def session(label, side, note, **kw):
+    return {"verdict": label, "log_side": side, "note": note, **kw}
+
+
+def pairs(lab, cap):
+    out = []
+    gap = lambda: time.sleep(2.0)  # noqa: E731
+    # Postfix as the server (smtpd): the wire client is this lab's client address
+    for name, fn in (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused),
+                     ("tls13", L.sc_tls13_sni), ("tls12", L.sc_tls12_cert), ("expired", L.sc_expired),
+                     ("refused", L.sc_454), ("implicit", L.sc_implicit)):
+        L.log(f"pair {name}")
+        for s in fn(lab, cap):
+            out.append(session(s["label"], "postfix-smtpd", s.get("note", ""), scenario=name))
+        gap()
+    # Postfix as the client (smtp) and, at the same time, Postfix as the server
+    for dom, (_, verdict) in ROUTES.items():
+        L.log(f"pair postfix-smtp {verdict}")
+        send_via_postfix(lab, f"dave@{dom}")
+        out.append(session(verdict, "postfix-smtp", f"sending Postfix -> {ROUTES[dom][0]}", scenario=dom))
+        gap()
+    # the Exchange-style server's SmtpReceive log (tests/lab/exchange_smtpd.py --protocol-log)
+    L.log("pair exchange starttls")
+    lab.client("starttls", f"{L.EXCHANGE}:25", "--helo", "EXHUB04.contoso.com")
+    out.append(session("starttls", "exchange-receive", "STARTTLS: every log line in a real sample's shape",
+                       scenario="exchange-starttls"))
+    gap()
+    L.log("pair exchange x-anonymoustls")
+    for s in L.sc_xanon(lab, cap):
+        out.append(session(s["label"], "exchange-receive", "INFERRED: the X-ANONYMOUSTLS line has no real sample",
+                           scenario="exchange-xanon"))
+    gap()
+    L.log("pair exchange suppressed")
+    for s in L.sc_suppressed(lab, cap):
+        out.append(session(s["label"], "exchange-receive", "INFERRED: plaintext needs the `-` line, which has no "
+                           "real sample", scenario="exchange-suppressed"))
+    gap()
+    # the sending Postfix limited to TLS 1.3 against the TLS-1.2-only listener: two failed
+    # handshakes, then the fallback in clear (lab.py's alert-retry)
+    L.log("pair alert-retry")
+    for s in L.sc_alert_retry(lab, cap):
+        out.append(session(s["label"], "postfix-smtp", s.get("note", ""), scenario="alert-retry"))
+    gap()
+    return out
+
+
+def cmd_pairs(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="smtpscope-loglab-")
+    os.chmod(work, 0o755)
+
+    def body(lab):
+        postfix_cli_routes(lab)
+        pcap = os.path.join(work, "postfix-pairs.pcap")
+        cap = L.Capture(lab, pcap, "direct")
+        cap.start()
+        sessions = pairs(lab, cap)
+        cap.stop()
+        time.sleep(1.0)
+        shutil.copy(pcap, os.path.join(outdir, "postfix-pairs.pcap"))
+        shutil.copy(f"{lab.pf_srv}/maillog", os.path.join(outdir, "postfix-srv.maillog"))
+        shutil.copy(f"{lab.pf_cli}/maillog", os.path.join(outdir, "postfix-cli.maillog"))
+        shutil.copy(os.path.join(work, "exchange-RECV.LOG"), os.path.join(outdir, "exchange-RECV.LOG"))
+        with open(os.path.join(outdir, "postfix-pairs.jsonl"), "w") as f:
+            f.writelines(json.dumps(s) + "\n" for s in sessions)
+        L.log(f"{len(sessions)} sessions -> {outdir}")
+
+    try:
+        L.with_lab(work, body)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def cmd_stripped(outdir):
+    import diff_lab as D
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="smtpscope-loglab-")
+    lab = D.DiffLab(work)
+    ok = False
+    try:
+        lab.up()
+        cap = D.TwoPoint(lab, os.path.join(work, "stripped"))
+        cap.start()
+        info = D.sc_asa(lab)
+        cap.stop()
+        time.sleep(1.0)
+        shutil.copy(os.path.join(work, "stripped-a.pcap"), os.path.join(outdir, "stripped.pcap"))
+        shutil.copy(os.path.join(work, "postfix-srv", "maillog"), os.path.join(outdir, "stripped-srv.maillog"))
+        L.log(f"stripped: {info} -> {outdir}")
+        ok = True
+    finally:
+        if not ok:
+            lab.dump_logs()
+        lab.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("log_lab.py: needs root (network namespaces, tcpdump)")
+    args = sys.argv[1:]
+    cmds = {"pairs": cmd_pairs, "stripped": cmd_stripped}
+    if len(args) == 2 and args[0] in cmds:
+        try:
+            cmds[args[0]](args[1])
+        except L.LabError as e:
+            sys.exit(f"log_lab.py: {e}")
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+//! Server logs: `smtpscope logs` on real samples and bad input, and `--logs` on the lab's paired
+//! evidence (real Postfix 3.7 logs written while tcpdump captured the same sessions,
+//! captures/logs/, made by tests/lab/log_lab.py).
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start smtpscope");
+    let mut input = c.stdin.take().expect("stdin");
+    if let Some(data) = stdin {
+        input.write_all(data).expect("write stdin");
+    }
+    drop(input);
+    c.wait_with_output().expect("smtpscope ran")
+}
+
+fn data(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).to_string_lossy().into_owned()
+}
+
+fn pairs_dir() -> PathBuf {
+    common::bundled().join("logs")
+}
+
+const LOG_KEYS: [&str; 20] = [
+    "source",
+    "log_file",
+    "log_session",
+    "first_seen",
+    "last_seen",
+    "client",
+    "server",
+    "helo",
+    "banner",
+    "ehlo_extensions",
+    "starttls_offered",
+    "upgrade_verb",
+    "tls_version",
+    "cipher",
+    "cert",
+    "mail_transactions",
+    "auth_mechanisms",
+    "verdict",
+    "evidence",
+    "findings",
+];
+
+#[test]
+fn the_real_exchange_sample_reads_as_one_starttls_session_with_every_key() {
+    let out = run(
+        &["logs", "-F", "json", &data("tests/data/logs/exchange/recv-2013plus-starttls-tls12-oneline-cert.log")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let recs = common::ndjson(&out.stdout);
+    let [r] = recs.as_slice() else { panic!("{recs:?}") };
+    let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, LOG_KEYS);
+    assert_eq!(r["verdict"], "starttls");
+    assert_eq!(r["tls_version"], "TLS1.2");
+    assert_eq!(r["cert"]["sha1"], "12deabc6565646512346abdc1345689413589876");
+    assert!(!out.stdout.windows(9).any(|w| w == b"username@"), "AUTH user masked by default");
+}
+
+#[test]
+fn every_postfix_log_line_of_the_lab_reads_with_every_key_on_every_line() {
+    let srv = pairs_dir().join("postfix-srv.maillog");
+    let out = run(&["logs", "-F", "json", "--log-tz", "UTC", srv.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0));
+    let recs = common::ndjson(&out.stdout);
+    assert!(recs.len() >= 13, "{}", recs.len());
+    for r in &recs {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, LOG_KEYS);
+        assert_eq!(r["source"], "postfix-smtpd");
+        assert!(r["server"].is_null(), "Postfix never logs its own address");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("recognised"), "{stderr}");
+}
+
+#[test]
+fn stdin_gzip_display_filter_and_summary() {
+    let srv = std::fs::read(pairs_dir().join("postfix-srv.maillog")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&srv).unwrap();
+    let gz = gz.finish().unwrap();
+    let (dir, summary) = common::scratch_file("summary.json");
+    let out = run(
+        &["logs", "-F", "json", "--log-tz", "UTC", "-Y", "\"SSL_accept\"", "--summary", summary.to_str().unwrap(), "-"],
+        Some(&gz),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let recs = common::ndjson(&out.stdout);
+    assert_eq!(recs.len(), 2, "the two failed handshakes");
+    assert!(recs.iter().all(|r| r["verdict"] == "starttls-failed"));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["reported"], 2);
+    assert_eq!(s["files"][0]["format"], "postfix");
+    assert!(out.stderr.is_empty(), "--summary FILE replaces the text summary");
+    drop(dir);
+}
+
+#[test]
+fn no_recognisable_line_or_no_readable_input_is_exit_2() {
+    let (dir, junk) = common::scratch_file("junk.log");
+    std::fs::write(&junk, b"\x00\x01binary\xff\xfe\nnot a log line\n").unwrap();
+    let out = run(&["logs", junk.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["logs", "/nonexistent/RECV.LOG"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent"));
+    drop(dir);
+}
+
+#[test]
+fn bad_lines_are_counted_by_reason_and_never_change_the_exit_status() {
+    let sample = std::fs::read(data("tests/data/logs/exchange/recv-2013plus-starttls-tls12-oneline-cert.log")).unwrap();
+    let mut log = sample.clone();
+    log.extend_from_slice(b"\x00\x01\x02 garbage\n");
+    log.extend_from_slice(b"2023-01-11T16:00:11.000Z,C,ABC,1,1.2.3.4:25,5.6.7.8:9,<,\"never closed,\n");
+    log.extend_from_slice(&vec![b'A'; 10 << 20]);
+    log.extend_from_slice(b"\n2023-01-11T16:00:12.000Z,C,ABD,1,1.2.3.4:25,5.6.7.8:9,<,EHLO caf\xe9,\n");
+    let (dir, path) = common::scratch_file("RECV.LOG");
+    std::fs::write(&path, &log).unwrap();
+    let (_d2, summary) = common::scratch_file("s.json");
+    let out = run(&["logs", "-F", "json", "--summary", summary.to_str().unwrap(), path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let p = &s["line_problems"];
+    assert_eq!(p["unclosed-quote"], 1, "{s}");
+    assert_eq!(p["line-too-long"], 1, "{s}");
+    assert_eq!(p["invalid-utf8"], 1, "{s}");
+    assert!(s["files"][0]["bytes"].as_u64().unwrap() > 10 << 20, "bytes read, not bytes kept: {s}");
+    let recs = common::ndjson(&out.stdout);
+    let legacy = recs.iter().find(|r| r["log_session"] == "ABD").expect("the legacy code page line's session");
+    assert_eq!(legacy["helo"], "caf\\xE9");
+    drop(dir);
+}
+
+/// A session with the lab's Exchange-style server (10.232.0.7 and .9).
+fn is_exchange(w: &Value) -> bool {
+    ["10.232.0.7:25", "10.232.0.9:25"].contains(&w["server"].as_str().unwrap_or_default())
+}
+
+/// The lab's paired run: (wire records, unmatched log records).
+fn paired() -> (Vec<Value>, Vec<Value>) {
+    let d = pairs_dir();
+    let (dir, unmatched) = common::scratch_file("unmatched.json");
+    let out = run(
+        &[
+            "-r",
+            d.join("postfix-pairs.pcap").to_str().unwrap(),
+            "--logs",
+            d.join("postfix-srv.maillog").to_str().unwrap(),
+            "--logs",
+            d.join("postfix-cli.maillog").to_str().unwrap(),
+            "--logs",
+            d.join("exchange-RECV.LOG").to_str().unwrap(),
+            "--log-tz",
+            "UTC",
+            "--log-skew",
+            "1s",
+            "--unmatched-logs",
+            unmatched.to_str().unwrap(),
+            "-F",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let wire = common::ndjson(&out.stdout);
+    let unmatched = common::ndjson(&std::fs::read(&unmatched).unwrap());
+    drop(dir);
+    (wire, unmatched)
+}
+
+#[test]
+fn every_lab_session_matches_its_postfix_log_sessions_and_every_verdict_agrees() {
+    let (wire, unmatched) = paired();
+    let meant: Vec<Value> = common::ndjson(&std::fs::read(pairs_dir().join("postfix-pairs.jsonl")).unwrap());
+    assert_eq!(wire.len(), meant.len(), "one wire session per lab session");
+    assert_eq!(wire.iter().filter(|w| is_exchange(w)).count(), 3, "the Exchange-style server's, checked below");
+    let mut client_side = 0;
+    for w in wire.iter().filter(|w| !is_exchange(w)) {
+        let links = w["logs"].as_array().expect("'logs' on every wire line");
+        let smtpd: Vec<&Value> = links.iter().filter(|l| l["source"] == "postfix-smtpd").collect();
+        assert_eq!(smtpd.len(), 1, "{w}");
+        for l in links {
+            assert_eq!(l["agree"], true, "{w}");
+            assert!(l["differences"].as_array().unwrap().is_empty());
+            assert!(l["hint"].is_null());
+            // Postfix smtpd does not log its STARTTLS offer: offered-and-unused is plaintext to it.
+            let same = l["verdict"] == w["verdict"]
+                || (l["source"] == "postfix-smtpd"
+                    && l["verdict"] == "plaintext"
+                    && w["verdict"] == "starttls-offered-unused");
+            assert!(same, "log {} vs wire {}: {w}", l["verdict"], w["verdict"]);
+        }
+        client_side += links.iter().filter(|l| l["source"] == "postfix-smtp").count();
+    }
+    let want_client = meant.iter().filter(|m| m["log_side"] == "postfix-smtp").count();
+    assert_eq!(client_side, want_client, "every sending-Postfix session matched");
+    let verdicts: std::collections::BTreeSet<&str> = wire.iter().filter_map(|w| w["verdict"].as_str()).collect();
+    for v in ["plaintext", "starttls-offered-unused", "starttls", "starttls-refused", "starttls-failed", "implicit-tls"]
+    {
+        assert!(verdicts.contains(v), "the lab pairs cover {v}");
+    }
+    // Only the submissions to the sending Postfix over its loopback smtpd were not on the wire.
+    assert!(!unmatched.is_empty());
+    for u in &unmatched {
+        assert_eq!(u["client"], "127.0.0.1", "{u}");
+    }
+}
+
+fn exchange_link<'a>(wire: &'a [Value], helo: &str) -> (&'a Value, &'a Value) {
+    let w = wire.iter().find(|w| w["helo"] == helo).unwrap_or_else(|| panic!("no wire session with EHLO {helo}"));
+    let links = w["logs"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{w}");
+    assert_eq!(links[0]["source"], "exchange-receive");
+    (w, &links[0])
+}
+
+#[test]
+fn the_exchange_style_servers_starttls_session_matches_by_4_tuple_and_agrees_on_verb_version_and_cert_sha1() {
+    // Every line of this session has the shape of a line in the real 2013+ sample.
+    let (wire, _) = paired();
+    let (w, l) = exchange_link(&wire, "EXHUB04.contoso.com");
+    assert_eq!(w["verdict"], "starttls");
+    assert_eq!(l["verdict"], "starttls");
+    assert_eq!(l["agree"], true, "upgrade verb, TLS 1.2 and the certificate's SHA-1 agree: {w}");
+    assert!(w["cert"]["sha1"].is_string(), "the wire saw the certificate, so `cert` was compared");
+}
+
+#[test]
+fn inferred_x_anonymoustls_line_and_inferred_disconnect_line_sessions_agree_too() {
+    // X-ANONYMOUSTLS (same code path and reply as STARTTLS) and the `-` line have no real sample.
+    let (wire, _) = paired();
+    let (w, l) = exchange_link(&wire, "EXHUB02.contoso.com");
+    assert_eq!(
+        (w["upgrade_verb"].as_str(), l["verdict"].as_str(), &l["agree"]),
+        (Some("X-ANONYMOUSTLS"), Some("starttls"), &Value::Bool(true))
+    );
+    let (w, l) = exchange_link(&wire, "EXHUB03.contoso.com");
+    assert_eq!(w["verdict"], "starttls-offered-unused");
+    assert_eq!((l["verdict"].as_str(), &l["agree"]), (Some("starttls-offered-unused"), &Value::Bool(true)));
+}
+
+#[test]
+fn without_logs_the_wire_records_have_no_logs_key() {
+    let out = run(&["-r", pairs_dir().join("postfix-pairs.pcap").to_str().unwrap(), "-F", "json", "-q"], None);
+    let wire = common::ndjson(&out.stdout);
+    assert!(!wire.is_empty());
+    assert!(wire.iter().all(|w| w.get("logs").is_none()));
+}
+
+#[test]
+fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
+    if !common::root_and("SMTPSCOPE_LOG_LAB", "the log lab (real Postfix between network namespaces)") {
+        return;
+    }
+    let dir = common::scratch("loglab");
+    let st = Command::new("python3")
+        .arg(data("tests/lab/log_lab.py"))
+        .args(["pairs", dir.path().to_str().unwrap()])
+        .status()
+        .expect("python3");
+    assert!(st.success());
+    let out = run(
+        &[
+            "-r",
+            dir.path().join("postfix-pairs.pcap").to_str().unwrap(),
+            "--logs",
+            dir.path().join("*.maillog").to_str().unwrap(),
+            "--logs",
+            dir.path().join("exchange-RECV.LOG").to_str().unwrap(),
+            "--log-tz",
+            "UTC",
+            "--log-skew",
+            "1s",
+            "-F",
+            "json",
+            "-q",
+        ],
+        None,
+    );
+    let wire = common::ndjson(&out.stdout);
+    assert_eq!(wire.len(), 16);
+    for w in &wire {
+        let links = w["logs"].as_array().unwrap();
+        let server_side = if is_exchange(w) { "exchange-receive" } else { "postfix-smtpd" };
+        assert!(links.iter().any(|l| l["source"] == server_side), "{w}");
+        assert!(links.iter().all(|l| l["agree"] == true), "{w}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Real lines cut, spliced and corrupted at random go through both parsers without a panic,
+    /// every record with every key and its bounds (the fuzz targets' checks).
+    #[test]
+    fn mangled_real_lines_never_panic(
+        picks in proptest::collection::vec((0usize..64, 0usize..400, proptest::num::u8::ANY, 0usize..400), 1..40)
+    ) {
+        let exchange = include_str!("data/logs/exchange/recv-2013plus-starttls-tls12-oneline-cert.log");
+        let postfix = include_str!("../captures/logs/postfix-srv.maillog");
+        for source in [exchange, postfix] {
+            let lines: Vec<&str> = source.lines().collect();
+            let mut data = Vec::new();
+            for (i, cut, byte, at) in &picks {
+                let mut l = lines[i % lines.len()].as_bytes().to_vec();
+                l.truncate(*cut.max(&1));
+                if !l.is_empty() {
+                    let k = at % l.len();
+                    l[k] = *byte;
+                }
+                data.extend_from_slice(&l);
+                data.push(b'\n');
+            }
+            smtpscope::fuzzing::exchange_log(&data);
+            smtpscope::fuzzing::postfix_log(&data);
+        }
+    }
+}
+
+#[test]
+fn behind_an_inline_masking_box_both_stripped_sessions_carry_stripped_before_server() {
+    // captures/logs/stripped.pcap: captured on the client's side of asa_nfqueue.py, which masks
+    // STARTTLS as XXXXXXXA in place and keeps the client's address; the server's Postfix log.
+    let d = pairs_dir();
+    let out = run(
+        &[
+            "-r",
+            d.join("stripped.pcap").to_str().unwrap(),
+            "--logs",
+            d.join("stripped-srv.maillog").to_str().unwrap(),
+            "--log-tz",
+            "UTC",
+            // The second client's connection waited ~5 s in the listen queue before Postfix's
+            // smtpd accepted it and logged `connect from`: the skew covers that delay too.
+            "--log-skew",
+            "10s",
+            "-F",
+            "json",
+            "-q",
+        ],
+        None,
+    );
+    let wire = common::ndjson(&out.stdout);
+    assert_eq!(wire.len(), 2);
+    for w in &wire {
+        assert_eq!(w["verdict"], "stripped");
+        let links = w["logs"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "{w}");
+        assert_eq!(links[0]["verdict"], "plaintext", "the server never saw STARTTLS");
+        assert_eq!(links[0]["hint"], "stripped-before-server", "{w}");
+    }
+    // The client that sent STARTTLS anyway: the wire shows the verb, the server's log does not.
+    let insist = wire.iter().find(|w| w["upgrade_verb"] == "STARTTLS").expect("the insisting client");
+    assert_eq!(insist["logs"][0]["differences"], serde_json::json!(["upgrade_verb"]));
+    assert!(insist["findings"].as_array().unwrap().iter().any(|f| f["name"] == "log-disagrees"));
+}
