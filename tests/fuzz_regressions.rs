@@ -12,6 +12,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("tls", smtpscope::fuzzing::tls_records),
     ("engine", smtpscope::fuzzing::engine_packets),
     ("capture_file", smtpscope::fuzzing::capture_file),
+    ("netmon", smtpscope::fuzzing::netmon_file),
 ];
 
 #[test]

@@ -130,8 +130,8 @@ impl Matcher {
         }
     }
 
-    fn offer(&mut self, frame: u64, ts: i64, orig_len: u32, data: &[u8]) {
-        let Ok(seg) = self.decoder.decode(self.out.linktype, data) else { return };
+    fn offer(&mut self, frame: u64, ts: i64, orig_len: u32, linktype: i32, data: &[u8]) {
+        let Ok(seg) = self.decoder.decode(linktype, data) else { return };
         let (src, dst) = (SocketAddr::new(seg.src, seg.sport), SocketAddr::new(seg.dst, seg.dport));
         let side = if (src, dst) == (self.req.client, self.req.server) {
             Side::Client
@@ -299,14 +299,19 @@ fn ts_of(h: &pcap::PacketHeader) -> i64 {
     t
 }
 
-/// Reads frames `first..=last` of one file.
+/// Reads frames `first..=last` of one file, through the same sources the run read it with.
 fn scan_file(path: &Path, req: &Request, m: &mut Option<Matcher>) -> Result<(), String> {
-    let mut cap = pcap::Capture::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m = m.get_or_insert_with(|| Matcher::new(req, cap.get_datalink().0));
+    if path.as_os_str() == "-" {
+        let m = m.get_or_insert_with(|| Matcher::new(req, 1));
+        m.out.note = Some("standard input cannot be read again: its packets are not kept".into());
+        return Ok(());
+    }
+    let mut src = crate::capture::source::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m = m.get_or_insert_with(|| Matcher::new(req, src.linktype()));
     let mut frame = 0u64;
     loop {
-        match cap.next_packet() {
-            Ok(p) => {
+        match src.next_frame() {
+            Ok(Some(p)) => {
                 frame += 1;
                 if frame < req.first_frame {
                     continue;
@@ -314,9 +319,9 @@ fn scan_file(path: &Path, req: &Request, m: &mut Option<Matcher>) -> Result<(), 
                 if frame > req.last_frame {
                     break;
                 }
-                m.offer(frame, ts_of(p.header), p.header.len, p.data);
+                m.offer(frame, p.ts, p.orig_len, p.linktype, p.data);
             }
-            Err(pcap::Error::NoMorePackets) => break,
+            Ok(None) => break,
             Err(e) => {
                 m.out.note = Some(format!("the file ends early after frame {frame}: {e}"));
                 break;
@@ -364,7 +369,7 @@ pub fn load(origin: &Origin, req: &Request) -> Result<Packets, String> {
                         break;
                     }
                     if frame >= req.first_frame {
-                        m.offer(frame, ts_of(p.header), p.header.len, p.data);
+                        m.offer(frame, ts_of(p.header), p.header.len, m.out.linktype, p.data);
                     }
                 }
             }
