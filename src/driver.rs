@@ -27,7 +27,7 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// Where packets come from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// Saved pcap/pcapng files, merged by timestamp.
+    /// Capture files (any format `capture::source` reads; `-` is standard input), merged by timestamp.
     Files(Vec<PathBuf>),
     /// A live interface (the BPF filter is in `options.filter`), optionally saved to `write`.
     Live {
@@ -70,6 +70,9 @@ pub enum DriverError {
     /// Neither `-r` nor `-i` was given.
     #[error("nothing to read: give -r FILE or -i INTERFACE (see --help)")]
     NoInput,
+    /// `-r -` given more than once.
+    #[error("standard input can be read only once: give -r - once")]
+    StdinTwice,
     /// The reader thread could not be started.
     #[error("cannot start the capture reader thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -150,6 +153,9 @@ impl Opened {
     pub fn open(opts: Options) -> Result<Self, DriverError> {
         let (input, names, linktype) = match &opts.source {
             Source::Files(paths) if paths.is_empty() => return Err(DriverError::NoInput),
+            Source::Files(paths) if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 => {
+                return Err(DriverError::StdinTwice)
+            }
             Source::Files(paths) => {
                 let reader = MergedReader::open(paths, opts.filter.as_deref())?;
                 let names = reader.sources().iter().map(|s| s.name().clone()).collect();

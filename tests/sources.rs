@@ -119,16 +119,18 @@ fn every_capture_editcap_writes_as_netmon2_gives_the_records_of_the_original() {
     assert!(converted >= 20 && refused.len() >= 3, "{converted} converted, {refused:?} refused");
 }
 
-/// A Network Monitor 2.1 file of the frames of `pcap` (raw IP as media 9), with a frame of
-/// another media (Token Ring) first, written the way the format describes.
+/// A Network Monitor 2.1 file of the frames of `pcap` (`media` 9: raw IP), with a frame of
+/// another media (Token Ring) last, written the way the format describes.
 fn netmon_of(pcap: &Path, media: u16) -> (Vec<u8>, usize) {
     let mut r = MergedReader::open(&[pcap.to_path_buf()], None).unwrap();
-    let mut frames = vec![(0i64, vec![0u8; 20], 2u16)];
+    let mut frames = Vec::new();
     let mut start = None;
     while let Some(p) = r.next_packet() {
         let s = *start.get_or_insert(p.ts - p.ts.rem_euclid(1000));
         frames.push((p.ts - s, p.data.to_vec(), media));
     }
+    let last = frames.last().map_or(0, |f| f.0);
+    frames.push((last, vec![0u8; 20], 2u16));
     let start = start.unwrap();
     let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(start) * 1000).unwrap();
     let mut out = b"GMBU\x01\x02".to_vec();
@@ -175,25 +177,7 @@ fn raw_ip_netmon_frames_are_decoded_and_other_media_counted_as_undecodable() {
     assert_eq!(frames as usize, n);
     assert!(!truncated);
     assert!(!want.is_empty());
-    // The Token Ring frame in front shifts every frame number by one; nothing else changes.
-    let shift = |mut v: Vec<Value>| {
-        for r in &mut v {
-            let o = r.as_object_mut().unwrap();
-            for k in ["first_frame", "last_frame"] {
-                if let Some(f) = o.get(k).and_then(Value::as_u64) {
-                    o.insert(k.into(), (f + 1).into());
-                }
-            }
-        }
-        v
-    };
-    let strip = |mut v: Vec<Value>| {
-        for r in &mut v {
-            r.as_object_mut().unwrap().remove("evidence");
-        }
-        v
-    };
-    assert_eq!(strip(got.clone()), strip(shift(want)));
+    assert_eq!(got, want);
     // The summary counts the Token Ring frame as undecodable.
     let summary = p.with_extension("summary");
     let o = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
@@ -300,7 +284,7 @@ fn a_gzip_bomb_is_streamed_in_bounded_memory() {
     for _ in 0..1024 {
         bomb.extend_from_slice(&member);
     }
-    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
     let (_dir, p) = common::scratch_file("bomb.pcap.gz");
     std::fs::write(&p, &bomb).unwrap();
     let (code, peak, err) = run_measured(&["-q", "-F", "json", "--threads", "1", "-r", p.to_str().unwrap()]);
@@ -311,7 +295,8 @@ fn a_gzip_bomb_is_streamed_in_bounded_memory() {
 
 #[test]
 fn a_truncated_compressed_file_keeps_what_it_read_and_says_where_it_stopped() {
-    let demo = common::bundled().join("demo.pcap");
+    // Large enough for several compressed blocks before the cut.
+    let demo = common::bundled().join("message-1mb.pcap");
     let bytes = std::fs::read(&demo).unwrap();
     let (whole, _, _) = records(&demo);
     let dir = common::scratch("cut");
@@ -364,4 +349,11 @@ fn a_netmon_frame_table_past_the_end_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("frame table") && err.contains("past the end"), "{err}");
+}
+
+#[test]
+fn standard_input_given_twice_is_a_usage_error() {
+    let o = smtpscope(&["-r", "-", "-r", "-"], Some(Vec::new()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only once"));
 }

@@ -489,6 +489,44 @@ pub fn hexdump_masked(data: &[u8], hidden: &[Range<usize>]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn request(file: &str, first: u64, last: u64) -> Request {
+        Request {
+            id: 1,
+            client: "10.231.0.1:40001".parse().unwrap(),
+            server: "10.231.0.2:25".parse().unwrap(),
+            file: Some(Arc::from(file)),
+            first_frame: first,
+            last_frame: last,
+            packets: 10,
+        }
+    }
+
+    #[test]
+    fn standard_input_cannot_be_read_again_and_the_tab_says_so() {
+        let origin = Origin::Files { paths: vec![PathBuf::from("-")] };
+        let p = load(&origin, &request("-", 1, 10)).unwrap();
+        assert!(p.rows.is_empty());
+        assert!(p.note.unwrap().contains("standard input cannot be read again"));
+    }
+
+    #[test]
+    fn a_compressed_file_is_read_again_through_its_source() {
+        use std::io::Write;
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcap");
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("demo.pcap.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&std::fs::read(&demo).unwrap()).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        let name = gz.display().to_string();
+        let plain = load(&Origin::Files { paths: vec![demo.clone()] }, &request(&demo.display().to_string(), 1, 40));
+        let packed = load(&Origin::Files { paths: vec![gz] }, &request(&name, 1, 40)).unwrap();
+        let plain = plain.unwrap();
+        assert!(!plain.rows.is_empty());
+        let frames = |p: &Packets| p.rows.iter().map(|r| (r.frame, r.ts, r.data.clone())).collect::<Vec<_>>();
+        assert_eq!(frames(&plain), frames(&packed));
+    }
+
     #[test]
     fn hexdump_shows_offsets_hex_and_safe_ascii() {
         let d = hexdump(b"220 mx\x1b[2J\r\n0123456789abcdef");
