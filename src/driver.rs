@@ -83,7 +83,8 @@ pub enum DriverError {
 pub struct Progress {
     /// Packets read.
     pub packets: u64,
-    /// Bytes of the input consumed (files: close to the file offset; live: captured bytes).
+    /// Bytes of the input consumed (files: the position in the files as stored, compressed or not;
+    /// live: captured bytes).
     pub bytes: u64,
     /// Total bytes of the input files (0 when live).
     pub total: u64,
@@ -242,16 +243,14 @@ fn run_files(
     let mut engine = Engine::new(opts.engine.clone(), names.clone(), None);
     let total = reader.total_size();
     let mut ticker = Ticker::new();
-    let mut read_bytes = 0u64;
     let mut last_ts = 0;
     while let Some(p) = reader.next_packet() {
-        // pcap record header + captured bytes: close enough to the file offset for progress.
-        read_bytes += p.data.len() as u64 + 16;
         last_ts = p.ts;
         engine.packet(&p, &mut |s| sink.session(s));
         if ticker.due(engine.stats.packets) {
             let progress = Progress {
-                bytes: read_bytes.min(total),
+                // The files' positions: compressed bytes for a compressed file.
+                bytes: reader.position().min(total),
                 total,
                 elapsed: ticker.started.elapsed(),
                 ..progress_of(&engine, last_ts, None, false)

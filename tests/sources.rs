@@ -357,3 +357,49 @@ fn standard_input_given_twice_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("only once"));
 }
+
+#[test]
+fn mutated_netmon_and_compressed_files_never_panic() {
+    // A small deterministic mutation run over the readers (the fuzz targets go further): byte
+    // flips anywhere, header and table fields set to extremes, cuts at every region.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus-min/netmon");
+    let demo = std::fs::read(common::bundled().join("demo.pcap")).unwrap();
+    let mut seeds: Vec<Vec<u8>> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap()).collect();
+    seeds.push(gzip(&demo));
+    seeds.push(zstd(&demo));
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for seed in &seeds {
+        for _ in 0..100 {
+            let mut b = seed.clone();
+            match next() % 4 {
+                0 => {
+                    for _ in 0..1 + next() % 8 {
+                        let i = (next() % b.len() as u64) as usize;
+                        b[i] ^= 1 << (next() % 8);
+                    }
+                }
+                1 => {
+                    // A header field (version, media, time, table offset/length) to an extreme.
+                    let i = (4 + next() % 28) as usize & !3;
+                    let v = [0u32, 1, 0xffff_ffff, 0x7fff_ffff, b.len() as u32][(next() % 5) as usize];
+                    b[i..i + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                2 => b.truncate((next() % b.len() as u64) as usize),
+                _ => {
+                    // A frame table entry or a frame length.
+                    let i = (next() % (b.len() as u64 - 4)) as usize;
+                    b[i..i + 4].copy_from_slice(&(next() as u32).to_le_bytes());
+                }
+            }
+            smtpscope::fuzzing::capture_file(&b);
+            smtpscope::fuzzing::netmon_file(&b);
+        }
+    }
+}

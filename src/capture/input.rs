@@ -5,11 +5,18 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use memmap2::{Advice, Mmap};
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 /// First buffer of a stream, and the size of each read into it.
 const STREAM_CHUNK: usize = 1 << 20;
+
+/// A mapped file's pages behind the reader are let go in steps of this many bytes: mapped pages
+/// count in the process's resident memory, and a 2 GB file would otherwise end at 2 GB of RSS
+/// (the page cache keeps them either way).
+const RELEASE_STEP: usize = 2 << 20;
 
 /// The largest record a stream may ask to hold at once. libpcap's largest snapshot length is
 /// 256 KiB and its largest pcapng block 16 MiB; a record claiming more is refused before any of
@@ -47,8 +54,12 @@ pub struct Input {
     backing: Backing,
     /// Start of the window (whole inputs only).
     pos: usize,
+    /// Mapped bytes before this offset were given back to the kernel.
+    released: usize,
     /// Bytes consumed so far.
     consumed: u64,
+    /// Where the file itself stands, when it is not this input (a decompressed stream).
+    file_position: Option<Arc<AtomicU64>>,
 }
 
 impl Input {
@@ -69,7 +80,7 @@ impl Input {
     }
 
     fn whole(w: Whole) -> Self {
-        Self { backing: Backing::Whole(w), pos: 0, consumed: 0 }
+        Self { backing: Backing::Whole(w), pos: 0, released: 0, consumed: 0, file_position: None }
     }
 
     /// A stream read through a bounded buffer.
@@ -77,8 +88,17 @@ impl Input {
         Self {
             backing: Backing::Stream { reader, buf: vec![0; STREAM_CHUNK], start: 0, end: 0, eof: false },
             pos: 0,
+            released: 0,
             consumed: 0,
+            file_position: None,
         }
+    }
+
+    /// A stream whose file position is kept elsewhere: `position` counts the bytes of the file
+    /// (compressed) that made what this input holds.
+    pub fn with_file_position(mut self, position: Arc<AtomicU64>) -> Self {
+        self.file_position = Some(position);
+        self
     }
 
     /// Whether the whole input is addressable (random access by offset, as NetMon needs).
@@ -150,7 +170,22 @@ impl Input {
         let n = n.min(self.window().len());
         self.consumed += n as u64;
         match &mut self.backing {
-            Backing::Whole(_) => self.pos += n,
+            Backing::Whole(w) => {
+                self.pos += n;
+                if self.pos - self.released >= RELEASE_STEP {
+                    if let Whole::Mapped(m) = w {
+                        // Whole pages behind the window only (page size divides 64 KiB).
+                        let end = self.pos & !0xffff;
+                        // SAFETY: the mapping is private and read-only, so MADV_DONTNEED only
+                        // drops page-table entries: a later access (none is expected behind the
+                        // window) faults the file's bytes in again, it never sees zeros.
+                        let _ = unsafe {
+                            m.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, end - self.released)
+                        };
+                        self.released = end;
+                    }
+                }
+            }
             Backing::Stream { start, .. } => *start += n,
         }
     }
@@ -158,6 +193,11 @@ impl Input {
     /// Bytes consumed so far (the offset in the uncompressed input).
     pub fn consumed(&self) -> u64 {
         self.consumed
+    }
+
+    /// Bytes of the file read so far: [`Input::consumed`], or the compressed file's position.
+    pub fn position(&self) -> u64 {
+        self.file_position.as_ref().map_or(self.consumed, |p| p.load(Ordering::Relaxed))
     }
 }
 

@@ -16,6 +16,7 @@ pub use readahead::{FileReader, ReadAhead};
 pub use source::{Frame, PacketSource, SourceError};
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -69,6 +70,9 @@ pub struct FileSource {
     linktype: i32,
     frames: u64,
     end: Option<SourceEnd>,
+    /// Bytes of the file read so far (compressed bytes for a compressed file), for progress;
+    /// shared so that the engine's thread can read it while another thread reads the file.
+    position: Arc<AtomicU64>,
     /// Bytes of the file, for progress display (0 for standard input).
     pub size: u64,
 }
@@ -89,7 +93,16 @@ impl FileSource {
         // Applied here rather than inside the parser so that frames keep their numbers in the
         // file, as tshark counts them, whatever the filter skips.
         let bpf = filter.map(|f| bpf::Filter::new(f, linktype)).transpose()?;
-        Ok(Self { name: Arc::from(display.as_str()), src, bpf, linktype, frames: 0, end: None, size })
+        Ok(Self {
+            name: Arc::from(display.as_str()),
+            src,
+            bpf,
+            linktype,
+            frames: 0,
+            end: None,
+            position: Arc::new(AtomicU64::new(0)),
+            size,
+        })
     }
 
     /// The name the user gave for this source.
@@ -112,9 +125,9 @@ impl FileSource {
         self.frames
     }
 
-    /// Bytes of the (uncompressed) input consumed so far.
-    pub fn consumed(&self) -> u64 {
-        self.src.consumed()
+    /// Bytes of the file read so far (see [`MergedReader::positions`]).
+    pub fn position(&self) -> &Arc<AtomicU64> {
+        &self.position
     }
 
     /// Reads the next packet; `None` at the end (see [`FileSource::end`]).
@@ -122,6 +135,9 @@ impl FileSource {
     pub fn next_packet(&mut self, source: usize) -> Option<Packet<'_>> {
         if self.end.is_some() {
             return None;
+        }
+        if self.frames % 256 == 0 {
+            self.position.store(self.src.position(), Ordering::Relaxed);
         }
         let src: *mut Box<dyn PacketSource> = &mut self.src;
         loop {
@@ -146,10 +162,12 @@ impl FileSource {
                 }
                 Ok(None) => {
                     self.end = Some(SourceEnd::Eof);
+                    self.position.store(self.size, Ordering::Relaxed);
                     return None;
                 }
                 Err(e) => {
                     self.end = Some(SourceEnd::Truncated(e.to_string()));
+                    self.position.store(self.size, Ordering::Relaxed);
                     return None;
                 }
             }
@@ -202,6 +220,11 @@ impl MergedReader {
     /// Total size of all files in bytes.
     pub fn total_size(&self) -> u64 {
         self.sources.iter().map(|s| s.size).sum()
+    }
+
+    /// Where each file's reading stands (bytes of the file as stored), readable from any thread.
+    pub fn positions(&self) -> Vec<Arc<AtomicU64>> {
+        self.sources.iter().map(|s| s.position.clone()).collect()
     }
 
     /// Next packet in timestamp order across all sources.

@@ -171,7 +171,7 @@ impl PacketSource for Netmon {
         media_linktype(self.media)
     }
 
-    fn consumed(&self) -> u64 {
+    fn position(&self) -> u64 {
         self.consumed
     }
 }

@@ -165,8 +165,8 @@ impl PacketSource for Legacy {
         self.linktype
     }
 
-    fn consumed(&self) -> u64 {
-        self.input.consumed()
+    fn position(&self) -> u64 {
+        self.input.position()
     }
 }
 
@@ -357,7 +357,7 @@ impl PacketSource for Pcapng {
         self.linktype
     }
 
-    fn consumed(&self) -> u64 {
-        self.input.consumed()
+    fn position(&self) -> u64 {
+        self.input.position()
     }
 }

@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -44,8 +46,8 @@ pub trait PacketSource: Send {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError>;
     /// Link type of the first interface (what the BPF filter is compiled for first).
     fn linktype(&self) -> i32;
-    /// Bytes of the (uncompressed) input consumed so far.
-    fn consumed(&self) -> u64;
+    /// Bytes of the file as stored (compressed or not) read so far, for progress.
+    fn position(&self) -> u64;
 }
 
 /// What a file's first bytes say it is.
@@ -133,21 +135,28 @@ fn open_input(mut input: Input) -> Result<Box<dyn PacketSource>, String> {
         Format::Gzip | Format::Zstd => {
             // Decompress from the bytes in memory: the mapping (or the buffer) stays alive as
             // the decompressor's source.
-            open_stream(Box::new(InputReader(input)), false)
+            open_stream(Box::new(InputReader { input, position: None }), false)
         }
     }
 }
 
-/// Reads an [`Input`] as a byte stream (what is left of it after the format check).
-struct InputReader(Input);
+/// Reads an [`Input`] as a byte stream (what is left of it after the format check), telling
+/// `position` how far it has read.
+struct InputReader {
+    input: Input,
+    position: Option<Arc<AtomicU64>>,
+}
 
 impl Read for InputReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.0.fill(1)?;
-        let w = self.0.window();
+        self.input.fill(1)?;
+        let w = self.input.window();
         let n = w.len().min(out.len());
         out.get_mut(..n).unwrap_or_default().copy_from_slice(w.get(..n).unwrap_or_default());
-        self.0.consume(n);
+        self.input.consume(n);
+        if let Some(p) = &self.position {
+            p.store(self.input.position(), Ordering::Relaxed);
+        }
         Ok(n)
     }
 }
@@ -169,13 +178,15 @@ fn open_stream(reader: Box<dyn Read + Send>, stdin: bool) -> Result<Box<dyn Pack
         }
         f => f,
     };
-    let reader: Box<dyn Read + Send> = Box::new(InputReader(input));
+    // The file's own position, for progress: what the decompressor has taken of it.
+    let position = Arc::new(AtomicU64::new(0));
+    let reader: Box<dyn Read + Send> = Box::new(InputReader { input, position: Some(position.clone()) });
     let decoded: Box<dyn Read + Send> = match inner {
         // Concatenated members (`cat a.gz b.gz`, rotated logs) are one stream, as gzip -d reads them.
         Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, reader))),
         _ => Box::new(zstd::stream::read::Decoder::new(reader).map_err(|e| format!("zstd: {e}"))?),
     };
-    let mut input = Input::stream(Box::new(Named { inner: decoded, what: inner }));
+    let mut input = Input::stream(Box::new(Named { inner: decoded, what: inner })).with_file_position(position);
     input.fill(HEAD).map_err(|e| e.to_string())?;
     match sniff(input.window()) {
         Ok(Format::Pcap) => pcapfile::open(input),
