@@ -23,7 +23,12 @@ use time::{Date, Month, PrimitiveDateTime, Time};
 use super::input::Input;
 use super::source::{Frame, PacketSource, SourceError};
 use super::Micros;
-use crate::decode::link::dlt;
+
+/// libpcap's DLT numbers for the media decoded (capture sits before decode: no import back).
+mod dlt {
+    pub const EN10MB: i32 = 1;
+    pub const RAW: i32 = 12;
+}
 
 /// The first four bytes of a NetMon 2.x file.
 pub const MAGIC: [u8; 4] = *b"GMBU";
