@@ -12,6 +12,15 @@ printf '220 mx\r\n\xff\x00EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n
 printf '220 mx\r\n\xff\x00EHLO a\r\nAUTH LOGIN\r\n\xff\x01334 VXNlcm5hbWU6\r\n\xff\x00dXNlcg==\r\n\xff\x01334 UGFzc3dvcmQ6\r\n\xff\x00cGFzcw==\r\n\xff\x01235 ok\r\n\xff\x1eQUIT\r\n' > "$out/smtp/auth-login-gap"
 printf '\x16\x03\x01\x00\x2e\x01\x00\x00\x2a\x03\x03\xff\xff' > "$out/tls/clienthello-start"
 printf '\x00\x00\x00\x01\x05\x00hello\x00\x00\x00\x10\x03\x03abc\x00\x00\x00\x06\x04\x03worl' > "$out/reassembly/seed"
+# NetMon: the small captures as editcap writes them (netmon2), and the compressed forms for
+# capture_file (needs editcap, gzip, zstd; each is skipped when missing).
+mkdir -p "$out"/{netmon,capture_file}
+for f in captures/demo.pcap captures/plaintext.pcap captures/snaplen-96.pcap; do
+  b=$(basename "$f" .pcap)
+  command -v editcap >/dev/null && editcap -F netmon2 "$f" "$out/netmon/$b.cap" || true
+  command -v gzip >/dev/null && gzip -c "$f" > "$out/capture_file/$b.pcap.gz" || true
+  command -v zstd >/dev/null && zstd -q -c "$f" > "$out/capture_file/$b.pcap.zst" || true
+done
 echo "corpus in $out"
 # Minimised corpora from earlier runs (fuzz/corpus-min) start where the last run stopped.
 for t in fuzz/corpus-min/*/; do

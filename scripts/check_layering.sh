@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Stages, sources and what they share: capture -> decode -> flow -> smtp / tls -> session.
-LOWER="capture logs decode flow smtp tls session conversation engine driver escape timefmt community_id summary ports privilege suggest strftime records"
+LOWER="capture logs decode decompress flow smtp tls session conversation engine driver escape timefmt community_id summary ports privilege suggest strftime records"
 
 # Front ends (and the command line above them). They may import lower modules and each other.
 FRONT="report check filter tui cli fuzzing output metrics diff"

@@ -27,7 +27,7 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// Where packets come from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// Saved pcap/pcapng files, merged by timestamp.
+    /// Capture files (any format `capture::source` reads; `-` is standard input), merged by timestamp.
     Files(Vec<PathBuf>),
     /// A live interface (the BPF filter is in `options.filter`), optionally saved to `write`.
     Live {
@@ -70,6 +70,9 @@ pub enum DriverError {
     /// Neither `-r` nor `-i` was given.
     #[error("nothing to read: give -r FILE or -i INTERFACE (see --help)")]
     NoInput,
+    /// `-r -` given more than once.
+    #[error("standard input can be read only once: give -r - once")]
+    StdinTwice,
     /// The reader thread could not be started.
     #[error("cannot start the capture reader thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -80,7 +83,8 @@ pub enum DriverError {
 pub struct Progress {
     /// Packets read.
     pub packets: u64,
-    /// Bytes of the input consumed (files: close to the file offset; live: captured bytes).
+    /// Bytes of the input consumed (files: the position in the files as stored, compressed or not;
+    /// live: captured bytes).
     pub bytes: u64,
     /// Total bytes of the input files (0 when live).
     pub total: u64,
@@ -150,6 +154,9 @@ impl Opened {
     pub fn open(opts: Options) -> Result<Self, DriverError> {
         let (input, names, linktype) = match &opts.source {
             Source::Files(paths) if paths.is_empty() => return Err(DriverError::NoInput),
+            Source::Files(paths) if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 => {
+                return Err(DriverError::StdinTwice)
+            }
             Source::Files(paths) => {
                 let reader = MergedReader::open(paths, opts.filter.as_deref())?;
                 let names = reader.sources().iter().map(|s| s.name().clone()).collect();
@@ -236,16 +243,14 @@ fn run_files(
     let mut engine = Engine::new(opts.engine.clone(), names.clone(), None);
     let total = reader.total_size();
     let mut ticker = Ticker::new();
-    let mut read_bytes = 0u64;
     let mut last_ts = 0;
     while let Some(p) = reader.next_packet() {
-        // pcap record header + captured bytes: close enough to the file offset for progress.
-        read_bytes += p.data.len() as u64 + 16;
         last_ts = p.ts;
         engine.packet(&p, &mut |s| sink.session(s));
         if ticker.due(engine.stats.packets) {
             let progress = Progress {
-                bytes: read_bytes.min(total),
+                // The files' positions: compressed bytes for a compressed file.
+                bytes: reader.position().min(total),
                 total,
                 elapsed: ticker.started.elapsed(),
                 ..progress_of(&engine, last_ts, None, false)

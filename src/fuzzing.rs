@@ -281,22 +281,33 @@ pub fn engine_trace(data: &[u8], out: &mut dyn FnMut(Session)) {
     e.finish(out);
 }
 
-/// A whole capture file through libpcap and the engine.
+/// A whole capture file, of any format smtpscope reads, through its source and the engine.
 pub fn capture_file(data: &[u8]) {
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("smtpscope-fuzz-{}.pcap", std::process::id()));
-    if std::fs::write(&path, data).is_err() {
-        return;
+    if let Ok(src) = crate::capture::source::open_bytes(data.to_vec()) {
+        frames_through_engine(src);
     }
-    if let Ok(mut r) = crate::capture::MergedReader::open(std::slice::from_ref(&path), None) {
-        let mut e = Engine::new(Config::default(), vec![Arc::from("fuzz")], None);
-        let mut sink = |s: Session| render(&s);
-        while let Some(p) = r.next_packet() {
-            e.packet(&p, &mut sink);
-        }
-        e.finish(&mut sink);
+}
+
+/// A Network Monitor 2.x file through the NetMon reader and the engine (the input is taken as
+/// NetMon whatever its first bytes, so that the fuzzer need not find the magic).
+pub fn netmon_file(data: &[u8]) {
+    let mut bytes = crate::capture::netmon::MAGIC.to_vec();
+    bytes.extend_from_slice(data.get(4..).unwrap_or_default());
+    if let Ok(src) = crate::capture::source::open_bytes(bytes) {
+        frames_through_engine(src);
     }
-    let _ = std::fs::remove_file(&path);
+}
+
+fn frames_through_engine(mut src: Box<dyn crate::capture::PacketSource>) {
+    let mut e = Engine::new(Config::default(), vec![Arc::from("fuzz")], None);
+    let mut sink = |s: Session| render(&s);
+    let mut frame = 0;
+    while let Ok(Some(f)) = src.next_frame() {
+        frame += 1;
+        let p = Packet { ts: f.ts, data: f.data, orig_len: f.orig_len, linktype: f.linktype, source: 0, frame };
+        e.packet(&p, &mut sink);
+    }
+    e.finish(&mut sink);
 }
 
 /// The record reader (`-R`): arbitrary bytes as a records file (plain, gzip or zstd by magic),

@@ -13,6 +13,7 @@ pub mod check;
 pub mod community_id;
 pub mod conversation;
 pub mod decode;
+pub mod decompress;
 pub mod diff;
 pub mod driver;
 pub mod engine;

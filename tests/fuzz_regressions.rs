@@ -15,6 +15,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("records", smtpscope::fuzzing::records),
     ("exchange_log", smtpscope::fuzzing::exchange_log),
     ("postfix_log", smtpscope::fuzzing::postfix_log),
+    ("netmon", smtpscope::fuzzing::netmon_file),
 ];
 
 #[test]

@@ -1,14 +1,22 @@
-//! Packet sources: saved pcap/pcapng files (several merged by timestamp) via libpcap.
+//! Packet sources: capture files (pcap, pcapng, Network Monitor 2.x, gzip/zstd-compressed,
+//! standard input) through one [`PacketSource`] trait, several merged by timestamp; live
+//! interfaces through libpcap.
 
+mod bpf;
+mod input;
 pub mod live;
+pub mod netmon;
+pub mod pcapfile;
 mod readahead;
 pub mod ring;
-mod savefile;
+pub mod source;
 pub mod spool;
 
 pub use readahead::{FileReader, ReadAhead};
+pub use source::{Frame, PacketSource, SourceError};
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -27,7 +35,7 @@ pub enum CaptureError {
     Filter { filter: String, message: String },
 }
 
-/// One packet as read from a source; `data` is borrowed from libpcap or the merge buffer.
+/// One packet as read from a source; `data` is borrowed from the source or the merge buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
     /// Capture timestamp.
@@ -49,58 +57,50 @@ pub struct Packet<'a> {
 pub enum SourceEnd {
     /// Clean end of file.
     Eof,
-    /// libpcap reported an error (typically a truncated file); the readable prefix was used.
+    /// The file ended early or was malformed past some point; the readable prefix was used.
     Truncated(String),
 }
 
-/// A capture file opened through libpcap.
+/// A capture file, opened through [`source::open`] whatever its format, with the BPF filter.
 pub struct FileSource {
     name: Arc<str>,
-    cap: pcap::Capture<pcap::Offline>,
-    /// The BPF filter, run on each packet read.
-    bpf: Option<pcap::BpfProgram>,
-    /// The stream's buffer when `savefile` opened it: after `cap`, so it outlives the stream.
-    _read_buffer: Option<savefile::ReadBuffer>,
+    src: Box<dyn PacketSource>,
+    /// The BPF filter, run on each frame read.
+    bpf: Option<bpf::Filter>,
     linktype: i32,
     frames: u64,
     end: Option<SourceEnd>,
-    /// Bytes of the file, for progress display.
+    /// Bytes of the file read so far (compressed bytes for a compressed file), for progress;
+    /// shared so that the engine's thread can read it while another thread reads the file.
+    position: Arc<AtomicU64>,
+    /// Bytes of the file, for progress display (0 for standard input).
     pub size: u64,
 }
 
 impl FileSource {
-    /// Opens `path`, optionally applying a BPF filter.
+    /// Opens `path` (`-` is standard input), optionally applying a BPF filter.
     pub fn open(path: &Path, filter: Option<&str>) -> Result<Self, CaptureError> {
         let display = path.display().to_string();
-        let size = std::fs::metadata(path)
-            .map(|m| m.len())
-            .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?;
-        let (cap, read_buffer) = match savefile::open(path) {
-            Some((cap, buffer)) => (cap, Some(buffer)),
-            None => (
-                pcap::Capture::from_file(path)
-                    .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?,
-                None,
-            ),
+        let size = if path.as_os_str() == "-" {
+            0
+        } else {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?
         };
-        // Applied here rather than inside libpcap so that frames keep their numbers in the file,
-        // as tshark counts them, whatever the filter skips.
-        let bpf = match filter {
-            Some(f) => Some(
-                cap.compile(f, true)
-                    .map_err(|e| CaptureError::Filter { filter: f.to_string(), message: e.to_string() })?,
-            ),
-            None => None,
-        };
-        let linktype = cap.get_datalink().0;
+        let src = source::open(path).map_err(|message| CaptureError::Open { path: display.clone(), message })?;
+        let linktype = src.linktype();
+        // Applied here rather than inside the parser so that frames keep their numbers in the
+        // file, as tshark counts them, whatever the filter skips.
+        let bpf = filter.map(|f| bpf::Filter::new(f, linktype)).transpose()?;
         Ok(Self {
             name: Arc::from(display.as_str()),
+            src,
             bpf,
-            cap,
-            _read_buffer: read_buffer,
             linktype,
             frames: 0,
             end: None,
+            position: Arc::new(AtomicU64::new(0)),
             size,
         })
     }
@@ -110,7 +110,7 @@ impl FileSource {
         &self.name
     }
 
-    /// libpcap link type (DLT) of the file.
+    /// Link type (DLT) of the file's first interface.
     pub fn linktype(&self) -> i32 {
         self.linktype
     }
@@ -125,41 +125,49 @@ impl FileSource {
         self.frames
     }
 
+    /// Bytes of the file read so far (see [`MergedReader::positions`]).
+    pub fn position(&self) -> &Arc<AtomicU64> {
+        &self.position
+    }
+
     /// Reads the next packet; `None` at the end (see [`FileSource::end`]).
+    #[inline]
     pub fn next_packet(&mut self, source: usize) -> Option<Packet<'_>> {
         if self.end.is_some() {
             return None;
         }
-        let cap: *mut pcap::Capture<pcap::Offline> = &mut self.cap;
+        if self.frames % 256 == 0 {
+            self.position.store(self.src.position(), Ordering::Relaxed);
+        }
+        let src: *mut Box<dyn PacketSource> = &mut self.src;
         loop {
-            // SAFETY: `cap` points to `self.cap`, which `&mut self` borrows exclusively for the
-            // whole call; each iteration's packet is dropped before the next read, unless it is
+            // SAFETY: `src` points to `self.src`, which `&mut self` borrows exclusively for the
+            // whole call; each iteration's frame is dropped before the next read, unless it is
             // returned, which ends the loop. The borrow checker cannot see that a borrow returned
             // from one iteration does not overlap the next (NLL's "problem case 3").
-            match unsafe { &mut *cap }.next_packet() {
-                Ok(p) => {
+            match unsafe { &mut *src }.next_frame() {
+                Ok(Some(f)) => {
                     self.frames += 1;
-                    if self.bpf.as_ref().is_some_and(|f| !savefile::bpf_accepts(f, p.header, p.data)) {
+                    if self.bpf.as_mut().is_some_and(|b| !b.accepts(f.linktype, f.ts, f.data, f.orig_len)) {
                         continue;
                     }
-                    // time_t/suseconds_t differ in width between platforms.
-                    #[allow(clippy::unnecessary_cast)]
-                    let ts = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
                     return Some(Packet {
-                        ts,
-                        data: p.data,
-                        orig_len: p.header.len,
-                        linktype: self.linktype,
+                        ts: f.ts,
+                        data: f.data,
+                        orig_len: f.orig_len,
+                        linktype: f.linktype,
                         source,
                         frame: self.frames,
                     });
                 }
-                Err(pcap::Error::NoMorePackets) => {
+                Ok(None) => {
                     self.end = Some(SourceEnd::Eof);
+                    self.position.store(self.size, Ordering::Relaxed);
                     return None;
                 }
                 Err(e) => {
                     self.end = Some(SourceEnd::Truncated(e.to_string()));
+                    self.position.store(self.size, Ordering::Relaxed);
                     return None;
                 }
             }
@@ -214,10 +222,15 @@ impl MergedReader {
         self.sources.iter().map(|s| s.size).sum()
     }
 
+    /// Where each file's reading stands (bytes of the file as stored), readable from any thread.
+    pub fn positions(&self) -> Vec<Arc<AtomicU64>> {
+        self.sources.iter().map(|s| s.position.clone()).collect()
+    }
+
     /// Next packet in timestamp order across all sources.
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
         if self.sources.len() == 1 {
-            // The common case borrows libpcap's buffer: no copy.
+            // The common case borrows the source's bytes (the mapped file): no copy.
             return self.sources.get_mut(0)?.next_packet(0);
         }
         if !self.primed {

@@ -8,7 +8,9 @@
 //! took — packet counts and end states as a single-threaded reader would have left them — not
 //! what the thread had read ahead.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::{MergedReader, Micros, Packet, SourceEnd};
@@ -64,6 +66,7 @@ pub struct ReadAhead {
     seen: Vec<(u64, Option<SourceEnd>)>,
     exhausted: bool,
     total_size: u64,
+    positions: Vec<Arc<AtomicU64>>,
 }
 
 fn snapshot(r: &MergedReader) -> Snapshot {
@@ -115,6 +118,7 @@ impl ReadAhead {
     pub fn new(reader: MergedReader) -> std::io::Result<Self> {
         let n = reader.sources().len();
         let total_size = reader.total_size();
+        let positions = reader.positions();
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let (recycle, back) = sync_channel(POOL);
         for _ in 0..POOL {
@@ -136,6 +140,7 @@ impl ReadAhead {
             seen: vec![(0, None); n],
             exhausted: false,
             total_size,
+            positions,
         })
     }
 
@@ -201,6 +206,10 @@ impl ReadAhead {
     }
 }
 
+fn sum(positions: &[Arc<AtomicU64>]) -> u64 {
+    positions.iter().map(|p| p.load(Ordering::Relaxed)).sum()
+}
+
 /// Capture files read on the engine's thread or on a thread of their own.
 pub enum FileReader {
     /// Read by the caller's thread.
@@ -220,6 +229,15 @@ impl FileReader {
         match self {
             Self::Direct(r) => r.total_size(),
             Self::Threaded(r) => r.total_size(),
+        }
+    }
+
+    /// Bytes of the files (as stored) read so far, for progress; a thread reading ahead is a
+    /// little further than the packets handed out.
+    pub fn position(&self) -> u64 {
+        match self {
+            Self::Direct(r) => sum(&r.positions()),
+            Self::Threaded(r) => sum(&r.positions),
         }
     }
 

@@ -22,7 +22,8 @@ use super::MAIL_PORTS_TEXT;
 
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Read packets from a pcap/pcapng file; repeat to merge several by timestamp.
+    /// Read packets from a capture file (pcap, pcapng, NetMon 2.x .cap, gzip/zstd-compressed pcap/pcapng; - is
+    /// standard input, once); repeat to merge several by timestamp.
     #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with_all = ["interface", "list_interfaces"])]
     pub read: Vec<PathBuf>,
 

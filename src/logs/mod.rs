@@ -179,11 +179,10 @@ pub fn next_line_counted(r: &mut impl BufRead, buf: &mut Vec<u8>, total: &mut u6
 // The capture side's decompression layer is on another branch; this one function is the seam
 // the integrator swaps for it.
 pub fn decompress<'a>(mut input: Box<dyn BufRead + 'a>) -> io::Result<Box<dyn BufRead + 'a>> {
-    let head = input.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        return Ok(Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(input))));
-    }
-    Ok(input)
+    Ok(match crate::decompress::sniff(&mut input)? {
+        Some(c) => Box::new(BufReader::with_capacity(256 * 1024, crate::decompress::Decoder::new(c, input)?)),
+        None => input,
+    })
 }
 
 /// Which format a line belongs to, if any.

@@ -99,10 +99,9 @@ fn open_stream(name: &str, input: Box<dyn Read + Send>) -> Result<BufReader<Box<
     let err = |source| RecordError::Open { path: name.to_string(), source };
     let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 18, input);
     let head = peek(&mut raw).map_err(err)?;
-    let inner: Box<dyn Read + Send> = match head.as_slice() {
-        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(err)?),
-        _ => {
+    let inner: Box<dyn Read + Send> = match crate::decompress::Compression::of(&head) {
+        Some(c) => Box::new(crate::decompress::Decoder::new(c, raw).map_err(err)?),
+        None => {
             if is_capture(&head) {
                 return Err(RecordError::IsCapture(name.to_string()));
             }

@@ -133,8 +133,8 @@ impl Matcher {
         }
     }
 
-    fn offer(&mut self, frame: u64, ts: i64, orig_len: u32, data: &[u8]) {
-        let Ok(seg) = self.decoder.decode(self.out.linktype, data) else { return };
+    fn offer(&mut self, frame: u64, ts: i64, orig_len: u32, linktype: i32, data: &[u8]) {
+        let Ok(seg) = self.decoder.decode(linktype, data) else { return };
         let (src, dst) = (SocketAddr::new(seg.src, seg.sport), SocketAddr::new(seg.dst, seg.dport));
         let side = if (src, dst) == (self.req.client, self.req.server) {
             Side::Client
@@ -302,14 +302,19 @@ fn ts_of(h: &pcap::PacketHeader) -> i64 {
     t
 }
 
-/// Reads frames `first..=last` of one file.
+/// Reads frames `first..=last` of one file, through the same sources the run read it with.
 fn scan_file(path: &Path, req: &Request, m: &mut Option<Matcher>) -> Result<(), String> {
-    let mut cap = pcap::Capture::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m = m.get_or_insert_with(|| Matcher::new(req, cap.get_datalink().0));
+    if path.as_os_str() == "-" {
+        let m = m.get_or_insert_with(|| Matcher::new(req, 1));
+        m.out.note = Some("standard input cannot be read again: its packets are not kept".into());
+        return Ok(());
+    }
+    let mut src = crate::capture::source::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m = m.get_or_insert_with(|| Matcher::new(req, src.linktype()));
     let mut frame = 0u64;
     loop {
-        match cap.next_packet() {
-            Ok(p) => {
+        match src.next_frame() {
+            Ok(Some(p)) => {
                 frame += 1;
                 if frame < req.first_frame {
                     continue;
@@ -317,9 +322,9 @@ fn scan_file(path: &Path, req: &Request, m: &mut Option<Matcher>) -> Result<(), 
                 if frame > req.last_frame {
                     break;
                 }
-                m.offer(frame, ts_of(p.header), p.header.len, p.data);
+                m.offer(frame, p.ts, p.orig_len, p.linktype, p.data);
             }
-            Err(pcap::Error::NoMorePackets) => break,
+            Ok(None) => break,
             Err(e) => {
                 m.out.note = Some(format!("the file ends early after frame {frame}: {e}"));
                 break;
@@ -378,7 +383,7 @@ pub fn load(origin: &Origin, req: &Request) -> Result<Packets, String> {
                         break;
                     }
                     if frame >= req.first_frame {
-                        m.offer(frame, ts_of(p.header), p.header.len, p.data);
+                        m.offer(frame, ts_of(p.header), p.header.len, m.out.linktype, p.data);
                     }
                 }
             }
@@ -497,6 +502,45 @@ pub fn hexdump_masked(data: &[u8], hidden: &[Range<usize>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(file: &str, first: u64, last: u64) -> Request {
+        Request {
+            id: 1,
+            client: "10.231.0.1:40001".parse().unwrap(),
+            server: "10.231.0.2:25".parse().unwrap(),
+            file: Some(Arc::from(file)),
+            first_frame: first,
+            last_frame: last,
+            packets: 10,
+            record: None,
+        }
+    }
+
+    #[test]
+    fn standard_input_cannot_be_read_again_and_the_tab_says_so() {
+        let origin = Origin::Files { paths: vec![PathBuf::from("-")] };
+        let p = load(&origin, &request("-", 1, 10)).unwrap();
+        assert!(p.rows.is_empty());
+        assert!(p.note.unwrap().contains("standard input cannot be read again"));
+    }
+
+    #[test]
+    fn a_compressed_file_is_read_again_through_its_source() {
+        use std::io::Write;
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcap");
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("demo.pcap.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&std::fs::read(&demo).unwrap()).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        let name = gz.display().to_string();
+        let plain = load(&Origin::Files { paths: vec![demo.clone()] }, &request(&demo.display().to_string(), 1, 40));
+        let packed = load(&Origin::Files { paths: vec![gz] }, &request(&name, 1, 40)).unwrap();
+        let plain = plain.unwrap();
+        assert!(!plain.rows.is_empty());
+        let frames = |p: &Packets| p.rows.iter().map(|r| (r.frame, r.ts, r.data.clone())).collect::<Vec<_>>();
+        assert_eq!(frames(&plain), frames(&packed));
+    }
 
     #[test]
     fn hexdump_shows_offsets_hex_and_safe_ascii() {

@@ -1,0 +1,220 @@
+//! The packet-source trait every capture file goes through, and opening a file by what its
+//! first bytes say it is: pcap or pcapng (memory-mapped), the same compressed with gzip or zstd
+//! (streamed through a bounded buffer), Microsoft Network Monitor 2.x, or standard input (`-`).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::input::Input;
+use super::{netmon, pcapfile, Micros};
+use crate::decompress::{Compression, Decoder};
+
+/// One frame as a file holds it, before any filter.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Capture timestamp.
+    pub ts: Micros,
+    /// Captured bytes.
+    pub data: &'a [u8],
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// libpcap link type (DLT) of this frame.
+    pub linktype: i32,
+}
+
+/// Why a source ended before its clean end; what was read before stays valid.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The input ends inside a record.
+    #[error("{0}")]
+    Truncated(String),
+    /// A record the format does not allow.
+    #[error("{0}")]
+    Malformed(String),
+    /// Reading (or decompressing) failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// A capture file's frames, in file order.
+pub trait PacketSource: Send {
+    /// The next frame; `Ok(None)` at the clean end of the input.
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError>;
+    /// Link type of the first interface (what the BPF filter is compiled for first).
+    fn linktype(&self) -> i32;
+    /// Bytes of the file as stored (compressed or not) read so far, for progress.
+    fn position(&self) -> u64;
+}
+
+/// What a file's first bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// pcap or pcapng.
+    Pcap,
+    /// gzip-compressed (the content is checked after decompression).
+    Gzip,
+    /// zstd-compressed.
+    Zstd,
+    /// Network Monitor 2.x.
+    Netmon,
+}
+
+/// Tells the format from the first four bytes, or says what the file is not.
+pub fn sniff(magic: &[u8]) -> Result<Format, String> {
+    let m: [u8; 4] = match magic.first_chunk::<4>() {
+        Some(m) => *m,
+        None if magic.is_empty() => return Err("empty file".into()),
+        None => return Err(format!("too short to be a capture ({} bytes)", magic.len())),
+    };
+    if pcapfile::is_pcap_magic(m) {
+        return Ok(Format::Pcap);
+    }
+    match m {
+        [0x1f, 0x8b, _, _] => Ok(Format::Gzip),
+        [0x28, 0xb5, 0x2f, 0xfd] => Ok(Format::Zstd),
+        netmon::MAGIC => Ok(Format::Netmon),
+        netmon::MAGIC_1X => Err("Network Monitor 1.x capture: only the 2.x format is read".into()),
+        _ => Err(unknown(magic)),
+    }
+}
+
+/// The message for a file of no format smtpscope reads, naming the usual `.cap` formats of
+/// other vendors so that a user knows what they have.
+fn unknown(head: &[u8]) -> String {
+    let other = [
+        (b"XCP\0".as_slice(), "a NetXRay / Sniffer (Windows) capture"),
+        (b"TRSNIFF data", "a Sniffer (DOS) capture"),
+        (b"\xaa\xaa\xaa\xaa", "a 5Views capture"),
+        (b"\x7fver", "a Cisco Secure IDS iplog"),
+        (b"Session Transcript", "a Catapult DCT2000 log"),
+        (b"\x00\x00\x1a\x00", "a Shomiti/Finisar Surveyor capture"),
+        (b"RF5\0", "a Lucent/Ascend capture"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "a pcap file"),
+    ];
+    let what = other.iter().find(|(m, _)| head.starts_with(m)).map(|(_, w)| *w);
+    let hint = "smtpscope reads pcap, pcapng, Network Monitor 2.x and their gzip/zstd-compressed forms; \
+                `editcap -F pcapng IN OUT` converts the formats Wireshark reads";
+    match what {
+        Some(w) => format!("{w}, which smtpscope does not read ({hint})"),
+        None => format!("unknown file format ({hint})"),
+    }
+}
+
+/// Bytes read ahead of the format check.
+const HEAD: usize = 32;
+
+/// Opens a capture file, or standard input for `-`.
+pub fn open(path: &Path) -> Result<Box<dyn PacketSource>, String> {
+    if path.as_os_str() == "-" {
+        return open_stream(Box::new(io::stdin()), true);
+    }
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let regular = file.metadata().map(|m| m.is_file() && m.len() > 0).unwrap_or(false);
+    if !regular {
+        // A pipe, a device, a process substitution, or an empty file: read it as a stream.
+        return open_stream(Box::new(file), false);
+    }
+    let input = Input::map(&file).map_err(|e| e.to_string())?;
+    open_input(input)
+}
+
+/// Opens a capture held in memory (fuzzing, tests): any format `open` reads.
+pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn PacketSource>, String> {
+    open_input(Input::owned(bytes))
+}
+
+fn open_input(mut input: Input) -> Result<Box<dyn PacketSource>, String> {
+    input.fill(HEAD).map_err(|e| e.to_string())?;
+    match sniff(input.window())? {
+        Format::Pcap => pcapfile::open(input),
+        Format::Netmon => netmon::open(input),
+        Format::Gzip | Format::Zstd => {
+            // Decompress from the bytes in memory: the mapping (or the buffer) stays alive as
+            // the decompressor's source.
+            open_stream(Box::new(InputReader { input, position: None }), false)
+        }
+    }
+}
+
+/// Reads an [`Input`] as a byte stream (what is left of it after the format check), telling
+/// `position` how far it has read.
+struct InputReader {
+    input: Input,
+    position: Option<Arc<AtomicU64>>,
+}
+
+impl Read for InputReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.input.fill(1)?;
+        let w = self.input.window();
+        let n = w.len().min(out.len());
+        out.get_mut(..n).unwrap_or_default().copy_from_slice(w.get(..n).unwrap_or_default());
+        self.input.consume(n);
+        if let Some(p) = &self.position {
+            p.store(self.input.position(), Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// Opens a stream: decompressed when its magic says so, then pcap or pcapng.
+fn open_stream(reader: Box<dyn Read + Send>, stdin: bool) -> Result<Box<dyn PacketSource>, String> {
+    let mut input = Input::stream(reader);
+    input.fill(HEAD).map_err(|e| e.to_string())?;
+    let inner = match sniff(input.window())? {
+        Format::Pcap => return pcapfile::open(input),
+        Format::Netmon => {
+            return Err(if stdin {
+                "a Network Monitor capture cannot be read from standard input (its frame table is at the end): \
+                 give the file itself"
+                    .into()
+            } else {
+                "a Network Monitor capture must be a regular file (its frame table is at the end)".into()
+            })
+        }
+        f => f,
+    };
+    // The file's own position, for progress: what the decompressor has taken of it.
+    let position = Arc::new(AtomicU64::new(0));
+    let reader: Box<dyn Read + Send> = Box::new(InputReader { input, position: Some(position.clone()) });
+    let compression = if inner == Format::Gzip { Compression::Gzip } else { Compression::Zstd };
+    let decoded: Box<dyn Read + Send> = Box::new(
+        Decoder::new(compression, BufReader::with_capacity(1 << 16, reader))
+            .map_err(|e| format!("{}: {e}", compression.name()))?,
+    );
+    let mut input = Input::stream(Box::new(Named { inner: decoded, what: inner })).with_file_position(position);
+    input.fill(HEAD).map_err(|e| e.to_string())?;
+    match sniff(input.window()) {
+        Ok(Format::Pcap) => pcapfile::open(input),
+        Ok(Format::Netmon) => {
+            Err("a compressed Network Monitor capture: decompress it first (its frame table is at the end)".into())
+        }
+        Ok(_) => Err("compressed twice: decompress it once first".into()),
+        Err(e) => Err(format!("the decompressed data is not a capture: {e}")),
+    }
+}
+
+/// A decompressor whose errors say which format they are from.
+struct Named {
+    inner: Box<dyn Read + Send>,
+    what: Format,
+}
+
+impl Read for Named {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(out).map_err(|e| {
+            let what = if self.what == Format::Gzip { "gzip" } else { "zstd" };
+            let msg = if e.kind() == io::ErrorKind::UnexpectedEof {
+                "the compressed file ends early".to_string()
+            } else {
+                e.to_string()
+            };
+            io::Error::new(e.kind(), format!("{what}: {msg}"))
+        })
+    }
+}
