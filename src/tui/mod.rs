@@ -55,6 +55,8 @@ pub struct Options {
     pub stop: Arc<AtomicBool>,
     /// Records (`-R`), merged with the capture by `last_seen` or shown alone.
     pub records: Option<crate::records::Records>,
+    /// Rows kept before the oldest finished ones are dropped (`--max-rows`).
+    pub max_rows: usize,
 }
 
 /// Results of background work.
@@ -253,8 +255,21 @@ const INGEST_BUDGET: Duration = Duration::from_millis(15);
 
 /// Runs the UI over an opened input until the user quits; returns the run's summary.
 pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>> {
-    let Options { source, origin, export, filter, show_addresses, notes, export_hint, frame_log, stop, records } = opts;
+    let Options {
+        source,
+        origin,
+        export,
+        filter,
+        show_addresses,
+        notes,
+        export_hint,
+        frame_log,
+        stop,
+        records,
+        max_rows,
+    } = opts;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
+    app.store.set_max_rows(max_rows);
     if let Some(f) = filter.as_deref() {
         if let Err(e) = app.set_filter_text(f) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad display filter: {}", e.kind)));

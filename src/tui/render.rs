@@ -171,6 +171,11 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, chips: Vec<Line<'static
         l1.push(Span::styled("░".repeat(12 - filled), th.dim()));
         l1.push(Span::raw(format!(" {pct:>3}% · {} pkts · {} pkt/s", thousands(p.packets), rate_text(rate))));
     }
+    if app.store.dropped > 0 {
+        let n = app.store.dropped;
+        let noun = if n == 1 { "row" } else { "rows" };
+        l1.push(Span::styled(format!(" · {} oldest {noun} dropped (--max-rows)", thousands(n)), th.warn()));
+    }
     if app.paused {
         l1.push(Span::styled("  ⏸ paused", th.warn()));
     }

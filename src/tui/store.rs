@@ -11,8 +11,9 @@ use crate::escape::terminal;
 use crate::filter::Filter;
 use crate::session::{Kind, Session, Verdict};
 
-/// Rows kept before the oldest finished ones are dropped from the view (their counts stay).
-pub const MAX_ROWS: usize = 100_000;
+/// Rows kept by default (`--max-rows`) before the oldest finished ones are dropped from the view
+/// (their counts stay, and the header says how many went).
+pub const MAX_ROWS: usize = 1_000_000;
 
 /// The session table's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,6 +173,8 @@ pub struct Store {
     pub dropped: u64,
     /// Earliest and latest session start seen (µs), dropped rows included.
     pub span: Option<(i64, i64)>,
+    /// Rows kept before the oldest finished ones are dropped.
+    max_rows: usize,
     dirty: bool,
 }
 
@@ -204,7 +207,16 @@ impl Store {
             open: 0,
             dropped: 0,
             span: None,
+            max_rows: MAX_ROWS,
             dirty: false,
+        }
+    }
+
+    /// Keeps at most `n` rows (at least one): beyond it the oldest finished rows are dropped.
+    pub fn set_max_rows(&mut self, n: usize) {
+        self.max_rows = n.max(1);
+        if self.rows.len() > self.max_rows {
+            self.trim();
         }
     }
 
@@ -244,7 +256,8 @@ impl Store {
             }
         }
         self.dirty = true;
-        if self.rows.len() > MAX_ROWS + MAX_ROWS / 10 {
+        // Trimmed in steps of a tenth, so a full table does not rebuild its index per row.
+        if self.rows.len() > self.max_rows + self.max_rows / 10 {
             self.trim();
         }
     }
@@ -255,9 +268,9 @@ impl Store {
         }
     }
 
-    /// Drops the oldest finished rows down to [`MAX_ROWS`].
+    /// Drops the oldest finished rows down to the row limit.
     fn trim(&mut self) {
-        let mut excess = self.rows.len().saturating_sub(MAX_ROWS);
+        let mut excess = self.rows.len().saturating_sub(self.max_rows);
         let keep: Vec<bool> = self
             .rows
             .iter()
@@ -401,6 +414,21 @@ mod tests {
         assert_eq!(st.len(), 1);
         assert_eq!(st.get(0).unwrap().verdict, Some(Verdict::Starttls), "a late snapshot is ignored");
         assert_eq!((st.open, st.counts.get(&Verdict::Starttls)), (0, Some(&1)));
+    }
+
+    #[test]
+    fn past_the_row_limit_the_oldest_finished_rows_go_and_are_counted() {
+        let mut st = Store::new();
+        st.set_max_rows(10);
+        st.upsert(session(0, 999, Verdict::Incomplete, true));
+        for id in 1..=11 {
+            st.upsert(session(id, 1000 + id as u16, Verdict::Plaintext, false));
+        }
+        st.rebuild();
+        assert_eq!((st.total(), st.dropped), (10, 2));
+        assert!(st.by_id(0).is_some(), "a session in progress is never dropped");
+        assert!(st.by_id(1).is_none() && st.by_id(2).is_none() && st.by_id(3).is_some());
+        assert_eq!(st.counts.get(&Verdict::Plaintext), Some(&11), "dropped rows stay counted");
     }
 
     #[test]
