@@ -10,6 +10,7 @@ pub mod detail;
 pub mod export;
 pub mod feed;
 pub mod keys;
+pub mod packed;
 pub mod packets;
 pub mod render;
 pub mod store;
@@ -119,7 +120,7 @@ impl Runtime {
                 }
                 Effect::Export(fmt) => {
                     let Some(dir) = self.dir(app) else { continue };
-                    let sessions: Vec<_> = app.store.visible().filter(|s| !s.in_progress).cloned().collect();
+                    let sessions = app.store.finished_for_export();
                     let opts = ReportOptions { show_addresses: self.show_addresses, ..ReportOptions::default() };
                     let tx = self.tx.clone();
                     let (format, ext) = match fmt {
@@ -131,7 +132,7 @@ impl Runtime {
                     std::thread::spawn(move || {
                         let r = dir.create_unique(&format!("smtpscope-sessions-{}", export::stamp()), ext).and_then(
                             |(name, file)| {
-                                export::write_sessions(sessions.iter().map(|s| &**s), format, opts, file)
+                                export::write_sessions(sessions.iter().filter_map(|s| s.session()), format, opts, file)
                                     .map(|n| (name, n))
                             },
                         );
