@@ -430,7 +430,7 @@ pub struct Session {
 }
 
 /// Where a session read back from an NDJSON record came from, and what the record did not say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordOrigin {
     /// The records file, as given.
     pub path: Arc<str>,
