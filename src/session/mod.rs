@@ -22,17 +22,33 @@ pub type Word = &'static str;
 /// is leaked once and shared, so a store that unpacks sessions again and again stays bounded by
 /// the vocabulary, not by the sessions.
 pub fn interned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(intern(s))
+}
+
+/// [`interned`] for a list of words.
+pub fn interned_all<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+    let v = <Vec<String> as serde::Deserialize>::deserialize(d)?;
+    Ok(v.into_iter().map(intern).collect())
+}
+
+/// [`interned`] for an optional word.
+pub fn interned_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'static str>, D::Error> {
+    let v = <Option<String> as serde::Deserialize>::deserialize(d)?;
+    Ok(v.map(intern))
+}
+
+fn intern(s: String) -> &'static str {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
     static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
     let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&k) = seen.get(&*s) {
-        return Ok(k);
+    if let Some(&k) = seen.get(s.as_str()) {
+        return k;
     }
-    let k: &'static str = Box::leak(s.into_owned().into_boxed_str());
+    let k: &'static str = Box::leak(s.into_boxed_str());
     seen.insert(k);
-    Ok(k)
+    k
 }
 pub use verdict::Verdict;
 
