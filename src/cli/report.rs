@@ -45,6 +45,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "MIB", default_value_t = 128)]
     pub spool_size: u64,
 
+    /// Terminal UI: sessions kept in the table; past it the oldest finished ones are dropped
+    /// (still counted by verdict; the header says how many went).
+    #[arg(long, value_name = "N", default_value_t = smtpscope::tui::store::MAX_ROWS, value_parser = clap::value_parser!(usize))]
+    pub max_rows: usize,
+
     /// Print envelope addresses (MAIL FROM / RCPT TO) in full; by default only their domains.
     #[arg(long)]
     pub show_addresses: bool,
@@ -362,6 +367,7 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
             frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
             stop,
             records,
+            max_rows: out.max_rows,
         },
     )?;
     let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };

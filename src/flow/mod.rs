@@ -71,7 +71,7 @@ impl FlowKey {
 }
 
 /// Why a flow left the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EndReason {
     /// Both sides sent FIN and every byte before them was seen.
     Closed,

@@ -17,7 +17,7 @@ pub enum Chunk<'a> {
 }
 
 /// Counters kept per direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamStats {
     /// Segments (or parts) that repeated bytes already delivered.
     pub retransmissions: u64,

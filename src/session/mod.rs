@@ -13,10 +13,47 @@ use crate::capture::Micros;
 use crate::flow::{EndReason, StreamStats};
 pub use logs::LogLink;
 pub use transcript::Transcript;
+
+/// A word from a fixed vocabulary (a verb, a key type, a finding name). An alias, so that
+/// serde's derive does not take the field for text borrowed from its input.
+pub type Word = &'static str;
+
+/// Reads back a `&'static str` field (a verb, a key type, a finding name): each distinct text
+/// is leaked once and shared, so a store that unpacks sessions again and again stays bounded by
+/// the vocabulary, not by the sessions.
+pub fn interned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(intern(s))
+}
+
+/// [`interned`] for a list of words.
+pub fn interned_all<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+    let v = <Vec<String> as serde::Deserialize>::deserialize(d)?;
+    Ok(v.into_iter().map(intern).collect())
+}
+
+/// [`interned`] for an optional word.
+pub fn interned_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'static str>, D::Error> {
+    let v = <Option<String> as serde::Deserialize>::deserialize(d)?;
+    Ok(v.map(intern))
+}
+
+fn intern(s: String) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&k) = seen.get(s.as_str()) {
+        return k;
+    }
+    let k: &'static str = Box::leak(s.into_boxed_str());
+    seen.insert(k);
+    k
+}
 pub use verdict::Verdict;
 
 /// Which side a fact came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     /// The SMTP client.
     Client,
@@ -35,7 +72,7 @@ impl Side {
 }
 
 /// What the flow turned out to carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// Not decided (no or too little payload captured).
     #[default]
@@ -51,7 +88,7 @@ pub enum Kind {
 }
 
 /// A proxy preamble found before SMTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tunnel {
     /// SOCKS version 4 (or 4a).
     Socks4,
@@ -73,7 +110,7 @@ impl Tunnel {
 }
 
 /// The two verbs that ask for a TLS upgrade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UpgradeVerb {
     /// RFC 3207.
     Starttls,
@@ -92,7 +129,7 @@ impl UpgradeVerb {
 }
 
 /// One EHLO extension line: keyword and parameters, as the server wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Extension {
     /// Keyword (e.g. `STARTTLS`, `AUTH`), as sent.
     pub keyword: Vec<u8>,
@@ -119,10 +156,11 @@ pub fn is_masked_keyword(kw: &[u8]) -> bool {
 }
 
 /// The first EHLO/HELO/LHLO and what came back.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Hello {
     /// The verb used (upper case).
-    pub verb: &'static str,
+    #[serde(deserialize_with = "crate::session::interned")]
+    pub verb: Word,
     /// Argument, trimmed.
     pub arg: Vec<u8>,
     /// Frame of the command.
@@ -136,7 +174,7 @@ pub struct Hello {
 }
 
 /// The first EHLO's 250 reply.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct EhloReply {
     /// Host the server named on its first line.
     pub host: Vec<u8>,
@@ -149,7 +187,7 @@ pub struct EhloReply {
 }
 
 /// What followed a 220 to the upgrade verb.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Proof {
     /// Nothing (yet).
     #[default]
@@ -161,7 +199,7 @@ pub enum Proof {
 }
 
 /// The first upgrade attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Upgrade {
     /// Verb used.
     pub verb: UpgradeVerb,
@@ -176,7 +214,7 @@ pub struct Upgrade {
 }
 
 /// Parsed certificate facts (first certificate of the server's chain).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CertInfo {
     /// Subject, RFC 4514.
     pub subject: String,
@@ -201,7 +239,8 @@ pub struct CertInfo {
     /// Public key size in bits.
     pub key_bits: u32,
     /// Key algorithm (`RSA`, `EC`, …).
-    pub key_type: &'static str,
+    #[serde(deserialize_with = "crate::session::interned")]
+    pub key_type: Word,
     /// Signature algorithm name.
     pub signature: String,
     /// Certificates in the chain.
@@ -209,7 +248,7 @@ pub struct CertInfo {
 }
 
 /// A cleartext TLS alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     /// Who sent it.
     pub side: Side,
@@ -222,7 +261,7 @@ pub struct Alert {
 }
 
 /// TLS facts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TlsFacts {
     /// Frame of the client's ClientHello.
     pub client_hello: Option<u64>,
@@ -253,7 +292,7 @@ pub struct TlsFacts {
 }
 
 /// A piece of evidence: what was seen, where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// What was seen (escaped wire text where quoted).
     pub text: String,
@@ -266,10 +305,11 @@ pub struct Evidence {
 }
 
 /// A finding: something a mail admin should know, with a stable name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     /// Stable name (part of the schema), e.g. `cleartext-auth`.
-    pub name: &'static str,
+    #[serde(deserialize_with = "crate::session::interned")]
+    pub name: Word,
     /// Human explanation.
     pub text: String,
     /// Frame where it was seen.
@@ -277,7 +317,7 @@ pub struct Finding {
 }
 
 /// SMTP-level anomalies, counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SmtpAnomalies {
     /// Lines longer than the line limit (truncated).
     pub long_lines: u32,
@@ -290,7 +330,7 @@ pub struct SmtpAnomalies {
 }
 
 /// Where the capture's edges left holes that matter for the verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Gaps {
     /// A gap fell before the outcome was decided (procedure g).
     pub before_decision: bool,
@@ -301,7 +341,7 @@ pub struct Gaps {
 }
 
 /// Everything known about one session; the record reports are made from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     /// Flow id, unique within a run (the same for a session's in-progress snapshots and its
     /// final record).
@@ -406,7 +446,7 @@ pub struct Session {
 }
 
 /// Where a session read back from an NDJSON record came from, and what the record did not say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordOrigin {
     /// The records file, as given.
     pub path: Arc<str>,

@@ -17,7 +17,7 @@ pub const MAX_LINE: usize = 512;
 pub const MAX_SECRET_SPANS: usize = 32;
 
 /// A line's text, cut at [`MAX_LINE`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Text {
     /// The bytes as sent (without the line ending), up to [`MAX_LINE`].
     pub bytes: Vec<u8>,
@@ -33,7 +33,7 @@ impl Text {
 }
 
 /// An AUTH secret on a command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Secret {
     /// Crossed, not kept.
     Masked,
@@ -42,7 +42,7 @@ pub enum Secret {
 }
 
 /// How the server answered the end of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BodyOutcome {
     /// No reply seen (yet).
     Pending,
@@ -53,7 +53,7 @@ pub enum BodyOutcome {
 }
 
 /// One line (or summary) of the dialogue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Entry {
     /// A client line. AUTH lines keep their verb and mechanism; the secret is in `secret`.
     Command {
@@ -104,7 +104,7 @@ pub enum Entry {
 }
 
 /// The transcript of one session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Transcript {
     /// Entries in the order they were seen.
     pub entries: Vec<Entry>,

@@ -5,7 +5,7 @@ use super::{Kind, Proof, Session};
 use crate::flow::EndReason;
 
 /// The verdict labels, in rule order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     /// Payload on a mail port that is neither SMTP nor TLS.
     NotSmtp,

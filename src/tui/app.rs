@@ -364,7 +364,7 @@ impl App {
 
     /// The selected session.
     pub fn current(&self) -> Option<Arc<Session>> {
-        self.store.get(self.cursor).cloned()
+        self.store.get(self.cursor)
     }
 
     /// Packets per second over the last second or so.
@@ -461,7 +461,7 @@ impl App {
     }
 
     fn select_at(&mut self, i: usize) {
-        let id = self.store.get(i).map(|s| s.id);
+        let id = self.store.id_at(i);
         if id != self.selected {
             self.selected = id;
             self.detail_scroll = 0;
@@ -530,7 +530,7 @@ impl App {
         }
         let mut p = Pairs::default();
         for s in self.store.visible() {
-            p.add(s);
+            p.add(&s);
         }
         self.pairs = p;
         self.pairs_dirty = false;

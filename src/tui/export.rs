@@ -91,8 +91,8 @@ pub fn stamp() -> String {
 }
 
 /// Writes `sessions` as NDJSON or CSV (the report's own writers) to `file`.
-pub fn write_sessions<'a>(
-    sessions: impl Iterator<Item = &'a Session>,
+pub fn write_sessions<S: std::borrow::Borrow<Session>>(
+    sessions: impl Iterator<Item = S>,
     format: Format,
     opts: Options,
     file: File,
@@ -100,7 +100,7 @@ pub fn write_sessions<'a>(
     let mut w = report::writer(format, Box::new(io::BufWriter::new(file)), opts);
     let mut n = 0;
     for s in sessions {
-        w.write(s)?;
+        w.write(s.borrow())?;
         n += 1;
     }
     w.finish()?;

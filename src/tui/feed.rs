@@ -1,9 +1,11 @@
 //! The capture thread: runs the driver and hands the UI batches of finished sessions, snapshots
-//! of open ones and progress. It never waits for the UI: the channel is unbounded and batches
-//! are sent once per driver tick (about every 50 ms), so the UI drains a few messages a frame.
+//! of open ones and progress. A live capture never waits for the UI: its channel is unbounded
+//! and batches are sent once per driver tick (about every 50 ms), so the UI drains a few
+//! messages a frame. Files can wait: their channel holds a few batches, so sessions read faster
+//! than the UI packs them wait whole in the channel only that far (memory stays bounded).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -18,6 +20,24 @@ use crate::summary::Summary;
 pub const OPEN_BATCH: usize = 256;
 /// Finished sessions sent in one message at most.
 const FINISHED_BATCH: usize = 512;
+/// Messages a file's capture thread may be ahead of the UI.
+const FILE_BACKLOG: usize = 16;
+
+/// The channel's sending end: unbounded live, bounded for files.
+#[derive(Clone)]
+enum Tx {
+    Live(Sender<Update>),
+    File(SyncSender<Update>),
+}
+
+impl Tx {
+    fn send(&self, u: Update) -> Result<(), mpsc::SendError<Update>> {
+        match self {
+            Tx::Live(t) => t.send(u),
+            Tx::File(t) => t.send(u),
+        }
+    }
+}
 
 /// What the capture thread reports.
 #[derive(Debug)]
@@ -48,7 +68,7 @@ impl Sink for Counting<'_> {
 }
 
 struct Forward {
-    tx: Sender<Update>,
+    tx: Tx,
     batch: Vec<Session>,
 }
 
@@ -96,7 +116,13 @@ impl Feed {
 
     /// Starts reading a capture, records (`-R`), or both merged by `last_seen`, on its own thread.
     pub fn start_with(opened: Option<Opened>, records: Option<Records>) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = if opened.as_ref().is_some_and(Opened::is_live) {
+            let (tx, rx) = mpsc::channel();
+            (Tx::Live(tx), rx)
+        } else {
+            let (tx, rx) = mpsc::sync_channel(FILE_BACKLOG);
+            (Tx::File(tx), rx)
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new().name("smtpscope-capture".into()).spawn(move || {
@@ -143,15 +169,23 @@ impl Feed {
     /// Stops and waits for the thread; returns the summary if it arrived.
     pub fn finish(mut self) -> Option<Summary> {
         self.stop();
+        let mut summary = None;
+        let mut drain = |rx: &Receiver<Update>| {
+            while let Ok(u) = rx.try_recv() {
+                if let Update::Done(s) = u {
+                    summary = Some(*s);
+                }
+            }
+        };
         if let Some(h) = self.handle.take() {
+            // A file's thread may be waiting for room in its channel: keep making room.
+            while !h.is_finished() {
+                drain(&self.rx);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let _ = h.join();
         }
-        let mut summary = None;
-        while let Ok(u) = self.rx.try_recv() {
-            if let Update::Done(s) = u {
-                summary = Some(*s);
-            }
-        }
+        drain(&self.rx);
         summary
     }
 }

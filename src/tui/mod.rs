@@ -10,6 +10,7 @@ pub mod detail;
 pub mod export;
 pub mod feed;
 pub mod keys;
+pub mod packed;
 pub mod packets;
 pub mod render;
 pub mod store;
@@ -55,6 +56,8 @@ pub struct Options {
     pub stop: Arc<AtomicBool>,
     /// Records (`-R`), merged with the capture by `last_seen` or shown alone.
     pub records: Option<crate::records::Records>,
+    /// Rows kept before the oldest finished ones are dropped (`--max-rows`).
+    pub max_rows: usize,
 }
 
 /// Results of background work.
@@ -117,7 +120,7 @@ impl Runtime {
                 }
                 Effect::Export(fmt) => {
                     let Some(dir) = self.dir(app) else { continue };
-                    let sessions: Vec<_> = app.store.visible().filter(|s| !s.in_progress).cloned().collect();
+                    let sessions = app.store.finished_for_export();
                     let opts = ReportOptions { show_addresses: self.show_addresses, ..ReportOptions::default() };
                     let tx = self.tx.clone();
                     let (format, ext) = match fmt {
@@ -129,7 +132,7 @@ impl Runtime {
                     std::thread::spawn(move || {
                         let r = dir.create_unique(&format!("smtpscope-sessions-{}", export::stamp()), ext).and_then(
                             |(name, file)| {
-                                export::write_sessions(sessions.iter().map(|s| &**s), format, opts, file)
+                                export::write_sessions(sessions.iter().filter_map(|s| s.session()), format, opts, file)
                                     .map(|n| (name, n))
                             },
                         );
@@ -253,8 +256,21 @@ const INGEST_BUDGET: Duration = Duration::from_millis(15);
 
 /// Runs the UI over an opened input until the user quits; returns the run's summary.
 pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>> {
-    let Options { source, origin, export, filter, show_addresses, notes, export_hint, frame_log, stop, records } = opts;
+    let Options {
+        source,
+        origin,
+        export,
+        filter,
+        show_addresses,
+        notes,
+        export_hint,
+        frame_log,
+        stop,
+        records,
+        max_rows,
+    } = opts;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
+    app.store.set_max_rows(max_rows);
     if let Some(f) = filter.as_deref() {
         if let Err(e) = app.set_filter_text(f) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad display filter: {}", e.kind)));

@@ -171,6 +171,11 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, chips: Vec<Line<'static
         l1.push(Span::styled("░".repeat(12 - filled), th.dim()));
         l1.push(Span::raw(format!(" {pct:>3}% · {} pkts · {} pkt/s", thousands(p.packets), rate_text(rate))));
     }
+    if app.store.dropped > 0 {
+        let n = app.store.dropped;
+        let noun = if n == 1 { "row" } else { "rows" };
+        l1.push(Span::styled(format!(" · {} oldest {noun} dropped (--max-rows)", thousands(n)), th.warn()));
+    }
     if app.paused {
         l1.push(Span::styled("  ⏸ paused", th.warn()));
     }
@@ -363,8 +368,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     offset = offset.min(len.saturating_sub(inner_h));
     app.geometry.table_offset = offset;
     // Columns sized from the rows on screen.
-    let on_screen: Vec<Arc<Session>> =
-        (offset..(offset + inner_h).min(len)).filter_map(|i| app.store.get(i)).cloned().collect();
+    let on_screen: Vec<Arc<Session>> = (offset..(offset + inner_h).min(len)).filter_map(|i| app.store.get(i)).collect();
     let natural = |c: Column| on_screen.iter().map(|s| shown_text(c, s, time).width()).max().unwrap_or(0);
     let cols = columns(area.width.saturating_sub(2), &natural);
     app.geometry.table_rows =
@@ -390,8 +394,8 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     }))
     .style(th.heading());
     let mut rows = Vec::with_capacity(inner_h);
-    for i in offset..(offset + inner_h).min(len) {
-        let Some(s) = app.store.get(i) else { break };
+    // The rows were unpacked once, above.
+    for (i, s) in (offset..).zip(&on_screen) {
         let cells = cols.iter().map(|(c, w)| {
             let full = shown_text(*c, s, time);
             let text = match c {
@@ -858,8 +862,7 @@ fn draw_help(f: &mut Frame<'_>, app: &App, area: Rect) {
 
 fn draw_export(f: &mut Frame<'_>, app: &App, area: Rect) {
     let th = app.theme;
-    let n = app.store.visible().filter(|s| !s.in_progress).count();
-    let open = app.store.visible().filter(|s| s.in_progress).count();
+    let (n, open) = app.store.visible_counts();
     let r = centered(area, 64, 7);
     f.render_widget(Clear, r);
     let mut lines = vec![Line::raw(format!("Export the {} finished sessions of the view as:", thousands(n as u64)))];

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::packed::{Codec, Packer};
 use crate::escape::terminal;
-use crate::filter::Filter;
+use crate::filter::{Expr, Filter, Term};
 use crate::session::{Kind, Session, Verdict};
 
-/// Rows kept before the oldest finished ones are dropped from the view (their counts stay).
-pub const MAX_ROWS: usize = 100_000;
+/// Rows kept by default (`--max-rows`) before the oldest finished ones are dropped from the view
+/// (their counts stay, and the header says how many went).
+pub const MAX_ROWS: usize = 1_000_000;
 
 /// The session table's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,13 +109,101 @@ fn time_key(t: i64) -> u64 {
     (t as u64) ^ (1 << 63)
 }
 
-fn key_of(col: Column, s: &Session) -> Key {
+/// What the store keeps of every row whole, packed or not: the values sorting needs, so a
+/// change of sort column never unpacks a session.
+#[derive(Debug, Clone)]
+struct Brief {
+    id: u64,
+    first_seen: i64,
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+    verdict: Option<Verdict>,
+    tls: Option<u16>,
+    messages: Option<u32>,
+    bytes: u64,
+    in_progress: bool,
+    /// The HELO name as shown, lower case.
+    helo: Box<str>,
+    /// Findings weighed by severity (the FINDINGS column's sort key).
+    findings: u128,
+    /// What the display filter's `helo:` and `tls:` see.
+    hello: Option<Vec<u8>>,
+    handshake_version: Option<u16>,
+}
+
+impl Brief {
+    fn of(s: &Session) -> Self {
+        Self {
+            id: s.id,
+            first_seen: s.first_seen,
+            client: s.client,
+            server: s.server,
+            verdict: s.verdict,
+            tls: tls_version(s),
+            messages: messages(s),
+            bytes: s.wire_bytes[0] + s.wire_bytes[1],
+            in_progress: s.in_progress,
+            helo: s.hello.as_ref().map(|h| terminal(&h.arg).to_lowercase()).unwrap_or_default().into_boxed_str(),
+            findings: s
+                .findings
+                .iter()
+                .map(|f| match crate::report::finding::severity(f.name) {
+                    crate::report::finding::Severity::High => 1 << 16,
+                    crate::report::finding::Severity::Warn => 1 << 8,
+                    crate::report::finding::Severity::Info => 1,
+                })
+                .sum(),
+            hello: s.hello.as_ref().map(|h| h.arg.clone()),
+            handshake_version: s.tls.version.filter(|_| s.tls_handshake()),
+        }
+    }
+
+    /// A session carrying only what the brief knows: enough for the filter terms
+    /// [`brief_terms`] accepts, which then decide as they would on the whole session.
+    fn skeleton(&self) -> Session {
+        let mut s = Session::new(self.client, self.server);
+        s.id = self.id;
+        s.first_seen = self.first_seen;
+        s.verdict = self.verdict;
+        s.in_progress = self.in_progress;
+        s.hello = self.hello.as_ref().map(|arg| crate::session::Hello { arg: arg.clone(), ..Default::default() });
+        if let Some(v) = self.handshake_version {
+            s.tls.version = Some(v);
+            s.tls.client_hello = Some(0);
+            s.tls.server_hello = Some(0);
+        }
+        s
+    }
+}
+
+/// Whether every term of `e` reads only what a [`Brief`] keeps (so a new filter is applied
+/// without unpacking a single row).
+fn brief_terms(e: &Expr) -> bool {
+    match e {
+        Expr::All => true,
+        Expr::Term(t) => matches!(
+            t,
+            Term::Verdict(_)
+                | Term::Client(_)
+                | Term::Server(_)
+                | Term::Host(_)
+                | Term::Port(..)
+                | Term::Helo(_)
+                | Term::Tls(_)
+                | Term::Open(_)
+        ),
+        Expr::Not(x) => brief_terms(x),
+        Expr::And(v) | Expr::Or(v) => v.iter().all(brief_terms),
+    }
+}
+
+fn key_of(col: Column, s: &Brief) -> Key {
     let (primary, secondary) = match col {
         Column::Time => (0, 0),
         Column::Client => (ip_key(s.client.ip()), u64::from(s.client.port())),
         Column::Server => (ip_key(s.server.ip()), u64::from(s.server.port())),
         Column::Port => (u128::from(s.server.port()), 0),
-        // Sorted by name (the HELO column keeps its own string keys).
+        // Sorted by name (the HELO column compares the names themselves).
         Column::Helo => (0, 0),
         // Alphabetical by name, as the column reads.
         Column::Verdict => (
@@ -130,40 +220,54 @@ fn key_of(col: Column, s: &Session) -> Key {
             }),
             0,
         ),
-        Column::Tls => (tls_version(s).map_or(0, |v| u128::from(v) + 1), 0),
-        Column::Msgs => (messages(s).map_or(0, |n| u128::from(n) + 1), 0),
-        Column::Bytes => (u128::from(s.wire_bytes[0] + s.wire_bytes[1]), 0),
+        Column::Tls => (s.tls.map_or(0, |v| u128::from(v) + 1), 0),
+        Column::Msgs => (s.messages.map_or(0, |n| u128::from(n) + 1), 0),
+        Column::Bytes => (u128::from(s.bytes), 0),
         // The most serious first when reversed: serious findings count most, then any.
-        Column::Findings => {
-            let weight = |f: &crate::session::Finding| match crate::report::finding::severity(f.name) {
-                crate::report::finding::Severity::High => 1 << 16,
-                crate::report::finding::Severity::Warn => 1 << 8,
-                crate::report::finding::Severity::Info => 1,
-            };
-            (s.findings.iter().map(weight).sum::<u128>(), 0)
-        }
+        Column::Findings => (s.findings, 0),
     };
     Key { primary, secondary, time: time_key(s.first_seen), id: s.id }
 }
 
-fn helo_key(s: &Session) -> Box<str> {
-    s.hello.as_ref().map(|h| terminal(&h.arg).to_lowercase()).unwrap_or_default().into_boxed_str()
+/// A session as the store holds it: whole while open (its snapshots keep changing) and until
+/// the packer is ready, packed once finished.
+#[derive(Clone)]
+enum Held {
+    Whole(Arc<Session>),
+    Packed(Arc<[u8]>),
+}
+
+/// A row handed to another thread (exports): unpacked there, not on the UI thread.
+#[derive(Clone)]
+pub struct Shipped {
+    held: Held,
+    codec: Option<Arc<Codec>>,
+}
+
+impl Shipped {
+    /// The session, unpacked if need be.
+    pub fn session(&self) -> Option<Arc<Session>> {
+        match &self.held {
+            Held::Whole(s) => Some(Arc::clone(s)),
+            Held::Packed(b) => self.codec.as_ref()?.unpack(b).map(Arc::new),
+        }
+    }
 }
 
 /// Sessions, view and counts.
 pub struct Store {
-    rows: Vec<Arc<Session>>,
+    rows: Vec<Held>,
+    briefs: Vec<Brief>,
     /// Per row: passes the filter (kept current as rows change).
     pass: Vec<bool>,
     /// Per row: key for the sort column.
     keys: Vec<Key>,
-    /// Per row, when sorting by HELO: the name as shown, lower case.
-    helo: Vec<Box<str>>,
     by_id: FxHashMap<u64, usize>,
     view: Vec<u32>,
     filter: Filter,
     sort: Column,
     descending: bool,
+    packer: Packer,
     /// Finished sessions per verdict (dropped rows included).
     pub counts: BTreeMap<Verdict, u64>,
     /// Rows in progress.
@@ -172,6 +276,8 @@ pub struct Store {
     pub dropped: u64,
     /// Earliest and latest session start seen (µs), dropped rows included.
     pub span: Option<(i64, i64)>,
+    /// Rows kept before the oldest finished ones are dropped.
+    max_rows: usize,
     dirty: bool,
 }
 
@@ -192,32 +298,89 @@ impl Store {
     pub fn new() -> Self {
         Self {
             rows: Vec::new(),
+            briefs: Vec::new(),
             pass: Vec::new(),
             keys: Vec::new(),
-            helo: Vec::new(),
             by_id: FxHashMap::default(),
             view: Vec::new(),
             filter: Filter::default(),
             sort: Column::Time,
             descending: false,
+            packer: Packer::new(),
             counts: BTreeMap::new(),
             open: 0,
             dropped: 0,
             span: None,
+            max_rows: MAX_ROWS,
             dirty: false,
+        }
+    }
+
+    /// An empty store whose packer trains on the first `n` finished sessions (tests).
+    pub fn with_samples(n: usize) -> Self {
+        Self { packer: Packer::with_samples(n), ..Self::new() }
+    }
+
+    /// Finished rows held packed.
+    pub fn packed(&self) -> usize {
+        self.rows.iter().filter(|h| matches!(h, Held::Packed(_))).count()
+    }
+
+    /// Keeps at most `n` rows (at least one): beyond it the oldest finished rows are dropped.
+    pub fn set_max_rows(&mut self, n: usize) {
+        self.max_rows = n.max(1);
+        if self.rows.len() > self.max_rows {
+            self.trim();
+        }
+    }
+
+    fn hold(&mut self, s: Session) -> Held {
+        if !s.in_progress {
+            if let Some(b) = self.packer.pack(&s) {
+                return Held::Packed(b);
+            }
+        }
+        Held::Whole(Arc::new(s))
+    }
+
+    /// Packs the finished rows kept whole while the dictionary was trained, once it is ready.
+    fn pack_pending(&mut self) {
+        if !self.packer.poll() {
+            return;
+        }
+        self.pack_whole();
+    }
+
+    fn pack_whole(&mut self) {
+        for i in 0..self.rows.len() {
+            let Some(Held::Whole(s)) = self.rows.get(i) else { continue };
+            if s.in_progress {
+                continue;
+            }
+            if let Some(b) = self.packer.pack(&Arc::clone(s)) {
+                self.rows[i] = Held::Packed(b);
+            }
+        }
+    }
+
+    /// Waits for the packer's dictionary and packs what waited (tests, measurements).
+    pub fn pack_now(&mut self) {
+        if self.packer.wait() {
+            self.pack_whole();
         }
     }
 
     /// Adds or replaces a session (a snapshot never replaces a finished record).
     pub fn upsert(&mut self, s: Session) {
+        self.pack_pending();
         let t = s.first_seen;
         self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
         let pass = self.filter.matches(&s);
-        let key = key_of(self.sort, &s);
-        let helo = if self.sort == Column::Helo { helo_key(&s) } else { Box::default() };
+        let brief = Brief::of(&s);
+        let key = key_of(self.sort, &brief);
         match self.by_id.get(&s.id).copied() {
             Some(i) => {
-                let Some(old) = self.rows.get(i) else { return };
+                let Some(old) = self.briefs.get(i) else { return };
                 if !old.in_progress {
                     return;
                 }
@@ -225,10 +388,10 @@ impl Store {
                     self.open = self.open.saturating_sub(1);
                     self.count(&s);
                 }
-                self.rows[i] = Arc::new(s);
+                self.rows[i] = self.hold(s);
+                self.briefs[i] = brief;
                 self.pass[i] = pass;
                 self.keys[i] = key;
-                self.helo[i] = helo;
             }
             None => {
                 if s.in_progress {
@@ -237,14 +400,16 @@ impl Store {
                     self.count(&s);
                 }
                 self.by_id.insert(s.id, self.rows.len());
-                self.rows.push(Arc::new(s));
+                let held = self.hold(s);
+                self.rows.push(held);
+                self.briefs.push(brief);
                 self.pass.push(pass);
                 self.keys.push(key);
-                self.helo.push(helo);
             }
         }
         self.dirty = true;
-        if self.rows.len() > MAX_ROWS + MAX_ROWS / 10 {
+        // Trimmed in steps of a tenth, so a full table does not rebuild its index per row.
+        if self.rows.len() > self.max_rows + self.max_rows / 10 {
             self.trim();
         }
     }
@@ -255,14 +420,14 @@ impl Store {
         }
     }
 
-    /// Drops the oldest finished rows down to [`MAX_ROWS`].
+    /// Drops the oldest finished rows down to the row limit.
     fn trim(&mut self) {
-        let mut excess = self.rows.len().saturating_sub(MAX_ROWS);
+        let mut excess = self.rows.len().saturating_sub(self.max_rows);
         let keep: Vec<bool> = self
-            .rows
+            .briefs
             .iter()
-            .map(|s| {
-                if excess > 0 && !s.in_progress {
+            .map(|b| {
+                if excess > 0 && !b.in_progress {
                     excess -= 1;
                     false
                 } else {
@@ -273,13 +438,13 @@ impl Store {
         let mut it = keep.iter();
         self.rows.retain(|_| *it.next().unwrap_or(&true));
         let mut it = keep.iter();
+        self.briefs.retain(|_| *it.next().unwrap_or(&true));
+        let mut it = keep.iter();
         self.pass.retain(|_| *it.next().unwrap_or(&true));
         let mut it = keep.iter();
         self.keys.retain(|_| *it.next().unwrap_or(&true));
-        let mut it = keep.iter();
-        self.helo.retain(|_| *it.next().unwrap_or(&true));
         self.dropped += keep.iter().filter(|k| !**k).count() as u64;
-        self.by_id = self.rows.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        self.by_id = self.briefs.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
         self.view.clear();
         self.dirty = true;
     }
@@ -291,12 +456,13 @@ impl Store {
 
     /// Recomputes the filtered, sorted view from the cached filter results and sort keys.
     pub fn rebuild(&mut self) {
+        self.pack_pending();
         let mut view: Vec<u32> = (0..self.rows.len() as u32).filter(|&i| self.pass[i as usize]).collect();
-        let (keys, helo) = (&self.keys, &self.helo);
+        let (keys, briefs) = (&self.keys, &self.briefs);
         if self.sort == Column::Helo {
             view.sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
-                helo[a].cmp(&helo[b]).then(keys[a].cmp(&keys[b]))
+                briefs[a].helo.cmp(&briefs[b].helo).then(keys[a].cmp(&keys[b]))
             });
         } else {
             view.sort_unstable_by_key(|&i| keys[i as usize]);
@@ -308,9 +474,21 @@ impl Store {
         self.dirty = false;
     }
 
-    /// Sets the display filter (every row is tested again; the view is rebuilt).
+    fn session_at(&self, row: usize) -> Option<Arc<Session>> {
+        match self.rows.get(row)? {
+            Held::Whole(s) => Some(Arc::clone(s)),
+            Held::Packed(b) => self.packer.codec()?.unpack(b).map(Arc::new),
+        }
+    }
+
+    /// Sets the display filter (every row is tested again, packed rows unpacked one at a time;
+    /// the view is rebuilt).
     pub fn set_filter(&mut self, f: Filter) {
-        self.pass = self.rows.iter().map(|s| f.matches(s)).collect();
+        self.pass = if brief_terms(f.expr()) {
+            self.briefs.iter().map(|b| f.matches(&b.skeleton())).collect()
+        } else {
+            (0..self.rows.len()).map(|i| self.session_at(i).is_some_and(|s| f.matches(&s))).collect()
+        };
         self.filter = f;
         self.rebuild();
     }
@@ -328,12 +506,7 @@ impl Store {
     /// Sorts by `col` (descending when `desc`).
     pub fn set_sort(&mut self, col: Column, desc: bool) {
         if col != self.sort {
-            self.keys = self.rows.iter().map(|s| key_of(col, s)).collect();
-            self.helo = if col == Column::Helo {
-                self.rows.iter().map(|s| helo_key(s)).collect()
-            } else {
-                vec![Box::default(); self.rows.len()]
-            };
+            self.keys = self.briefs.iter().map(|b| key_of(col, b)).collect();
         }
         self.sort = col;
         self.descending = desc;
@@ -355,14 +528,19 @@ impl Store {
         self.rows.len()
     }
 
-    /// The `i`-th session of the view.
-    pub fn get(&self, i: usize) -> Option<&Arc<Session>> {
-        self.view.get(i).and_then(|&r| self.rows.get(r as usize))
+    /// The `i`-th session of the view (unpacked if it was packed).
+    pub fn get(&self, i: usize) -> Option<Arc<Session>> {
+        self.view.get(i).and_then(|&r| self.session_at(r as usize))
+    }
+
+    /// The id of the `i`-th session of the view.
+    pub fn id_at(&self, i: usize) -> Option<u64> {
+        self.view.get(i).and_then(|&r| self.briefs.get(r as usize)).map(|b| b.id)
     }
 
     /// A session by id (visible or not).
-    pub fn by_id(&self, id: u64) -> Option<&Arc<Session>> {
-        self.by_id.get(&id).and_then(|&r| self.rows.get(r))
+    pub fn by_id(&self, id: u64) -> Option<Arc<Session>> {
+        self.by_id.get(&id).and_then(|&r| self.session_at(r))
     }
 
     /// Position of session `id` in the view.
@@ -371,9 +549,26 @@ impl Store {
         self.view.iter().position(|&v| v == r)
     }
 
-    /// The sessions of the view, in order.
-    pub fn visible(&self) -> impl Iterator<Item = &Arc<Session>> {
-        self.view.iter().filter_map(|&r| self.rows.get(r as usize))
+    /// The sessions of the view, in order (each unpacked as it comes).
+    pub fn visible(&self) -> impl Iterator<Item = Arc<Session>> + '_ {
+        self.view.iter().filter_map(|&r| self.session_at(r as usize))
+    }
+
+    /// Finished and open sessions in the view, without unpacking any.
+    pub fn visible_counts(&self) -> (usize, usize) {
+        let open = self.view.iter().filter(|&&r| self.briefs.get(r as usize).is_some_and(|b| b.in_progress)).count();
+        (self.view.len() - open, open)
+    }
+
+    /// The finished sessions of the view, as they are held: to be unpacked on another thread.
+    pub fn finished_for_export(&self) -> Vec<Shipped> {
+        let codec = self.packer.codec().cloned();
+        self.view
+            .iter()
+            .filter(|&&r| self.briefs.get(r as usize).is_some_and(|b| !b.in_progress))
+            .filter_map(|&r| self.rows.get(r as usize))
+            .map(|h| Shipped { held: h.clone(), codec: codec.clone() })
+            .collect()
     }
 }
 
@@ -404,11 +599,26 @@ mod tests {
     }
 
     #[test]
+    fn past_the_row_limit_the_oldest_finished_rows_go_and_are_counted() {
+        let mut st = Store::new();
+        st.set_max_rows(10);
+        st.upsert(session(0, 999, Verdict::Incomplete, true));
+        for id in 1..=11 {
+            st.upsert(session(id, 1000 + id as u16, Verdict::Plaintext, false));
+        }
+        st.rebuild();
+        assert_eq!((st.total(), st.dropped), (10, 2));
+        assert!(st.by_id(0).is_some(), "a session in progress is never dropped");
+        assert!(st.by_id(1).is_none() && st.by_id(2).is_none() && st.by_id(3).is_some());
+        assert_eq!(st.counts.get(&Verdict::Plaintext), Some(&11), "dropped rows stay counted");
+    }
+
+    #[test]
     fn verdict_ranks_follow_the_names() {
         let mut names: Vec<&str> = Verdict::ALL.iter().map(|v| v.name()).collect();
         names.sort_unstable();
         let mut by_rank: Vec<Verdict> = Verdict::ALL.to_vec();
-        by_rank.sort_by_key(|v| key_of(Column::Verdict, &session(1, 1, *v, false)).primary);
+        by_rank.sort_by_key(|v| key_of(Column::Verdict, &Brief::of(&session(1, 1, *v, false))).primary);
         assert_eq!(by_rank.iter().map(|v| v.name()).collect::<Vec<_>>(), names);
     }
 
