@@ -124,6 +124,13 @@ pub trait Sink {
     fn session(&mut self, s: Session);
     /// Called about every [`TICK`] and once at the end; may take snapshots of open sessions.
     fn tick(&mut self, _open: &mut dyn OpenSessions, _progress: &Progress) {}
+    /// A session ended in a run with `-w`: by default its record names the files holding its
+    /// packets (frames counted from 1 in each, see [`locate_files`]); a sink that reads the
+    /// packets back by capture frame (the terminal UI's spool) keeps the session as it is.
+    fn session_in_files(&mut self, mut s: Session, files: &SharedFileMap) {
+        locate_files(files, &mut s);
+        self.session(s);
+    }
 }
 
 /// Any closure over finished sessions is a sink.
@@ -321,7 +328,7 @@ fn progress_of(engine: &Engine, last_packet_ts: Micros, drops: Option<Drops>, do
 
 /// Names the `-w` file holding the session's first packet, and each evidence frame's file with
 /// the frame counted from 1 in it.
-fn locate_files(map: &SharedFileMap, s: &mut Session) {
+pub fn locate_files(map: &SharedFileMap, s: &mut Session) {
     let Ok(m) = map.lock() else { return };
     s.pcap_file = m.locate(s.first_frame).map(|(f, _)| f);
     for e in &mut s.evidence {
@@ -344,11 +351,11 @@ struct Live<'a> {
 }
 
 /// Hands a finished session to the sink, naming its `-w` files first.
-fn hand_over(sink: &mut dyn Sink, files: &Option<SharedFileMap>, mut s: Session) {
-    if let Some(m) = files {
-        locate_files(m, &mut s);
+fn hand_over(sink: &mut dyn Sink, files: &Option<SharedFileMap>, s: Session) {
+    match files {
+        Some(m) => sink.session_in_files(s, m),
+        None => sink.session(s),
     }
-    sink.session(s);
 }
 
 impl Live<'_> {

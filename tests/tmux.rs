@@ -184,8 +184,12 @@ fn a_live_run_that_gave_up_root_names_the_user_and_the_fix_when_it_cannot_export
 /// One short SMTP dialogue over loopback (greeting, EHLO, QUIT), so that a live run has a
 /// session to export.
 fn smtp_on_loopback() {
+    smtp_dialogue(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+}
+
+/// [`smtp_on_loopback`] to a server listening on `listener`.
+fn smtp_dialogue(listener: std::net::TcpListener) {
     use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         let (sock, _) = listener.accept().unwrap();
@@ -210,4 +214,117 @@ fn smtp_on_loopback() {
     }
     drop((w, r));
     server.join().unwrap();
+}
+
+/// Whole NDJSON records of `path` (empty while it does not exist); a broken line fails.
+fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(text.is_empty() || text.ends_with('\n'), "{} ends inside a record", path.display());
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Polls until `path` holds `n` records (records are written as sessions end, not at exit).
+fn wait_records(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = records(path);
+        if r.len() >= n || Instant::now() > deadline {
+            assert_eq!(r.len(), n, "{}", path.display());
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn with_output_the_ui_opens_only_when_asked_and_then_writes_the_records_and_the_pid_file() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = common::scratch("tui-output");
+    let dir = scratch.path();
+    let (plain, shown, pid) = (dir.join("plain.ndjson"), dir.join("tui.ndjson"), dir.join("smtpscope.pid"));
+    let bin = env!("CARGO_BIN_EXE_smtpscope");
+    let demo = common::bundled().join("demo.pcap");
+    // The first run must end by itself (no UI to quit) for the second to start.
+    let shell = format!(
+        "cd {d} && {bin} -q -r {demo} --output {plain}; {bin} -r {demo} --tui --output {shown} --pidfile {pid}; echo SMTPSCOPE-EXIT $?; sleep 60",
+        d = dir.display(),
+        demo = demo.display(),
+        plain = plain.display(),
+        shown = shown.display(),
+        pid = pid.display()
+    );
+    let t = Tmux { socket: format!("smtpscope-tui-output-{}", std::process::id()) };
+    let started =
+        t.cmd(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let s = t.wait("the UI of the second run", |s| s.contains("read 101 pkts"));
+    assert!(s.contains("Sessions 3/3"), "{s}");
+    assert_eq!(records(&plain).len(), 3, "without --tui: the records went to the file, no UI opened");
+    let written = wait_records(&shown, 3);
+    assert!(written.iter().all(|r| r["verdict"].is_string()));
+    let running: u32 = std::fs::read_to_string(&pid).expect("the pid file while the UI runs").trim().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{running}")).exists());
+    t.keys(&["q"]);
+    let s = t.wait("smtpscope to exit", |s| s.contains("SMTPSCOPE-EXIT"));
+    assert!(s.contains("SMTPSCOPE-EXIT 0"), "{s}");
+    assert!(!pid.exists(), "the pid file is removed at exit");
+    assert_eq!(records(&shown).len(), 3, "each record once");
+}
+
+#[test]
+fn a_live_ui_with_sensor_options_writes_the_ring_the_records_and_the_metrics_and_ends_on_a_hang_up() {
+    if !tmux_available() || !common::root_and("SMTPSCOPE_SENSOR_TEST", "the live sensor UI test") {
+        return;
+    }
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = common::scratch("tui-sensor");
+    let dir = scratch.path();
+    // The run becomes nobody: rotation and the ring create files as that user.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (out, ring, pid) = (dir.join("s.ndjson"), dir.join("ring.pcap"), dir.join("smtpscope.pid"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp = listener.local_addr().unwrap().port();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let shell = format!(
+        "{bin} -i lo -Z nobody --tui --sensor tui-sensor --output {out} --rotate 1K -w {ring} -C 1 -W 3 --metrics {metrics} --pidfile {pid} 'tcp port {smtp}'; echo SMTPSCOPE-EXIT $?; sleep 60",
+        bin = env!("CARGO_BIN_EXE_smtpscope"),
+        out = out.display(),
+        ring = ring.display(),
+        pid = pid.display()
+    );
+    let t = Tmux { socket: format!("smtpscope-tui-sensor-{}", std::process::id()) };
+    let started =
+        t.cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.wait("the UI", |s| s.contains("interface lo"));
+    smtp_dialogue(listener);
+    t.wait("the session", |s| s.contains("Sessions 1/1"));
+    let recs = wait_records(&out, 1);
+    assert_eq!(recs[0]["sensor"], "tui-sensor");
+    let pcap_file = recs[0]["pcap_file"].as_str().expect("pcap_file names the ring file");
+    assert!(pcap_file.starts_with(ring.to_str().unwrap()), "{pcap_file}");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", metrics)).unwrap();
+    write!(c, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut exposition = String::new();
+    c.read_to_string(&mut exposition).unwrap();
+    let sessions: f64 = exposition
+        .lines()
+        .filter(|l| l.starts_with("smtpscope_sessions_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(sessions, 1.0, "{exposition}");
+    let running: i32 = std::fs::read_to_string(&pid).unwrap().trim().parse().unwrap();
+    // SAFETY: a hang-up to the smtpscope this test started.
+    unsafe { libc::kill(running, libc::SIGHUP) };
+    let s = t.wait("the hang-up to end the run", |s| s.contains("SMTPSCOPE-EXIT"));
+    assert!(s.contains("SMTPSCOPE-EXIT 0"), "{s}");
+    assert!(!pid.exists(), "the pid file is removed at exit");
+    assert_eq!(records(&out).len(), 1, "the record once, nothing lost at exit");
+    let again =
+        Command::new(env!("CARGO_BIN_EXE_smtpscope")).args(["-q", "-F", "json", "-r", pcap_file]).output().unwrap();
+    assert!(again.status.success(), "the ring file reads back");
+    assert_eq!(common::ndjson(&again.stdout).len(), 1);
 }

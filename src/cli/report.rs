@@ -18,7 +18,7 @@ use smtpscope::report::{self, Format, Options};
 use smtpscope::session::Session;
 
 use super::input::{drive_with, driver_options, drop_privileges, open_summary, write_summary, InputArgs};
-use super::sensor::{Sensor, SensorArgs};
+use super::sensor::{Sensor, SensorArgs, Tap};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -252,21 +252,8 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     use smtpscope::tui::{self, app::SourceInfo, export::ExportDir, packets::Origin};
 
     // A bad filter is a usage error before the screen changes.
-    display_filter(out.display_filter.as_deref())?;
+    let filter = display_filter(out.display_filter.as_deref())?;
     let sensor = &out.sensor;
-    if let Some(opt) = [
-        (sensor.output.is_some(), "--output"),
-        (sensor.metrics.is_some(), "--metrics"),
-        (sensor.pidfile.is_some(), "--pidfile"),
-        // The packet view numbers frames as captured; a ring would renumber them per file.
-        (sensor.ring_megabytes.is_some(), "-C"),
-        (sensor.ring_seconds.is_some(), "-G"),
-    ]
-    .into_iter()
-    .find_map(|(given, opt)| given.then_some(opt))
-    {
-        bail!("{opt} is for an unattended run: not with the terminal UI (--tui)");
-    }
     if let Some(m) = sensor.misuse(input) {
         bail!("{m}");
     }
@@ -276,6 +263,23 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     opts.engine.track_open = true;
     let bpf = opts.filter.clone();
     let summary_file = open_summary(input)?;
+    // Sensor mode as without the UI: the pid file, the metrics port and the first --output file
+    // before the device opens and privileges go.
+    let mut pidfile = None;
+    let hooks: Box<dyn smtpscope::tui::feed::Hooks> = if sensor_wanted(sensor) {
+        let format = match out.format.unwrap_or(FormatArg::Json) {
+            FormatArg::Table => Format::Table,
+            FormatArg::Json => Format::Json,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Clickhouse => Format::ClickHouse,
+        };
+        let opts = Options { color: false, show_addresses: out.show_addresses, line_buffered: true, truncate: false };
+        let mut sensor = Sensor::open(sensor, input, format, opts)?;
+        pidfile = sensor.take_pidfile();
+        Box::new(Tap { sensor, filter })
+    } else {
+        Box::new(())
+    };
     let records = super::records::open(input)?;
     let opened = if super::records::only_records(input) { None } else { Some(driver::Opened::open(opts)?) };
     let live = opened.as_ref().is_some_and(driver::Opened::is_live);
@@ -368,8 +372,12 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
             stop,
             records,
             max_rows: out.max_rows,
+            hooks,
         },
     )?;
+    // Removed once the UI is closed and the capture thread done (a run over files stays on
+    // screen long after its last packet).
+    drop(pidfile);
     let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
     for s in &summary.sources {
         if let Some(m) = &s.error {
@@ -383,7 +391,16 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     if summary.nothing_read() {
         bail!("no packet could be read from the input");
     }
+    if summary.output_errors > 0 {
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a sensor option that does work during the run is given (the sensor's name and the
+/// idle timeout are engine options).
+fn sensor_wanted(s: &SensorArgs) -> bool {
+    s.output.is_some() || s.metrics.is_some() || s.pidfile.is_some()
 }
 
 /// Parses `-Y`; a bad filter is a usage error that points at the problem.

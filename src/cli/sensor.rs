@@ -15,12 +15,14 @@ use clap::Args;
 
 use smtpscope::capture::ring::RingSpec;
 use smtpscope::driver::{self, Progress};
+use smtpscope::filter::Filter;
 use smtpscope::metrics::{self, Figures, Metrics, Server};
 use smtpscope::output::{parse_rotate, RecordFile, Rotate};
 use smtpscope::privilege;
 use smtpscope::report::{Format, Options};
 use smtpscope::session::Session;
 use smtpscope::summary::Summary;
+use smtpscope::tui::feed::Hooks;
 
 use super::input::{parse_duration, InputArgs};
 
@@ -151,7 +153,7 @@ pub struct Sensor {
     pub metrics: Option<Arc<Metrics>>,
     server: Option<Server>,
     output: Option<RecordFile>,
-    pidfile: Option<PathBuf>,
+    pidfile: Option<PidFile>,
     hup: Arc<AtomicBool>,
     hup_caught: bool,
     live: bool,
@@ -168,9 +170,20 @@ fn now_secs() -> i64 {
 }
 
 impl Sensor {
-    /// Sets up what needs privileges: checks the `-Z` user can create files where it must, writes
-    /// the pid file, binds the metrics port, opens the first output file.
+    /// Sets up what needs privileges (see [`Sensor::open`]); live with `--output`, a hang-up then
+    /// reopens the files instead of ending the run.
     pub fn start(args: &SensorArgs, input: &InputArgs, format: Format, opts: Options) -> Result<Self> {
+        let mut sensor = Self::open(args, input, format, opts)?;
+        if sensor.output.is_some() {
+            sensor.catch_hangup()?;
+        }
+        Ok(sensor)
+    }
+
+    /// Sets up what needs privileges: checks the `-Z` user can create files where it must, writes
+    /// the pid file, binds the metrics port, opens the first output file. A hang-up is left as
+    /// it was (the terminal UI ends on it).
+    pub fn open(args: &SensorArgs, input: &InputArgs, format: Format, opts: Options) -> Result<Self> {
         if let Some(m) = args.misuse(input) {
             bail!("{m}");
         }
@@ -224,11 +237,11 @@ impl Sensor {
             Some(p) => {
                 std::fs::write(p, format!("{}\n", std::process::id()))
                     .with_context(|| format!("cannot write the pid file {}", p.display()))?;
-                Some(p.clone())
+                Some(PidFile(p.clone()))
             }
             None => None,
         };
-        let mut sensor = Self {
+        Ok(Self {
             metrics,
             server,
             output,
@@ -238,11 +251,7 @@ impl Sensor {
             output_errors: 0,
             name,
             live,
-        };
-        if sensor.output.is_some() {
-            sensor.catch_hangup()?;
-        }
-        Ok(sensor)
+        })
     }
 
     /// Live: a hang-up (SIGHUP) no longer ends the run but asks for a reload, seen by
@@ -312,6 +321,12 @@ impl Sensor {
         hup
     }
 
+    /// The pid file, for a caller that outlives the sensor (the terminal UI outlives its
+    /// capture thread: a run over files stays on screen after the last packet).
+    pub fn take_pidfile(&mut self) -> Option<PidFile> {
+        self.pidfile.take()
+    }
+
     /// Puts the sensor's figures into the run summary.
     pub fn finish(&self, summary: &mut Summary) {
         summary.sensor = self.name.clone();
@@ -331,9 +346,46 @@ fn chown(p: &Path, uid: u32, gid: u32) {
 
 impl Drop for Sensor {
     fn drop(&mut self) {
+        // The metrics stop before the pid file goes: a supervisor that sees it gone may start
+        // another sensor on the same port.
         self.server.take();
-        if let Some(p) = &self.pidfile {
-            let _ = std::fs::remove_file(p);
+        self.pidfile.take();
+    }
+}
+
+/// `--pidfile`, removed when dropped.
+pub struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The sensor's work in the terminal UI, on its capture thread: every session counted in the
+/// metrics, those the starting `-Y` keeps written to `--output` (as without the UI; a filter
+/// typed in the UI changes the screen only), time rotation and metrics figures on each tick.
+pub struct Tap {
+    /// The sensor (dropped with the capture thread: the pid file goes, the metrics stop).
+    pub sensor: Sensor,
+    /// The `-Y` given at start.
+    pub filter: Filter,
+}
+
+impl Hooks for Tap {
+    fn session(&mut self, s: &Session) {
+        self.sensor.count(s);
+        if self.filter.matches(s) {
+            self.sensor.write(s);
         }
+    }
+
+    fn tick(&mut self, p: &Progress) {
+        // No hang-up is caught in the UI (it ends the run), so there is nothing to reload.
+        self.sensor.tick(p);
+    }
+
+    fn done(&mut self, summary: &mut Summary) {
+        self.sensor.finish(summary);
     }
 }

@@ -1,21 +1,27 @@
 //! Session records in any report format to a [`RotatingFile`]: each record one write, and every
 //! new file starting with the format's header (CSV's column row, the table's heading).
 
-use std::cell::RefCell;
 use std::io::{self, Write};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Rotate, RotatingFile, WriteFailure};
 use crate::report::{self, Format, Options, RecordWriter};
 use crate::session::Session;
 
-/// A `Write` into a buffer the owner empties after each record.
+/// A `Write` into a buffer the owner empties after each record (shared with the format writer;
+/// a mutex, never contended, so that a record file can move to a capture thread).
 #[derive(Clone, Default)]
-struct Shared(Rc<RefCell<Vec<u8>>>);
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Shared {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 impl Write for Shared {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(b);
         Ok(b.len())
     }
 
@@ -30,13 +36,13 @@ fn header(format: Format, opts: Options) -> Vec<u8> {
     let mut w = report::writer(format, Box::new(buf.clone()), opts);
     let _ = w.finish();
     drop(w);
-    buf.0.take()
+    buf.take()
 }
 
 /// `--output FILE`: records in `format`, rotated as asked.
 pub struct RecordFile {
     file: RotatingFile,
-    writer: Box<dyn RecordWriter>,
+    writer: Box<dyn RecordWriter + Send>,
     buf: Shared,
     header: Vec<u8>,
     first: bool,
@@ -50,14 +56,14 @@ impl RecordFile {
         let header = header(format, opts);
         let file = RotatingFile::open(pattern, rotate, header.clone(), now)?;
         let buf = Shared::default();
-        let writer = report::writer(format, Box::new(buf.clone()), opts);
+        let writer = report::sendable_writer(format, buf.clone(), opts);
         Ok(Self { file, writer, buf, header, first: true })
     }
 
     /// Writes one record (at `now`, for time rotation).
     pub fn write(&mut self, s: &Session, now: i64) -> Result<(), WriteFailure> {
         let _ = self.writer.write(s);
-        let mut bytes = self.buf.0.take();
+        let mut bytes = self.buf.take();
         // The format writer puts its header before its first record; the file writes it itself,
         // at the top of every file.
         if std::mem::take(&mut self.first) && !self.header.is_empty() && bytes.starts_with(&self.header) {

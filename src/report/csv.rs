@@ -100,20 +100,20 @@ fn row(s: &Session, opts: super::Options) -> [String; 31] {
 }
 
 /// CSV writer.
-pub struct Writer<'a> {
-    out: csv::Writer<Box<dyn Write + 'a>>,
+pub struct Writer<W: Write> {
+    out: csv::Writer<W>,
     header: bool,
     opts: super::Options,
 }
 
-impl<'a> Writer<'a> {
+impl<W: Write> Writer<W> {
     /// Writes to `out`.
-    pub fn new(out: Box<dyn Write + 'a>, opts: super::Options) -> Self {
+    pub fn new(out: W, opts: super::Options) -> Self {
         Self { out: csv::Writer::from_writer(out), header: false, opts }
     }
 }
 
-impl super::RecordWriter for Writer<'_> {
+impl<W: Write> super::RecordWriter for Writer<W> {
     fn write(&mut self, s: &Session) -> io::Result<()> {
         if !self.header {
             self.header = true;

@@ -583,21 +583,21 @@ pub fn record(s: &Session, opts: Options) -> Value {
 }
 
 /// NDJSON writer.
-pub struct Writer<'a> {
-    out: Box<dyn Write + 'a>,
+pub struct Writer<W> {
+    out: W,
     opts: Options,
     /// The line being built, reused: one write per record.
     line: Vec<u8>,
 }
 
-impl<'a> Writer<'a> {
+impl<W: Write> Writer<W> {
     /// Writes to `out`.
-    pub fn new(out: Box<dyn Write + 'a>, opts: Options) -> Self {
+    pub fn new(out: W, opts: Options) -> Self {
         Self { out, opts, line: Vec::with_capacity(4096) }
     }
 }
 
-impl super::RecordWriter for Writer<'_> {
+impl<W: Write> super::RecordWriter for Writer<W> {
     fn write(&mut self, s: &Session) -> io::Result<()> {
         self.line.clear();
         write_line(&mut self.line, s, self.opts);

@@ -65,6 +65,20 @@ pub fn writer<'a>(format: Format, out: Box<dyn Write + 'a>, opts: Options) -> Bo
     }
 }
 
+/// [`writer`] that can move to another thread with its `out`.
+pub fn sendable_writer<W: Write + Send + 'static>(
+    format: Format,
+    out: W,
+    opts: Options,
+) -> Box<dyn RecordWriter + Send> {
+    match format {
+        Format::Json => Box::new(json::Writer::new(out, opts)),
+        Format::Csv => Box::new(csv::Writer::new(out, opts)),
+        Format::Table => Box::new(table::Writer::new(out, opts)),
+        Format::ClickHouse => Box::new(clickhouse::Writer::new(out, opts)),
+    }
+}
+
 /// `ip:port`, IPv6 as `[addr]:port`.
 pub fn endpoint(a: SocketAddr) -> String {
     let mut v = Vec::with_capacity(24);

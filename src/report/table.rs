@@ -47,15 +47,15 @@ fn fit_endpoint(e: &std::net::SocketAddr, w: usize, cut: bool) -> String {
 }
 
 /// Table writer.
-pub struct Writer<'a> {
-    out: Box<dyn Write + 'a>,
+pub struct Writer<W> {
+    out: W,
     opts: Options,
     header: bool,
 }
 
-impl<'a> Writer<'a> {
+impl<W: Write> Writer<W> {
     /// Writes to `out`.
-    pub fn new(out: Box<dyn Write + 'a>, opts: Options) -> Self {
+    pub fn new(out: W, opts: Options) -> Self {
         Self { out, opts, header: false }
     }
 
@@ -79,7 +79,7 @@ impl<'a> Writer<'a> {
     }
 }
 
-impl super::RecordWriter for Writer<'_> {
+impl<W: Write> super::RecordWriter for Writer<W> {
     fn write(&mut self, s: &Session) -> io::Result<()> {
         self.header()?;
         let time = rfc3339(s.first_seen);

@@ -3,13 +3,16 @@
 //! and batches are sent once per driver tick (about every 50 ms), so the UI drains a few
 //! messages a frame. Files can wait: their channel holds a few batches, so sessions read faster
 //! than the UI packs them wait whole in the channel only that far (memory stays bounded).
+//! [`Hooks`] see every session and tick on that thread too, whatever the UI is doing: a sensor
+//! run's records files, metrics and rotation go on while the screen shows the sessions.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::driver::{OpenSessions, Opened, Progress, Sink};
+use crate::capture::ring::SharedFileMap;
+use crate::driver::{locate_files, OpenSessions, Opened, Progress, Sink};
 use crate::engine::Stats;
 use crate::flow::TableStats;
 use crate::records::{Merged, Records};
@@ -67,9 +70,28 @@ impl Sink for Counting<'_> {
     }
 }
 
+/// What a run does with its sessions besides showing them (sensor mode: records to files,
+/// metrics, rotation), called on the capture thread.
+pub trait Hooks: Send {
+    /// A session ended (with `-w`: its record names the files holding its packets).
+    fn session(&mut self, s: &Session);
+    /// About every driver tick and once at the end.
+    fn tick(&mut self, p: &Progress);
+    /// The run is over: add to its summary.
+    fn done(&mut self, summary: &mut Summary);
+}
+
+/// No hooks: the UI alone.
+impl Hooks for () {
+    fn session(&mut self, _: &Session) {}
+    fn tick(&mut self, _: &Progress) {}
+    fn done(&mut self, _: &mut Summary) {}
+}
+
 struct Forward {
     tx: Tx,
     batch: Vec<Session>,
+    hooks: Box<dyn Hooks>,
 }
 
 impl Forward {
@@ -83,6 +105,7 @@ impl Forward {
 
 impl Sink for Forward {
     fn session(&mut self, s: Session) {
+        self.hooks.session(&s);
         self.batch.push(s);
         if self.batch.len() >= FINISHED_BATCH {
             self.flush();
@@ -96,7 +119,20 @@ impl Sink for Forward {
         if !open.is_empty() {
             let _ = self.tx.send(Update::Open(open));
         }
+        self.hooks.tick(p);
         let _ = self.tx.send(Update::Progress(*p));
+    }
+
+    fn session_in_files(&mut self, s: Session, files: &SharedFileMap) {
+        // The record names the -w files (frames from 1 in each); the UI keeps the capture's
+        // frame numbers, by which its packet view reads the spool.
+        let mut record = s.clone();
+        locate_files(files, &mut record);
+        self.hooks.session(&record);
+        self.batch.push(s);
+        if self.batch.len() >= FINISHED_BATCH {
+            self.flush();
+        }
     }
 }
 
@@ -109,13 +145,18 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Starts reading `opened` on its own thread.
-    pub fn start(opened: Opened) -> std::io::Result<Self> {
-        Self::start_with(Some(opened), None)
+    /// Starts reading `opened` on its own thread, `hooks` seeing every session and tick.
+    pub fn start(opened: Opened, hooks: Box<dyn Hooks>) -> std::io::Result<Self> {
+        Self::start_with(Some(opened), None, hooks)
     }
 
-    /// Starts reading a capture, records (`-R`), or both merged by `last_seen`, on its own thread.
-    pub fn start_with(opened: Option<Opened>, records: Option<Records>) -> std::io::Result<Self> {
+    /// Starts reading a capture, records (`-R`), or both merged by `last_seen`, on its own
+    /// thread, `hooks` seeing every session and tick.
+    pub fn start_with(
+        opened: Option<Opened>,
+        records: Option<Records>,
+        hooks: Box<dyn Hooks>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = if opened.as_ref().is_some_and(Opened::is_live) {
             let (tx, rx) = mpsc::channel();
             (Tx::Live(tx), rx)
@@ -126,7 +167,7 @@ impl Feed {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new().name("smtpscope-capture".into()).spawn(move || {
-            let mut sink = Forward { tx: tx.clone(), batch: Vec::new() };
+            let mut sink = Forward { tx: tx.clone(), batch: Vec::new(), hooks };
             let mut records = records;
             let summary = match (opened, records.as_mut()) {
                 (Some(o), Some(r)) => o.run(&mut Merged { records: r, inner: &mut sink }, &flag),
@@ -156,6 +197,7 @@ impl Feed {
                 let _ = tx.send(Update::Progress(Progress { done: true, ..Progress::default() }));
             }
             sink.flush();
+            sink.hooks.done(&mut summary);
             let _ = tx.send(Update::Done(Box::new(summary)));
         })?;
         Ok(Self { rx, stop, handle: Some(handle) })
@@ -187,5 +229,83 @@ impl Feed {
         }
         drain(&self.rx);
         summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::ring::FileMap;
+    use crate::session::Evidence;
+    use std::sync::Mutex;
+
+    /// Hooks that note what they saw.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<(Vec<Session>, u64, bool)>>);
+
+    impl Hooks for Seen {
+        fn session(&mut self, s: &Session) {
+            self.0.lock().unwrap().0.push(s.clone());
+        }
+        fn tick(&mut self, _: &Progress) {
+            self.0.lock().unwrap().1 += 1;
+        }
+        fn done(&mut self, summary: &mut Summary) {
+            self.0.lock().unwrap().2 = true;
+            summary.output_errors = 7;
+        }
+    }
+
+    #[test]
+    fn hooks_see_every_session_and_the_end_on_the_capture_thread_as_the_ui_does() {
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcap");
+        let opts = crate::driver::Options {
+            source: crate::driver::Source::Files(vec![demo]),
+            filter: None,
+            count: None,
+            duration: None,
+            threads: 1,
+            engine: crate::engine::Config::default(),
+            idle_timeout: None,
+        };
+        let seen = Seen::default();
+        let feed = Feed::start(Opened::open(opts).unwrap(), Box::new(seen.clone())).unwrap();
+        let (mut shown, mut summary) = (0, None);
+        for u in feed.rx.iter() {
+            match u {
+                Update::Finished(v) => shown += v.len(),
+                Update::Done(s) => {
+                    summary = Some(s);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (hooked, ticks, done) = seen.0.lock().unwrap().clone();
+        assert_eq!((shown, hooked.len()), (3, 3), "the demo's three sessions, to the UI and the hooks");
+        assert!(ticks >= 1 && done, "ticked at least at the end, then told the run is over");
+        assert_eq!(summary.unwrap().output_errors, 7, "the hooks add to the summary the UI gets");
+    }
+
+    #[test]
+    fn with_w_files_the_record_names_its_file_and_the_ui_keeps_capture_frames() {
+        let mut map = FileMap::default();
+        map.started(1, Arc::from("ring0.pcap"));
+        map.started(11, Arc::from("ring1.pcap"));
+        let map = Arc::new(Mutex::new(map));
+        let mut s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+        s.first_frame = 12;
+        s.evidence.push(Evidence { text: "STARTTLS".into(), frame: Some(14), side: None, file: None });
+        let (tx, rx) = mpsc::channel();
+        let seen = Seen::default();
+        let mut fwd = Forward { tx: Tx::Live(tx), batch: Vec::new(), hooks: Box::new(seen.clone()) };
+        fwd.session_in_files(s, &map);
+        fwd.flush();
+        let record = seen.0.lock().unwrap().0.remove(0);
+        assert_eq!(record.pcap_file.as_deref(), Some("ring1.pcap"));
+        assert_eq!((record.evidence[0].file.as_deref(), record.evidence[0].frame), (Some("ring1.pcap"), Some(4)));
+        let Ok(Update::Finished(shown)) = rx.try_recv() else { panic!("the UI got no session") };
+        assert_eq!(shown[0].evidence[0].frame, Some(14), "the packet view reads the spool by capture frame");
+        assert!(shown[0].evidence[0].file.is_none());
     }
 }

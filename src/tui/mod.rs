@@ -58,6 +58,8 @@ pub struct Options {
     pub records: Option<crate::records::Records>,
     /// Rows kept before the oldest finished ones are dropped (`--max-rows`).
     pub max_rows: usize,
+    /// Sensor mode's work on the capture thread (records to files, metrics), or `()`.
+    pub hooks: Box<dyn feed::Hooks>,
 }
 
 /// Results of background work.
@@ -268,6 +270,7 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         stop,
         records,
         max_rows,
+        hooks,
     } = opts;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
     app.store.set_max_rows(max_rows);
@@ -285,7 +288,7 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         Some(p) => Some(io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
-    let feed = feed::Feed::start_with(opened, records)?;
+    let feed = feed::Feed::start_with(opened, records, hooks)?;
     let tty = Tty::open()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
