@@ -420,6 +420,19 @@ fn the_alert_rules_pass_their_promtool_tests() {
     if !prometheus_enabled() {
         return;
     }
+    // The test file is what the generator makes of the real run's scrape kept beside it.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/prometheus");
+    let made = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/alerts_series.py"))
+        .arg(format!("{dir}/metrics-sample.txt"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&made.stdout),
+        std::fs::read_to_string(format!("{dir}/alerts_test.yml")).unwrap(),
+        "alerts_test.yml is not what scripts/alerts_series.py makes of metrics-sample.txt: rerun scripts/alerts_series.sh"
+    );
     let o = Command::new("promtool")
         .args(["test", "rules", "alerts_test.yml"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/prometheus"))
