@@ -141,11 +141,15 @@ fn the_ui_exits_when_its_terminal_goes_away() {
     }
 }
 
+/// Held by each live test: one's loopback sessions would show in the other's UI.
+static LOOPBACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_live_run_that_gave_up_root_names_the_user_and_the_fix_when_it_cannot_export() {
     if !tmux_available() || !common::root_and("SMTPSCOPE_LIVE_TEST", "the live export test") {
         return;
     }
+    let _lo = LOOPBACK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     // A directory only root may write: the run becomes nobody, who may not.
     let dir = std::env::temp_dir().join(format!("smtpscope-rootonly-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -278,6 +282,7 @@ fn a_live_ui_with_sensor_options_writes_the_ring_the_records_and_the_metrics_and
     if !tmux_available() || !common::root_and("SMTPSCOPE_SENSOR_TEST", "the live sensor UI test") {
         return;
     }
+    let _lo = LOOPBACK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
     let scratch = common::scratch("tui-sensor");
