@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use thiserror::Error;
 
+use crate::capture::ring::SharedFileMap;
 use crate::capture::Micros;
 use crate::driver::{OpenSessions, Progress, Sink};
 use crate::engine::Stats;
@@ -407,6 +408,14 @@ impl Sink for Merged<'_> {
 
     fn tick(&mut self, open: &mut dyn OpenSessions, progress: &Progress) {
         self.inner.tick(open, progress);
+    }
+
+    fn session_in_files(&mut self, s: Session, files: &SharedFileMap) {
+        // The inner sink decides where -w frame numbers apply (the UI keeps capture frames).
+        while let Some(r) = self.records.next_until(s.last_seen) {
+            self.inner.session(r);
+        }
+        self.inner.session_in_files(s, files);
     }
 }
 
