@@ -208,17 +208,8 @@ pub struct CrossArgs {
 }
 
 fn parse_skew(s: &str) -> Result<Micros, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
-    };
-    Ok((secs * 1e6) as Micros)
+    // The durations every other option takes, in the log clock's unit.
+    super::input::parse_duration(s).map(|d| Micros::try_from(d.as_micros()).unwrap_or(Micros::MAX))
 }
 
 /// The log side of a capture run: loaded at the first wire session (whose time gives classic
