@@ -5,7 +5,6 @@
 //! the epoch, lists of scalars are arrays, EHLO extensions and findings are `Nested` columns
 //! under their flattened names, and the evidence is a JSON string.
 
-use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
@@ -237,37 +236,6 @@ fn row<'a>(s: &'a Session, opts: Options) -> Row<'a> {
 pub fn write_row(out: &mut Vec<u8>, s: &Session, opts: Options) {
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, SafeFormatter);
     let _ = row(s, opts).serialize(&mut ser);
-}
-
-/// The JSONEachRow writer.
-pub struct Writer<W> {
-    out: W,
-    opts: Options,
-    line: Vec<u8>,
-}
-
-impl<W: Write> Writer<W> {
-    /// Writes to `out`.
-    pub fn new(out: W, opts: Options) -> Self {
-        Self { out, opts, line: Vec::with_capacity(4096) }
-    }
-}
-
-impl<W: Write> super::RecordWriter for Writer<W> {
-    fn write(&mut self, s: &Session) -> io::Result<()> {
-        self.line.clear();
-        write_row(&mut self.line, s, self.opts);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        if self.opts.line_buffered {
-            self.out.flush()?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
 }
 
 #[cfg(test)]

@@ -582,38 +582,6 @@ pub fn record(s: &Session, opts: Options) -> Value {
     serde_json::from_slice(&line).unwrap_or(Value::Null)
 }
 
-/// NDJSON writer.
-pub struct Writer<W> {
-    out: W,
-    opts: Options,
-    /// The line being built, reused: one write per record.
-    line: Vec<u8>,
-}
-
-impl<W: Write> Writer<W> {
-    /// Writes to `out`.
-    pub fn new(out: W, opts: Options) -> Self {
-        Self { out, opts, line: Vec::with_capacity(4096) }
-    }
-}
-
-impl<W: Write> super::RecordWriter for Writer<W> {
-    fn write(&mut self, s: &Session) -> io::Result<()> {
-        self.line.clear();
-        write_line(&mut self.line, s, self.opts);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        if self.opts.line_buffered {
-            self.out.flush()?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,13 +55,46 @@ pub trait RecordWriter {
     fn finish(&mut self) -> io::Result<()>;
 }
 
+/// A writer of one line per session, built by `render` into a reused buffer and written at once
+/// (a record is one write: a crash or a rotation never leaves half a line).
+pub struct LineWriter<W> {
+    out: W,
+    opts: Options,
+    render: fn(&mut Vec<u8>, &Session, Options),
+    line: Vec<u8>,
+}
+
+impl<W: Write> LineWriter<W> {
+    /// Lines rendered by `render`, written to `out`.
+    pub fn new(out: W, opts: Options, render: fn(&mut Vec<u8>, &Session, Options)) -> Self {
+        Self { out, opts, render, line: Vec::with_capacity(4096) }
+    }
+}
+
+impl<W: Write> RecordWriter for LineWriter<W> {
+    fn write(&mut self, s: &Session) -> io::Result<()> {
+        self.line.clear();
+        (self.render)(&mut self.line, s, self.opts);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        if self.opts.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// A writer for `format` over `out`.
 pub fn writer<'a>(format: Format, out: Box<dyn Write + 'a>, opts: Options) -> Box<dyn RecordWriter + 'a> {
     match format {
-        Format::Json => Box::new(json::Writer::new(out, opts)),
+        Format::Json => Box::new(LineWriter::new(out, opts, json::write_line)),
         Format::Csv => Box::new(csv::Writer::new(out, opts)),
         Format::Table => Box::new(table::Writer::new(out, opts)),
-        Format::ClickHouse => Box::new(clickhouse::Writer::new(out, opts)),
+        Format::ClickHouse => Box::new(LineWriter::new(out, opts, clickhouse::write_row)),
     }
 }
 
@@ -72,10 +105,10 @@ pub fn sendable_writer<W: Write + Send + 'static>(
     opts: Options,
 ) -> Box<dyn RecordWriter + Send> {
     match format {
-        Format::Json => Box::new(json::Writer::new(out, opts)),
+        Format::Json => Box::new(LineWriter::new(out, opts, json::write_line)),
         Format::Csv => Box::new(csv::Writer::new(out, opts)),
         Format::Table => Box::new(table::Writer::new(out, opts)),
-        Format::ClickHouse => Box::new(clickhouse::Writer::new(out, opts)),
+        Format::ClickHouse => Box::new(LineWriter::new(out, opts, clickhouse::write_row)),
     }
 }
 
