@@ -9,10 +9,13 @@
 #     Suricata 7 (single runmode, eve with SMTP and TLS only, no rules) and tshark with the SMTP
 #     filter in one pass and in two (-2), with wall/CPU medians, MB/s, packets/s, sessions/s, peak RSS and ratios;
 #  4. callgrind instruction counts on a 50 k-packet slice (repeatable on a busy machine);
-#  5. cost per packet at 1 k and 100 k concurrent flows (examples/make_floods --concurrent).
+#  5. cost per packet at 1 k and 100 k concurrent flows (examples/make_floods --concurrent);
+#  6. the terminal UI loading the biggest capture (scripts/tui_frames.sh: peak RSS, frame times);
+#  7. server logs, 1 M sessions per file (scripts/log_bench.sh); 8. records read back with -R.
 # Root (it builds the lab capture and installs peers). Env: LAB_WORK (/tmp/smtpscope-lab),
 # SHARED (../shared), RUNS (10), PEER_RUNS (3), CAPTURES ("big.pcap big2g.pcap"), COPIES_2G (20),
-# PEERS (1), CALLGRIND (1), FLOWS (1), FLOWS_CALLGRIND (0: slow), HYPERFINE (1), NICE (-10 as
+# PEERS (1), CALLGRIND (1), FLOWS (1), FLOWS_CALLGRIND (0: slow), HYPERFINE (1), TUI (1), LOGS (1),
+# RECORDS (1), NICE (-10 as
 # root: the measured commands outrank background jobs), REBUILD (1: new lab capture),
 # ALLOW_MISMATCH (1: time even if verdicts disagree).
 set -euo pipefail
@@ -170,6 +173,59 @@ p = s["packets"]
 extra = f" {int(instr.strip(' |')) / p:,.0f} |" if instr.strip() else ""
 print(f"| {int(open_):,} | {p:,} | {float(cpu):.2f} | {float(cpu) * 1e9 / p:,.0f} | {int(rss) / 1024:.0f} | {s['peak_flows']:,} | {s['evicted_flows']} | {ok:,}/{s['sessions']:,} |{extra}")
 PY
+  done
+  echo
+fi
+
+# 6. The terminal UI loading the biggest capture: peak RSS and frame times (scripts/tui_frames.sh).
+if [ "${TUI:-1}" = 1 ] && command -v tmux >/dev/null; then
+  last=${captures##* }
+  log "terminal UI frames on $last"
+  echo "## Terminal UI loading $last (scripts/tui_frames.sh)"
+  echo
+  scripts/tui_frames.sh "$lab/$last"
+  echo
+fi
+
+# 7. Server logs: 1 M sessions per file (scripts/log_bench.sh).
+if [ "${LOGS:-1}" = 1 ]; then
+  log "server logs"
+  echo "## Server logs, 1 M sessions per file (scripts/log_bench.sh)"
+  echo
+  echo '```'
+  SMTPSCOPE=$bin nice -n "$nice" scripts/log_bench.sh "${LOG_BENCH_DIR:-/tmp/smtpscope-logbench}"
+  echo '```'
+  echo
+fi
+
+# 8. Records in (-R): the json records of the biggest capture, read back on one core.
+if [ "${RECORDS:-1}" = 1 ]; then
+  last=${captures##* }
+  rec=$lab/records-${last%.pcap}.ndjson
+  # Five times over: enough lines for a stable CPU time (-R merges inputs by time; one input here).
+  [ -s "$rec" ] || for _ in 1 2 3 4 5; do "$bin" -q -F json -r "$lab/$last"; done > "$rec"
+  lines=$(wc -l < "$rec")
+  cat "$rec" > /dev/null
+  log "records in: $lines records of $last"
+  echo "## Records in (-R): $lines records of $last, $(($(stat -c %s "$rec") / 1000000)) MB, one core (taskset -c 0), median of 3"
+  echo
+  echo "| run | wall s | CPU s | records/s (wall) | records/s (CPU) |"
+  echo "|---|---|---|---|---|"
+  for what in "read and filter (-Y port:1)=-Y port:1 -F json" "read and write back (-F json)=-F json" "check (--expect tls --between * *)=check --expect tls --between * * -F json"; do
+    name=${what%%=*}; opts=${what#*=}
+    walls=(); cpus=()
+    for _ in 1 2 3; do
+      if [[ $opts == check* ]]; then
+        /usr/bin/time -f '%e %U %S' -o "$lab/rt.txt" nice -n "$nice" taskset -c 0 "$bin" check -q -R "$rec" --expect tls --between '*' '*' -F json > /dev/null || true
+      else
+        # shellcheck disable=SC2086
+        /usr/bin/time -f '%e %U %S' -o "$lab/rt.txt" nice -n "$nice" taskset -c 0 "$bin" -q -R "$rec" $opts > /dev/null
+      fi
+      # GNU time says "Command exited with non-zero status" first when check finds violations.
+      read -r e u s < <(tail -1 "$lab/rt.txt"); walls+=("$e"); cpus+=("$(echo "$u + $s" | bc)")
+    done
+    w=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p); c=$(printf '%s\n' "${cpus[@]}" | sort -n | sed -n 2p)
+    python3 -c "import sys; n,w,c=int(sys.argv[2]),float(sys.argv[3]),float(sys.argv[4]); print(f'| {sys.argv[1]} | {w:.2f} | {c:.2f} | {n/w:,.0f} | {n/c:,.0f} |')" "$name" "$lines" "$w" "$c"
   done
   echo
 fi
