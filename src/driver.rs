@@ -306,6 +306,7 @@ fn run_files(
         dropped: None,
         sensor: opts.engine.sensor.as_deref().map(str::to_string),
         output_errors: 0,
+        logs: None,
     }
 }
 
@@ -428,6 +429,7 @@ fn run_live(
                 dropped: None,
                 sensor,
                 output_errors: 0,
+                logs: None,
             };
         }
     };
@@ -476,5 +478,6 @@ fn run_live(
         dropped: drops.map(|d| d.dropped + d.if_dropped),
         sensor,
         output_errors: 0,
+        logs: None,
     }
 }

@@ -34,6 +34,9 @@ pub struct Summary {
     pub sensor: Option<String>,
     /// Failed writes of `--output` records.
     pub output_errors: u64,
+    /// The log side of a run with `--logs` (files, line problems, cross-check counts), as the
+    /// front end that read the logs put it; the key is absent from runs without logs.
+    pub logs: Option<Value>,
 }
 
 impl Summary {
@@ -45,7 +48,7 @@ impl Summary {
     /// JSON form (`--summary FILE`).
     pub fn to_json(&self) -> Value {
         let s = &self.stats;
-        json!({
+        let mut v = json!({
             "sources": self.sources.iter().map(|x| json!({"name": x.name, "packets": x.packets, "error": x.error})).collect::<Vec<_>>(),
             "packets": s.packets,
             "bytes": s.bytes,
@@ -69,7 +72,11 @@ impl Summary {
             "kernel_drops": self.dropped,
             "sensor": self.sensor,
             "output_errors": self.output_errors,
-        })
+        });
+        if let (Some(logs), Some(map)) = (&self.logs, v.as_object_mut()) {
+            map.insert("logs".into(), logs.clone());
+        }
+        v
     }
 
     /// Human form for stderr.

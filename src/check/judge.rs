@@ -1,9 +1,10 @@
 //! How each session is judged against what its rule expects (the table in the check-mode
-//! specification).
+//! specification). A wire session and a log session are judged by the same rules, through what
+//! each can show ([`Subject`]).
 
 use super::policy::Expect;
-use crate::flow::EndReason;
-use crate::session::{Kind, Session, UpgradeVerb, Verdict};
+use super::subject::Subject;
+use crate::session::{UpgradeVerb, Verdict};
 use crate::tls::version_label;
 
 /// The outcome for one session.
@@ -40,6 +41,11 @@ impl Outcome {
             _ => "",
         }
     }
+
+    /// Pass, warning or violation: the session's evidence settles the rule.
+    pub fn decisive(&self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Warn(_) | Outcome::Violation(_))
+    }
 }
 
 /// Knobs for judging.
@@ -49,13 +55,13 @@ pub struct JudgeOptions {
     pub accept_tls13_cert: bool,
 }
 
-fn clear_mail_or_auth(s: &Session) -> bool {
-    s.kind == Kind::Smtp && !s.tls_handshake() && (s.mail_transactions > 0 || !s.auth_mechanisms.is_empty())
+fn clear_mail_or_auth<S: Subject + ?Sized>(s: &S) -> bool {
+    s.mail_in_clear() || s.auth_in_clear()
 }
 
 /// What crossed in clear, in words a reason can carry: only what the capture shows.
-fn in_clear(s: &Session) -> &'static str {
-    match (s.mail_transactions > 0, !s.auth_mechanisms.is_empty()) {
+fn in_clear<S: Subject + ?Sized>(s: &S) -> &'static str {
+    match (s.mail_in_clear(), s.auth_in_clear()) {
         (true, true) => "mail and AUTH in clear",
         (true, false) => "mail in clear",
         (false, true) => "AUTH in clear",
@@ -63,49 +69,9 @@ fn in_clear(s: &Session) -> &'static str {
     }
 }
 
-/// A cleartext session the capture left before the client said EHLO/HELO, with nothing sent yet:
-/// the upgrade would only have come after EHLO, so the capture cannot tell either way. A session
-/// that closed (FIN or RST) is over and proves itself.
-fn stopped_before_hello(s: &Session) -> bool {
-    s.hello.is_none()
-        && !clear_mail_or_auth(s)
-        && matches!(s.end, EndReason::EndOfCapture | EndReason::Evicted | EndReason::Idle)
-        && !s.client_closed
-        && !s.server_closed
-}
-
-const NO_HELLO: &str = "no EHLO captured: the upgrade could still have come";
-
-/// [`NO_HELLO`], saying so when the session is a record that did not tell how it ended (written
-/// before `end_reason` existed) and was therefore taken as cut by the capture's end.
-fn no_hello(s: &Session) -> String {
-    match &s.record {
-        Some(r) if !r.end_known => format!("{NO_HELLO} (the record has no end_reason: judged as end-of-capture)"),
-        _ => NO_HELLO.into(),
-    }
-}
-
-fn has_finding(s: &Session, name: &str) -> bool {
-    s.findings.iter().any(|f| f.name == name)
-}
-
-/// The forbidden verbs the server's cleartext EHLO reply offered (an offer on the wire, whatever
-/// came of it).
-fn forbidden_offers(s: &Session, forbid: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .ehlo_reply
-        .iter()
-        .flat_map(|r| r.extensions.iter())
-        .map(|e| String::from_utf8_lossy(&e.keyword).to_ascii_uppercase())
-        .filter(|k| forbid.contains(k))
-        .collect();
-    v.dedup();
-    v
-}
-
-/// Judges a finished session.
-pub fn judge(s: &Session, expect: &Expect, opts: JudgeOptions) -> Outcome {
-    let Some(v) = s.verdict else { return Outcome::Unproven("no verdict".into()) };
+/// Judges a finished session (wire or log).
+pub fn judge<S: Subject + ?Sized>(s: &S, expect: &Expect, opts: JudgeOptions) -> Outcome {
+    let Some(v) = s.verdict() else { return Outcome::Unproven("no verdict".into()) };
     if v == Verdict::NotSmtp {
         return Outcome::Ignored;
     }
@@ -126,8 +92,8 @@ pub fn judge(s: &Session, expect: &Expect, opts: JudgeOptions) -> Outcome {
                     }
                 }
                 Verdict::Stripped => Outcome::Violation("STARTTLS stripped by a middlebox (XXXXXXXA)".into()),
-                Verdict::StarttlsOfferedUnused | Verdict::Plaintext if stopped_before_hello(s) => {
-                    Outcome::Unproven(no_hello(s))
+                Verdict::StarttlsOfferedUnused | Verdict::Plaintext if s.stopped_before_hello().is_some() => {
+                    Outcome::Unproven(s.stopped_before_hello().unwrap_or_default())
                 }
                 Verdict::StarttlsOfferedUnused => {
                     Outcome::Violation(format!("TLS offered but not used: {}", in_clear(s)))
@@ -143,22 +109,22 @@ pub fn judge(s: &Session, expect: &Expect, opts: JudgeOptions) -> Outcome {
             if tls {
                 return Outcome::Violation(format!(
                     "TLS used ({})",
-                    s.tls.version.map(version_label).unwrap_or_else(|| "handshake seen".into())
+                    s.tls_version().map(version_label).unwrap_or_else(|_| "handshake seen".into())
                 ));
             }
             if v == Verdict::Incomplete && s.tls_handshake() {
                 return Outcome::Violation("incomplete capture, but a TLS handshake was seen".into());
             }
             // Whatever came of the session, the offer itself crossed the wire.
-            let offered = forbidden_offers(s, forbid_offer);
-            if !offered.is_empty() {
+            let offered = s.offered(forbid_offer);
+            if let Some(offered) = offered.as_ref().filter(|o| !o.is_empty()) {
                 let what = match v {
                     Verdict::StarttlsOfferedUnused | Verdict::Plaintext => String::new(),
                     other => format!(" ({})", other.name()),
                 };
                 return Outcome::Violation(format!("server offered {}{what}", offered.join(", ")));
             }
-            match v {
+            let outcome = match v {
                 Verdict::ImplicitTls => Outcome::Warn("implicit TLS attempted but failed".into()),
                 Verdict::StarttlsRefused | Verdict::StarttlsFailed => {
                     Outcome::Warn(format!("upgrade attempted ({})", v.name()))
@@ -167,26 +133,39 @@ pub fn judge(s: &Session, expect: &Expect, opts: JudgeOptions) -> Outcome {
                     Outcome::Warn("STARTTLS stripped by a middlebox: the middlebox decided, not the policy".into())
                 }
                 // The same blindness as under `tls`: nothing shows the session would have stayed in clear.
-                Verdict::StarttlsOfferedUnused | Verdict::Plaintext if stopped_before_hello(s) => {
-                    Outcome::Unproven(no_hello(s))
+                Verdict::StarttlsOfferedUnused | Verdict::Plaintext if s.stopped_before_hello().is_some() => {
+                    Outcome::Unproven(s.stopped_before_hello().unwrap_or_default())
                 }
                 Verdict::StarttlsOfferedUnused | Verdict::Plaintext => Outcome::Pass,
                 _ => Outcome::Unproven("incomplete capture: the outcome is not visible".into()),
+            };
+            // A log that does not show the server's EHLO reply cannot show the offer was absent.
+            if offered.is_none() && outcome.decisive() {
+                return Outcome::Unproven(format!(
+                    "the log does not show the server's EHLO reply: an offer of {} cannot be ruled out",
+                    forbid_offer.join("/")
+                ));
             }
+            outcome
         }
     }
 }
 
 /// A session that did use TLS, against a `tls` rule's refinements. A violation anywhere wins over
 /// a requirement the capture cannot show; that one makes the session unproven, never passed.
-fn judge_tls(s: &Session, min_version: Option<u16>, cert_valid: bool, cert_name: bool, opts: JudgeOptions) -> Outcome {
+fn judge_tls<S: Subject + ?Sized>(
+    s: &S,
+    min_version: Option<u16>,
+    cert_valid: bool,
+    cert_name: bool,
+    opts: JudgeOptions,
+) -> Outcome {
     let mut unproven: Option<String> = None;
     let mut warning: Option<String> = None;
     if let Some(min) = min_version {
-        match s.tls.version {
-            // A ServerHello cut by the snaplen proves the handshake, not its version.
-            None => unproven = Some("TLS version not captured".into()),
-            Some(version) => {
+        match s.tls_version() {
+            Err(why) => unproven = Some(why.into()),
+            Ok(version) => {
                 // TLS 1.3 drafts (0x7fxx) count as 1.3.
                 let effective = if version & 0xff00 == 0x7f00 { 0x0304 } else { version };
                 if effective < min {
@@ -200,19 +179,20 @@ fn judge_tls(s: &Session, min_version: Option<u16>, cert_valid: bool, cert_name:
         }
     }
     if cert_valid || cert_name {
-        if s.tls.cert.is_none() {
-            let tls13 = has_finding(s, "cert-not-visible-tls13");
+        if let Err(why) = s.cert_known() {
+            let tls13 = s.has_finding("cert-not-visible-tls13");
             if !(tls13 && opts.accept_tls13_cert) {
-                unproven.get_or_insert_with(|| {
-                    if tls13 { "certificate not visible (TLS 1.3)" } else { "certificate not captured" }.into()
-                });
+                unproven.get_or_insert_with(|| why.into());
             }
         } else {
-            if cert_valid && (has_finding(s, "cert-expired") || has_finding(s, "cert-not-yet-valid")) {
+            if cert_valid && (s.has_finding("cert-expired") || s.has_finding("cert-not-yet-valid")) {
                 return Outcome::Violation("certificate outside its validity at the time of the session".into());
             }
-            if cert_name && has_finding(s, "cert-name-mismatch") {
-                let anonymous = s.upgrade.as_ref().is_some_and(|u| u.verb == UpgradeVerb::XAnonymousTls);
+            if cert_valid && !s.cert_validity_known() {
+                unproven.get_or_insert_with(|| "the certificate's validity dates are not logged".into());
+            }
+            let anonymous = s.upgrade_verb() == Some(UpgradeVerb::XAnonymousTls);
+            if cert_name && s.has_finding("cert-name-mismatch") {
                 if !anonymous {
                     return Outcome::Violation("certificate does not cover the server name".into());
                 }
@@ -222,6 +202,10 @@ fn judge_tls(s: &Session, min_version: Option<u16>, cert_valid: bool, cert_name:
                     "certificate name not required under X-ANONYMOUSTLS (Exchange's self-signed certificate by design)"
                         .into(),
                 );
+            } else if cert_name && !s.cert_name_checked() && !anonymous {
+                unproven.get_or_insert_with(|| {
+                    "the log does not show which name the client asked for: certificate name not checked".into()
+                });
             }
         }
     }

@@ -4,18 +4,22 @@
 
 pub mod judge;
 pub mod policy;
+pub mod subject;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::json;
 
 use crate::capture::Micros;
 use crate::escape::{defuse, terminal};
-use crate::report::{endpoint, rfc3339};
+use crate::logs::LogRecord;
+use crate::report::rfc3339;
 use crate::session::Session;
 pub use judge::{JudgeOptions, Outcome};
 pub use policy::{parse_verb, parse_version, UPGRADE_VERBS};
-pub use policy::{Expect, MatchedBy, Policy, PolicyError, Rule};
+pub use policy::{Expect, MatchedBy, Policy, PolicyError, Rule, RuleFor};
+pub use subject::{ProvenBy, Subject};
 
 /// Exit status: every rule passed.
 pub const EXIT_PASS: u8 = 0;
@@ -45,10 +49,10 @@ const MAX_ITEMS: usize = 10_000;
 pub struct Item {
     /// Outcome.
     pub outcome: Outcome,
-    /// Client `ip:port`.
-    pub client: String,
-    /// Server `ip:port`.
-    pub server: String,
+    /// Client `ip:port` (None: a log that does not show it).
+    pub client: Option<String>,
+    /// Server `ip:port` (None: a log that does not show it).
+    pub server: Option<String>,
     /// Verdict name.
     pub verdict: &'static str,
     /// Input file, if any.
@@ -63,6 +67,40 @@ pub struct Item {
     pub port_role: Option<&'static str>,
     /// The same role in words.
     pub port_name: Option<&'static str>,
+    /// Which side the outcome rests on (None: unproven or ignored, proven by neither).
+    pub proven_by: Option<ProvenBy>,
+    /// The log session judged, when a log was (alone, or beside the wire).
+    pub log: Option<LogRef>,
+}
+
+/// The log session behind a judgement.
+#[derive(Debug, Clone)]
+pub struct LogRef {
+    /// `exchange-receive`, `postfix-smtpd`, ...
+    pub source: &'static str,
+    /// The log file.
+    pub log_file: String,
+    /// The log's session id.
+    pub log_session: String,
+    /// The log's verdict.
+    pub verdict: &'static str,
+    /// The log's evidence for its outcome (quoted line and its number).
+    pub evidence: String,
+    /// With the wire: what the wire alone left (its unproven reason), when the log decided.
+    pub wire_unproven: Option<String>,
+}
+
+impl LogRef {
+    fn of(r: &LogRecord, wire_unproven: Option<String>) -> Self {
+        Self {
+            source: r.source.name(),
+            log_file: r.log_file.to_string(),
+            log_session: r.log_session.clone(),
+            verdict: r.verdict.name(),
+            evidence: r.evidence_text(),
+            wire_unproven,
+        }
+    }
 }
 
 /// Per-rule account.
@@ -86,6 +124,11 @@ pub struct RuleResult {
     pub ignored: u64,
     /// Matched through an EHLO/banner/certificate name glob (a peer can claim the name).
     pub by_name: u64,
+    /// Judged sessions whose outcome rests on a log (`proven_by: "log"`).
+    pub by_log: u64,
+    /// Log sessions this rule may cover but that lack what would tell, by reason ("server not
+    /// logged"): not judged, and counted as unmatched.
+    pub not_logged: BTreeMap<&'static str, u64>,
     /// The policy's `[default]` rule (it is not asked to see traffic).
     pub default: bool,
     /// Every session that is not a plain pass by address (bounded): passes matched by name are
@@ -129,8 +172,15 @@ pub struct Checker {
     pub results: Vec<RuleResult>,
     /// The current policy's rule `i` counts in `results[rule_results[i]]`.
     rule_results: Vec<usize>,
-    /// Sessions no rule matched.
+    /// Sessions no rule matched (those not logged well enough to tell included).
     pub unmatched: u64,
+    /// Of the unmatched, log sessions a rule may cover but that lack what would tell, by reason.
+    pub not_logged: BTreeMap<&'static str, u64>,
+    /// Log sessions read, when the check runs on logs (alone or beside the wire).
+    pub log_sessions: Option<u64>,
+    /// Beside the wire: log sessions no wire session matched within the capture's span (not
+    /// judged: the capture sets what is checked).
+    pub logs_unmatched_in_span: Option<u64>,
     /// Sessions left out because they started outside `--since/--until`.
     pub outside_window: u64,
     /// Sessions left out because their server port is not one of `--port`.
@@ -208,6 +258,9 @@ impl Checker {
             results,
             rule_results,
             unmatched: 0,
+            not_logged: BTreeMap::new(),
+            log_sessions: None,
+            logs_unmatched_in_span: None,
             outside_window: 0,
             outside_ports: 0,
             filtered_out: 0,
@@ -222,29 +275,105 @@ impl Checker {
     /// Judges one finished session and says how (None: left out or matched no rule), for a
     /// check that reports as it goes.
     pub fn add_judged(&mut self, s: &Session) -> Option<Judged> {
-        if self.window.since.is_some_and(|t| s.first_seen < t) || self.window.until.is_some_and(|t| s.first_seen >= t) {
+        self.add_with_logs(s, &[])
+    }
+
+    /// Judges a wire session beside the log sessions matched with it: the wire first; a session
+    /// the wire leaves unproven is decided by a log that shows what is needed (`proven_by:
+    /// "log"`), and a log that shows a violation makes the session one whatever the wire shows.
+    pub fn add_with_logs(&mut self, s: &Session, logs: &[&LogRecord]) -> Option<Judged> {
+        let (i, by, rule) = self.select(s)?;
+        let wire = judge::judge(s, &rule.expect, self.opts);
+        let judged: Vec<(Outcome, &LogRecord)> =
+            logs.iter().map(|r| (judge::judge(*r, &rule.expect, self.opts), *r)).collect();
+        let (outcome, proven_by, log) = combine(wire, &judged);
+        // A pass the wire alone could not prove is listed, so that it can say what proved it.
+        let list = proven_by == Some(ProvenBy::Log);
+        Some(self.record(i, by, s, outcome, proven_by, log, list))
+    }
+
+    /// Judges a log session alone (`check --logs` without a capture).
+    pub fn add_log(&mut self, r: &LogRecord) -> Option<Judged> {
+        let (i, by, rule) = self.select(r)?;
+        let outcome = judge::judge(r, &rule.expect, self.opts);
+        let proven_by = outcome.decisive().then_some(ProvenBy::Log);
+        let log = Some(LogRef::of(r, None));
+        Some(self.record(i, by, r, outcome, proven_by, log, false))
+    }
+
+    /// The window, the display filter and the policy: the rule that judges `s`, or None (left
+    /// out, no rule, or not logged well enough to tell), counted.
+    fn select<S: Subject + ?Sized>(&mut self, s: &S) -> Option<(usize, MatchedBy, Rule)> {
+        let t = s.first_seen();
+        if self.window.since.is_some_and(|since| t < since) || self.window.until.is_some_and(|until| t >= until) {
             self.outside_window += 1;
             return None;
         }
-        if !self.window.ports.is_empty() && !self.window.ports.contains(&s.server.port()) {
-            self.outside_ports += 1;
-            return None;
+        if !self.window.ports.is_empty() {
+            match s.server_port() {
+                Some(p) if self.window.ports.contains(&p) => {}
+                Some(_) => {
+                    self.outside_ports += 1;
+                    return None;
+                }
+                None => {
+                    self.unmatched += 1;
+                    let why = if s.server_ip().is_none() {
+                        policy::SERVER_NOT_LOGGED
+                    } else {
+                        policy::SERVER_PORT_NOT_LOGGED
+                    };
+                    *self.not_logged.entry(why).or_default() += 1;
+                    return None;
+                }
+            }
         }
-        if !self.window.filter.matches(s) {
+        if !s.kept_by(&self.window.filter) {
             self.filtered_out += 1;
             return None;
         }
-        let Some((i, by)) = self.policy.rule_for(s) else {
-            self.unmatched += 1;
-            return None;
+        let (i, by) = match self.policy.rule_for_logged(s) {
+            RuleFor::Matched(i, by) => (i, by),
+            RuleFor::NotLogged(i, why) => {
+                self.unmatched += 1;
+                *self.not_logged.entry(why).or_default() += 1;
+                let ri = self.rule_results.get(i).copied().unwrap_or(i);
+                if let Some(res) = self.results.get_mut(ri) {
+                    *res.not_logged.entry(why).or_default() += 1;
+                }
+                return None;
+            }
+            RuleFor::None => {
+                self.unmatched += 1;
+                return None;
+            }
         };
-        let rule = self.policy.rules.get(i)?;
+        let rule = self.policy.rules.get(i)?.clone();
+        Some((i, by, rule))
+    }
+
+    /// Counts a judgement under rule `i` and lists it when it is worth a line.
+    #[allow(clippy::too_many_arguments)]
+    fn record<S: Subject + ?Sized>(
+        &mut self,
+        i: usize,
+        by: MatchedBy,
+        s: &S,
+        outcome: Outcome,
+        proven_by: Option<ProvenBy>,
+        log: Option<LogRef>,
+        list: bool,
+    ) -> Judged {
         let i = self.rule_results.get(i).copied().unwrap_or(i);
-        let res = self.results.get_mut(i)?;
-        let outcome = judge::judge(s, &rule.expect, self.opts);
+        let fallback = &mut RuleResult::default();
+        let res = match self.results.get_mut(i) {
+            Some(r) => r,
+            None => fallback,
+        };
         res.matched += 1;
         let spoofable = by == MatchedBy::Name;
         res.by_name += u64::from(spoofable);
+        res.by_log += u64::from(proven_by == Some(ProvenBy::Log) && log.is_some());
         match &outcome {
             Outcome::Pass => res.passed += 1,
             Outcome::Warn(_) => {
@@ -255,26 +384,24 @@ impl Checker {
             Outcome::Unproven(_) => res.unproven += 1,
             Outcome::Ignored => res.ignored += 1,
         }
-        let ev = s.evidence.first().map(|e| match e.frame {
-            Some(f) => format!("{} (frame {f})", e.text),
-            None => e.text.clone(),
-        });
         let item = Item {
             outcome,
-            client: endpoint(s.client),
-            server: endpoint(s.server),
-            verdict: s.verdict.map_or("incomplete", |v| v.name()),
-            file: s.file.as_deref().map(str::to_string),
-            first_seen: s.first_seen,
-            evidence: ev.unwrap_or_default(),
+            client: s.client_text(),
+            server: s.server_text(),
+            verdict: s.verdict().map_or("incomplete", |v| v.name()),
+            file: s.file_name(),
+            first_seen: s.first_seen(),
+            evidence: s.evidence_text(),
             spoofable,
-            port_role: port_role(s.server.port(), shows_exchange(s)),
-            port_name: port_name(s.server.port(), shows_exchange(s)),
+            port_role: s.port_role(),
+            port_name: s.port_name(),
+            proven_by,
+            log,
         };
-        if (item.outcome != Outcome::Pass || spoofable) && res.items.len() < MAX_ITEMS {
+        if (item.outcome != Outcome::Pass || spoofable || list) && res.items.len() < MAX_ITEMS {
             res.items.push(item.clone());
         }
-        Some(Judged { rule: res.name.clone(), item })
+        Judged { rule: res.name.clone(), item }
     }
 
     /// A new policy (SIGHUP): its rules judge from now on. A rule of the old policy with the
@@ -328,7 +455,7 @@ impl Checker {
         for r in &self.results {
             let _ = writeln!(
                 o,
-                "rule \"{}\" (expect {}): {} matched{}, {} passed, {} violated, {} unproven{}",
+                "rule \"{}\" (expect {}): {} matched{}, {} passed, {} violated, {} unproven{}{}",
                 terminal(r.name.as_bytes()),
                 r.expect,
                 r.matched,
@@ -336,8 +463,13 @@ impl Checker {
                 r.passed,
                 r.violated,
                 r.unproven,
-                if r.ignored > 0 { format!(", {} not SMTP (ignored)", r.ignored) } else { String::new() }
+                if r.ignored > 0 { format!(", {} not SMTP (ignored)", r.ignored) } else { String::new() },
+                if r.by_log > 0 { format!("; {} proven by a log", r.by_log) } else { String::new() },
             );
+            for (why, n) in &r.not_logged {
+                let _ =
+                    writeln!(o, "  {n} log session(s) this rule may cover not judged: {why}{}", not_logged_hint(why));
+            }
             if r.no_traffic() && r.default {
                 let _ = writeln!(o, "  no session fell through to the default rule");
             } else if r.no_traffic() {
@@ -351,8 +483,25 @@ impl Checker {
                 let _ = writeln!(o, "  {}", item_line(it));
             }
         }
-        if self.unmatched > 0 {
-            let _ = writeln!(o, "{} session(s) matched no rule (add a [default] rule to judge them)", self.unmatched);
+        let not_logged: u64 = self.not_logged.values().sum();
+        if self.unmatched > not_logged {
+            let _ = writeln!(
+                o,
+                "{} session(s) matched no rule (add a [default] rule to judge them)",
+                self.unmatched - not_logged
+            );
+        }
+        for (why, n) in &self.not_logged {
+            let _ = writeln!(o, "{n} log session(s) unmatched: {why}{}", not_logged_hint(why));
+        }
+        if let Some(n) = self.log_sessions {
+            let _ = writeln!(o, "{n} log session(s) read");
+        }
+        if let Some(n) = self.logs_unmatched_in_span {
+            let _ = writeln!(
+                o,
+                "{n} log session(s) in the capture's span matched no wire session (not judged: the capture sets what is checked)"
+            );
         }
         if self.outside_window > 0 {
             let _ = writeln!(o, "{} session(s) left out: started outside --since/--until", self.outside_window);
@@ -387,7 +536,8 @@ impl Checker {
                 "type": "rule", "rule": r.name, "expect": r.expect, "matched": r.matched, "passed": r.passed,
                 "warned": r.warned, "violated": r.violated, "unproven": r.unproven, "ignored": r.ignored,
                 "matched_by_name": r.by_name, "no_traffic": r.no_traffic(), "default": r.default,
-                "nothing_proven": r.missing_traffic(no_traffic),
+                "nothing_proven": r.missing_traffic(no_traffic), "proven_by_log": r.by_log,
+                "not_logged": r.not_logged,
             }));
         }
         out.push(json!({
@@ -395,6 +545,8 @@ impl Checker {
             "left_out": { "outside_window": self.outside_window, "outside_ports": self.outside_ports,
                           "display_filter": self.filtered_out },
             "result": self.result(no_traffic).name(), "exit": self.exit_code(no_traffic),
+            "not_logged": self.not_logged, "log_sessions": self.log_sessions,
+            "logs_unmatched_in_span": self.logs_unmatched_in_span,
         }));
         out
     }
@@ -431,10 +583,19 @@ impl Checker {
             }
             o.push_str("    </testcase>\n");
             for it in &r.items {
-                let name = format!("{} -> {} ({})", it.client, it.server, it.verdict);
+                let name = format!(
+                    "{} -> {} ({})",
+                    it.client.as_deref().unwrap_or("(client not logged)"),
+                    it.server.as_deref().unwrap_or("(server not logged)"),
+                    it.verdict
+                );
                 let _ = write!(o, "    <testcase classname=\"{rule}\" name=\"{}\">", xml(&name));
+                if let Some(p) = it.proven_by {
+                    let _ = write!(o, "<properties><property name=\"proven_by\" value=\"{}\"/></properties>", p.name());
+                }
                 let spoof = if it.spoofable { " (hosts matched by name: spoofable)" } else { "" };
-                let why = xml(&format!("{}{spoof}", it.outcome.why()));
+                let log = it.log.as_ref().map(|l| format!(" {}", log_words(it, l))).unwrap_or_default();
+                let why = xml(&format!("{}{spoof}{log}", it.outcome.why()));
                 let ev = xml(&it.evidence);
                 match it.outcome {
                     Outcome::Violation(_) => {
@@ -456,6 +617,45 @@ impl Checker {
     }
 }
 
+/// What to do about a log session that lacks what a rule needs.
+fn not_logged_hint(why: &str) -> &'static str {
+    match why {
+        policy::SERVER_NOT_LOGGED | policy::SERVER_PORT_NOT_LOGGED => {
+            " (Postfix never logs its own address: map its syslog name with --log-server NAME=ADDR[:PORT], or write the rule's server side as \"*\")"
+        }
+        _ => " (write the rule's client side as \"*\" to judge it)",
+    }
+}
+
+/// The wire's outcome and the matched logs' outcomes as one judgement, with the side it rests
+/// on: a violation on either side is a violation (the wire's first); else what the wire proves;
+/// else what a log proves; else unproven.
+fn combine(wire: Outcome, logs: &[(Outcome, &LogRecord)]) -> (Outcome, Option<ProvenBy>, Option<LogRef>) {
+    let wire_unproven = match &wire {
+        Outcome::Unproven(w) => Some(w.clone()),
+        _ => None,
+    };
+    match wire {
+        Outcome::Violation(_) => return (wire, Some(ProvenBy::Wire), None),
+        Outcome::Ignored => return (wire, None, None),
+        _ => {}
+    }
+    if let Some((Outcome::Violation(why), r)) = logs.iter().find(|(o, _)| matches!(o, Outcome::Violation(_))) {
+        let why = match &wire_unproven {
+            Some(_) => why.clone(),
+            None => format!("{why} (the log disagrees with the wire, which shows {})", wire.name()),
+        };
+        return (Outcome::Violation(why), Some(ProvenBy::Log), Some(LogRef::of(r, wire_unproven)));
+    }
+    if wire.decisive() {
+        return (wire, Some(ProvenBy::Wire), None);
+    }
+    if let Some((o, r)) = logs.iter().find(|(o, _)| o.decisive()) {
+        return (o.clone(), Some(ProvenBy::Log), Some(LogRef::of(r, wire_unproven)));
+    }
+    (wire, None, None)
+}
+
 /// A session as the text report lists it (`VIOLATION client → server  verdict  reason  [evidence]`).
 pub fn item_line(it: &Item) -> String {
     let tag = match it.outcome {
@@ -466,10 +666,10 @@ pub fn item_line(it: &Item) -> String {
         Outcome::Pass => "pass     ",
     };
     let port = it.port_name;
-    format!(
+    let mut line = format!(
         "{tag} {} → {}  {}  {}{}  [{}]",
-        it.client,
-        it.server,
+        it.client.as_deref().map_or_else(|| "(client not logged)".into(), defuse),
+        it.server.as_deref().map_or_else(|| "(server not logged)".into(), defuse),
         it.verdict,
         // A pass has no reason of its own: then the spoofable mark stands alone.
         [defuse(it.outcome.why()), if it.spoofable { "(hosts matched by name: spoofable)" } else { "" }.into()]
@@ -480,7 +680,32 @@ pub fn item_line(it: &Item) -> String {
         port.map(|p| format!(" ({p})")).unwrap_or_default(),
         // Evidence is wire text escaped once already: only defused here, not escaped again.
         defuse(&it.evidence),
-    )
+    );
+    if let Some(l) = &it.log {
+        let _ = write!(line, "  {}", log_words(it, l));
+    }
+    line
+}
+
+/// What a log-based judgement says in text: the log session, and what it settled.
+fn log_words(it: &Item, l: &LogRef) -> String {
+    let proven = match it.proven_by {
+        Some(ProvenBy::Log) => "proven by the log",
+        _ => "log",
+    };
+    let mut o = format!(
+        "({proven}: {} {} in {}, {} [{}]",
+        l.source,
+        terminal(l.log_session.as_bytes()),
+        terminal(l.log_file.as_bytes()),
+        l.verdict,
+        defuse(&l.evidence)
+    );
+    if let Some(w) = &l.wire_unproven {
+        let _ = write!(o, "; the wire alone: {}", defuse(w));
+    }
+    o.push(')');
+    o
 }
 
 /// A session as the NDJSON report lists it (`"type": "session"`).
@@ -489,7 +714,11 @@ pub fn item_json(rule: &str, it: &Item) -> serde_json::Value {
         "type": "session", "rule": rule, "outcome": it.outcome.name(), "reason": it.outcome.why(),
         "client": it.client, "server": it.server, "verdict": it.verdict, "file": it.file,
         "first_seen": rfc3339(it.first_seen), "evidence": it.evidence, "spoofable": it.spoofable,
-        "port_role": it.port_role,
+        "port_role": it.port_role, "proven_by": it.proven_by.map(ProvenBy::name),
+        "log": it.log.as_ref().map(|l| json!({
+            "source": l.source, "log_file": l.log_file, "log_session": l.log_session, "verdict": l.verdict,
+            "evidence": l.evidence, "wire_unproven": l.wire_unproven,
+        })),
     })
 }
 
@@ -587,6 +816,60 @@ mod tests {
         c.add(&plaintext_session());
         let names: Vec<(&str, u64)> = c.results.iter().map(|r| (r.name.as_str(), r.matched)).collect();
         assert_eq!(names, [("kept", 2), ("gone", 1)], "a rule kept by name and expectation goes on counting");
+    }
+
+    fn log(verdict: crate::session::Verdict) -> LogRecord {
+        let mut r = LogRecord::new(crate::logs::Source::PostfixSmtpd, std::sync::Arc::from("m"), "h".into(), 0, 7);
+        r.client = Some(crate::logs::Endpoint { ip: "10.0.0.1".parse().unwrap(), port: None });
+        r.verdict = verdict;
+        r
+    }
+
+    #[test]
+    fn beside_the_wire_a_violation_on_either_side_is_a_violation_and_says_which_side_proved_it() {
+        let v = |w: &str| Outcome::Violation(w.into());
+        let plain = log(crate::session::Verdict::Plaintext);
+        // The wire passes, the log violates: a violation, proven by the log.
+        let (o, by, l) = combine(Outcome::Pass, &[(v("TLS used"), &plain)]);
+        assert_eq!(o, v("TLS used (the log disagrees with the wire, which shows pass)"));
+        assert_eq!((by, l.map(|l| l.log_session)), (Some(ProvenBy::Log), Some("h".to_string())));
+        // The wire violates: the wire's violation, whatever the log says.
+        let (o, by, l) = combine(v("mail in clear"), &[(Outcome::Pass, &plain)]);
+        assert_eq!((o, by, l.is_none()), (v("mail in clear"), Some(ProvenBy::Wire), true));
+        // The wire proves a pass, the log proves nothing more: the wire's.
+        let (o, by, _) = combine(Outcome::Pass, &[(Outcome::Unproven("x".into()), &plain)]);
+        assert_eq!((o, by), (Outcome::Pass, Some(ProvenBy::Wire)));
+        // The wire leaves it open, a log settles it; no log settles it: unproven, by neither.
+        let gap = Outcome::Unproven("TLS version not captured".into());
+        let (o, by, l) = combine(gap.clone(), &[(Outcome::Pass, &plain)]);
+        assert_eq!((o, by), (Outcome::Pass, Some(ProvenBy::Log)));
+        assert_eq!(l.unwrap().wire_unproven.as_deref(), Some("TLS version not captured"));
+        assert_eq!(combine(gap.clone(), &[(gap.clone(), &plain)]).1, None);
+        assert_eq!(combine(Outcome::Ignored, &[(v("x"), &plain)]).0, Outcome::Ignored, "not SMTP stays ignored");
+    }
+
+    #[test]
+    fn a_log_session_without_a_server_stops_at_the_first_rule_that_names_servers_and_counts_there() {
+        let p = policy(
+            "[[rule]]\nname = \"named\"\nbetween = [\"A\", \"B\"]\nexpect = \"tls\"\n\
+             [[rule]]\nname = \"any server\"\nfrom = \"A\"\nto = \"*\"\nexpect = \"tls\"\n",
+        );
+        let mut c = Checker::new(p.clone(), JudgeOptions::default(), Window::default());
+        let r = log(crate::session::Verdict::Starttls);
+        assert!(c.add_log(&r).is_none());
+        assert_eq!(c.results[0].not_logged.get("server not logged"), Some(&1));
+        assert_eq!((c.results[1].matched, c.unmatched), (0, 1), "a later rule never judges what an earlier may own");
+        // Only a `*` server side judges it.
+        let star = Policy { rules: p.rules[1..].to_vec() };
+        let mut c = Checker::new(star, JudgeOptions::default(), Window::default());
+        let j = c.add_log(&r).expect("judged under the `*` rule");
+        assert_eq!((j.rule.as_str(), j.item.server.as_deref()), ("any server", None));
+        // A client outside every group is no match at all, not "not logged".
+        let mut other = r.clone();
+        other.client = Some(crate::logs::Endpoint { ip: "192.0.2.1".parse().unwrap(), port: None });
+        let mut c = Checker::new(p, JudgeOptions::default(), Window::default());
+        assert!(c.add_log(&other).is_none());
+        assert!(c.not_logged.is_empty() && c.unmatched == 1);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::session::Session;
+use super::subject::Subject;
 
 /// Errors in a policy file or the `--between/--from/--to` arguments.
 #[derive(Debug, Error)]
@@ -380,69 +380,144 @@ impl Policy {
     }
 
     /// The first rule that matches `s`, with how its hosts were recognised.
-    pub fn rule_for(&self, s: &Session) -> Option<(usize, MatchedBy)> {
-        self.rules.iter().enumerate().find_map(|(i, r)| r.matches(s).map(|m| (i, m)))
+    pub fn rule_for<S: Subject + ?Sized>(&self, s: &S) -> Option<(usize, MatchedBy)> {
+        match self.rule_for_logged(s) {
+            RuleFor::Matched(i, by) => Some((i, by)),
+            RuleFor::NotLogged(..) | RuleFor::None => None,
+        }
+    }
+
+    /// The first rule that matches `s`; a rule that may cover `s` but needs a fact `s` does not
+    /// hold (a Postfix log session has no server address) stops the search there: a later rule
+    /// would judge a session the earlier one may own.
+    pub fn rule_for_logged<S: Subject + ?Sized>(&self, s: &S) -> RuleFor {
+        for (i, r) in self.rules.iter().enumerate() {
+            match r.matches_logged(s) {
+                Match::Yes(by) => return RuleFor::Matched(i, by),
+                Match::Unknown(why) => return RuleFor::NotLogged(i, why),
+                Match::No => {}
+            }
+        }
+        RuleFor::None
     }
 }
 
-fn lower(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_ascii_lowercase()
+/// Which rule covers a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleFor {
+    /// Rule `i`, with how its hosts were recognised.
+    Matched(usize, MatchedBy),
+    /// Rule `i` may cover it, but the session lacks what would tell (the reason).
+    NotLogged(usize, &'static str),
+    /// No rule.
+    None,
 }
 
+/// Whether a rule (or a group) covers a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// Yes, and how.
+    Yes(MatchedBy),
+    /// No.
+    No,
+    /// Cannot tell: the session does not hold the fact (the reason).
+    Unknown(&'static str),
+}
+
+/// The reason a log session without a server address is not judged by a rule naming servers.
+pub const SERVER_NOT_LOGGED: &str = "server not logged";
+/// The same for a log without the server's port, under a rule limited to ports.
+pub const SERVER_PORT_NOT_LOGGED: &str = "server port not logged";
+/// The same for a log without the client's address (Postfix's own client).
+pub const CLIENT_NOT_LOGGED: &str = "client not logged";
+
 impl Group {
-    /// Whether `s`'s client (`client` true) or server is in the group, and how.
-    pub fn contains(&self, s: &Session, client: bool) -> Option<MatchedBy> {
-        if self.all {
-            return Some(MatchedBy::Address);
+    /// Whether `s`'s client (`client` true) or server is in the group, and how; a session
+    /// without that side's address matches only `*` (or a name the session shows).
+    pub fn contains<S: Subject + ?Sized>(&self, s: &S, client: bool) -> Option<MatchedBy> {
+        match self.contains_logged(s, client) {
+            Match::Yes(by) => Some(by),
+            Match::No | Match::Unknown(_) => None,
         }
-        let ip = if client { s.client.ip() } else { s.server.ip() };
-        let ip = match ip {
+    }
+
+    /// [`Group::contains`], saying when the session does not hold the address.
+    pub fn contains_logged<S: Subject + ?Sized>(&self, s: &S, client: bool) -> Match {
+        if self.all {
+            return Match::Yes(MatchedBy::Address);
+        }
+        let ip = if client { s.client_ip() } else { s.server_ip() };
+        let ip = ip.map(|ip| match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
-        };
+        });
         let mut by_name = false;
         for m in &self.members {
             match m {
-                Member::Net(n) if n.contains(&ip) => return Some(MatchedBy::Address),
+                Member::Net(n) if ip.is_some_and(|ip| n.contains(&ip)) => return Match::Yes(MatchedBy::Address),
                 Member::Helo(p) if client => {
-                    by_name |= s.hello.as_ref().is_some_and(|h| p.matches(&lower(&h.arg)));
+                    by_name |= s.helo_name().is_some_and(|h| p.matches(&h));
                 }
                 Member::Banner(p) if !client => {
-                    let host = s.banner.as_ref().and_then(|b| b.split(|c| *c == b' ').next()).map(lower);
-                    let ehlo = s.ehlo_reply.as_ref().map(|r| lower(&r.host));
-                    by_name |= host.into_iter().chain(ehlo).any(|h| p.matches(&h));
+                    by_name |= s.banner_names().iter().any(|h| p.matches(h));
                 }
                 Member::Cert(p) if !client => {
-                    by_name |= s
-                        .tls
-                        .cert
-                        .as_ref()
-                        .is_some_and(|c| c.dns_names().iter().any(|n| p.matches(&n.to_ascii_lowercase())));
+                    by_name |= s.cert_names().iter().any(|n| p.matches(n));
                 }
                 _ => {}
             }
         }
-        by_name.then_some(MatchedBy::Name)
+        match (by_name, ip) {
+            (true, _) => Match::Yes(MatchedBy::Name),
+            (false, Some(_)) => Match::No,
+            (false, None) if client => Match::Unknown(CLIENT_NOT_LOGGED),
+            (false, None) => Match::Unknown(SERVER_NOT_LOGGED),
+        }
     }
 }
 
 impl Rule {
     /// Whether the rule covers `s`.
-    pub fn matches(&self, s: &Session) -> Option<MatchedBy> {
-        if !self.ports.is_empty() && !self.ports.contains(&s.server.port()) {
-            return None;
+    pub fn matches<S: Subject + ?Sized>(&self, s: &S) -> Option<MatchedBy> {
+        match self.matches_logged(s) {
+            Match::Yes(by) => Some(by),
+            Match::No | Match::Unknown(_) => None,
         }
-        let both = |a: Option<MatchedBy>, b: Option<MatchedBy>| match (a, b) {
-            (Some(MatchedBy::Address), Some(MatchedBy::Address)) => Some(MatchedBy::Address),
-            (Some(_), Some(_)) => Some(MatchedBy::Name),
-            _ => None,
+    }
+
+    /// [`Rule::matches`], saying when the session does not hold what would tell.
+    pub fn matches_logged<S: Subject + ?Sized>(&self, s: &S) -> Match {
+        let port = if self.ports.is_empty() {
+            Match::Yes(MatchedBy::Address)
+        } else {
+            match s.server_port() {
+                Some(p) if self.ports.contains(&p) => Match::Yes(MatchedBy::Address),
+                Some(_) => return Match::No,
+                None if s.server_ip().is_none() => Match::Unknown(SERVER_NOT_LOGGED),
+                None => Match::Unknown(SERVER_PORT_NOT_LOGGED),
+            }
         };
-        match &self.hosts {
-            Hosts::All => Some(MatchedBy::Address),
-            Hosts::Directed(a, b) => both(a.contains(s, true), b.contains(s, false)),
-            Hosts::Between(a, b) => both(a.contains(s, true), b.contains(s, false))
-                .or_else(|| both(b.contains(s, true), a.contains(s, false))),
-        }
+        let both = |a: Match, b: Match| match (a, b) {
+            (Match::No, _) | (_, Match::No) => Match::No,
+            (Match::Unknown(w), _) | (_, Match::Unknown(w)) => Match::Unknown(w),
+            (Match::Yes(MatchedBy::Address), Match::Yes(MatchedBy::Address)) => Match::Yes(MatchedBy::Address),
+            (Match::Yes(_), Match::Yes(_)) => Match::Yes(MatchedBy::Name),
+        };
+        let hosts = match &self.hosts {
+            Hosts::All => Match::Yes(MatchedBy::Address),
+            Hosts::Directed(a, b) => both(a.contains_logged(s, true), b.contains_logged(s, false)),
+            Hosts::Between(a, b) => {
+                let there = both(a.contains_logged(s, true), b.contains_logged(s, false));
+                let back = both(b.contains_logged(s, true), a.contains_logged(s, false));
+                match (there, back) {
+                    (Match::Yes(x), _) => Match::Yes(x),
+                    (_, Match::Yes(y)) => Match::Yes(y),
+                    (Match::Unknown(w), _) | (_, Match::Unknown(w)) => Match::Unknown(w),
+                    (Match::No, Match::No) => Match::No,
+                }
+            }
+        };
+        both(port, hosts)
     }
 }
 

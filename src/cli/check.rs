@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use smtpscope::check::{item_json, item_line, policy, Checker, JudgeOptions, NoTraffic, Outcome, Policy, Window};
 use smtpscope::escape::terminal;
 use smtpscope::report;
+use smtpscope::report::logs::LogSummary;
 
 use super::input::{drive_with, driver_options, parse_time, InputArgs};
 use super::report::display_filter;
@@ -86,6 +87,11 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub sensor: SensorArgs,
+
+    /// Server logs: alone (no -r/-R/-i), every log session is judged; beside -r, a session the
+    /// wire leaves unproven is decided by its matched log session (`proven_by: "log"`).
+    #[command(flatten)]
+    pub logs: super::logs::CrossArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -166,11 +172,77 @@ fn check_policy(a: &CheckArgs) -> Result<Policy> {
     Ok(Policy { rules: vec![policy::Rule { name, hosts, ports: Vec::new(), expect, default: false }] })
 }
 
+/// `check --logs` without a capture: the logs alone.
+fn logs_alone(a: &CheckArgs) -> bool {
+    !a.logs.logs.is_empty() && a.input.read.is_empty() && a.input.records.is_empty() && a.input.interface.is_none()
+}
+
+/// Every log session judged like a wire session; the summary is the `logs` subcommand's.
+fn run_logs(a: &CheckArgs, checker: &mut Checker) -> Result<u64> {
+    if a.logs.unmatched_logs.is_some() {
+        bail!("--unmatched-logs lists the log sessions no wire session matched: it needs -r");
+    }
+    if a.sensor.output.is_some() || a.input.write.is_some() {
+        bail!("check --logs without -r reads no packets: --output and -w have nothing to write");
+    }
+    let opts = a.logs.read.options(false, a.input.show_credentials)?;
+    let summary_file = super::input::open_summary(&a.input)?;
+    let mut summary = LogSummary::default();
+    super::logs::read_all(&a.logs.logs, &opts, &mut summary, &mut |r| {
+        checker.add_log(&r);
+    });
+    let read: u64 = summary.verdicts.values().sum();
+    checker.log_sessions = Some(read);
+    summary.reported = read - checker.filtered_out;
+    if let Some(mut f) = summary_file {
+        writeln!(f, "{}", report::json::to_line(&summary.to_json()))?;
+    } else if !a.input.quiet {
+        let _ = io::stderr().write_all(summary.to_text().as_bytes());
+    }
+    if summary.recognised() == 0 {
+        for f in &summary.files {
+            if let Some(e) = &f.error {
+                say!("smtpscope: {e}");
+            }
+        }
+        bail!("no input held a recognisable Exchange or Postfix log line");
+    }
+    Ok(read)
+}
+
+/// Writes the check's report in the chosen format.
+fn write_report(a: &CheckArgs, checker: &Checker, no_traffic: NoTraffic) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match a.format {
+        CheckFormat::Text => out.write_all(checker.text(no_traffic).as_bytes())?,
+        CheckFormat::Json => {
+            for v in checker.ndjson(no_traffic) {
+                writeln!(out, "{}", report::json::to_line(&v))?;
+            }
+        }
+        CheckFormat::Junit => out.write_all(checker.junit(no_traffic).as_bytes())?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
 pub fn run(a: &CheckArgs) -> Result<ExitCode> {
     let pol = check_policy(a)?;
     let filter = display_filter(a.display_filter.as_deref())?;
     let no_traffic = if a.allow_no_traffic { NoTraffic::Allowed } else { NoTraffic::Unproven };
     let opts = JudgeOptions { accept_tls13_cert: a.accept_tls13_cert };
+    if logs_alone(a) {
+        let window = Window { since: a.since, until: a.until, ports: a.port.clone(), filter };
+        let mut checker = Checker::new(pol, opts, window);
+        run_logs(a, &mut checker)?;
+        write_report(a, &checker, no_traffic)?;
+        return Ok(ExitCode::from(checker.exit_code(no_traffic)));
+    }
+    let cross = super::logs::CrossRun::new(&a.logs, false, a.input.show_credentials)?;
+    if cross.is_some() && a.input.interface.is_some() {
+        bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
+    }
+    let cross = RefCell::new(cross);
     let mut driver = driver_options(&a.input)?;
     // Free text is matched against transcripts, which the engine records only when asked.
     driver.engine.transcript = filter.uses_text();
@@ -193,11 +265,17 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
     drive_with(
         &a.input,
         driver,
-        &mut |s| {
+        &mut |mut s| {
+            let mut cross = cross.borrow_mut();
+            let logs = match cross.as_mut() {
+                Some(c) => c.link_matched(&mut s),
+                None => Vec::new(),
+            };
+            let judged = checker.borrow_mut().add_with_logs(&s, &logs);
             let mut sensor = sensor.borrow_mut();
             sensor.count(&s);
             sensor.write(&s);
-            let Some(j) = checker.borrow_mut().add_judged(&s) else { return };
+            let Some(j) = judged else { return };
             if let Some(m) = &sensor.metrics {
                 m.check_outcome(&j.rule, j.item.outcome.name());
             }
@@ -225,13 +303,23 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
                 }
             }
         },
-        &mut |summary| sensor.borrow().finish(summary),
+        &mut |summary| {
+            sensor.borrow().finish(summary);
+            if let Some(c) = cross.borrow_mut().as_mut() {
+                summary.logs = Some(c.summary_json());
+            }
+        },
         &stopped,
     )?;
     if let Some(e) = stream_error {
         return Err(e.into());
     }
     let mut checker = checker.into_inner();
+    if let Some(mut c) = cross.into_inner() {
+        checker.log_sessions = Some(c.log_sessions());
+        checker.logs_unmatched_in_span = Some(c.unmatched_in_span());
+        c.finish(a.input.quiet)?;
+    }
     if streaming {
         // What was written as it was judged is not written again: the final report gives the
         // counts, and the sessions not yet listed (warnings, passes by a spoofable name).
@@ -239,17 +327,7 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
             r.items.retain(|it| !matches!(it.outcome, Outcome::Violation(_) | Outcome::Unproven(_)));
         }
     }
-    let mut out = io::stdout().lock();
-    match a.format {
-        CheckFormat::Text => out.write_all(checker.text(no_traffic).as_bytes())?,
-        CheckFormat::Json => {
-            for v in checker.ndjson(no_traffic) {
-                writeln!(out, "{}", report::json::to_line(&v))?;
-            }
-        }
-        CheckFormat::Junit => out.write_all(checker.junit(no_traffic).as_bytes())?,
-    }
-    out.flush()?;
+    write_report(a, &checker, no_traffic)?;
     if sensor.borrow().output_errors > 0 {
         return Ok(ExitCode::from(2));
     }

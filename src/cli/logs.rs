@@ -240,32 +240,72 @@ impl CrossRun {
         Ok(Some(Self { args: args.clone(), opts, check: None, summary: LogSummary::default(), span: None }))
     }
 
+    /// Reads the logs once; `reference` gives classic syslog stamps their year (the first wire
+    /// session's time; without one, each file's mtime).
+    fn load(&mut self, reference: Option<Micros>) {
+        if self.check.is_some() {
+            return;
+        }
+        let mut opts = self.opts.clone();
+        opts.reference = reference;
+        let mut records = Vec::new();
+        read_all(&self.args.logs, &opts, &mut self.summary, &mut |r| records.push(r));
+        self.check = Some(CrossCheck::new(records, self.args.log_skew));
+    }
+
     /// Links one finished wire session.
     pub fn link(&mut self, s: &mut smtpscope::session::Session) {
-        if self.check.is_none() {
-            let mut opts = self.opts.clone();
-            opts.reference = Some(s.first_seen);
-            let mut records = Vec::new();
-            read_all(&self.args.logs, &opts, &mut self.summary, &mut |r| records.push(r));
-            self.check = Some(CrossCheck::new(records, self.args.log_skew));
-        }
+        self.link_matched(s);
+    }
+
+    /// [`CrossRun::link`], giving the log sessions matched (for `check`).
+    pub fn link_matched(&mut self, s: &mut smtpscope::session::Session) -> Vec<&LogRecord> {
+        self.load(Some(s.first_seen));
         self.span = Some(match self.span {
             Some((a, b)) => (a.min(s.first_seen), b.max(s.last_seen)),
             None => (s.first_seen, s.last_seen),
         });
-        if let Some(c) = self.check.as_mut() {
-            c.link(s);
+        match self.check.as_mut() {
+            Some(c) => c.link_matched(s),
+            None => Vec::new(),
         }
+    }
+
+    /// Log sessions read.
+    pub fn log_sessions(&mut self) -> u64 {
+        self.load(None);
+        self.check.as_ref().map_or(0, |c| c.len() as u64)
+    }
+
+    /// Log sessions no wire session matched within the capture's span (± the skew).
+    pub fn unmatched_in_span(&mut self) -> u64 {
+        self.load(None);
+        self.check.as_ref().map_or(0, |c| c.unmatched(self.span).count() as u64)
+    }
+
+    /// The `logs` object of the run summary (`--summary FILE`): what the `logs` subcommand's
+    /// summary says of the files (sessions, verdicts, line problems by reason), and the
+    /// cross-check's counts that stderr gives in one line.
+    pub fn summary_json(&mut self) -> serde_json::Value {
+        let unmatched = self.unmatched_in_span();
+        let mut v = self.summary.to_json();
+        if let (Some(c), Some(map)) = (&self.check, v.as_object_mut()) {
+            // Every log session is read; none is "reported" on its own in a wire run.
+            map.remove("reported");
+            map.insert("matched_wire".into(), c.matched_wire.into());
+            map.insert("matched_log_sessions".into(), (c.matched_logs() as u64).into());
+            map.insert("unmatched_in_span".into(), unmatched.into());
+            map.insert("disagreements".into(), c.disagreements.into());
+            map.insert("disagreements_by_hint".into(), serde_json::json!(c.disagreements_by_hint));
+            map.insert("hints".into(), serde_json::json!(c.hints));
+        }
+        v
     }
 
     /// Writes the unmatched log sessions and the summary line.
     pub fn finish(mut self, quiet: bool) -> Result<()> {
-        if self.check.is_none() {
-            // No wire session at all: the logs are still read, so their problems are reported.
-            let mut records = Vec::new();
-            read_all(&self.args.logs, &self.opts, &mut self.summary, &mut |r| records.push(r));
-            self.check = Some(CrossCheck::new(records, self.args.log_skew));
-        }
+        // No wire session at all: the logs are still read, so their problems are reported.
+        self.load(None);
         let Some(c) = &self.check else { return Ok(()) };
         let unmatched: Vec<&LogRecord> = c.unmatched(self.span).collect();
         if let Some(path) = &self.args.unmatched_logs {

@@ -72,6 +72,7 @@ fn summary_of(counts: &BTreeMap<Verdict, u64>) -> Summary {
         dropped: None,
         sensor: None,
         output_errors: 0,
+        logs: None,
     };
     s.stats.verdicts = counts.clone();
     s

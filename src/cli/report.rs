@@ -123,7 +123,7 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         (Some(path), None) => Some((path.clone(), create_kept_pcap(path, &input.read)?)),
         _ => None,
     };
-    let mut cross = super::logs::CrossRun::new(logs, out.show_addresses, input.show_credentials)?;
+    let cross = super::logs::CrossRun::new(logs, out.show_addresses, input.show_credentials)?;
     if cross.is_some() && input.interface.is_some() {
         bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
     }
@@ -173,11 +173,13 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
     };
     let stopped = AtomicBool::new(false);
     let mut keep = report::packets::Keep::default();
+    // Linked as sessions come; its counts go into the run summary at the end.
+    let cross = RefCell::new(cross);
     drive_with(
         input,
         opts,
         &mut |mut s| {
-            if let Some(c) = cross.as_mut() {
+            if let Some(c) = cross.borrow_mut().as_mut() {
                 c.link(&mut s);
             }
             let mut sensor = sensor.borrow_mut();
@@ -201,7 +203,12 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         &mut |p| {
             sensor.borrow_mut().tick(p);
         },
-        &mut |summary| sensor.borrow().finish(summary),
+        &mut |summary| {
+            sensor.borrow().finish(summary);
+            if let Some(c) = cross.borrow_mut().as_mut() {
+                summary.logs = Some(c.summary_json());
+            }
+        },
         &stopped,
     )?;
     if let Some(e) = sink.error.take() {
@@ -216,7 +223,7 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
             say!("smtpscope: wrote {frames} packets of {} session(s) to {}", keep.sessions(), path.display());
         }
     }
-    if let Some(c) = cross {
+    if let Some(c) = cross.into_inner() {
         c.finish(input.quiet)?;
     }
     if sensor.borrow().output_errors > 0 {

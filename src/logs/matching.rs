@@ -6,6 +6,7 @@
 //! smtp session by the server it delivered to and time. Ties go to the earliest unmatched log
 //! session.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
@@ -30,6 +31,10 @@ pub struct CrossCheck {
     pub disagreements: u64,
     /// Wire records with at least one match.
     pub matched_wire: u64,
+    /// Disagreeing wire records by the hint of the link that disagreed (`none` without one).
+    pub disagreements_by_hint: BTreeMap<&'static str, u64>,
+    /// Links by hint, agreeing or not (a stripped session may agree on every fact).
+    pub hints: BTreeMap<&'static str, u64>,
 }
 
 fn wire_tls(s: &Session) -> Option<bool> {
@@ -149,7 +154,17 @@ impl CrossCheck {
             }
         }
         let used = vec![false; records.len()];
-        Self { records, used, by_client, by_server, skew, disagreements: 0, matched_wire: 0 }
+        Self {
+            records,
+            used,
+            by_client,
+            by_server,
+            skew,
+            disagreements: 0,
+            matched_wire: 0,
+            disagreements_by_hint: BTreeMap::new(),
+            hints: BTreeMap::new(),
+        }
     }
 
     /// Log sessions read.
@@ -202,10 +217,16 @@ impl CrossCheck {
     /// Matches a finished wire session: sets its `logs` list and, on a disagreement, the
     /// `log-disagrees` finding.
     pub fn link(&mut self, s: &mut Session) {
+        self.link_matched(s);
+    }
+
+    /// [`CrossCheck::link`], giving the log sessions matched (server side first).
+    pub fn link_matched(&mut self, s: &mut Session) -> Vec<&LogRecord> {
         let mut links = Vec::new();
         let server_side = self.best(s, self.by_client.get(&s.client.ip()));
         let client_side = self.best(s, self.by_server.get(&s.server.ip()));
-        for i in [server_side, client_side].into_iter().flatten() {
+        let matched: Vec<usize> = [server_side, client_side].into_iter().flatten().collect();
+        for &i in &matched {
             self.used[i] = true;
             let Some(r) = self.records.get(i) else { continue };
             let differences = differences(s, r);
@@ -225,12 +246,22 @@ impl CrossCheck {
         if !links.is_empty() {
             self.matched_wire += 1;
         }
+        for h in links.iter().filter_map(|l| l.hint) {
+            *self.hints.entry(h).or_default() += 1;
+        }
         if let Some(bad) = links.iter().find(|l| !l.agree) {
             self.disagreements += 1;
+            *self.disagreements_by_hint.entry(bad.hint.unwrap_or("none")).or_default() += 1;
             let text = format!("{} session {} differs: {}", bad.source, bad.log_session, bad.differences.join(", "));
             s.find("log-disagrees", None, text);
         }
         s.logs = Some(links);
+        matched.iter().filter_map(|&i| self.records.get(i)).collect()
+    }
+
+    /// Log sessions some wire session matched.
+    pub fn matched_logs(&self) -> usize {
+        self.used.iter().filter(|u| **u).count()
     }
 
     /// Log sessions no wire session matched, within `[first, last]` ± the skew.

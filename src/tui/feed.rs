@@ -179,6 +179,7 @@ impl Feed {
                     dropped: None,
                     sensor: None,
                     output_errors: 0,
+                    logs: None,
                 },
             };
             let mut summary = summary;
