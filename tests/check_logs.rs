@@ -485,3 +485,33 @@ fn with_the_wire_a_log_that_violates_makes_the_session_a_violation_even_when_the
     assert!(v["log"]["wire_unproven"].is_null());
     drop(dir);
 }
+
+#[test]
+fn the_real_exchange_sample_proves_version_and_certificate_validity_but_not_the_certificate_name() {
+    // An Exchange 2013+ SmtpReceive log (the shared sample): STARTTLS, the TLS 1.2 success line,
+    // the one-line certificate with NotBefore/NotAfter (2020-01-17 .. 2025-01-17), session in 2023.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/logs/exchange/recv-2013plus-starttls-tls12-oneline-cert.log")
+        .to_string_lossy()
+        .into_owned();
+    let dir = common::scratch("checklogs");
+    let judged = |keys: &str| {
+        let p = policy(
+            dir.path(),
+            &format!("[groups]\nMX = [\"10.10.10.10\"]\n[[rule]]\nname = \"to the MX\"\nfrom = \"*\"\nto = \"MX\"\nexpect = \"tls\"\n{keys}"),
+        );
+        let out = smtpscope(&["check", "--logs", &sample, "--policy", &p, "-F", "json", "-q"]);
+        (out.status.code(), lines(&out, "rule").pop().unwrap(), lines(&out, "session"))
+    };
+    let (code, rule, _) = judged("min_version = \"TLS1.2\"\ncert_valid = true\n");
+    assert_eq!((code, &rule["passed"], &rule["proven_by_log"]), (Some(0), &Value::from(1), &Value::from(1)), "{rule}");
+    let (code, _, s) = judged("min_version = \"TLS1.3\"\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(s[0]["reason"], "negotiated TLS1.2 below the required TLS1.3");
+    assert_eq!((&s[0]["client"], &s[0]["server"]), (&Value::from("95.10.20.33:56026"), &Value::from("10.10.10.10:25")));
+    let (code, _, s) = judged("cert_name = true\n");
+    assert_eq!(code, Some(3));
+    assert_eq!(s[0]["reason"], "the log does not show which name the client asked for: certificate name not checked");
+    assert!(s[0]["proven_by"].is_null());
+    drop(dir);
+}

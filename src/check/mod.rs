@@ -289,7 +289,7 @@ impl Checker {
         let (outcome, proven_by, log) = combine(wire, &judged);
         // A pass the wire alone could not prove is listed, so that it can say what proved it.
         let list = proven_by == Some(ProvenBy::Log);
-        Some(self.record(i, by, s, outcome, proven_by, log, list))
+        self.record(i, by, s, outcome, proven_by, log, list)
     }
 
     /// Judges a log session alone (`check --logs` without a capture).
@@ -298,7 +298,7 @@ impl Checker {
         let outcome = judge::judge(r, &rule.expect, self.opts);
         let proven_by = outcome.decisive().then_some(ProvenBy::Log);
         let log = Some(LogRef::of(r, None));
-        Some(self.record(i, by, r, outcome, proven_by, log, false))
+        self.record(i, by, r, outcome, proven_by, log, false)
     }
 
     /// The window, the display filter and the policy: the rule that judges `s`, or None (left
@@ -363,13 +363,9 @@ impl Checker {
         proven_by: Option<ProvenBy>,
         log: Option<LogRef>,
         list: bool,
-    ) -> Judged {
+    ) -> Option<Judged> {
         let i = self.rule_results.get(i).copied().unwrap_or(i);
-        let fallback = &mut RuleResult::default();
-        let res = match self.results.get_mut(i) {
-            Some(r) => r,
-            None => fallback,
-        };
+        let res = self.results.get_mut(i)?;
         res.matched += 1;
         let spoofable = by == MatchedBy::Name;
         res.by_name += u64::from(spoofable);
@@ -401,7 +397,7 @@ impl Checker {
         if (item.outcome != Outcome::Pass || spoofable || list) && res.items.len() < MAX_ITEMS {
             res.items.push(item.clone());
         }
-        Judged { rule: res.name.clone(), item }
+        Some(Judged { rule: res.name.clone(), item })
     }
 
     /// A new policy (SIGHUP): its rules judge from now on. A rule of the old policy with the
