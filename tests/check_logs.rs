@@ -515,3 +515,27 @@ fn the_real_exchange_sample_proves_version_and_certificate_validity_but_not_the_
     assert!(s[0]["proven_by"].is_null());
     drop(dir);
 }
+
+#[test]
+fn records_read_back_with_logs_give_the_same_summary_counts_as_the_capture() {
+    let dir = common::scratch("checklogs");
+    let recs = dir.path().join("pairs.json");
+    let out = smtpscope(&["-r", &pairs("postfix-pairs.pcap"), "-F", "json", "-q"]);
+    std::fs::write(&recs, &out.stdout).unwrap();
+    let summary = dir.path().join("s.json");
+    let logs = |input: &[&str]| {
+        let mut args = input.to_vec();
+        let (srv, cli, exch) = (pairs("postfix-srv.maillog"), pairs("postfix-cli.maillog"), pairs("exchange-RECV.LOG"));
+        args.extend(["--logs", &srv, "--logs", &cli, "--logs", &exch, "--log-tz", "UTC", "--log-skew", "1s"]);
+        args.extend(["-F", "json", "--summary", summary.to_str().unwrap()]);
+        let out = smtpscope(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        s["logs"].clone()
+    };
+    let from_capture = logs(&["-r", &pairs("postfix-pairs.pcap")]);
+    let from_records = logs(&["-R", recs.to_str().unwrap()]);
+    assert_eq!(from_capture["matched_wire"], 16, "{from_capture}");
+    assert_eq!(from_records, from_capture);
+    drop(dir);
+}

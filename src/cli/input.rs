@@ -303,7 +303,9 @@ pub fn drive_with(
             on(s);
         }
         drop(summary_file);
-        super::records::finish(input, recs, Some(&verdicts))?;
+        let mut summary = super::records::summary_of(&verdicts);
+        on_done(&mut summary);
+        super::records::finish(input, recs, Some(&summary))?;
         return Ok(());
     }
     let opened = driver::Opened::open(opts)?;

@@ -34,8 +34,8 @@ pub fn only_records(input: &InputArgs) -> bool {
 
 /// Reports skipped lines per file on stderr (the first few by `file:line`), and fails when no
 /// record at all could be read from the `-R` inputs. `alone`: the run read only records, whose
-/// verdict counts are then the whole summary (there were no packets).
-pub fn finish(input: &InputArgs, records: &Records, alone: Option<&BTreeMap<Verdict, u64>>) -> Result<()> {
+/// verdict counts (and log side, with `--logs`) are then the whole summary (there were no packets).
+pub fn finish(input: &InputArgs, records: &Records, alone: Option<&Summary>) -> Result<()> {
     let mut err = io::stderr().lock();
     for st in records.stats() {
         if let Some(m) = st.message() {
@@ -47,14 +47,15 @@ pub fn finish(input: &InputArgs, records: &Records, alone: Option<&BTreeMap<Verd
     if read == 0 {
         bail!("no record could be read from the -R input(s) ({files} file(s))");
     }
-    if let (Some(path), Some(verdicts)) = (&input.summary, alone) {
-        let mut json = summary_of(verdicts).to_json();
+    if let (Some(path), Some(summary)) = (&input.summary, alone) {
+        let mut json = summary.to_json();
         json["records"] = serde_json::json!({ "read": read, "files": files });
         let mut f = std::fs::File::create(path)?;
         writeln!(f, "{}", smtpscope::report::json::to_line(&json))?;
     } else if !input.quiet && input.summary.is_none() {
         let _ = writeln!(err, "smtpscope: {read} record(s) read from {files} file(s)");
-        if let Some(verdicts) = alone {
+        if let Some(summary) = alone {
+            let verdicts = &summary.stats.verdicts;
             let per: Vec<String> =
                 Verdict::ALL.iter().filter_map(|v| verdicts.get(v).map(|n| format!("{} {n}", v.name()))).collect();
             let _ = writeln!(err, "  verdicts: {}", per.join(", "));
@@ -64,7 +65,7 @@ pub fn finish(input: &InputArgs, records: &Records, alone: Option<&BTreeMap<Verd
 }
 
 /// The summary of a run over records alone: the verdicts of the sessions read.
-fn summary_of(counts: &BTreeMap<Verdict, u64>) -> Summary {
+pub fn summary_of(counts: &BTreeMap<Verdict, u64>) -> Summary {
     let mut s = Summary {
         sources: Vec::new(),
         stats: Default::default(),
