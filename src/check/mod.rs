@@ -282,10 +282,11 @@ impl Checker {
     /// the wire leaves unproven is decided by a log that shows what is needed (`proven_by:
     /// "log"`), and a log that shows a violation makes the session one whatever the wire shows.
     pub fn add_with_logs(&mut self, s: &Session, logs: &[&LogRecord]) -> Option<Judged> {
-        let (i, by, rule) = self.select(s)?;
-        let wire = judge::judge(s, &rule.expect, self.opts);
+        let (i, by) = self.select(s)?;
+        let expect = &self.policy.rules.get(i)?.expect;
+        let wire = judge::judge(s, expect, self.opts);
         let judged: Vec<(Outcome, &LogRecord)> =
-            logs.iter().map(|r| (judge::judge(*r, &rule.expect, self.opts), *r)).collect();
+            logs.iter().map(|r| (judge::judge(*r, expect, self.opts), *r)).collect();
         let (outcome, proven_by, log) = combine(wire, &judged);
         // A pass the wire alone could not prove is listed, so that it can say what proved it.
         let list = proven_by == Some(ProvenBy::Log);
@@ -294,8 +295,8 @@ impl Checker {
 
     /// Judges a log session alone (`check --logs` without a capture).
     pub fn add_log(&mut self, r: &LogRecord) -> Option<Judged> {
-        let (i, by, rule) = self.select(r)?;
-        let outcome = judge::judge(r, &rule.expect, self.opts);
+        let (i, by) = self.select(r)?;
+        let outcome = judge::judge(r, &self.policy.rules.get(i)?.expect, self.opts);
         let proven_by = outcome.decisive().then_some(ProvenBy::Log);
         let log = Some(LogRef::of(r, None));
         self.record(i, by, r, outcome, proven_by, log, false)
@@ -303,7 +304,7 @@ impl Checker {
 
     /// The window, the display filter and the policy: the rule that judges `s`, or None (left
     /// out, no rule, or not logged well enough to tell), counted.
-    fn select<S: Subject + ?Sized>(&mut self, s: &S) -> Option<(usize, MatchedBy, Rule)> {
+    fn select<S: Subject + ?Sized>(&mut self, s: &S) -> Option<(usize, MatchedBy)> {
         let t = s.first_seen();
         if self.window.since.is_some_and(|since| t < since) || self.window.until.is_some_and(|until| t >= until) {
             self.outside_window += 1;
@@ -348,8 +349,7 @@ impl Checker {
                 return None;
             }
         };
-        let rule = self.policy.rules.get(i)?.clone();
-        Some((i, by, rule))
+        Some((i, by))
     }
 
     /// Counts a judgement under rule `i` and lists it when it is worth a line.
