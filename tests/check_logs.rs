@@ -212,6 +212,24 @@ fn logs_alone_every_session_is_judged_like_a_wire_session_and_says_the_log_prove
         let want = if s["outcome"] == "unproven" { Value::Null } else { Value::from("log") };
         assert_eq!(s["proven_by"], want, "{s}");
     }
+    // The display filter narrows the logs as it narrows the wire; what it drops is counted.
+    let out = smtpscope(&[
+        "check",
+        "--logs",
+        &srv,
+        "--log-tz",
+        "UTC",
+        "--policy",
+        &p,
+        "-F",
+        "json",
+        "-q",
+        "-Y",
+        "verdict:starttls",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out, "rule")[0]["matched"], 4);
+    assert_eq!(lines(&out, "summary")[0]["left_out"]["display_filter"], 9);
     // The same run as text and JUnit.
     let out = smtpscope(&["check", "--logs", &srv, "--log-tz", "UTC", "--policy", &p, "-q"]);
     let text = String::from_utf8_lossy(&out.stdout);
