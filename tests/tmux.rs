@@ -333,3 +333,46 @@ fn a_live_ui_with_sensor_options_writes_the_ring_the_records_and_the_metrics_and
     assert!(again.status.success(), "the ring file reads back");
     assert_eq!(common::ndjson(&again.stdout).len(), 1);
 }
+
+#[test]
+fn with_logs_the_ui_shows_log_agreement_and_the_log_tab_in_a_real_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let t = Tmux { socket: format!("smtpscope-logs-{}", std::process::id()) };
+    let d = common::bundled().join("logs");
+    // The server's log claims TLS on one session the wire saw in clear: that one differs.
+    let scratch = common::scratch("tmuxlogs");
+    let srv = common::log_claiming_tls(scratch.path());
+    let shell = format!(
+        "cd {} && {} -r {} --logs {} --logs {} --log-tz UTC --log-skew 1s; echo SMTPSCOPE-EXIT $?; sleep 60",
+        std::env::temp_dir().display(),
+        env!("CARGO_BIN_EXE_smtpscope"),
+        d.join("postfix-pairs.pcap").display(),
+        srv.display(),
+        d.join("postfix-cli.maillog").display(),
+    );
+    let size = ["-x", "200", "-y", "50", "-e", "NO_COLOR=", "-e", "TERM=xterm-256color"];
+    let mut args = vec!["new-session", "-d", "-s", "t"];
+    args.extend_from_slice(&size);
+    args.push(&shell);
+    let started = t.cmd(&args);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let s = t.wait("the capture and its logs", |s| s.contains("Sessions 16/16") && s.contains("agree"));
+    assert!(s.lines().any(|l| l.contains("VERDICT") && l.contains("LOG")), "{s}");
+    assert!(s.contains("differ"), "{s}");
+
+    t.keys(&["/"]);
+    t.keys(&["-l", "log:differ"]);
+    t.keys(&["Enter"]);
+    t.wait("the log filter", |s| s.contains("(filtered)") && !s.contains(" agree "));
+    t.keys(&["5"]);
+    let s = t.wait("the Log tab", |s| s.contains("logged line(s)"));
+    assert!(s.contains("postfix-smtpd · differs") && s.contains("Differences"), "{s}");
+    assert!(s.contains("connect from"), "{s}");
+
+    t.keys(&["q"]);
+    let s = t.wait("smtpscope to exit", |s| s.contains("SMTPSCOPE-EXIT"));
+    assert!(s.contains("SMTPSCOPE-EXIT 0"), "{s}");
+    assert!(s.contains("wire session(s) matched"), "the cross-check's line follows the UI on stderr:\n{s}");
+}

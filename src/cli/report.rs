@@ -128,10 +128,7 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
     }
     if tui {
-        if cross.is_some() {
-            bail!("--logs: the terminal UI does not show log matches; use -F table|json|csv or --no-tui");
-        }
-        return run_tui(input, out);
+        return run_tui(input, out, cross);
     }
     let default = if to_file { FormatArg::Json } else { FormatArg::Table };
     let format = match out.format.unwrap_or(default) {
@@ -253,8 +250,36 @@ fn create_kept_pcap(path: &std::path::Path, inputs: &[PathBuf]) -> Result<std::f
     std::fs::File::create(path).map_err(|e| anyhow::anyhow!("-w {}: {e}", path.display()))
 }
 
+/// The log cross-check on the UI's capture thread, before the sensor's hooks see a session;
+/// handed back once the UI is closed, for its summary line and `--unmatched-logs`.
+struct Linking {
+    cross: Arc<std::sync::Mutex<Option<super::logs::CrossRun>>>,
+    inner: Box<dyn smtpscope::tui::feed::Hooks>,
+}
+
+impl smtpscope::tui::feed::Hooks for Linking {
+    fn annotate(&mut self, s: &mut Session) {
+        if let Some(c) = self.cross.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            c.link(s);
+        }
+        self.inner.annotate(s);
+    }
+
+    fn session(&mut self, s: &Session) {
+        self.inner.session(s);
+    }
+
+    fn tick(&mut self, p: &driver::Progress) {
+        self.inner.tick(p);
+    }
+
+    fn done(&mut self, summary: &mut smtpscope::summary::Summary) {
+        self.inner.done(summary);
+    }
+}
+
 /// The terminal UI over files or a live interface.
-fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
+fn run_tui(input: &InputArgs, out: &ReportArgs, cross: Option<super::logs::CrossRun>) -> Result<ExitCode> {
     use smtpscope::capture::spool::Spool;
     use smtpscope::tui::{self, app::SourceInfo, export::ExportDir, packets::Origin};
 
@@ -286,6 +311,11 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
         Box::new(Tap { sensor, filter })
     } else {
         Box::new(())
+    };
+    let cross = cross.map(|c| Arc::new(std::sync::Mutex::new(Some(c))));
+    let hooks: Box<dyn smtpscope::tui::feed::Hooks> = match &cross {
+        Some(c) => Box::new(Linking { cross: Arc::clone(c), inner: hooks }),
+        None => hooks,
     };
     let records = super::records::open(input)?;
     let opened = if super::records::only_records(input) { None } else { Some(driver::Opened::open(opts)?) };
@@ -373,6 +403,8 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
             export,
             filter: out.display_filter.clone(),
             show_addresses: out.show_addresses,
+            show_credentials: input.show_credentials,
+            sensor_column: !input.records.is_empty() || sensor.sensor.is_some(),
             notes,
             export_hint,
             frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
@@ -385,6 +417,9 @@ fn run_tui(input: &InputArgs, out: &ReportArgs) -> Result<ExitCode> {
     // Removed once the UI is closed and the capture thread done (a run over files stays on
     // screen long after its last packet).
     drop(pidfile);
+    if let Some(c) = cross.and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()) {
+        c.finish(input.quiet)?;
+    }
     let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
     for s in &summary.sources {
         if let Some(m) = &s.error {

@@ -64,6 +64,7 @@ fn values(key: &str) -> Vec<String> {
         "tls" => owned(&["<1.2", "<=1.2", "1.2", "1.3", ">=1.2", "none", "any"]),
         "upgrade" => owned(&["starttls", "x-anonymoustls", "none"]),
         "state" => owned(&["open", "done"]),
+        "log" => owned(&["agree", "differ", "none"]),
         "auth" => owned(&["PLAIN", "LOGIN", "CRAM-MD5", "NTLM", "XOAUTH2", "GSSAPI"]),
         _ => Vec::new(),
     }

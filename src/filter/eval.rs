@@ -64,6 +64,8 @@ fn term(t: &Term, s: &Session) -> bool {
             }
         }
         Term::Open(open) => s.in_progress == *open,
+        // A run without --logs has nothing to compare: no session is `none` there either.
+        Term::Log(want) => super::LogAgreement::of(s) == Some(*want),
         Term::Text(needle) => text(s, needle.as_bytes()),
     }
 }

@@ -59,6 +59,8 @@ fn term(t: &Term, r: &LogRecord) -> bool {
             }
         }
         Term::Open(_) => false,
+        // A log record is the log itself, not compared with a wire session.
+        Term::Log(_) => false,
         // A log record is the server's own word, not a sensor's.
         Term::Sensor(_) => false,
         Term::Text(needle) => {

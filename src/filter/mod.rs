@@ -13,7 +13,8 @@
 //! (server port, `N` or `N-M`), `helo:`, `banner:`, `sni:`, `cert:` (subject or SAN glob),
 //! `ext:` (offered EHLO extension), `finding:`, `auth:` (mechanism used in clear), `upgrade:`
 //! (`starttls`, `x-anonymoustls`, `none`), `tls:` (`<1.2`, `>=1.2`, `1.3`, `none`, `any`) and
-//! `state:` (`open`, `done`). A filter is parsed once into a typed tree; a parse error carries
+//! `state:` (`open`, `done`), `sensor:` (glob) and `log:` (`agree`, `differ`, `none`: the server
+//! log's word against the wire's, with `--logs`). A filter is parsed once into a typed tree; a parse error carries
 //! the byte span to highlight.
 
 mod complete;
@@ -31,9 +32,9 @@ use thiserror::Error;
 use crate::session::Verdict;
 
 /// Every key, in the order completion offers them.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 17] = [
     "verdict", "client", "server", "host", "port", "helo", "banner", "sni", "cert", "ext", "finding", "auth",
-    "upgrade", "tls", "state", "sensor",
+    "upgrade", "tls", "state", "sensor", "log",
 ];
 
 /// What went wrong, and where.
@@ -188,8 +189,44 @@ pub enum Term {
     Tls(TlsTest),
     /// In progress (true) or finished.
     Open(bool),
+    /// How the server's log (`--logs`) compares with the wire.
+    Log(LogAgreement),
     /// Free text, lower case.
     Text(String),
+}
+
+/// A wire session against its matched server-log sessions (`log:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogAgreement {
+    /// No log session matched (or the run has no `--logs`).
+    None,
+    /// Every matched log session agrees.
+    Agree,
+    /// A matched log session differs.
+    Differ,
+}
+
+impl LogAgreement {
+    /// Where `s` stands; None for a run without `--logs`.
+    pub fn of(s: &crate::session::Session) -> Option<Self> {
+        let links = s.logs.as_ref()?;
+        Some(if links.is_empty() {
+            LogAgreement::None
+        } else if links.iter().all(|l| l.agree) {
+            LogAgreement::Agree
+        } else {
+            LogAgreement::Differ
+        })
+    }
+
+    /// As the LOG column and the filter write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogAgreement::None => "none",
+            LogAgreement::Agree => "agree",
+            LogAgreement::Differ => "differ",
+        }
+    }
 }
 
 /// The parsed expression.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use super::{ErrorKind, Expr, FilterError, Glob, Net, Term, TlsTest, KEYS};
+use super::{ErrorKind, Expr, FilterError, Glob, LogAgreement, Net, Term, TlsTest, KEYS};
 use crate::session::{UpgradeVerb, Verdict, FINDINGS};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -334,6 +334,12 @@ fn term(key: &str, v: &str, span: Range<usize>, value_at: usize) -> Result<Term,
             "x-anonymoustls" | "xanonymoustls" => Some(UpgradeVerb::XAnonymousTls),
             "none" => None,
             _ => return Err(bad(k, v, "starttls, x-anonymoustls or none", vspan)),
+        }),
+        "log" => Term::Log(match lower.as_str() {
+            "agree" | "agrees" => LogAgreement::Agree,
+            "differ" | "differs" | "disagree" | "disagrees" => LogAgreement::Differ,
+            "none" => LogAgreement::None,
+            _ => return Err(bad(k, v, "agree, differ or none", vspan)),
         }),
         "state" => Term::Open(match lower.as_str() {
             "open" | "live" | "in-progress" => true,

@@ -262,7 +262,7 @@ impl Parser {
         self.sessions.insert(key, Open { rec, last_queue_id: None, mails: 0 });
     }
 
-    fn smtpd(&mut self, l: &SyslogLine, n: u64, t: Micros, out: &mut dyn FnMut(LogRecord)) {
+    fn smtpd(&mut self, l: &SyslogLine, raw: &[u8], n: u64, t: Micros, out: &mut dyn FnMut(LogRecord)) {
         let (_qid, body) = strip_queue_id(l.msg);
         let show = (self.opts.show_addresses, self.opts.show_credentials);
         if let Some(rest) = body.strip_prefix(b"connect from ") {
@@ -318,6 +318,8 @@ impl Parser {
             }
             r.closed = true;
             r.note(n, b.clone());
+            // Kept here: the session is handed on before the caller keeps its lines.
+            r.keep(&text(raw));
             self.close(&key, out);
         } else if let Some((_, ep, proto, cipher)) = tls_established(&b) {
             if r.client.is_none() {
@@ -474,7 +476,7 @@ impl LineParser for Parser {
         self.key.push_str(itoa::Buffer::new().format(l.pid.unwrap_or(0)));
         self.key.push(']');
         if d == "smtpd" {
-            self.smtpd(&l, n, t, out);
+            self.smtpd(&l, line, n, t, out);
         } else {
             self.smtp(&l, n, t, out);
         }
@@ -556,6 +558,13 @@ mod tests {
             let (_, problems) = read_with(&line, opts());
             assert!(problems.counts.is_empty(), "{name}: {problems:?}");
         }
+    }
+
+    #[test]
+    fn a_session_keeps_its_disconnect_line_with_the_others() {
+        let log = [smtpd_line(&msg("smtpd_0001")), smtpd_line(&msg("smtpd_0002"))].join("\n");
+        let [r] = read(&log).try_into().unwrap();
+        assert_eq!(r.lines, log.lines().collect::<Vec<_>>());
     }
 
     #[test]

@@ -62,11 +62,13 @@ pub enum Tab {
     Evidence,
     /// The session's packets.
     Packets,
+    /// The matched server-log sessions (`--logs`).
+    Log,
 }
 
 impl Tab {
     /// In order.
-    pub const ALL: [Tab; 4] = [Tab::Transcript, Tab::Tls, Tab::Evidence, Tab::Packets];
+    pub const ALL: [Tab; 5] = [Tab::Transcript, Tab::Tls, Tab::Evidence, Tab::Packets, Tab::Log];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
@@ -75,6 +77,7 @@ impl Tab {
             Tab::Tls => "TLS",
             Tab::Evidence => "Evidence",
             Tab::Packets => "Packets",
+            Tab::Log => "Log",
         }
     }
 
@@ -303,6 +306,8 @@ pub struct App {
     pub theme: Theme,
     /// Full envelope addresses.
     pub show_addresses: bool,
+    /// AUTH user names in full in log lines (`--show-credentials`).
+    pub show_credentials: bool,
     /// Leave the loop.
     pub quit: bool,
     /// Last frame's geometry.
@@ -346,6 +351,7 @@ impl App {
             source,
             theme,
             show_addresses,
+            show_credentials: false,
             quit: false,
             geometry: Geometry::default(),
             effects: Vec::new(),
@@ -540,7 +546,7 @@ impl App {
     fn detail_move(&mut self, delta: isize) {
         let step = |v: usize, max: usize| (v as isize + delta).clamp(0, max as isize) as usize;
         match self.tab {
-            Tab::Transcript | Tab::Tls => self.detail_scroll = step(self.detail_scroll, usize::MAX / 2),
+            Tab::Transcript | Tab::Tls | Tab::Log => self.detail_scroll = step(self.detail_scroll, usize::MAX / 2),
             Tab::Evidence => {
                 let n = self.current().map_or(0, |s| detail::evidence_items(&s).len());
                 self.evidence_cursor = step(self.evidence_cursor, n.saturating_sub(1));
@@ -731,8 +737,8 @@ impl App {
                 self.view = View::Sessions;
                 self.set_tab(t);
             }
-            Action::PrevTab => self.set_tab(Tab::ALL[(self.tab.index() + 3) % 4]),
-            Action::NextTab => self.set_tab(Tab::ALL[(self.tab.index() + 1) % 4]),
+            Action::PrevTab => self.set_tab(Tab::ALL[(self.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]),
+            Action::NextTab => self.set_tab(Tab::ALL[(self.tab.index() + 1) % Tab::ALL.len()]),
             Action::Sort => {
                 let (col, _) = self.store.sort();
                 // Only to columns on screen (as last drawn): a sort by a hidden column looks

@@ -272,6 +272,67 @@ fn pair(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
     Line::from(vec![Span::styled(format!("{name:<14}"), look.theme.heading()), Span::raw(value.into())])
 }
 
+/// Tab 5: the server-log sessions matched with this one (`--logs`), each with what differs and
+/// its logged lines (masked unless asked). Log text is valid UTF-8 with invalid bytes already
+/// written as `\xNN`, so it is defused (the log's own backslashes stay, as in the file).
+pub fn log(s: &Session, look: &Look, show_credentials: bool) -> Vec<Line<'static>> {
+    let th = look.theme;
+    let Some(links) = &s.logs else {
+        let why = if s.record.is_some() {
+            "this record was read back without a log cross-check: run -r with --logs PATH to compare the server's log"
+        } else {
+            "no server logs in this run: add --logs PATH (an Exchange protocol log or a Postfix log) to compare the server's word with the wire's"
+        };
+        return vec![Line::styled(why, th.dim())];
+    };
+    if s.in_progress {
+        return vec![Line::styled("● in progress: the logs are matched when the session ends", th.warn())];
+    }
+    if links.is_empty() {
+        return vec![Line::styled(
+            "no log session matched this session (none with its addresses, time and command counts)",
+            th.dim(),
+        )];
+    }
+    let mut out = Vec::new();
+    for (i, l) in links.iter().enumerate() {
+        if i > 0 {
+            out.push(Line::raw(""));
+        }
+        let title = format!("{} · {}", defuse(l.source), if l.agree { "agrees" } else { "differs" });
+        out.push(rule(&title, look.width, if l.agree { th.heading() } else { th.warn() }));
+        out.push(pair("Log file", defuse(&l.log_file), look));
+        out.push(pair("Session", defuse(&l.log_session), look));
+        out.push(pair("Log verdict", l.verdict.name(), look));
+        let wire = s.verdict.map_or("-", |v| v.name());
+        out.push(pair("Wire verdict", wire, look));
+        if l.agree {
+            out.push(pair("Agree", "yes: every fact known on both sides is the same", look));
+        } else {
+            let diffs: Vec<String> = l.differences.iter().map(|d| defuse(d)).collect();
+            out.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "Differences"), th.heading()),
+                Span::styled(diffs.join(", "), th.warn()),
+            ]));
+        }
+        if let Some(h) = &l.hint {
+            let text = l.hint_text.as_deref().map(|t| format!(": {}", defuse(t))).unwrap_or_default();
+            out.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "Hint"), th.heading()),
+                Span::styled(format!("{}{text}", defuse(h)), th.warn()),
+            ]));
+        }
+        out.push(rule(&format!("{} logged line(s)", l.lines.len()), look.width, th.dim()));
+        for line in &l.lines {
+            // Field by field: an Exchange line holds the command (`AUTH PLAIN …`) in a CSV field.
+            let masked: Vec<String> =
+                line.split(',').map(|f| crate::logs::mask(f, look.show_addresses, show_credentials)).collect();
+            out.push(Line::raw(defuse(&masked.join(","))));
+        }
+    }
+    out
+}
+
 /// Upper-case hex with no separators, as Exchange prints thumbprints.
 fn upper_hex(h: &str) -> String {
     h.to_ascii_uppercase()

@@ -73,6 +73,9 @@ impl Sink for Counting<'_> {
 /// What a run does with its sessions besides showing them (sensor mode: records to files,
 /// metrics, rotation), called on the capture thread.
 pub trait Hooks: Send {
+    /// Adds to a finished session before the UI or [`Hooks::session`] sees it (the server-log
+    /// cross-check).
+    fn annotate(&mut self, _s: &mut Session) {}
     /// A session ended (with `-w`: its record names the files holding its packets).
     fn session(&mut self, s: &Session);
     /// About every driver tick and once at the end.
@@ -104,7 +107,8 @@ impl Forward {
 }
 
 impl Sink for Forward {
-    fn session(&mut self, s: Session) {
+    fn session(&mut self, mut s: Session) {
+        self.hooks.annotate(&mut s);
         self.hooks.session(&s);
         self.batch.push(s);
         if self.batch.len() >= FINISHED_BATCH {
@@ -123,7 +127,8 @@ impl Sink for Forward {
         let _ = self.tx.send(Update::Progress(*p));
     }
 
-    fn session_in_files(&mut self, s: Session, files: &SharedFileMap) {
+    fn session_in_files(&mut self, mut s: Session, files: &SharedFileMap) {
+        self.hooks.annotate(&mut s);
         // The record names the -w files (frames from 1 in each); the UI keeps the capture's
         // frame numbers, by which its packet view reads the spool.
         let mut record = s.clone();

@@ -45,6 +45,10 @@ pub struct Options {
     pub filter: Option<String>,
     /// Envelope addresses in full.
     pub show_addresses: bool,
+    /// AUTH user names in full in log lines.
+    pub show_credentials: bool,
+    /// A SENSOR column even for one sensor (`--sensor` or `-R` given).
+    pub sensor_column: bool,
     /// Messages to show at start (privileges dropped, …).
     pub notes: Vec<String>,
     /// Added to an export that fails for want of permission: who the process runs as and the fix
@@ -264,6 +268,8 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         export,
         filter,
         show_addresses,
+        show_credentials,
+        sensor_column,
         notes,
         export_hint,
         frame_log,
@@ -274,6 +280,8 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
     } = opts;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
     app.store.set_max_rows(max_rows);
+    app.store.set_sensor_column(sensor_column);
+    app.show_credentials = show_credentials;
     if let Some(f) = filter.as_deref() {
         if let Err(e) = app.set_filter_text(f) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad display filter: {}", e.kind)));

@@ -16,6 +16,7 @@ use super::keys::HELP;
 use super::packets;
 use super::store::{self, Column};
 use crate::escape::{defuse, terminal};
+use crate::filter::LogAgreement;
 use crate::report;
 use crate::report::rfc3339;
 use crate::session::{Session, Side, Verdict};
@@ -267,16 +268,19 @@ impl TimeShown {
 
 /// Columns that fit `width` (the table's inside), with their widths: each as wide as the
 /// widest value on screen needs (capped), the least important left out when narrow, and the
-/// room left to the HELO name. `natural` gives a column's widest value on screen.
-pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize) -> Vec<(Column, u16)> {
+/// room left to the HELO name. `natural` gives a column's widest value on screen; `shown` says
+/// whether the run has a column at all (SENSOR, LOG).
+pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize, shown: &dyn Fn(Column) -> bool) -> Vec<(Column, u16)> {
     // (column, cap, importance: lower stays longer)
     let all = [
         (Column::Time, 19, 3),
+        (Column::Sensor, 16, 4),
         (Column::Client, 47, 1),
         (Column::Server, 39, 1),
         (Column::Port, 5, 1),
         (Column::Helo, 6, 5),
         (Column::Verdict, 25, 0),
+        (Column::Log, 6, 2),
         (Column::Tls, 6, 2),
         (Column::Msgs, 5, 7),
         (Column::Bytes, 14, 6),
@@ -285,7 +289,8 @@ pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize) -> Vec<(Column, u1
     // A title with its sort mark always fits.
     let sized = |c: Column, cap: usize| natural(c).min(cap).max(c.title().width() + 1) as u16;
     let avail = usize::from(width);
-    let mut keep: Vec<(Column, u16, u8)> = all.iter().map(|&(c, cap, imp)| (c, sized(c, cap), imp)).collect();
+    let mut keep: Vec<(Column, u16, u8)> =
+        all.iter().filter(|c| shown(c.0)).map(|&(c, cap, imp)| (c, sized(c, cap), imp)).collect();
     // Widths plus one space between columns.
     let need = |k: &[(Column, u16, u8)]| k.iter().map(|c| usize::from(c.1) + 1).sum::<usize>().saturating_sub(1);
     while need(&keep) > avail && keep.len() > 1 {
@@ -338,6 +343,10 @@ fn cell_text(col: Column, s: &Session, time: TimeShown) -> String {
         Column::Msgs => store::messages(s).map_or("-".into(), |n| n.to_string()),
         Column::Bytes => thousands(s.wire_bytes[0] + s.wire_bytes[1]),
         Column::Findings => report::finding::short_list(s),
+        Column::Sensor => s.sensor.as_deref().map_or_else(|| "-".into(), |n| terminal(n.as_bytes())),
+        // An open session is linked once it ends.
+        Column::Log if s.in_progress => "-".into(),
+        Column::Log => LogAgreement::of(s).map_or("-", LogAgreement::name).into(),
     }
 }
 
@@ -370,7 +379,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     // Columns sized from the rows on screen.
     let on_screen: Vec<Arc<Session>> = (offset..(offset + inner_h).min(len)).filter_map(|i| app.store.get(i)).collect();
     let natural = |c: Column| on_screen.iter().map(|s| shown_text(c, s, time).width()).max().unwrap_or(0);
-    let cols = columns(area.width.saturating_sub(2), &natural);
+    let cols = columns(area.width.saturating_sub(2), &natural, &|c| app.store.shows(c));
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
     app.geometry.header_y = area.y + 1;
@@ -415,6 +424,8 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                     }
                 }
                 Column::Tls if store::tls_version(s).is_some_and(|v| v < 0x0303) => th.warn(),
+                Column::Log if !s.in_progress && LogAgreement::of(s) == Some(LogAgreement::Differ) => th.warn(),
+                Column::Log if !s.in_progress && LogAgreement::of(s) == Some(LogAgreement::None) => th.dim(),
                 _ => Style::new(),
             };
             let style = if i == app.cursor { th.on_selection(style) } else { style };
@@ -517,6 +528,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let (lines, scroll) = match app.tab {
         Tab::Transcript => (detail::wrap(detail::transcript(&s, &look), w, 10).0, app.detail_scroll),
         Tab::Tls => (detail::wrap_hanging(detail::tls(&s, &look), w, 14).0, app.detail_scroll),
+        // A long logged line continues a little indented.
+        Tab::Log => (detail::wrap_hanging(detail::log(&s, &look, app.show_credentials), w, 4).0, app.detail_scroll),
         Tab::Evidence => {
             let (lines, at) = detail::evidence(&s, app.evidence_cursor, &look);
             let (lines, starts) = detail::wrap(lines, w, 10);
@@ -531,7 +544,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     };
     let max = lines.len().saturating_sub(usize::from(rest.height));
     let scroll = scroll.min(max);
-    if matches!(app.tab, Tab::Transcript | Tab::Tls) {
+    if matches!(app.tab, Tab::Transcript | Tab::Tls | Tab::Log) {
         app.detail_scroll = scroll;
     }
     f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), rest);
@@ -815,7 +828,7 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect) {
     let mut spans = vec![Span::raw(" ")];
     for (k, w) in [
         ("/", "filter"),
-        ("1-4", "tabs"),
+        ("1-5", "tabs"),
         ("s", "sort"),
         ("P", "pairs"),
         ("e", "export"),

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::packed::{Codec, Packer};
 use crate::escape::terminal;
-use crate::filter::{Expr, Filter, Term};
+use crate::filter::{Expr, Filter, LogAgreement, Term};
 use crate::session::{Kind, Session, Verdict};
 
 /// Rows kept by default (`--max-rows`) before the oldest finished ones are dropped from the view
@@ -39,17 +39,23 @@ pub enum Column {
     Bytes,
     /// Findings, by short name.
     Findings,
+    /// The sensor that saw the session (records of several sensors, `--sensor`, `-R`).
+    Sensor,
+    /// The server log's word against the wire's (`--logs`): agree, differ, none.
+    Log,
 }
 
 impl Column {
     /// Every column, in table order.
-    pub const ALL: [Column; 10] = [
+    pub const ALL: [Column; 12] = [
         Column::Time,
+        Column::Sensor,
         Column::Client,
         Column::Server,
         Column::Port,
         Column::Helo,
         Column::Verdict,
+        Column::Log,
         Column::Tls,
         Column::Msgs,
         Column::Bytes,
@@ -69,6 +75,8 @@ impl Column {
             Column::Msgs => "MSGS",
             Column::Bytes => "BYTES",
             Column::Findings => "FINDINGS",
+            Column::Sensor => "SENSOR",
+            Column::Log => "LOG",
         }
     }
 
@@ -126,6 +134,10 @@ struct Brief {
     helo: Box<str>,
     /// Findings weighed by severity (the FINDINGS column's sort key).
     findings: u128,
+    /// The sensor's name (the SENSOR column's sort key).
+    sensor: Option<Arc<str>>,
+    /// The log cross-check's outcome (None: the run has no `--logs`).
+    log: Option<LogAgreement>,
     /// What the display filter's `helo:` and `tls:` see.
     hello: Option<Vec<u8>>,
     handshake_version: Option<u16>,
@@ -153,6 +165,8 @@ impl Brief {
                     crate::report::finding::Severity::Info => 1,
                 })
                 .sum(),
+            sensor: s.sensor.clone(),
+            log: LogAgreement::of(s),
             hello: s.hello.as_ref().map(|h| h.arg.clone()),
             handshake_version: s.tls.version.filter(|_| s.tls_handshake()),
         }
@@ -203,8 +217,10 @@ fn key_of(col: Column, s: &Brief) -> Key {
         Column::Client => (ip_key(s.client.ip()), u64::from(s.client.port())),
         Column::Server => (ip_key(s.server.ip()), u64::from(s.server.port())),
         Column::Port => (u128::from(s.server.port()), 0),
-        // Sorted by name (the HELO column compares the names themselves).
-        Column::Helo => (0, 0),
+        // Sorted by name (the HELO and SENSOR columns compare the names themselves).
+        Column::Helo | Column::Sensor => (0, 0),
+        // Without a log first, then none, agree, differ: reversed, the disagreements lead.
+        Column::Log => (s.log.map_or(0, |l| l as u128 + 1), 0),
         // Alphabetical by name, as the column reads.
         Column::Verdict => (
             s.verdict.map_or(0, |v| match v {
@@ -279,6 +295,12 @@ pub struct Store {
     /// Rows kept before the oldest finished ones are dropped.
     max_rows: usize,
     dirty: bool,
+    /// A session carried the log cross-check (the run has `--logs`): the LOG column shows.
+    logs_seen: bool,
+    /// The first sensor name seen, and whether another one came after it.
+    sensors: (Option<Arc<str>>, bool),
+    /// The SENSOR column shows even for one sensor (`--sensor`, `-R`).
+    sensor_column: bool,
 }
 
 impl Default for Store {
@@ -313,6 +335,9 @@ impl Store {
             span: None,
             max_rows: MAX_ROWS,
             dirty: false,
+            logs_seen: false,
+            sensors: (None, false),
+            sensor_column: false,
         }
     }
 
@@ -370,9 +395,37 @@ impl Store {
         }
     }
 
+    /// Shows the SENSOR column even when every session names the same sensor (the run named
+    /// it, or read records).
+    pub fn set_sensor_column(&mut self, on: bool) {
+        self.sensor_column = on;
+    }
+
+    /// Whether the table has `col`: SENSOR for sessions named by more than one sensor (or when
+    /// asked, and some session names one), LOG for a run with `--logs`; the others always.
+    pub fn shows(&self, col: Column) -> bool {
+        match col {
+            Column::Sensor => self.sensors.1 || (self.sensor_column && self.sensors.0.is_some()),
+            Column::Log => self.logs_seen,
+            _ => true,
+        }
+    }
+
+    fn note_columns(&mut self, s: &Session) {
+        self.logs_seen |= s.logs.is_some();
+        if let Some(name) = &s.sensor {
+            match &self.sensors.0 {
+                None => self.sensors.0 = Some(Arc::clone(name)),
+                Some(first) if first != name => self.sensors.1 = true,
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Adds or replaces a session (a snapshot never replaces a finished record).
     pub fn upsert(&mut self, s: Session) {
         self.pack_pending();
+        self.note_columns(&s);
         let t = s.first_seen;
         self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
         let pass = self.filter.matches(&s);
@@ -463,6 +516,11 @@ impl Store {
             view.sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
                 briefs[a].helo.cmp(&briefs[b].helo).then(keys[a].cmp(&keys[b]))
+            });
+        } else if self.sort == Column::Sensor {
+            view.sort_unstable_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                briefs[a].sensor.cmp(&briefs[b].sensor).then(keys[a].cmp(&keys[b]))
             });
         } else {
             view.sort_unstable_by_key(|&i| keys[i as usize]);

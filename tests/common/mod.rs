@@ -549,3 +549,27 @@ pub fn without_capture_keys(r: &mut Value) {
         }
     }
 }
+
+/// The bundled lab's Postfix server log with one line added: a TLS success line inside the
+/// first session, which the wire saw in clear (as when TLS ends at a box before the server).
+/// The log and the wire then differ on `tls`. Written into `dir`.
+#[allow(dead_code)]
+pub fn log_claiming_tls(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(bundled().join("logs/postfix-srv.maillog")).expect("read the lab log");
+    let mut out = String::new();
+    let mut added = false;
+    for line in text.lines() {
+        if !added && line.contains("postfix/smtpd[5481]: disconnect from") {
+            out.push_str(
+                "Dec 07 03:13:16 mx postfix/smtpd[5481]: Anonymous TLS connection established from unknown[10.232.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n",
+            );
+            added = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(added, "the lab log's first session is where the test expects it");
+    let path = dir.join("postfix-srv.maillog");
+    std::fs::write(&path, out).expect("write the log");
+    path
+}
