@@ -743,8 +743,14 @@ impl App {
                 let (col, _) = self.store.sort();
                 // Only to columns on screen (as last drawn): a sort by a hidden column looks
                 // like no order at all.
-                let shown =
-                    |c: Column| self.geometry.header.is_empty() || self.geometry.header.iter().any(|h| h.2 == c);
+                // Before the first frame: the columns the run has (no SENSOR or LOG without them).
+                let shown = |c: Column| {
+                    if self.geometry.header.is_empty() {
+                        self.store.shows(c)
+                    } else {
+                        self.geometry.header.iter().any(|h| h.2 == c)
+                    }
+                };
                 let mut next = col.next();
                 for _ in 0..Column::ALL.len() {
                     if shown(next) {
