@@ -86,7 +86,8 @@ fn filter_then_tls_tab_then_quit_in_a_real_terminal() {
     ]);
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
 
-    let s = t.wait("the capture to be read", |s| s.contains("read 101 pkts"));
+    // The whole frame: tmux may show one the terminal is still painting (header before rows).
+    let s = t.wait("the capture to be read", |s| s.contains("read 101 pkts") && s.contains("40003"));
     assert!(s.contains("Sessions 3/3"), "{s}");
     for port in ["40001", "40002", "40003"] {
         assert!(s.contains(port), "{port} missing:\n{s}");
