@@ -21,6 +21,8 @@ use crate::engine::{Config, Engine};
 use crate::session::Session;
 use crate::summary::{SourceSummary, Summary};
 
+mod pipeline;
+
 /// How often [`Sink::tick`] is called while packets flow (and when a live capture is idle).
 pub const TICK: Duration = Duration::from_millis(50);
 
@@ -53,7 +55,8 @@ pub struct Options {
     pub count: Option<u64>,
     /// Live: stop after this long.
     pub duration: Option<Duration>,
-    /// Files: 2 reads them on a thread of their own beside the engine; 1 on the engine's thread.
+    /// Files: 2 runs the engine on a thread of its own while this one reads and hands records
+    /// to the sink (with [`Config::track_open`]: reads on a thread of its own); 1 does all on one.
     pub threads: usize,
     /// Engine settings.
     pub engine: Config,
@@ -168,7 +171,11 @@ impl Opened {
                 let reader = MergedReader::open(paths, opts.filter.as_deref())?;
                 let names = reader.sources().iter().map(|s| s.name().clone()).collect();
                 let linktype = reader.sources().first().map_or(0, |s| s.linktype());
-                (Input::Files(FileReader::new(reader, opts.threads)?), names, linktype)
+                // With two threads the engine gets a thread of its own (`pipeline`) and the files
+                // are read beside the sink; a sink that snapshots open sessions keeps the engine
+                // on its thread and has the files read ahead instead.
+                let read_ahead = if opts.engine.track_open { opts.threads } else { 1 };
+                (Input::Files(FileReader::new(reader, read_ahead)?), names, linktype)
             }
             Source::Live { device, options, write, ring } => {
                 let src = LiveSource::open(device, options, write.as_deref().map(|w| (w, *ring)))?;
@@ -241,6 +248,27 @@ impl Ticker {
 }
 
 fn run_files(
+    reader: FileReader,
+    names: Vec<Arc<str>>,
+    opts: &Options,
+    sink: &mut dyn Sink,
+    stop: &AtomicBool,
+) -> Summary {
+    // Two threads: the engine on one, reading and the sink on the other; unless the sink
+    // snapshots open sessions (the terminal UI), which needs the engine on its own thread:
+    // then the files are read ahead (`Opened::open` made the reader so).
+    let reader = match reader {
+        FileReader::Direct(_) if opts.threads > 1 => match pipeline::run(reader, names.clone(), opts, sink, stop) {
+            Ok(summary) => return summary,
+            Err(reader) => reader,
+        },
+        reader => reader,
+    };
+    run_files_here(reader, names, opts, sink, stop)
+}
+
+/// Runs the engine on this thread (the files read on it too, or ahead on a second one).
+fn run_files_here(
     mut reader: FileReader,
     names: Vec<Arc<str>>,
     opts: &Options,
@@ -276,7 +304,12 @@ fn run_files(
         ..progress_of(&engine, last_ts, None, true)
     };
     sink.tick(&mut engine, &progress);
-    // The sources as far as the engine took packets (a read-ahead thread may have read further).
+    sources_of(reader, &names, &engine, opts)
+}
+
+/// The run's summary once the engine is done: the sources as far as the engine took packets (a
+/// read-ahead thread may have read further).
+fn sources_of(reader: FileReader, names: &[Arc<str>], engine: &Engine, opts: &Options) -> Summary {
     let sources = match reader.finish() {
         Some(r) => r
             .sources()
@@ -307,6 +340,21 @@ fn run_files(
         sensor: opts.engine.sensor.as_deref().map(str::to_string),
         output_errors: 0,
         logs: None,
+    }
+}
+
+/// The summary of a run whose engine thread died: every source carries `why`.
+fn failed_summary(names: Vec<Arc<str>>, opts: &Options, why: &str) -> Summary {
+    Summary {
+        sources: names
+            .iter()
+            .map(|n| SourceSummary { name: n.to_string(), packets: 0, error: Some(why.into()) })
+            .collect(),
+        stats: Default::default(),
+        table: Default::default(),
+        dropped: None,
+        sensor: opts.engine.sensor.as_deref().map(str::to_string),
+        output_errors: 0,
     }
 }
 
