@@ -260,7 +260,7 @@ fn run_files(
     let reader = match reader {
         FileReader::Direct(_) if opts.threads > 1 => match pipeline::run(reader, names.clone(), opts, sink, stop) {
             Ok(summary) => return summary,
-            Err(reader) => reader,
+            Err(reader) => *reader,
         },
         reader => reader,
     };

@@ -99,8 +99,8 @@ pub struct InputArgs {
     #[arg(long)]
     pub show_credentials: bool,
 
-    /// Files: 2 reads the capture on a second thread while the first analyses it; 1 does both on
-    /// one thread. The records are the same either way.
+    /// Files: 2 analyses the capture on a second thread while the first reads it and writes the
+    /// records; 1 does all on one thread. The records are the same either way.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub threads: u8,
 

@@ -137,7 +137,7 @@ fn deliver(back: Back, free: &mut Vec<Batch>, progress: &mut Progress, sink: &mu
     }
 }
 
-/// Runs the files with the engine on a second thread; `None` if the thread cannot start (the
+/// Runs the files with the engine on a second thread; the reader back if the thread cannot start (the
 /// caller then runs on one thread).
 pub(super) fn run(
     mut reader: FileReader,
@@ -145,7 +145,7 @@ pub(super) fn run(
     opts: &Options,
     sink: &mut dyn Sink,
     stop: &AtomicBool,
-) -> Result<Summary, FileReader> {
+) -> Result<Summary, Box<FileReader>> {
     let engine = Engine::new(opts.engine.clone(), names.clone(), None);
     let (to_engine, from_reader) = sync_channel::<Batch>(POOL);
     // Room for every batch and the end-of-input sessions, so that the engine blocks on a send
@@ -154,7 +154,7 @@ pub(super) fn run(
     let spawned = std::thread::Builder::new()
         .name("smtpscope-engine".into())
         .spawn(move || engine_loop(engine, from_reader, to_reader));
-    let Ok(thread) = spawned else { return Err(reader) };
+    let Ok(thread) = spawned else { return Err(Box::new(reader)) };
     let total = reader.total_size();
     let mut ticker = Ticker::new();
     let mut free: Vec<Batch> = (0..POOL)
