@@ -355,6 +355,7 @@ fn failed_summary(names: Vec<Arc<str>>, opts: &Options, why: &str) -> Summary {
         dropped: None,
         sensor: opts.engine.sensor.as_deref().map(str::to_string),
         output_errors: 0,
+        logs: None,
     }
 }
 
