@@ -193,9 +193,8 @@ impl Input {
                 // SAFETY: the mapping is private and read-only, so MADV_DONTNEED only drops
                 // page-table entries: a later access (none is expected behind the reader)
                 // faults the file's bytes in again, it never sees zeros.
-                let _ = unsafe {
-                    m.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, end - self.released)
-                };
+                let _ =
+                    unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, end - self.released) };
                 self.released = end;
             }
         }

@@ -203,7 +203,8 @@ impl PacketSource for Netmon {
         self.consumed = (trailer + trailer_len(self.version)).min(bytes.len()) as u64;
         // 2.3: the frame's own UTC time. Else microseconds past the start; a hostile offset
         // wraps rather than panics.
-        let utc = if self.version >= 23 { u64_at(bytes, trailer + TRAILER_UTC).and_then(filetime_micros) } else { None };
+        let utc =
+            if self.version >= 23 { u64_at(bytes, trailer + TRAILER_UTC).and_then(filetime_micros) } else { None };
         let ts = utc.unwrap_or_else(|| self.start.wrapping_add(offset as i64));
         Ok(Some(Frame { ts, data, orig_len, linktype: media_linktype(media) }))
     }

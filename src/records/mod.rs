@@ -290,11 +290,35 @@ impl RecordFile {
             self.done = true;
             return None;
         }
-        let (len, complete) = match memchr::memchr(b'\n', rest) {
+        // A line end is looked for within one line's limit only.
+        let head = rest.get(..=MAX_LINE).unwrap_or(rest);
+        self.names.line += 1;
+        let (len, complete) = match memchr::memchr(b'\n', head) {
             Some(i) => (i, true),
+            None if head.len() > MAX_LINE => {
+                // Too long: passed over a step at a time, so that its pages are let go as the
+                // reader moves (a 50 MB line stays out of memory).
+                loop {
+                    let w = input.window();
+                    let step = w.get(..1 << 20).unwrap_or(w);
+                    if step.is_empty() {
+                        break;
+                    }
+                    match memchr::memchr(b'\n', step) {
+                        Some(i) => {
+                            input.consume(i + 1);
+                            break;
+                        }
+                        None => {
+                            let n = step.len();
+                            input.consume(n);
+                        }
+                    }
+                }
+                return Some(Err(Skip::TooLong));
+            }
             None => (rest.len(), false),
         };
-        self.names.line += 1;
         let r = match rest.get(..len) {
             _ if len > MAX_LINE => Err(Skip::TooLong),
             Some(line) => {
