@@ -3,17 +3,19 @@
 # fuzz/corpus-min/<target> from its small inputs only (a libFuzzer merge of the files up to CAP bytes), so the
 # repository stays small; the large seeds come back from the captures through fuzz/seed.sh at run time.
 # capture_file is never committed: its inputs are (near) copies of the shared capture files.
-# Usage: fuzz/minimise.sh [TARGET...]   (default: decode reassembly smtp tls engine)
+# Usage: fuzz/minimise.sh [TARGET...]
+#   (default: decode reassembly smtp tls engine exchange_log postfix_log records netmon)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode reassembly smtp tls engine)
+[ ${#targets[@]} -gt 0 ] || targets=(decode reassembly smtp tls engine exchange_log postfix_log records netmon)
 for t in "${targets[@]}"; do
   # -max_len as in the campaign; CAP: the largest input committed.
   cap=4096
   case $t in
     decode) len=4096 ;; reassembly) len=8192 ;; smtp) len=32768 ;; tls) len=16384 ;; engine) len=65536; cap=8192 ;;
+    exchange_log | postfix_log) len=16384 ;; records) len=65536; cap=8192 ;; netmon) len=65536; cap=16384 ;;
     capture_file) echo "capture_file: not committed" >&2; continue ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac

@@ -21,6 +21,22 @@ for f in captures/demo.pcap captures/plaintext.pcap captures/snaplen-96.pcap; do
   command -v gzip >/dev/null && gzip -c "$f" > "$out/capture_file/$b.pcap.gz" || true
   command -v zstd >/dev/null && zstd -q -c "$f" > "$out/capture_file/$b.pcap.zst" || true
 done
+# Logs: the bundled and shared server logs, whole. Records: the NDJSON of the small captures,
+# one file per capture (needs a built smtpscope; skipped without one).
+mkdir -p "$out"/{exchange_log,postfix_log,records}
+for f in captures/logs/exchange-* $(find "$shared/../../logs/exchange" -type f 2>/dev/null | head -n 50); do
+  cp "$f" "$out/exchange_log/$(basename "$f")" 2>/dev/null || true
+done
+for f in captures/logs/*.maillog $(find "$shared/../../logs/postfix" -type f 2>/dev/null | head -n 50); do
+  cp "$f" "$out/postfix_log/$(basename "$f")" 2>/dev/null || true
+done
+bin=target/release/smtpscope
+[ -x "$bin" ] || bin=target/debug/smtpscope
+if [ -x "$bin" ]; then
+  for f in captures/*.pcap; do
+    "$bin" -q -F json -r "$f" > "$out/records/$(basename "$f" .pcap).ndjson" 2>/dev/null || true
+  done
+fi
 echo "corpus in $out"
 # Minimised corpora from earlier runs (fuzz/corpus-min) start where the last run stopped.
 for t in fuzz/corpus-min/*/; do

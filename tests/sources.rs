@@ -146,6 +146,14 @@ fn micros(v: &Value) -> i64 {
 /// A Network Monitor 2.1 file of the frames of `pcap` (`media` 9: raw IP), with a frame of
 /// another media (Token Ring) last, written the way the format describes.
 fn netmon_of(pcap: &Path, media: u16) -> (Vec<u8>, usize) {
+    netmon_as(pcap, media, 1, 0)
+}
+
+/// A Network Monitor 2.`minor` file (1 to 3) of the frames of `pcap`, as Network Monitor writes
+/// it on a machine `zone` seconds east of UTC: the header's start in that machine's local time,
+/// each frame's offset from it, and from 2.2 on the process index (none: all ones), from 2.3 on
+/// the frame's UTC `FILETIME` and the time zone index.
+fn netmon_as(pcap: &Path, media: u16, minor: u8, zone: i64) -> (Vec<u8>, usize) {
     let mut r = MergedReader::open(&[pcap.to_path_buf()], None).unwrap();
     let mut frames = Vec::new();
     let mut start = None;
@@ -156,8 +164,10 @@ fn netmon_of(pcap: &Path, media: u16) -> (Vec<u8>, usize) {
     let last = frames.last().map_or(0, |f| f.0);
     frames.push((last, vec![0u8; 20], 2u16));
     let start = start.unwrap();
-    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(start) * 1000).unwrap();
-    let mut out = b"GMBU\x01\x02".to_vec();
+    let local = start + zone * 1_000_000;
+    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(local) * 1000).unwrap();
+    let mut out = b"GMBU".to_vec();
+    out.extend_from_slice(&[minor, 2]);
     out.extend_from_slice(&media.to_le_bytes());
     for v in [
         dt.year() as u16,
@@ -180,6 +190,15 @@ fn netmon_of(pcap: &Path, media: u16) -> (Vec<u8>, usize) {
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         out.extend_from_slice(data);
         out.extend_from_slice(&m.to_le_bytes());
+        if minor >= 2 {
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        if minor >= 3 {
+            // 100 ns ticks since 1601-01-01 UTC.
+            let filetime = ((start + *t) * 10) as u64 + 116_444_736_000_000_000;
+            out.extend_from_slice(&filetime.to_le_bytes());
+            out.push(0);
+        }
     }
     let at = out.len() as u32;
     for o in &table {
@@ -188,6 +207,29 @@ fn netmon_of(pcap: &Path, media: u16) -> (Vec<u8>, usize) {
     out[24..28].copy_from_slice(&at.to_le_bytes());
     out[28..32].copy_from_slice(&((table.len() * 4) as u32).to_le_bytes());
     (out, frames.len())
+}
+
+#[test]
+fn netmon_2_3_captured_outside_utc_gives_utc_times_from_each_frames_own_time_stamp() {
+    // Captured in Porto Alegre (UTC-03:00): the header's start is local time.
+    let pcap = common::bundled().join("multi-site.pcap");
+    let want = records(&pcap).0;
+    assert!(want.len() > 10);
+    let (_dir, p) = common::scratch_file("zone.cap");
+    for minor in [1u8, 2, 3] {
+        let (bytes, _) = netmon_as(&pcap, 1, minor, -3 * 3600);
+        std::fs::write(&p, bytes).unwrap();
+        let got = records(&p).0;
+        assert_eq!(got.len(), want.len(), "2.{minor}");
+        if minor == 3 {
+            assert_eq!(got, want, "2.3: every record as from the original capture");
+        } else {
+            // Before 2.3 nothing in the file tells the zone: start plus offset, taken as UTC.
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(micros(&w["first_seen"]) - micros(&g["first_seen"]), 3 * 3600 * 1_000_000, "2.{minor}");
+            }
+        }
+    }
 }
 
 #[test]

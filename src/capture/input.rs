@@ -170,23 +170,33 @@ impl Input {
         let n = n.min(self.window().len());
         self.consumed += n as u64;
         match &mut self.backing {
-            Backing::Whole(w) => {
+            Backing::Whole(_) => {
                 self.pos += n;
-                if self.pos - self.released >= RELEASE_STEP {
-                    if let Whole::Mapped(m) = w {
-                        // Whole pages behind the window only (page size divides 64 KiB).
-                        let end = self.pos & !0xffff;
-                        // SAFETY: the mapping is private and read-only, so MADV_DONTNEED only
-                        // drops page-table entries: a later access (none is expected behind the
-                        // window) faults the file's bytes in again, it never sees zeros.
-                        let _ = unsafe {
-                            m.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, end - self.released)
-                        };
-                        self.released = end;
-                    }
-                }
+                self.release_before(self.pos);
             }
             Backing::Stream { start, .. } => *start += n,
+        }
+    }
+
+    /// Gives the mapped pages before offset `at` back to the kernel, in steps of
+    /// [`RELEASE_STEP`]: for readers that address a mapped file by offset (NetMon's frame table)
+    /// rather than through [`Input::consume`]. Nothing happens for other inputs.
+    #[inline]
+    pub fn release_before(&mut self, at: usize) {
+        if at.saturating_sub(self.released) < RELEASE_STEP {
+            return;
+        }
+        if let Backing::Whole(Whole::Mapped(m)) = &self.backing {
+            // Whole pages only (page size divides 64 KiB), and never past the mapping.
+            let end = at.min(m.len()) & !0xffff;
+            if end > self.released {
+                // SAFETY: the mapping is private and read-only, so MADV_DONTNEED only drops
+                // page-table entries: a later access (none is expected behind the reader)
+                // faults the file's bytes in again, it never sees zeros.
+                let _ =
+                    unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, end - self.released) };
+                self.released = end;
+            }
         }
     }
 

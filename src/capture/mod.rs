@@ -12,6 +12,7 @@ pub mod ring;
 pub mod source;
 pub mod spool;
 
+pub(crate) use input::Input;
 pub use readahead::{FileReader, ReadAhead};
 pub use source::{Frame, PacketSource, SourceError};
 

@@ -10,13 +10,18 @@
 //!   the file, which is why a NetMon capture is read from a file, never from a stream.
 //! - A frame: its time as microseconds since the start time (64 bits), its length on the wire
 //!   and its captured length (32 bits each), the captured bytes; from version 2.1 on, a trailer
-//!   follows whose first 16 bits are the frame's own media type.
+//!   follows whose first 16 bits are the frame's own media type. Version 2.2 adds a 32-bit index
+//!   into the process table; version 2.3 adds the frame's time as a Windows `FILETIME` (64 bits,
+//!   100 ns units since 1601-01-01 00:00 UTC) and an 8-bit index into the time zone table.
 //!
 //! Media 1 (Ethernet) and 9 (raw IP) are decoded; frames of any other media (Token Ring, FDDI,
 //! 802.11 with NetMon's metadata, NetMon's own event and filter records, …) are handed on with
-//! a link type no decoder knows, so the engine counts them as `unsupported-linktype`. Version
-//! 2.3's per-frame UTC time stamps are not used: times are the header's start plus each frame's
-//! offset, which every 2.x version has.
+//! a link type no decoder knows, so the engine counts them as `unsupported-linktype`.
+//!
+//! Times: the header's start is the capturing machine's local time (Network Monitor writes a
+//! `SYSTEMTIME`, which carries no zone), so start plus offset is only right for captures made
+//! in UTC. Version 2.3 frames carry their own UTC time, which is used whenever a frame has it;
+//! older versions have nothing better than start plus offset, taken as UTC.
 
 use time::{Date, Month, PrimitiveDateTime, Time};
 
@@ -38,6 +43,11 @@ pub const MAGIC_1X: [u8; 4] = *b"RTSS";
 const HEADER: usize = 32;
 /// Frame header: time offset, wire length, captured length.
 const FRAME_HEADER: usize = 16;
+/// In a 2.3 trailer: where the frame's UTC `FILETIME` starts (after the media type and the
+/// process index).
+const TRAILER_UTC: usize = 6;
+/// `FILETIME` ticks (100 ns) between 1601-01-01 and 1970-01-01.
+const FILETIME_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
 
 /// NetMon media types smtpscope decodes.
 const MEDIA_ETHERNET: u16 = 1;
@@ -65,6 +75,26 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..)?.first_chunk::<8>().map(|s| u64::from_le_bytes(*s))
+}
+
+/// Trailer bytes after each frame's data, by version (major × 10 + minor).
+fn trailer_len(version: u16) -> usize {
+    match version {
+        ..=20 => 0,
+        21 => 2,
+        22 => 6,
+        _ => 15,
+    }
+}
+
+/// A Windows `FILETIME` as microseconds since the epoch. Zero (no time written) is None: it
+/// would be 1601, which no capture is from.
+fn filetime_micros(ft: u64) -> Option<Micros> {
+    if ft == 0 {
+        return None;
+    }
+    // Below the epoch the difference wraps into a large u64; as i64 it is the right negative.
+    Some((ft.wrapping_sub(FILETIME_UNIX_EPOCH) as i64) / 10)
 }
 
 /// The capture's start as microseconds since the epoch, from a `SYSTEMTIME` (year, month, day
@@ -145,6 +175,9 @@ impl PacketSource for Netmon {
         if self.next >= self.frames {
             return Ok(None);
         }
+        // The frames read so far are behind the reader: their pages can go (frames are stored in
+        // table order; one stored out of order is read back from the file, never lost).
+        self.input.release_before(self.consumed as usize);
         let bytes = self.input.whole_bytes().unwrap_or_default();
         let n = self.next + 1;
         self.next += 1;
@@ -160,15 +193,19 @@ impl PacketSource for Netmon {
         };
         let data_at = at + FRAME_HEADER;
         let data = bytes.get(data_at..data_at.saturating_add(caplen as usize)).ok_or_else(|| past("data"))?;
+        let trailer = data_at + data.len();
         let media = if self.version >= 21 {
             // The trailer's media type; a frame without one keeps the file's.
-            u16_at(bytes, data_at + data.len()).unwrap_or(self.media)
+            u16_at(bytes, trailer).unwrap_or(self.media)
         } else {
             self.media
         };
-        self.consumed = (at + FRAME_HEADER + data.len()) as u64;
-        // Microseconds past the start; a hostile offset wraps rather than panics.
-        let ts = self.start.wrapping_add(offset as i64);
+        self.consumed = (trailer + trailer_len(self.version)).min(bytes.len()) as u64;
+        // 2.3: the frame's own UTC time. Else microseconds past the start; a hostile offset
+        // wraps rather than panics.
+        let utc =
+            if self.version >= 23 { u64_at(bytes, trailer + TRAILER_UTC).and_then(filetime_micros) } else { None };
+        let ts = utc.unwrap_or_else(|| self.start.wrapping_add(offset as i64));
         Ok(Some(Frame { ts, data, orig_len, linktype: media_linktype(media) }))
     }
 
@@ -250,6 +287,22 @@ mod tests {
         // Version 2.0 has no trailer: every frame is the file's media.
         let (frames, _) = read_all(build(0, 9, &[(0, b"ip", None)]));
         assert_eq!(frames[0].2, dlt::RAW);
+    }
+
+    #[test]
+    fn a_filetime_is_100_ns_ticks_since_1601_utc() {
+        assert_eq!(filetime_micros(FILETIME_UNIX_EPOCH), Some(0));
+        assert_eq!(filetime_micros(START as u64 * 10 + FILETIME_UNIX_EPOCH + 9), Some(START));
+        assert_eq!(filetime_micros(FILETIME_UNIX_EPOCH - 10), Some(-1));
+        assert_eq!(filetime_micros(0), None, "no time written");
+    }
+
+    #[test]
+    fn a_2_3_frame_cut_before_its_utc_time_keeps_the_start_plus_its_offset() {
+        // A 2.3 trailer of the media type alone: the file ends inside the trailer.
+        let (frames, end) = read_all(build(3, 1, &[(7, b"x", Some(1))]));
+        assert_eq!(end, None);
+        assert_eq!(frames[0].0, START + 7);
     }
 
     #[test]

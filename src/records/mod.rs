@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use thiserror::Error;
 
 use crate::capture::ring::SharedFileMap;
-use crate::capture::Micros;
+use crate::capture::{Input, Micros};
 use crate::driver::{OpenSessions, Progress, Sink};
 use crate::engine::Stats;
 use crate::session::Session;
@@ -173,6 +173,9 @@ impl FileStats {
 
 /// One records file, read a line at a time.
 pub struct RecordFile {
+    /// A plain regular file, mapped: lines are parsed where they lie, with no copy out of the
+    /// page cache, and pages behind the reader are given back (see [`Input`]).
+    mapped: Option<Input>,
     r: BufReader<Box<dyn Read + Send>>,
     line: Vec<u8>,
     names: Interner,
@@ -185,6 +188,18 @@ impl RecordFile {
     pub fn open(path: &Path) -> Result<Self, RecordError> {
         let shown = path.display().to_string();
         let f = File::open(path).map_err(|source| RecordError::Open { path: shown.clone(), source })?;
+        // Pipes, empty and compressed files are streamed; mapping leaves the file's offset at 0.
+        if let Ok(input) = Input::map(&f) {
+            let head = input.window().get(..4).unwrap_or_default();
+            if crate::decompress::Compression::of(head).is_none() {
+                if is_capture(head) {
+                    return Err(RecordError::IsCapture(shown));
+                }
+                let mut me = Self::from_reader(&shown, Box::new(io::empty()))?;
+                me.mapped = Some(input);
+                return Ok(me);
+            }
+        }
         Self::from_reader(&shown, Box::new(f))
     }
 
@@ -194,6 +209,7 @@ impl RecordFile {
         let shown = name.to_string();
         let names = Interner::for_path(&shown);
         Ok(Self {
+            mapped: None,
             r,
             line: Vec::with_capacity(4096),
             names,
@@ -266,8 +282,74 @@ impl RecordFile {
         Some(r.unwrap_or(Err(Skip::Blank)))
     }
 
+    /// The next line of a mapped file, parsed where it lies; None at the end of the file.
+    fn parse_mapped(&mut self) -> Option<Result<Session, Skip>> {
+        let input = self.mapped.as_mut()?;
+        let rest = input.window();
+        if rest.is_empty() {
+            self.done = true;
+            return None;
+        }
+        // A line end is looked for within one line's limit only.
+        let head = rest.get(..=MAX_LINE).unwrap_or(rest);
+        self.names.line += 1;
+        let (len, complete) = match memchr::memchr(b'\n', head) {
+            Some(i) => (i, true),
+            None if head.len() > MAX_LINE => {
+                // Too long: passed over a step at a time, so that its pages are let go as the
+                // reader moves (a 50 MB line stays out of memory).
+                loop {
+                    let w = input.window();
+                    let step = w.get(..1 << 20).unwrap_or(w);
+                    if step.is_empty() {
+                        break;
+                    }
+                    match memchr::memchr(b'\n', step) {
+                        Some(i) => {
+                            input.consume(i + 1);
+                            break;
+                        }
+                        None => {
+                            let n = step.len();
+                            input.consume(n);
+                        }
+                    }
+                }
+                return Some(Err(Skip::TooLong));
+            }
+            None => (rest.len(), false),
+        };
+        let r = match rest.get(..len) {
+            _ if len > MAX_LINE => Err(Skip::TooLong),
+            Some(line) => {
+                let text = line.strip_suffix(b"\r").unwrap_or(line);
+                if text.iter().all(u8::is_ascii_whitespace) {
+                    Err(Skip::Blank)
+                } else {
+                    parse_line(text, complete, &mut self.names)
+                }
+            }
+            None => Err(Skip::TooLong),
+        };
+        input.consume(len + usize::from(complete));
+        Some(r)
+    }
+
     /// The next record, skipping (and counting) lines that are not one.
     pub fn next_session(&mut self) -> Option<Session> {
+        while self.mapped.is_some() && !self.done {
+            match self.parse_mapped()? {
+                Ok(s) => {
+                    self.stats.records += 1;
+                    return Some(s);
+                }
+                Err(Skip::Blank) => {}
+                Err(why) => {
+                    let line = self.names.line;
+                    self.stats.skip(line, why);
+                }
+            }
+        }
         while !self.done {
             match self.parse_buffered() {
                 Some(Ok(s)) => {
