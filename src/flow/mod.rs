@@ -8,9 +8,11 @@
 pub mod reassembly;
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::capture::Micros;
 use crate::decode::Segment;
@@ -248,11 +250,37 @@ pub enum Lookup {
     Late,
 }
 
+/// One index entry: a flow's slot and its key's hash, 8 bytes, so the index of 100 k flows
+/// (about 1 MB) stays in cache and a lookup reads the flow itself only to confirm the key.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    hash: u32,
+    slot: u32,
+}
+
+/// The key's hash folded to 32 bits (what an index entry keeps).
+fn hash32(key: &FlowKey) -> u32 {
+    let h = FxBuildHasher.hash_one(key);
+    (h ^ (h >> 32)) as u32
+}
+
+/// The index's 64-bit hash, rebuilt from the 32 bits kept: the table takes its control tag
+/// from the top bits and the bucket from the bottom ones.
+fn spread(h: u32) -> u64 {
+    (u64::from(h) << 32) | u64::from(h)
+}
+
+/// A held flow with its key: confirming a lookup reads the memory the packet then works on.
+struct Slot<A> {
+    key: FlowKey,
+    flow: Flow<A>,
+}
+
 /// The flow table.
 pub struct FlowTable<A> {
     /// Key → slot.
-    map: FxHashMap<FlowKey, usize>,
-    slots: Vec<Option<Flow<A>>>,
+    index: HashTable<IndexEntry>,
+    slots: Vec<Option<Slot<A>>>,
     free: Vec<usize>,
     tombstones: FxHashMap<FlowKey, ()>,
     tomb_order: VecDeque<FlowKey>,
@@ -265,9 +293,11 @@ pub struct FlowTable<A> {
 
 impl<A> FlowTable<A> {
     /// An empty table.
-    pub fn new(limits: TableLimits) -> Self {
+    pub fn new(mut limits: TableLimits) -> Self {
+        // Index entries name their slot in 32 bits.
+        limits.max_flows = limits.max_flows.min(u32::MAX as usize);
         Self {
-            map: FxHashMap::default(),
+            index: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
             tombstones: FxHashMap::default(),
@@ -280,17 +310,27 @@ impl<A> FlowTable<A> {
 
     /// Flows currently held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     /// Whether no flow is held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
     /// The flow in `slot`.
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow<A>> {
-        self.slots.get_mut(slot).and_then(Option::as_mut)
+        self.slots.get_mut(slot).and_then(Option::as_mut).map(|s| &mut s.flow)
+    }
+
+    /// The slot holding `key`, if any.
+    fn find(&self, key: &FlowKey, hash: u32) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(spread(hash), |e| {
+                e.hash == hash && slots.get(e.slot as usize).and_then(Option::as_ref).is_some_and(|s| s.key == *key)
+            })
+            .map(|e| e.slot as usize)
     }
 
     /// Finds or creates the flow for `seg`. Flows pushed out (4-tuple reuse, eviction) are
@@ -305,8 +345,9 @@ impl<A> FlowTable<A> {
         ended: &mut dyn FnMut(Flow<A>, EndReason),
     ) -> Lookup {
         let (key, src_lo) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        let hash = hash32(&key);
         let pure_syn = seg.flags.syn && !seg.flags.ack;
-        if let Some(&slot) = self.map.get(&key) {
+        if let Some(slot) = self.find(&key, hash) {
             let reused = pure_syn
                 && self.get_mut(slot).is_some_and(|f| {
                     let m = &f.meta;
@@ -332,7 +373,7 @@ impl<A> FlowTable<A> {
             }
             self.tombstones.remove(&key);
         }
-        if self.map.len() >= self.limits.max_flows {
+        if self.index.len() >= self.limits.max_flows {
             self.evict_oldest(ended);
         }
         let meta = FlowMeta {
@@ -358,30 +399,33 @@ impl<A> FlowTable<A> {
         };
         self.next_id += 1;
         self.stats.flows += 1;
-        let flow = Flow { meta, streams: None, app: make() };
+        let held = Slot { key, flow: Flow { meta, streams: None, app: make() } };
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(x) = self.slots.get_mut(s) {
-                    *x = Some(flow);
+                    *x = Some(held);
                 }
                 s
             }
             None => {
-                self.slots.push(Some(flow));
+                self.slots.push(Some(held));
                 self.slots.len() - 1
             }
         };
-        self.map.insert(key, slot);
-        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
+        // Slots never outnumber u32: `max_flows` is clamped to it in `new`.
+        let entry = IndexEntry { hash, slot: slot as u32 };
+        self.index.insert_unique(spread(hash), entry, |e| spread(e.hash));
+        self.stats.peak_flows = self.stats.peak_flows.max(self.index.len());
         Lookup::Flow(slot, 0)
     }
 
     /// Takes a flow out of the table and remembers its 4-tuple as finished.
     pub fn remove(&mut self, slot: usize) -> Option<Flow<A>> {
-        let flow = self.slots.get_mut(slot)?.take()?;
-        let e = flow.meta.ends;
-        let (key, _) = FlowKey::new((e[0].ip(), e[0].port()), (e[1].ip(), e[1].port()));
-        self.map.remove(&key);
+        let Slot { key, flow } = self.slots.get_mut(slot)?.take()?;
+        let hash = hash32(&key);
+        if let Ok(e) = self.index.find_entry(spread(hash), |e| e.slot as usize == slot) {
+            e.remove();
+        }
         self.free.push(slot);
         // Only flows that carried payload can turn into a (phantom) session: a flood of
         // SYN-only flows must not push their tombstones out.
@@ -406,7 +450,9 @@ impl<A> FlowTable<A> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| f.as_ref().map(|f| ((f.meta.wire_bytes.iter().any(|b| *b > 0), f.meta.last_ts), i)))
+            .filter_map(|(i, s)| {
+                s.as_ref().map(|s| ((s.flow.meta.wire_bytes.iter().any(|b| *b > 0), s.flow.meta.last_ts), i))
+            })
             .collect();
         let n = (ages.len() / 16).max(1);
         if n < ages.len() {
@@ -427,7 +473,7 @@ impl<A> FlowTable<A> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| f.as_ref().filter(|f| f.meta.last_ts < before).map(|_| i))
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.flow.meta.last_ts < before).map(|_| i))
             .collect();
         let mut out: Vec<Flow<A>> = idle.into_iter().filter_map(|slot| self.remove(slot)).collect();
         out.sort_by_key(|f| f.meta.id);
@@ -436,11 +482,110 @@ impl<A> FlowTable<A> {
 
     /// Removes every flow (end of capture), in creation order.
     pub fn drain(&mut self) -> Vec<Flow<A>> {
-        let mut all: Vec<Flow<A>> = self.slots.iter_mut().filter_map(Option::take).collect();
+        let mut all: Vec<Flow<A>> = self.slots.iter_mut().filter_map(|s| s.take().map(|s| s.flow)).collect();
         all.sort_by_key(|f| f.meta.id);
-        self.map.clear();
+        self.index.clear();
         self.free.clear();
         self.slots.clear();
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::decode::TcpFlags;
+
+    fn seg(client: u32, port: u16, flags: TcpFlags, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            src: IpAddr::V4(Ipv4Addr::from_bits(client)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25)),
+            sport: port,
+            dport: 25,
+            seq: 1000,
+            ack: 0,
+            flags,
+            window: 0,
+            options: &[],
+            payload,
+            wire_len: payload.len() as u32,
+            link: Default::default(),
+        }
+    }
+
+    fn data(client: u32, port: u16) -> Segment<'static> {
+        seg(client, port, TcpFlags { ack: true, ..Default::default() }, b"x")
+    }
+
+    fn slot_of(t: &mut FlowTable<()>, s: &Segment<'_>) -> Option<usize> {
+        match t.lookup(s, 0, 0, 0, || (), &mut |_, _| {}) {
+            Lookup::Flow(slot, _) => Some(slot),
+            Lookup::Late => None,
+        }
+    }
+
+    #[test]
+    fn every_flow_is_found_again_in_its_own_slot_after_others_leave() {
+        let mut t = FlowTable::new(TableLimits::default());
+        let slots: Vec<usize> = (0..5000).filter_map(|i| slot_of(&mut t, &data(i, 1024))).collect();
+        assert_eq!(t.len(), 5000);
+        for &s in slots.iter().step_by(2) {
+            assert!(t.remove(s).is_some());
+        }
+        assert_eq!(t.len(), 2500);
+        for (i, &s) in slots.iter().enumerate().skip(1).step_by(2) {
+            assert_eq!(slot_of(&mut t, &data(i as u32, 1024)), Some(s));
+        }
+        assert_eq!(t.len(), 2500);
+        assert_eq!(t.stats.flows, 5000);
+    }
+
+    #[test]
+    fn a_reused_slot_answers_only_to_its_new_key() {
+        let mut t = FlowTable::new(TableLimits::default());
+        let a = slot_of(&mut t, &data(1, 1024)).unwrap_or(usize::MAX);
+        if let Some(f) = t.get_mut(a) {
+            f.meta.wire_bytes[0] = 1;
+        }
+        t.remove(a);
+        let b = slot_of(&mut t, &data(2, 1024)).unwrap_or(usize::MAX);
+        assert_eq!(a, b, "the freed slot is reused");
+        // The removed 4-tuple carried payload: its late bytes are dropped, not a new flow.
+        assert_eq!(slot_of(&mut t, &data(1, 1024)), None);
+        assert_eq!(t.stats.late_packets, 1);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn both_directions_find_the_same_flow() {
+        let mut t = FlowTable::new(TableLimits::default());
+        let fwd = data(7, 4000);
+        let mut back = fwd;
+        std::mem::swap(&mut back.src, &mut back.dst);
+        std::mem::swap(&mut back.sport, &mut back.dport);
+        let (a, b) = (t.lookup(&fwd, 0, 0, 0, || (), &mut |_, _| {}), t.lookup(&back, 0, 0, 0, || (), &mut |_, _| {}));
+        assert!(matches!((a, b), (Lookup::Flow(x, 0), Lookup::Flow(y, 1)) if x == y));
+    }
+
+    #[test]
+    fn a_full_table_evicts_and_keeps_its_index_whole() {
+        let limits = TableLimits { max_flows: 64, ..Default::default() };
+        let mut t = FlowTable::new(limits);
+        let mut evicted = 0;
+        for i in 0..1000 {
+            t.lookup(&data(i, 1024), i64::from(i), 0, 0, || (), &mut |_, r| {
+                assert_eq!(r, EndReason::Evicted);
+                evicted += 1;
+            });
+        }
+        assert!(t.len() <= 64);
+        assert_eq!(evicted, t.stats.evicted);
+        assert_eq!(1000 - evicted as usize, t.len());
+        // The newest flow is still held and found, not created again.
+        let flows = t.stats.flows;
+        assert!(slot_of(&mut t, &data(999, 1024)).is_some());
+        assert_eq!(t.stats.flows, flows);
     }
 }

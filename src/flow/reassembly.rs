@@ -54,7 +54,7 @@ impl Default for Limits {
 /// `Limits::tail` bytes (grown with the stream up to the limit, never zeroed), so delivering a
 /// segment costs one bounded copy and, once the ring is full, no allocation.
 /// Bytes the tail first reserves.
-const TAIL_FIRST: usize = 512;
+const TAIL_FIRST: usize = 128;
 
 #[derive(Default)]
 struct Tail {
@@ -78,11 +78,11 @@ impl Tail {
         let mut data = data.get(data.len().saturating_sub(cap)..).unwrap_or(data);
         if self.ring.len() < cap {
             let (fill, rest) = data.split_at(data.len().min(cap - self.ring.len()));
-            // A short first reservation, then the limit: a short dialogue keeps a short tail
-            // (many flows open at once), a long stream reallocates once.
+            // A short first reservation, doubled up to the limit: a short dialogue keeps a short
+            // tail (many flows open at once), a long stream reallocates a few times at most.
             let need = self.ring.len() + fill.len();
             if need > self.ring.capacity() {
-                let target = if self.ring.capacity() == 0 { need.max(TAIL_FIRST) } else { cap };
+                let target = need.max(TAIL_FIRST).max(2 * self.ring.capacity());
                 self.ring.reserve_exact(target.min(cap) - self.ring.len());
             }
             self.ring.extend_from_slice(fill);

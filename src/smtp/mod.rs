@@ -103,7 +103,8 @@ pub struct Machine {
     server_bytes: u64,
     auth_active: bool,
     keep_credentials: bool,
-    tls: Option<tls::Tracker>,
+    /// Boxed: created only at the upgrade, and the many open sessions that never get there stay small.
+    tls: Option<Box<tls::Tracker>>,
     frame: u64,
     /// Frame of the first client bytes being fed: earlier than `frame` when held bytes are
     /// released on a server reply.
@@ -386,7 +387,7 @@ impl Machine {
                                 u.proof = Proof::Tls;
                             }
                         }
-                        self.tls.get_or_insert_with(tls::Tracker::new);
+                        self.tls.get_or_insert_with(Box::default);
                     } else {
                         if let Some(u) = &mut s.upgrade {
                             if u.proof == Proof::Pending {
@@ -426,7 +427,7 @@ impl Machine {
                     let first = data.first().copied().unwrap_or(0);
                     if (20..=23).contains(&first) {
                         self.smode = ServerMode::Tls;
-                        self.tls.get_or_insert_with(tls::Tracker::new);
+                        self.tls.get_or_insert_with(Box::default);
                     } else {
                         if self.cmode != ClientMode::Tls {
                             s.find(
