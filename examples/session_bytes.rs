@@ -8,6 +8,8 @@ use std::sync::Arc;
 use smtpscope::capture::MergedReader;
 use smtpscope::engine::{Config, Engine};
 use smtpscope::session::Session;
+use smtpscope::tui::feed::{Stage, Update};
+use smtpscope::tui::packed::Packer;
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -51,11 +53,28 @@ fn main() {
     println!("kept whole: {} B per session", whole / k);
     // The UI's store: every session packed once the dictionary is trained.
     let t0 = LIVE.load(Ordering::Relaxed);
+    // Packed as the feed's packer thread packs them, then taken in as the UI takes them.
     let mut store = smtpscope::tui::store::Store::new();
+    let mut stage = Stage::new(Packer::new(), store.filter_slot());
+    let mut out = Vec::new();
     for s in &kept {
-        store.upsert((**s).clone());
+        stage.pass(Update::Finished(vec![(**s).clone()]), &mut |u| {
+            out.push(u);
+            true
+        });
     }
-    store.pack_now();
+    stage.flush(&mut |u| {
+        out.push(u);
+        true
+    });
+    for u in out {
+        match u {
+            Update::Rows(v) => v.into_iter().for_each(|r| store.ingest(r)),
+            Update::Codec(c) => store.set_codec(c),
+            Update::Repacked(v) => store.repack(v),
+            _ => {}
+        }
+    }
     store.rebuild();
     let packed = LIVE.load(Ordering::Relaxed) - t0;
     println!("in the UI's store (packed {} of {}): {} B per session", store.packed(), store.total(), packed / k);

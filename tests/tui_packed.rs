@@ -8,7 +8,9 @@ use smtpscope::capture::MergedReader;
 use smtpscope::engine::{Config, Engine};
 use smtpscope::filter::Filter;
 use smtpscope::session::Session;
-use smtpscope::tui::store::Store;
+use smtpscope::tui::feed::{Stage, Update};
+use smtpscope::tui::packed::Packer;
+use smtpscope::tui::store::{Budget, Store};
 
 /// Every session of every bundled capture, with transcripts, as the UI's engine makes them.
 fn bundled() -> Vec<Session> {
@@ -43,17 +45,49 @@ fn many(base: &[Session], n: usize) -> Vec<Session> {
         .collect()
 }
 
+/// What the feed's packer thread hands the UI for `sessions` (dictionary trained on the first
+/// `samples`, waited for at the end as at the end of a run).
+fn staged(st: &Store, sessions: &[Session], samples: usize) -> Vec<Update> {
+    let mut stage = Stage::new(Packer::with_samples(samples), st.filter_slot());
+    let mut out = Vec::new();
+    for batch in sessions.chunks(64) {
+        stage.pass(Update::Finished(batch.to_vec()), &mut |u| {
+            out.push(u);
+            true
+        });
+    }
+    stage.flush(&mut |u| {
+        out.push(u);
+        true
+    });
+    out
+}
+
+/// A store fed as the UI feeds it.
+fn store_of(sessions: &[Session], samples: usize) -> Store {
+    let mut st = Store::new();
+    for u in staged(&st, sessions, samples) {
+        feed(&mut st, u);
+    }
+    st.rebuild();
+    st
+}
+
+fn feed(st: &mut Store, u: Update) {
+    match u {
+        Update::Rows(v) => v.into_iter().for_each(|r| st.ingest(r)),
+        Update::Codec(c) => st.set_codec(c),
+        Update::Repacked(v) => st.repack(v),
+        _ => {}
+    }
+}
+
 #[test]
 fn packed_rows_read_back_as_the_sessions_that_went_in() {
     let base = bundled();
     assert!(base.len() > 40, "the bundled captures hold their sessions");
     let sessions = many(&base, 600);
-    let mut st = Store::with_samples(256);
-    for s in &sessions {
-        st.upsert(s.clone());
-    }
-    st.pack_now();
-    st.rebuild();
+    let st = store_of(&sessions, 256);
     assert_eq!(st.packed(), sessions.len(), "every finished row is packed once the dictionary is ready");
     for want in &sessions {
         let got = st.by_id(want.id).expect("row reads back");
@@ -68,12 +102,10 @@ fn filters_set_later_still_see_the_packed_transcripts() {
     let word = "STARTTLS";
     let want = sessions.iter().filter(|s| Filter::parse(&format!("\"{word}\"")).unwrap().matches(s)).count();
     assert!(want > 0 && want < sessions.len());
-    let mut st = Store::with_samples(256);
-    for s in &sessions {
-        st.upsert(s.clone());
-    }
-    st.pack_now();
+    let mut st = store_of(&sessions, 256);
     st.set_filter(Filter::parse(&format!("\"{word}\"")).unwrap());
+    while !st.work(&mut Budget::units(u64::MAX)) {}
+    st.rebuild();
     assert_eq!(st.len(), want);
 }
 
@@ -81,11 +113,7 @@ fn filters_set_later_still_see_the_packed_transcripts() {
 fn filters_on_the_table_columns_decide_as_on_the_whole_sessions() {
     let base = bundled();
     let sessions = many(&base, 600);
-    let mut st = Store::with_samples(256);
-    for s in &sessions {
-        st.upsert(s.clone());
-    }
-    st.pack_now();
+    let mut st = store_of(&sessions, 256);
     for text in [
         "verdict:starttls",
         "!verdict:plaintext or verdict:starttls-offered-unused",

@@ -12,7 +12,7 @@ use tui_input::{Input, InputRequest};
 use super::detail;
 use super::feed::Update;
 use super::packets::{Packets, Request};
-use super::store::{Column, Store};
+use super::store::{Budget, Column, Row, Store};
 use super::theme::Theme;
 use crate::driver::Progress;
 use crate::filter::{complete, Completion, Filter, FilterError};
@@ -247,6 +247,9 @@ pub struct Geometry {
 /// How often the view is rebuilt while sessions stream in.
 pub const REBUILD_EVERY: Duration = Duration::from_millis(200);
 
+/// What a frame may spend testing rows against a new filter.
+pub const WORK_BUDGET: Duration = Duration::from_millis(6);
+
 /// The UI state.
 pub struct App {
     /// Sessions.
@@ -290,8 +293,11 @@ pub struct App {
     pub completion_pick: Option<usize>,
     /// Live updates paused (still collected).
     pub paused: bool,
-    held_finished: Vec<Session>,
-    held_open: BTreeMap<u64, Session>,
+    held_finished: Vec<Row>,
+    held_open: BTreeMap<u64, Row>,
+    held_repacked: Vec<(u64, Arc<[u8]>)>,
+    /// A filter was being applied at the last tick (its result is said once it is done).
+    filtering: bool,
     /// Latest progress.
     pub progress: Progress,
     /// Progress a second ago (for packets per second).
@@ -344,6 +350,8 @@ impl App {
             paused: false,
             held_finished: Vec::new(),
             held_open: BTreeMap::new(),
+            held_repacked: Vec::new(),
+            filtering: false,
             progress: Progress::default(),
             rate: (Instant::now(), 0, 0.0),
             summary: None,
@@ -383,25 +391,14 @@ impl App {
         self.status = Some(Status { text: text.into(), error, at: Instant::now() });
     }
 
-    /// Takes one update from the capture thread.
+    /// Takes one update from the capture side (rows come ready: nothing is packed here).
     pub fn ingest(&mut self, u: Update) {
         match u {
-            Update::Finished(v) if self.paused => {
-                for s in &v {
-                    self.held_open.remove(&s.id);
-                }
-                self.held_finished.extend(v);
-            }
-            Update::Open(v) if self.paused => {
-                for s in v {
-                    self.held_open.insert(s.id, s);
-                }
-            }
-            Update::Finished(v) | Update::Open(v) => {
-                for s in v {
-                    self.store.upsert(s);
-                }
-            }
+            Update::Finished(v) | Update::Open(v) => self.rows(v.into_iter().map(Row::whole).collect()),
+            Update::Rows(v) => self.rows(v),
+            Update::Codec(c) => self.store.set_codec(c),
+            Update::Repacked(v) if self.paused => self.held_repacked.extend(v),
+            Update::Repacked(v) => self.store.repack(v),
             Update::Progress(p) => {
                 // Packets per second over the last half second or more.
                 let (t, n, r) = self.rate;
@@ -425,14 +422,66 @@ impl App {
         }
     }
 
-    /// Periodic work: rebuild the view when rows changed (at most every [`REBUILD_EVERY`]
+    fn rows(&mut self, v: Vec<Row>) {
+        if self.paused {
+            for r in v {
+                if r.in_progress() {
+                    self.held_open.insert(r.id(), r);
+                } else {
+                    self.held_open.remove(&r.id());
+                    self.held_finished.push(r);
+                }
+            }
+        } else {
+            for r in v {
+                self.store.ingest(r);
+            }
+        }
+    }
+
+    /// Periodic work within `budget`: test rows against a new filter (the footer says how far
+    /// it got), bring the view up to date when rows changed (at most every [`REBUILD_EVERY`]
     /// while they stream in), expire the footer message.
-    pub fn tick(&mut self, now: Instant) {
-        if self.store.is_dirty() && (now.duration_since(self.last_rebuild) >= REBUILD_EVERY || self.progress.done) {
+    pub fn tick_within(&mut self, now: Instant, budget: &mut Budget) {
+        let done = self.store.work(budget);
+        match self.store.filtering() {
+            Some((n, total)) => {
+                self.filtering = true;
+                self.say(format!("filtering {}/{}…", n, total), false);
+            }
+            None if self.filtering => {
+                self.filtering = false;
+                self.rebuild(now);
+                self.say_matches();
+            }
+            None => {}
+        }
+        let due = now.duration_since(self.last_rebuild) >= REBUILD_EVERY || self.progress.done && done;
+        if self.store.is_dirty() && due {
             self.rebuild(now);
         }
         if self.status.as_ref().is_some_and(|s| now.duration_since(s.at) > Duration::from_secs(6)) {
             self.status = None;
+        }
+    }
+
+    /// Periodic work, as much as a frame allows.
+    pub fn tick(&mut self, now: Instant) {
+        self.tick_within(now, &mut Budget::until(now + WORK_BUDGET));
+    }
+
+    /// The footer's word on the filter just applied.
+    fn say_matches(&mut self) {
+        let n = self.store.len();
+        let text = self.store.filter().text().to_string();
+        if let Some((tested, total)) = self.store.filtering() {
+            self.filtering = true;
+            self.say(format!("filtering {tested}/{total}…"), false);
+        } else if text.is_empty() {
+            self.say(format!("filter cleared: {n} sessions"), false);
+        } else {
+            let noun = if n == 1 { "session matches" } else { "sessions match" };
+            self.say(format!("{n} {noun} {text}"), false);
         }
     }
 
@@ -772,12 +821,13 @@ impl App {
             Action::Pause => {
                 self.paused = !self.paused;
                 if !self.paused {
-                    for s in std::mem::take(&mut self.held_finished) {
-                        self.store.upsert(s);
+                    for r in std::mem::take(&mut self.held_finished) {
+                        self.store.ingest(r);
                     }
-                    for (_, s) in std::mem::take(&mut self.held_open) {
-                        self.store.upsert(s);
+                    for (_, r) in std::mem::take(&mut self.held_open) {
+                        self.store.ingest(r);
                     }
+                    self.store.repack(std::mem::take(&mut self.held_repacked));
                     self.rebuild(Instant::now());
                 }
                 self.say(if self.paused { "paused: updates are held" } else { "resumed" }, false);
@@ -847,14 +897,7 @@ impl App {
                     self.completion = None;
                     self.pairs_dirty = true;
                     self.after_rebuild();
-                    let n = self.store.len();
-                    let text = self.store.filter().text().to_string();
-                    if text.is_empty() {
-                        self.say(format!("filter cleared: {n} sessions"), false);
-                    } else {
-                        let noun = if n == 1 { "session matches" } else { "sessions match" };
-                        self.say(format!("{n} {noun} {text}"), false);
-                    }
+                    self.say_matches();
                 }
                 Err(e) => {
                     self.input_error = Some(e.clone());

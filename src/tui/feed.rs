@@ -1,8 +1,10 @@
-//! The capture thread: runs the driver and hands the UI batches of finished sessions, snapshots
-//! of open ones and progress. A live capture never waits for the UI: its channel is unbounded
-//! and batches are sent once per driver tick (about every 50 ms), so the UI drains a few
-//! messages a frame. Files can wait: their channel holds a few batches, so sessions read faster
-//! than the UI packs them wait whole in the channel only that far (memory stays bounded).
+//! The capture thread: runs the driver and hands on batches of finished sessions, snapshots of
+//! open ones and progress. The packer thread behind it makes each session a ready [`Row`]
+//! (brief, zstd-packed CBOR once finished, tested against the display filter), so the UI thread
+//! only appends rows: no serializing or compressing on it. A live capture never waits for the
+//! UI: its channels are unbounded and batches are sent once per driver tick (about every 50 ms),
+//! so the UI drains a few messages a frame. Files can wait: each channel holds a few batches, so
+//! memory stays bounded whatever the UI's pace.
 //! [`Hooks`] see every session and tick on that thread too, whatever the UI is doing: a sensor
 //! run's records files, metrics and rotation go on while the screen shows the sessions.
 
@@ -11,6 +13,8 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::packed::{Codec, Packer};
+use super::store::{FilterSlot, Row};
 use crate::capture::ring::SharedFileMap;
 use crate::driver::{locate_files, OpenSessions, Opened, Progress, Sink};
 use crate::engine::Stats;
@@ -42,13 +46,19 @@ impl Tx {
     }
 }
 
-/// What the capture thread reports.
+/// What the capture thread reports (sessions made [`Update::Rows`] by the packer thread).
 #[derive(Debug)]
 pub enum Update {
     /// Sessions that ended.
     Finished(Vec<Session>),
     /// Snapshots of sessions still open.
     Open(Vec<Session>),
+    /// Sessions ready for the store (finished and open alike, in order).
+    Rows(Vec<Row>),
+    /// The packer's dictionary is ready: packed rows read back with this.
+    Codec(Arc<Codec>),
+    /// Rows sent whole while the dictionary was trained, now packed, by session id.
+    Repacked(Vec<(u64, Arc<[u8]>)>),
     /// Progress.
     Progress(Progress),
     /// The run is over.
@@ -141,34 +151,106 @@ impl Sink for Forward {
     }
 }
 
+/// Sessions kept serialized while the dictionary trains before the packer thread waits for it.
+const BACKLOG_MAX: usize = 2048;
+
+/// The packer thread's work: sessions into ready rows, the rest passed on in order.
+pub struct Stage {
+    packer: Packer,
+    slot: Arc<FilterSlot>,
+}
+
+impl Stage {
+    /// Packs with `packer`, testing rows against the filter in `slot`.
+    pub fn new(packer: Packer, slot: Arc<FilterSlot>) -> Self {
+        Self { packer, slot }
+    }
+
+    /// Hands `u` to `out`, sessions made rows, the dictionary announced once it is ready (and
+    /// waited for before the end is passed on); false once `out` refuses.
+    pub fn pass(&mut self, u: Update, out: &mut dyn FnMut(Update) -> bool) -> bool {
+        let more = match u {
+            Update::Finished(v) | Update::Open(v) => {
+                // A file read faster than the dictionary trains waits for it here, rather than
+                // piling up serialized sessions.
+                if self.packer.backlog() >= BACKLOG_MAX && !self.ready(true, out) {
+                    return false;
+                }
+                let rows = v.into_iter().map(|s| Row::prepare(s, &mut self.packer, &self.slot)).collect();
+                out(Update::Rows(rows))
+            }
+            Update::Done(summary) => self.ready(true, out) && out(Update::Done(summary)),
+            other => out(other),
+        };
+        more && self.ready(false, out)
+    }
+
+    /// Waits for the dictionary if it is being trained and hands on what it packs (the end of
+    /// a run; tests).
+    pub fn flush(&mut self, out: &mut dyn FnMut(Update) -> bool) -> bool {
+        self.ready(true, out)
+    }
+
+    fn ready(&mut self, wait: bool, out: &mut dyn FnMut(Update) -> bool) -> bool {
+        let now = if wait { self.packer.wait() } else { self.packer.poll() };
+        match self.packer.codec() {
+            Some(c) if now => out(Update::Codec(Arc::clone(c))) && out(Update::Repacked(self.packer.take_repacked())),
+            _ => true,
+        }
+    }
+}
+
 /// The running capture.
 pub struct Feed {
     /// Updates, in order.
     pub rx: Receiver<Update>,
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl Feed {
     /// Starts reading `opened` on its own thread, `hooks` seeing every session and tick.
     pub fn start(opened: Opened, hooks: Box<dyn Hooks>) -> std::io::Result<Self> {
-        Self::start_with(Some(opened), None, hooks)
+        Self::start_with(Some(opened), None, hooks, FilterSlot::new())
     }
 
     /// Starts reading a capture, records (`-R`), or both merged by `last_seen`, on its own
-    /// thread, `hooks` seeing every session and tick.
+    /// thread, `hooks` seeing every session and tick; rows are tested against the filter in
+    /// `filter` (the store's).
     pub fn start_with(
         opened: Option<Opened>,
         records: Option<Records>,
         hooks: Box<dyn Hooks>,
+        filter: Arc<FilterSlot>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = if opened.as_ref().is_some_and(Opened::is_live) {
-            let (tx, rx) = mpsc::channel();
-            (Tx::Live(tx), rx)
-        } else {
-            let (tx, rx) = mpsc::sync_channel(FILE_BACKLOG);
-            (Tx::File(tx), rx)
+        Self::spawn(opened, records, hooks, Stage::new(Packer::new(), filter))
+    }
+
+    fn spawn(
+        opened: Option<Opened>,
+        records: Option<Records>,
+        hooks: Box<dyn Hooks>,
+        mut stage: Stage,
+    ) -> std::io::Result<Self> {
+        let live = opened.as_ref().is_some_and(Opened::is_live);
+        let channel = || {
+            if live {
+                let (tx, rx) = mpsc::channel();
+                (Tx::Live(tx), rx)
+            } else {
+                let (tx, rx) = mpsc::sync_channel(FILE_BACKLOG);
+                (Tx::File(tx), rx)
+            }
         };
+        let (tx, sessions) = channel();
+        let (to_ui, rx) = channel();
+        let packing = std::thread::Builder::new().name("smtpscope-packer".into()).spawn(move || {
+            for u in sessions.iter() {
+                if !stage.pass(u, &mut |u| to_ui.send(u).is_ok()) {
+                    break;
+                }
+            }
+        })?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new().name("smtpscope-capture".into()).spawn(move || {
@@ -206,7 +288,7 @@ impl Feed {
             sink.hooks.done(&mut summary);
             let _ = tx.send(Update::Done(Box::new(summary)));
         })?;
-        Ok(Self { rx, stop, handle: Some(handle) })
+        Ok(Self { rx, stop, handles: vec![handle, packing] })
     }
 
     /// Asks the capture to stop (it finishes open sessions and reports Done).
@@ -225,8 +307,8 @@ impl Feed {
                 }
             }
         };
-        if let Some(h) = self.handle.take() {
-            // A file's thread may be waiting for room in its channel: keep making room.
+        for h in std::mem::take(&mut self.handles) {
+            // A file's threads may be waiting for room in their channels: keep making room.
             while !h.is_finished() {
                 drain(&self.rx);
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -279,7 +361,7 @@ mod tests {
         let (mut shown, mut summary) = (0, None);
         for u in feed.rx.iter() {
             match u {
-                Update::Finished(v) => shown += v.len(),
+                Update::Rows(v) => shown += v.iter().filter(|r| !r.in_progress()).count(),
                 Update::Done(s) => {
                     summary = Some(s);
                     break;
@@ -313,5 +395,45 @@ mod tests {
         let Ok(Update::Finished(shown)) = rx.try_recv() else { panic!("the UI got no session") };
         assert_eq!(shown[0].evidence[0].frame, Some(14), "the packet view reads the spool by capture frame");
         assert!(shown[0].evidence[0].file.is_none());
+    }
+
+    #[test]
+    fn the_ui_gets_rows_the_packer_thread_packed_and_the_dictionary_before_them() {
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/multi-site.pcap");
+        let opts = crate::driver::Options {
+            source: crate::driver::Source::Files(vec![demo]),
+            filter: None,
+            count: None,
+            duration: None,
+            threads: 1,
+            engine: crate::engine::Config { transcript: true, ..crate::engine::Config::default() },
+            idle_timeout: None,
+        };
+        let stage = Stage::new(Packer::with_samples(8), FilterSlot::new());
+        let feed = Feed::spawn(Some(Opened::open(opts).unwrap()), None, Box::new(()), stage).unwrap();
+        let (mut codec, mut packed, mut whole, mut repacked) = (false, Vec::new(), Vec::new(), Vec::new());
+        for u in feed.rx.iter() {
+            match u {
+                Update::Codec(_) => codec = true,
+                Update::Rows(v) => {
+                    for r in v.iter().filter(|r| !r.in_progress()) {
+                        assert!(r.packed().is_none() || codec, "a packed row came before the means to read it");
+                        if r.packed().is_some() {
+                            packed.push(r.id())
+                        } else {
+                            whole.push(r.id())
+                        }
+                    }
+                }
+                Update::Repacked(v) => repacked.extend(v.into_iter().map(|(id, _)| id)),
+                Update::Done(_) => break,
+                _ => {}
+            }
+        }
+        assert!(codec, "the dictionary was announced before the end");
+        assert_eq!(packed.len() + whole.len(), 12, "the capture's twelve sessions");
+        whole.sort_unstable();
+        repacked.sort_unstable();
+        assert_eq!(whole, repacked, "every session sent whole was sent again packed");
     }
 }

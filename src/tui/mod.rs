@@ -1,7 +1,8 @@
 //! The terminal UI: an SMTP-aware network monitor (ratatui + crossterm).
 //!
-//! Capture and parsing run on their own thread ([`feed`]) and never wait for the UI; the UI
-//! drains their batches each frame into a [`store::Store`], and draws. State and actions are
+//! Capture and parsing run on their own thread ([`feed`]) and never wait for the UI; a packer
+//! thread makes their sessions ready rows, which the UI appends each frame to a
+//! [`store::Store`] within a budget, and draws. State and actions are
 //! pure ([`app`], [`keys`]); drawing is separate ([`render`], [`detail`]); this module is the
 //! thin loop that ties them to the terminal and runs the effects (packet reads, exports).
 
@@ -257,8 +258,9 @@ fn thread_cpu_micros() -> u64 {
     (t.tv_sec as u64) * 1_000_000 + (t.tv_nsec as u64) / 1000
 }
 
-/// Longest time a frame spends taking in updates before it draws.
-const INGEST_BUDGET: Duration = Duration::from_millis(15);
+/// Longest time a frame spends taking in updates before it draws (rows come ready, so this is
+/// appending only; a message is at most 512 rows).
+const INGEST_BUDGET: Duration = Duration::from_millis(8);
 
 /// Runs the UI over an opened input until the user quits; returns the run's summary.
 pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>> {
@@ -296,7 +298,7 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         Some(p) => Some(io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
-    let feed = feed::Feed::start_with(opened, records, hooks)?;
+    let feed = feed::Feed::start_with(opened, records, hooks, app.store.filter_slot())?;
     let tty = Tty::open()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
@@ -338,7 +340,14 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
             break;
         }
         let busy = !app.progress.done || updates > 0;
-        let wait = if busy { Duration::from_millis(40) } else { Duration::from_millis(250) };
+        // A filter being applied goes on at once, each frame within its budget.
+        let wait = if app.store.filtering().is_some() {
+            Duration::from_millis(4)
+        } else if busy {
+            Duration::from_millis(40)
+        } else {
+            Duration::from_millis(250)
+        };
         if !tty.wait(wait) {
             // The terminal is gone (hang-up): nobody is left to quit by hand.
             break;

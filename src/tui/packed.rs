@@ -3,9 +3,11 @@
 //! A finished session is serialized (CBOR, with ciborium) and compressed with zstd against a
 //! dictionary trained on the run's own first sessions: sessions of one capture share most of
 //! their words (EHLO lines, replies, certificate names, key names), which a per-session frame
-//! cannot exploit but a dictionary can. Rows are unpacked when they are shown (a screenful a
-//! frame), filtered again or exported. Until the dictionary is ready (trained on a thread of
-//! its own, so no frame waits for it) rows stay whole, and are packed once it is.
+//! cannot exploit but a dictionary can. Packing runs beside the capture (the feed's packer
+//! thread), never on the UI thread; rows are unpacked when they are shown (a screenful a frame),
+//! filtered again (a budget of rows a frame) or exported. Until the dictionary is ready (trained
+//! on a thread of its own) rows go out whole; the packer keeps their serialized form and packs
+//! it once the dictionary is there ([`Packer::take_repacked`]).
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -20,12 +22,18 @@ use crate::session::Session;
 pub const SAMPLES: usize = 512;
 /// Dictionary size.
 const DICT_BYTES: usize = 64 * 1024;
-/// zstd level: packing runs on the UI thread, within its frame budget.
+/// zstd level: fast, as packing keeps pace with the capture.
 const LEVEL: i32 = 3;
 
 /// Reads packed sessions back; shared with export threads.
 pub struct Codec {
     dec: Mutex<Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Codec")
+    }
 }
 
 impl Codec {
@@ -38,9 +46,12 @@ impl Codec {
     }
 }
 
+/// Serialized samples with their session ids.
+type Samples = (Vec<u64>, Vec<Vec<u8>>);
+
 enum State {
-    Sampling(Vec<Vec<u8>>),
-    Training(JoinHandle<io::Result<Vec<u8>>>),
+    Sampling(Samples),
+    Training(JoinHandle<(io::Result<Vec<u8>>, Samples)>),
     Ready(Compressor<'static>, Arc<Codec>),
     /// Training failed: rows stay whole.
     Off,
@@ -51,12 +62,26 @@ pub struct Packer {
     state: State,
     buf: Vec<u8>,
     samples: usize,
+    /// Sessions serialized while the dictionary was trained, to be packed once it is ready.
+    waiting: Samples,
+    /// The samples and the waiting sessions packed once the dictionary was ready, by id.
+    repacked: Vec<(u64, Arc<[u8]>)>,
 }
 
 impl Default for Packer {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A packed row: the serialized length, then the zstd frame.
+fn compress(comp: &mut Compressor<'static>, raw: &[u8]) -> Option<Arc<[u8]>> {
+    let len = u32::try_from(raw.len()).ok()?;
+    let frame = comp.compress(raw).ok()?;
+    let mut blob = Vec::with_capacity(4 + frame.len());
+    blob.extend_from_slice(&len.to_le_bytes());
+    blob.extend_from_slice(&frame);
+    Some(Arc::from(blob))
 }
 
 fn serialize(s: &Session, buf: &mut Vec<u8>) -> bool {
@@ -72,7 +97,13 @@ impl Packer {
 
     /// A packer that trains its dictionary on the first `n` finished sessions.
     pub fn with_samples(n: usize) -> Self {
-        Self { state: State::Sampling(Vec::new()), buf: Vec::new(), samples: n.max(1) }
+        Self {
+            state: State::Sampling((Vec::new(), Vec::new())),
+            buf: Vec::new(),
+            samples: n.max(1),
+            waiting: (Vec::new(), Vec::new()),
+            repacked: Vec::new(),
+        }
     }
 
     /// The codec, once the dictionary is ready.
@@ -83,29 +114,27 @@ impl Packer {
         }
     }
 
-    /// Packs `s` (None while the dictionary is not ready: keep it whole).
+    /// Packs `s` (None while the dictionary is not ready: keep it whole; a sampled session is
+    /// packed later, see [`Packer::take_repacked`]).
     pub fn pack(&mut self, s: &Session) -> Option<Arc<[u8]>> {
         match &mut self.state {
             State::Ready(comp, _) => {
                 if !serialize(s, &mut self.buf) {
                     return None;
                 }
-                let len = u32::try_from(self.buf.len()).ok()?;
-                let frame = comp.compress(&self.buf).ok()?;
-                let mut blob = Vec::with_capacity(4 + frame.len());
-                blob.extend_from_slice(&len.to_le_bytes());
-                blob.extend_from_slice(&frame);
-                Some(Arc::from(blob))
+                compress(comp, &self.buf)
             }
-            State::Sampling(samples) => {
+            State::Sampling((ids, samples)) => {
                 if serialize(s, &mut self.buf) {
+                    ids.push(s.id);
                     samples.push(self.buf.clone());
                 }
                 if samples.len() >= self.samples {
-                    let samples = std::mem::take(samples);
-                    let train = std::thread::Builder::new()
-                        .name("smtpscope-dict".into())
-                        .spawn(move || zstd::dict::from_samples(&samples, DICT_BYTES));
+                    let taken = (std::mem::take(ids), std::mem::take(samples));
+                    let train = std::thread::Builder::new().name("smtpscope-dict".into()).spawn(move || {
+                        let dict = zstd::dict::from_samples(&taken.1, DICT_BYTES);
+                        (dict, taken)
+                    });
                     self.state = match train {
                         Ok(h) => State::Training(h),
                         Err(_) => State::Off,
@@ -113,7 +142,14 @@ impl Packer {
                 }
                 None
             }
-            State::Training(_) | State::Off => None,
+            State::Training(_) => {
+                if serialize(s, &mut self.buf) {
+                    self.waiting.0.push(s.id);
+                    self.waiting.1.push(self.buf.clone());
+                }
+                None
+            }
+            State::Off => None,
         }
     }
 
@@ -125,7 +161,9 @@ impl Packer {
             return false;
         }
         let State::Training(h) = std::mem::replace(&mut self.state, State::Off) else { return false };
-        let ready = h.join().ok().and_then(Result::ok).and_then(|dict| {
+        let waiting = std::mem::take(&mut self.waiting);
+        let Ok((dict, (ids, samples))) = h.join() else { return false };
+        let ready = dict.ok().and_then(|dict| {
             // Digested once: a raw dictionary is digested again for every frame. Leaked, so
             // the contexts can borrow it for the rest of the run (one per run, ≈ 64 KiB).
             let enc: &'static EncoderDictionary<'static> = Box::leak(Box::new(EncoderDictionary::copy(&dict, LEVEL)));
@@ -134,11 +172,25 @@ impl Packer {
             let dec = Decompressor::with_prepared_dictionary(dec).ok()?;
             Some((comp, Arc::new(Codec { dec: Mutex::new(dec) })))
         });
-        if let Some((comp, codec)) = ready {
-            self.state = State::Ready(comp, codec);
-            return true;
-        }
-        false
+        let Some((mut comp, codec)) = ready else { return false };
+        self.repacked = ids
+            .into_iter()
+            .chain(waiting.0)
+            .zip(samples.iter().chain(&waiting.1))
+            .filter_map(|(id, raw)| Some((id, compress(&mut comp, raw)?)))
+            .collect();
+        self.state = State::Ready(comp, codec);
+        true
+    }
+
+    /// Sessions serialized and waiting for the dictionary.
+    pub fn backlog(&self) -> usize {
+        self.waiting.0.len()
+    }
+
+    /// The sessions sent on whole while there was no dictionary, packed now that it is ready.
+    pub fn take_repacked(&mut self) -> Vec<(u64, Arc<[u8]>)> {
+        std::mem::take(&mut self.repacked)
     }
 
     /// Waits for the dictionary (tests, and a store that must pack now).

@@ -1,9 +1,16 @@
 //! The sessions the UI knows: finished records and in-progress snapshots, the filtered and
 //! sorted view of them, and verdict counts. Rows are keyed by session id so an in-progress row
 //! is replaced in place by its next snapshot and, finally, by its record.
+//!
+//! Nothing here costs a frame more than its budget: rows arrive ready ([`Row`]: brief made,
+//! packed and tested against the display filter on the feed's packer thread), the view takes new
+//! rows by merging them in (no full sort while sessions stream in), and a filter that needs whole
+//! sessions unpacks a budget of rows a frame ([`Store::work`]), the view filling in meanwhile.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
@@ -246,11 +253,146 @@ fn key_of(col: Column, s: &Brief) -> Key {
 }
 
 /// A session as the store holds it: whole while open (its snapshots keep changing) and until
-/// the packer is ready, packed once finished.
+/// the packer's dictionary is ready, packed once finished.
 #[derive(Clone)]
 enum Held {
     Whole(Arc<Session>),
     Packed(Arc<[u8]>),
+}
+
+/// The display filter as the feed's packer thread sees it, with a generation number, so a row
+/// tested against an older filter is known as such.
+pub struct FilterSlot(Mutex<(u64, Arc<Filter>)>);
+
+impl FilterSlot {
+    /// A slot holding the empty filter, generation 0.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new((0, Arc::new(Filter::default())))))
+    }
+
+    /// The filter in use and its generation.
+    pub fn get(&self) -> (u64, Arc<Filter>) {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (g.0, Arc::clone(&g.1))
+    }
+
+    fn set(&self, generation: u64, f: Arc<Filter>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (generation, f);
+    }
+}
+
+/// A session made ready for the store off the UI thread: its brief, the session packed if it is
+/// finished (and the dictionary ready), and whether it passed the display filter of a generation.
+pub struct Row {
+    brief: Brief,
+    held: Held,
+    pass: Option<(u64, bool)>,
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("id", &self.brief.id)
+            .field("in_progress", &self.brief.in_progress)
+            .field("packed", &self.packed().is_some())
+            .field("pass", &self.pass)
+            .finish()
+    }
+}
+
+impl Row {
+    /// Prepares `s` on the feed's side: brief, packing, and the filter in `slot` tested while
+    /// the session is whole.
+    pub fn prepare(s: Session, packer: &mut Packer, slot: &FilterSlot) -> Self {
+        let (generation, filter) = slot.get();
+        let pass = Some((generation, filter.matches(&s)));
+        let brief = Brief::of(&s);
+        let held = match (!s.in_progress).then(|| packer.pack(&s)).flatten() {
+            Some(b) => Held::Packed(b),
+            None => Held::Whole(Arc::new(s)),
+        };
+        Self { brief, held, pass }
+    }
+
+    /// `s` kept whole, to be tested by the store (tests, rows held while paused).
+    pub fn whole(s: Session) -> Self {
+        Self { brief: Brief::of(&s), held: Held::Whole(Arc::new(s)), pass: None }
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> u64 {
+        self.brief.id
+    }
+
+    /// A snapshot of a session still open.
+    pub fn in_progress(&self) -> bool {
+        self.brief.in_progress
+    }
+
+    /// The packed bytes, if the row is packed.
+    pub fn packed(&self) -> Option<&Arc<[u8]>> {
+        match &self.held {
+            Held::Packed(b) => Some(b),
+            Held::Whole(_) => None,
+        }
+    }
+}
+
+/// How much a frame may spend on deferred store work, in units of one brief test; unpacking a
+/// row costs [`UNPACK_COST`] units. A deadline, when set, ends it early.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    units: u64,
+    deadline: Option<Instant>,
+    tally: u64,
+}
+
+/// Units one unpacked row costs (≈ 60 µs against ≈ 1 µs for a brief test).
+pub const UNPACK_COST: u64 = 64;
+
+impl Budget {
+    /// `units` of work, whatever the time.
+    pub fn units(units: u64) -> Self {
+        Self { units, deadline: None, tally: 0 }
+    }
+
+    /// Work until `deadline`.
+    pub fn until(deadline: Instant) -> Self {
+        Self { units: u64::MAX, deadline: Some(deadline), tally: 0 }
+    }
+
+    /// Takes `cost` units if they are left (the clock is read every 64 units).
+    fn spend(&mut self, cost: u64) -> bool {
+        if self.units < cost {
+            return false;
+        }
+        self.units -= cost;
+        self.tally += cost;
+        if self.tally >= 64 {
+            self.tally = 0;
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.units = 0;
+            }
+        }
+        true
+    }
+}
+
+/// Work a new filter does at once (the rest goes to [`Store::work`] over the next frames):
+/// a small capture is filtered before the next frame is drawn.
+const FILTER_AT_ONCE: u64 = 128 * UNPACK_COST;
+
+/// A row fails the filter, passes it, or is still to be tested.
+const FAIL: u8 = 0;
+const PASS: u8 = 1;
+const PENDING: u8 = 2;
+
+fn mark(p: bool) -> u8 {
+    if p {
+        PASS
+    } else {
+        FAIL
+    }
 }
 
 /// A row handed to another thread (exports): unpacked there, not on the UI thread.
@@ -274,16 +416,29 @@ impl Shipped {
 pub struct Store {
     rows: Vec<Held>,
     briefs: Vec<Brief>,
-    /// Per row: passes the filter (kept current as rows change).
-    pass: Vec<bool>,
+    /// Per row: [`FAIL`], [`PASS`] or [`PENDING`] for the filter in use.
+    pass: Vec<u8>,
     /// Per row: key for the sort column.
     keys: Vec<Key>,
     by_id: FxHashMap<u64, usize>,
+    /// Rows passing the filter, ascending by the sort column (reversed when read descending).
     view: Vec<u32>,
-    filter: Filter,
+    /// Rows added, replaced or newly passing since the view was last brought up to date.
+    changed: Vec<u32>,
+    /// Some changed row may already be in the view (replaced in place).
+    moved: bool,
+    filter: Arc<Filter>,
+    /// The filter's generation, shared with the packer thread through `slot`.
+    generation: u64,
+    slot: Arc<FilterSlot>,
+    /// Every term of the filter reads only the brief.
+    brief_only: bool,
+    /// Rows still to be tested, and where the test goes on.
+    pending: usize,
+    scan: usize,
+    codec: Option<Arc<Codec>>,
     sort: Column,
     descending: bool,
-    packer: Packer,
     /// Finished sessions per verdict (dropped rows included).
     pub counts: BTreeMap<Verdict, u64>,
     /// Rows in progress.
@@ -325,10 +480,17 @@ impl Store {
             keys: Vec::new(),
             by_id: FxHashMap::default(),
             view: Vec::new(),
-            filter: Filter::default(),
+            changed: Vec::new(),
+            moved: false,
+            filter: Arc::new(Filter::default()),
+            generation: 0,
+            slot: FilterSlot::new(),
+            brief_only: true,
+            pending: 0,
+            scan: 0,
+            codec: None,
             sort: Column::Time,
             descending: false,
-            packer: Packer::new(),
             counts: BTreeMap::new(),
             open: 0,
             dropped: 0,
@@ -341,14 +503,19 @@ impl Store {
         }
     }
 
-    /// An empty store whose packer trains on the first `n` finished sessions (tests).
-    pub fn with_samples(n: usize) -> Self {
-        Self { packer: Packer::with_samples(n), ..Self::new() }
+    /// The display filter as the feed's packer thread must see it.
+    pub fn filter_slot(&self) -> Arc<FilterSlot> {
+        Arc::clone(&self.slot)
     }
 
     /// Finished rows held packed.
     pub fn packed(&self) -> usize {
         self.rows.iter().filter(|h| matches!(h, Held::Packed(_))).count()
+    }
+
+    /// Whether the row of session `id` holds exactly these packed bytes (no copy, no repacking).
+    pub fn holds_packed(&self, id: u64, blob: &Arc<[u8]>) -> bool {
+        matches!(self.by_id.get(&id).and_then(|&i| self.rows.get(i)), Some(Held::Packed(b)) if Arc::ptr_eq(b, blob))
     }
 
     /// Keeps at most `n` rows (at least one): beyond it the oldest finished rows are dropped.
@@ -359,39 +526,20 @@ impl Store {
         }
     }
 
-    fn hold(&mut self, s: Session) -> Held {
-        if !s.in_progress {
-            if let Some(b) = self.packer.pack(&s) {
-                return Held::Packed(b);
-            }
-        }
-        Held::Whole(Arc::new(s))
+    /// The packer's dictionary is ready: packed rows can be read.
+    pub fn set_codec(&mut self, c: Arc<Codec>) {
+        self.codec = Some(c);
     }
 
-    /// Packs the finished rows kept whole while the dictionary was trained, once it is ready.
-    fn pack_pending(&mut self) {
-        if !self.packer.poll() {
-            return;
-        }
-        self.pack_whole();
-    }
-
-    fn pack_whole(&mut self) {
-        for i in 0..self.rows.len() {
-            let Some(Held::Whole(s)) = self.rows.get(i) else { continue };
-            if s.in_progress {
-                continue;
+    /// Rows sent whole while the dictionary was trained, now packed: swapped in.
+    pub fn repack(&mut self, packed: Vec<(u64, Arc<[u8]>)>) {
+        for (id, blob) in packed {
+            let Some(&i) = self.by_id.get(&id) else { continue };
+            if let Some(h @ Held::Whole(_)) = self.rows.get_mut(i) {
+                if self.briefs.get(i).is_some_and(|b| !b.in_progress) {
+                    *h = Held::Packed(blob);
+                }
             }
-            if let Some(b) = self.packer.pack(&Arc::clone(s)) {
-                self.rows[i] = Held::Packed(b);
-            }
-        }
-    }
-
-    /// Waits for the packer's dictionary and packs what waited (tests, measurements).
-    pub fn pack_now(&mut self) {
-        if self.packer.wait() {
-            self.pack_whole();
         }
     }
 
@@ -411,9 +559,9 @@ impl Store {
         }
     }
 
-    fn note_columns(&mut self, s: &Session) {
-        self.logs_seen |= s.logs.is_some();
-        if let Some(name) = &s.sensor {
+    fn note_columns(&mut self, b: &Brief) {
+        self.logs_seen |= b.log.is_some();
+        if let Some(name) = &b.sensor {
             match &self.sensors.0 {
                 None => self.sensors.0 = Some(Arc::clone(name)),
                 Some(first) if first != name => self.sensors.1 = true,
@@ -422,43 +570,69 @@ impl Store {
         }
     }
 
-    /// Adds or replaces a session (a snapshot never replaces a finished record).
+    /// Adds or replaces a session (a snapshot never replaces a finished record), tested here.
     pub fn upsert(&mut self, s: Session) {
-        self.pack_pending();
-        self.note_columns(&s);
-        let t = s.first_seen;
+        self.ingest(Row::whole(s));
+    }
+
+    /// Whether a row passes the filter in use: the packer's answer if it tested this filter,
+    /// else the brief or the whole session if that is enough, else to be tested later.
+    fn decide(&self, row: &Row) -> u8 {
+        match row.pass {
+            Some((g, p)) if g == self.generation => mark(p),
+            _ if self.brief_only => mark(self.filter.matches(&row.brief.skeleton())),
+            _ => match &row.held {
+                Held::Whole(s) => mark(self.filter.matches(s)),
+                Held::Packed(_) => PENDING,
+            },
+        }
+    }
+
+    /// Adds or replaces a prepared row (a snapshot never replaces a finished record).
+    pub fn ingest(&mut self, row: Row) {
+        self.note_columns(&row.brief);
+        let t = row.brief.first_seen;
         self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-        let pass = self.filter.matches(&s);
-        let brief = Brief::of(&s);
+        let pass = self.decide(&row);
+        let Row { brief, held, .. } = row;
         let key = key_of(self.sort, &brief);
-        match self.by_id.get(&s.id).copied() {
+        match self.by_id.get(&brief.id).copied() {
             Some(i) => {
                 let Some(old) = self.briefs.get(i) else { return };
                 if !old.in_progress {
                     return;
                 }
-                if !s.in_progress {
+                if !brief.in_progress {
                     self.open = self.open.saturating_sub(1);
-                    self.count(&s);
+                    self.count(brief.verdict);
                 }
-                self.rows[i] = self.hold(s);
+                if self.pass[i] == PENDING {
+                    self.pending -= 1;
+                }
+                self.rows[i] = held;
                 self.briefs[i] = brief;
                 self.pass[i] = pass;
                 self.keys[i] = key;
+                self.changed.push(i as u32);
+                self.moved = true;
             }
             None => {
-                if s.in_progress {
+                if brief.in_progress {
                     self.open += 1;
                 } else {
-                    self.count(&s);
+                    self.count(brief.verdict);
                 }
-                self.by_id.insert(s.id, self.rows.len());
-                let held = self.hold(s);
+                let i = self.rows.len();
+                self.by_id.insert(brief.id, i);
                 self.rows.push(held);
                 self.briefs.push(brief);
                 self.pass.push(pass);
                 self.keys.push(key);
+                self.changed.push(i as u32);
             }
+        }
+        if pass == PENDING {
+            self.pending += 1;
         }
         self.dirty = true;
         // Trimmed in steps of a tenth, so a full table does not rebuild its index per row.
@@ -467,8 +641,8 @@ impl Store {
         }
     }
 
-    fn count(&mut self, s: &Session) {
-        if let Some(v) = s.verdict {
+    fn count(&mut self, v: Option<Verdict>) {
+        if let Some(v) = v {
             *self.counts.entry(v).or_default() += 1;
         }
     }
@@ -488,6 +662,19 @@ impl Store {
                 }
             })
             .collect();
+        // Old row number to new, so the view keeps its order without being sorted again.
+        let mut next = 0u32;
+        let renumber: Vec<u32> = keep
+            .iter()
+            .map(|&k| {
+                if k {
+                    next += 1;
+                    next - 1
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
         let mut it = keep.iter();
         self.rows.retain(|_| *it.next().unwrap_or(&true));
         let mut it = keep.iter();
@@ -496,9 +683,21 @@ impl Store {
         self.pass.retain(|_| *it.next().unwrap_or(&true));
         let mut it = keep.iter();
         self.keys.retain(|_| *it.next().unwrap_or(&true));
+        let map = |v: &mut Vec<u32>| {
+            v.retain_mut(|r| match renumber.get(*r as usize) {
+                Some(&n) if n != u32::MAX => {
+                    *r = n;
+                    true
+                }
+                _ => false,
+            })
+        };
+        map(&mut self.view);
+        map(&mut self.changed);
         self.dropped += keep.iter().filter(|k| !**k).count() as u64;
         self.by_id = self.briefs.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
-        self.view.clear();
+        self.pending = self.pass.iter().filter(|&&p| p == PENDING).count();
+        self.scan = 0;
         self.dirty = true;
     }
 
@@ -507,48 +706,113 @@ impl Store {
         self.dirty
     }
 
-    /// Recomputes the filtered, sorted view from the cached filter results and sort keys.
-    pub fn rebuild(&mut self) {
-        self.pack_pending();
-        let mut view: Vec<u32> = (0..self.rows.len() as u32).filter(|&i| self.pass[i as usize]).collect();
-        let (keys, briefs) = (&self.keys, &self.briefs);
+    /// Order of two rows by the sort column (ascending; the id makes it total).
+    fn order(&self, a: u32, b: u32) -> Ordering {
+        let (a, b) = (a as usize, b as usize);
         if self.sort == Column::Helo {
-            view.sort_unstable_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                briefs[a].helo.cmp(&briefs[b].helo).then(keys[a].cmp(&keys[b]))
-            });
+            self.briefs[a].helo.cmp(&self.briefs[b].helo).then(self.keys[a].cmp(&self.keys[b]))
         } else if self.sort == Column::Sensor {
-            view.sort_unstable_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                briefs[a].sensor.cmp(&briefs[b].sensor).then(keys[a].cmp(&keys[b]))
-            });
+            self.briefs[a].sensor.cmp(&self.briefs[b].sensor).then(self.keys[a].cmp(&self.keys[b]))
         } else {
-            view.sort_unstable_by_key(|&i| keys[i as usize]);
+            self.keys[a].cmp(&self.keys[b])
         }
-        if self.descending {
-            view.reverse();
+    }
+
+    /// Brings the view up to date with the rows changed since the last call: they are taken
+    /// out where they were, and those that pass are sorted among themselves and merged in
+    /// (O(view + changed · log changed), never a sort of the whole view).
+    pub fn rebuild(&mut self) {
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.sort_unstable();
+        changed.dedup();
+        let mut view = std::mem::take(&mut self.view);
+        if self.moved {
+            view.retain(|r| changed.binary_search(r).is_err());
         }
+        changed.retain(|&r| self.pass.get(r as usize) == Some(&PASS));
+        changed.sort_unstable_by(|&a, &b| self.order(a, b));
+        // Merged from the back: rows that sort after every view row (a capture read in time
+        // order) cost no move at all.
+        let (mut i, mut j) = (view.len(), changed.len());
+        view.resize(i + j, 0);
+        let mut w = view.len();
+        while j > 0 {
+            w -= 1;
+            if i > 0 && self.order(view[i - 1], changed[j - 1]) == Ordering::Greater {
+                view[w] = view[i - 1];
+                i -= 1;
+            } else {
+                view[w] = changed[j - 1];
+                j -= 1;
+            }
+        }
+        changed.clear();
+        self.changed = changed;
         self.view = view;
+        self.moved = false;
         self.dirty = false;
     }
 
     fn session_at(&self, row: usize) -> Option<Arc<Session>> {
         match self.rows.get(row)? {
             Held::Whole(s) => Some(Arc::clone(s)),
-            Held::Packed(b) => self.packer.codec()?.unpack(b).map(Arc::new),
+            Held::Packed(b) => self.codec.as_ref()?.unpack(b).map(Arc::new),
         }
     }
 
-    /// Sets the display filter (every row is tested again, packed rows unpacked one at a time;
-    /// the view is rebuilt).
+    /// Sets the display filter. Rows are tested again a budget at a time: some now, the rest
+    /// by [`Store::work`] over the next frames, the view filling in as they pass.
     pub fn set_filter(&mut self, f: Filter) {
-        self.pass = if brief_terms(f.expr()) {
-            self.briefs.iter().map(|b| f.matches(&b.skeleton())).collect()
-        } else {
-            (0..self.rows.len()).map(|i| self.session_at(i).is_some_and(|s| f.matches(&s))).collect()
-        };
-        self.filter = f;
+        self.brief_only = brief_terms(f.expr());
+        self.filter = Arc::new(f);
+        self.generation += 1;
+        self.slot.set(self.generation, Arc::clone(&self.filter));
+        self.pass.iter_mut().for_each(|p| *p = PENDING);
+        self.pending = self.pass.len();
+        self.scan = 0;
+        self.view.clear();
+        self.changed.clear();
+        self.moved = false;
+        self.work(&mut Budget::units(FILTER_AT_ONCE));
         self.rebuild();
+    }
+
+    /// Tests rows still pending against the filter, within `budget`; true when none is left.
+    /// Rows that pass wait for the next [`Store::rebuild`] to join the view.
+    pub fn work(&mut self, budget: &mut Budget) -> bool {
+        let n = self.pass.len();
+        let mut seen = 0;
+        while self.pending > 0 && seen < n {
+            if self.scan >= n {
+                self.scan = 0;
+            }
+            let i = self.scan;
+            if self.pass[i] == PENDING {
+                let whole = self.brief_only || matches!(self.rows[i], Held::Whole(_));
+                if !budget.spend(if whole { 1 } else { UNPACK_COST }) {
+                    return false;
+                }
+                let p = if self.brief_only {
+                    self.filter.matches(&self.briefs[i].skeleton())
+                } else {
+                    self.session_at(i).is_some_and(|s| self.filter.matches(&s))
+                };
+                self.pass[i] = mark(p);
+                self.pending -= 1;
+                if p {
+                    self.changed.push(i as u32);
+                    self.dirty = true;
+                }
+            }
+            self.scan += 1;
+            seen += 1;
+        }
+        self.pending == 0
+    }
+
+    /// While a new filter is still being applied: rows tested and rows in all.
+    pub fn filtering(&self) -> Option<(usize, usize)> {
+        (self.pending > 0).then(|| (self.rows.len() - self.pending, self.rows.len()))
     }
 
     /// The display filter in use.
@@ -561,12 +825,15 @@ impl Store {
         (self.sort, self.descending)
     }
 
-    /// Sorts by `col` (descending when `desc`).
+    /// Sorts by `col` (descending when `desc`: the same order read backwards, free).
     pub fn set_sort(&mut self, col: Column, desc: bool) {
         if col != self.sort {
             self.keys = self.briefs.iter().map(|b| key_of(col, b)).collect();
+            self.sort = col;
+            let mut view = std::mem::take(&mut self.view);
+            view.sort_unstable_by(|&a, &b| self.order(a, b));
+            self.view = view;
         }
-        self.sort = col;
         self.descending = desc;
         self.rebuild();
     }
@@ -586,14 +853,21 @@ impl Store {
         self.rows.len()
     }
 
+    /// The row number of the `i`-th row of the view.
+    fn row_of(&self, i: usize) -> Option<usize> {
+        let n = self.view.len();
+        let at = if self.descending { n.checked_sub(i + 1)? } else { i };
+        self.view.get(at).map(|&r| r as usize)
+    }
+
     /// The `i`-th session of the view (unpacked if it was packed).
     pub fn get(&self, i: usize) -> Option<Arc<Session>> {
-        self.view.get(i).and_then(|&r| self.session_at(r as usize))
+        self.row_of(i).and_then(|r| self.session_at(r))
     }
 
     /// The id of the `i`-th session of the view.
     pub fn id_at(&self, i: usize) -> Option<u64> {
-        self.view.get(i).and_then(|&r| self.briefs.get(r as usize)).map(|b| b.id)
+        self.row_of(i).and_then(|r| self.briefs.get(r)).map(|b| b.id)
     }
 
     /// A session by id (visible or not).
@@ -601,15 +875,26 @@ impl Store {
         self.by_id.get(&id).and_then(|&r| self.session_at(r))
     }
 
-    /// Position of session `id` in the view.
+    /// Position of session `id` in the view (a binary search: the view is sorted).
     pub fn position(&self, id: u64) -> Option<usize> {
         let r = *self.by_id.get(&id)? as u32;
-        self.view.iter().position(|&v| v == r)
+        let at = self.view.binary_search_by(|&v| self.order(v, r)).ok()?;
+        Some(if self.descending { self.view.len() - 1 - at } else { at })
+    }
+
+    /// The view's row numbers, in the order shown.
+    fn shown(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        let it = self.view.iter().map(|&r| r as usize);
+        if self.descending {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
+        }
     }
 
     /// The sessions of the view, in order (each unpacked as it comes).
     pub fn visible(&self) -> impl Iterator<Item = Arc<Session>> + '_ {
-        self.view.iter().filter_map(|&r| self.session_at(r as usize))
+        self.shown().filter_map(|r| self.session_at(r))
     }
 
     /// Finished and open sessions in the view, without unpacking any.
@@ -620,11 +905,10 @@ impl Store {
 
     /// The finished sessions of the view, as they are held: to be unpacked on another thread.
     pub fn finished_for_export(&self) -> Vec<Shipped> {
-        let codec = self.packer.codec().cloned();
-        self.view
-            .iter()
-            .filter(|&&r| self.briefs.get(r as usize).is_some_and(|b| !b.in_progress))
-            .filter_map(|&r| self.rows.get(r as usize))
+        let codec = self.codec.clone();
+        self.shown()
+            .filter(|&r| self.briefs.get(r).is_some_and(|b| !b.in_progress))
+            .filter_map(|r| self.rows.get(r))
             .map(|h| Shipped { held: h.clone(), codec: codec.clone() })
             .collect()
     }
@@ -666,6 +950,8 @@ mod tests {
         }
         st.rebuild();
         assert_eq!((st.total(), st.dropped), (10, 2));
+        let ids: Vec<u64> = st.visible().map(|s| s.id).collect();
+        assert_eq!(ids, [0, 3, 4, 5, 6, 7, 8, 9, 10, 11], "the view keeps its rows and order through the trim");
         assert!(st.by_id(0).is_some(), "a session in progress is never dropped");
         assert!(st.by_id(1).is_none() && st.by_id(2).is_none() && st.by_id(3).is_some());
         assert_eq!(st.counts.get(&Verdict::Plaintext), Some(&11), "dropped rows stay counted");
@@ -695,5 +981,135 @@ mod tests {
         st.set_sort(Column::Client, true);
         assert_eq!(st.get(0).unwrap().client.port(), 3000);
         assert_eq!(st.position(1), Some(0));
+    }
+
+    /// Finished sessions with an SNI of seven kinds and scattered client ports.
+    fn many(n: u64) -> Vec<Session> {
+        (0..n)
+            .map(|id| {
+                let mut s = session(id, 1024 + (id * 7919 % 50_000) as u16, Verdict::Starttls, false);
+                s.tls.sni = Some(format!("mx{}.example", id % 7).into_bytes());
+                s
+            })
+            .collect()
+    }
+
+    /// Rows as the feed's packer thread makes them, and the codec to read them.
+    fn prepared(sessions: &[Session], slot: &FilterSlot) -> (Vec<Row>, Arc<Codec>) {
+        let mut packer = Packer::with_samples(16);
+        let mut rows: Vec<Row> = sessions[..16].iter().map(|s| Row::prepare(s.clone(), &mut packer, slot)).collect();
+        assert!(packer.wait(), "the dictionary trains");
+        rows.extend(sessions[16..].iter().map(|s| Row::prepare(s.clone(), &mut packer, slot)));
+        let codec = Arc::clone(packer.codec().unwrap());
+        let repacked: FxHashMap<u64, Arc<[u8]>> = packer.take_repacked().into_iter().collect();
+        // The samples went out whole: swap in their packed form as the store would.
+        for r in &mut rows {
+            if let Some(b) = repacked.get(&r.id()) {
+                r.held = Held::Packed(Arc::clone(b));
+            }
+        }
+        (rows, codec)
+    }
+
+    fn ids(st: &Store) -> Vec<u64> {
+        (0..st.len()).filter_map(|i| st.id_at(i)).collect()
+    }
+
+    #[test]
+    fn packed_rows_are_kept_as_they_came_without_packing_on_the_ui_side() {
+        let sessions = many(300);
+        let mut st = Store::new();
+        let (rows, codec) = prepared(&sessions, &st.filter_slot());
+        let blobs: Vec<(u64, Arc<[u8]>)> = rows.iter().map(|r| (r.id(), Arc::clone(r.packed().unwrap()))).collect();
+        st.set_codec(codec);
+        for r in rows {
+            st.ingest(r);
+        }
+        st.rebuild();
+        assert_eq!(st.packed(), 300);
+        assert!(blobs.iter().all(|(id, b)| st.holds_packed(*id, b)), "every row holds the very bytes it came with");
+        assert_eq!(st.get(5).unwrap().tls.sni.as_deref(), Some(&b"mx5.example"[..]), "and reads back");
+    }
+
+    #[test]
+    fn a_filter_needing_whole_sessions_fills_in_over_several_budgets_and_ends_as_a_one_shot_filter() {
+        let sessions = many(2000);
+        let f = Filter::parse("sni:mx3* or sni:mx5*").unwrap();
+        let want: Vec<u64> = sessions.iter().filter(|s| f.matches(s)).map(|s| s.id).collect();
+        let mut st = Store::new();
+        let (rows, codec) = prepared(&sessions, &st.filter_slot());
+        st.set_codec(codec);
+        rows.into_iter().for_each(|r| st.ingest(r));
+        st.set_sort(Column::Client, false);
+        st.set_filter(f.clone());
+        let (tested, total) = st.filtering().expect("2000 packed rows are more than a filter does at once");
+        assert!(tested < total && total == 2000);
+        let mut steps = 0;
+        let mut shown = st.len();
+        while !st.work(&mut Budget::units(100 * UNPACK_COST)) {
+            st.rebuild();
+            assert!(st.len() >= shown, "the view only fills in");
+            shown = st.len();
+            steps += 1;
+        }
+        st.rebuild();
+        assert!(steps >= 10, "no budget did it all: {steps} steps");
+        assert_eq!(st.filtering(), None);
+        // One shot: the same sessions whole, tested at once.
+        let mut whole = Store::new();
+        sessions.into_iter().for_each(|s| whole.upsert(s));
+        whole.set_sort(Column::Client, false);
+        whole.set_filter(f);
+        assert_eq!(whole.filtering(), None);
+        assert_eq!(ids(&st), ids(&whole), "same rows in the same order");
+        let mut got = ids(&st);
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn rows_the_packer_tested_against_an_older_filter_are_tested_again() {
+        let sessions = many(400);
+        let mut st = Store::new();
+        let (rows, codec) = prepared(&sessions, &st.filter_slot());
+        st.set_codec(codec);
+        // The filter changed while these rows were on their way.
+        st.set_filter(Filter::parse("sni:mx2*").unwrap());
+        rows.into_iter().for_each(|r| st.ingest(r));
+        assert!(st.filtering().is_some(), "packed rows tested against the old filter wait for a test");
+        while !st.work(&mut Budget::units(50 * UNPACK_COST)) {}
+        st.rebuild();
+        let want: Vec<u64> = (0..400).filter(|id| id % 7 == 2).collect();
+        assert_eq!(ids(&st), want);
+    }
+
+    #[test]
+    fn a_view_brought_up_to_date_in_steps_is_the_view_sorted_at_once() {
+        let all = many(600);
+        let mut stepwise = Store::new();
+        stepwise.set_sort(Column::Client, true);
+        for (k, chunk) in all.chunks(50).enumerate() {
+            for s in chunk {
+                // Each session shows up open first, its record replacing it a batch later.
+                let mut open = s.clone();
+                open.in_progress = true;
+                open.verdict = Some(Verdict::Incomplete);
+                stepwise.upsert(open);
+            }
+            if k > 0 {
+                all[(k - 1) * 50..k * 50].iter().for_each(|s| stepwise.upsert(s.clone()));
+            }
+            stepwise.rebuild();
+        }
+        all[550..].iter().for_each(|s| stepwise.upsert(s.clone()));
+        stepwise.rebuild();
+        let mut once = Store::new();
+        all.iter().for_each(|s| once.upsert(s.clone()));
+        once.set_sort(Column::Client, true);
+        assert_eq!(stepwise.open, 0);
+        assert_eq!(ids(&stepwise), ids(&once));
+        for (i, id) in ids(&once).into_iter().enumerate() {
+            assert_eq!(stepwise.position(id), Some(i), "session {id} is found where it is shown");
+        }
     }
 }
