@@ -306,6 +306,45 @@ fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
     }
 }
 
+#[test]
+fn following_logs_during_a_live_capture_survives_logrotate() {
+    if !common::root_and("SMTPSCOPE_LOG_LAB", "the log lab (real Postfix between network namespaces)") {
+        return;
+    }
+    let dir = common::scratch("logfollow");
+    let st = Command::new("python3")
+        .arg(data("tests/lab/log_lab.py"))
+        .args(["follow", dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
+        .status()
+        .expect("python3");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    assert!(st.success(), "the lab failed; smtpscope said:\n{}", read("live.err"));
+    assert_eq!(read("live.rc").trim(), "0", "{}", read("live.err"));
+    // Two real rotations: the first rotated file compressed by the second (delaycompress).
+    let rotated = read("rotated.txt");
+    assert!(rotated.lines().any(|l| l == "maillog.1") && rotated.lines().any(|l| l == "maillog.2.gz"), "{rotated}");
+    let meant: Vec<Value> = common::ndjson(read("follow.jsonl").as_bytes());
+    let wire = common::ndjson(read("live.jsonl").as_bytes());
+    assert_eq!(wire.len(), meant.len(), "{}", read("live.err"));
+    for w in &wire {
+        let links = w["logs"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "{w}");
+        assert_eq!(links[0]["source"], "postfix-smtpd", "{w}");
+        assert_eq!(links[0]["agree"], true, "{w}");
+    }
+    let mut got: Vec<&str> = wire.iter().map(|w| w["verdict"].as_str().unwrap()).collect();
+    let mut want: Vec<&str> = meant.iter().map(|m| m["verdict"].as_str().unwrap()).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    // The session whose connect line went with the rotated file and its disconnect to the new one.
+    assert!(wire.iter().any(|w| w["helo"] == "straddle.lab.example"), "{wire:?}");
+    let err = read("live.err");
+    assert!(err.contains("1 compressed left unread"), "{err}");
+    assert!(err.contains("0 left without one"), "{err}");
+    assert!(read("unmatched.jsonl").is_empty(), "{}", read("unmatched.jsonl"));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 

@@ -242,6 +242,9 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
     if cross.is_some() && a.input.interface.is_some() {
         bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
     }
+    if let Some(c) = &cross {
+        c.check_wait(false)?;
+    }
     let cross = RefCell::new(cross);
     let mut driver = driver_options(&a.input)?;
     // Free text is matched against transcripts, which the engine records only when asked.

@@ -10,6 +10,8 @@ use clap::{Args, ValueEnum};
 
 use smtpscope::capture::Micros;
 use smtpscope::filter::Filter;
+use smtpscope::logs::follow::{self, Following};
+use smtpscope::logs::hold::Hold;
 use smtpscope::logs::matching::CrossCheck;
 use smtpscope::logs::{self, expand_paths, parse_endpoint, LogOptions, LogRecord};
 use smtpscope::report::logs::{LogFileSummary, LogFormat, LogSummary, Writer};
@@ -199,6 +201,12 @@ pub struct CrossArgs {
     #[arg(long, value_name = "TIME", default_value = "5m", value_parser = parse_skew)]
     pub log_skew: Micros,
 
+    /// With -i: how long each finished wire record waits for its log session to be written
+    /// (e.g. 10s, 1m; default 10s). The logs are followed as they grow and as logrotate replaces
+    /// them.
+    #[arg(long, value_name = "TIME", requires = "logs", value_parser = super::input::parse_duration)]
+    pub log_wait: Option<std::time::Duration>,
+
     /// Write log sessions no wire session matched (within the capture's span) to FILE as NDJSON
     /// log records.
     #[arg(long, value_name = "FILE", requires = "logs")]
@@ -254,6 +262,30 @@ impl CrossRun {
         self.check = Some(CrossCheck::new(records, self.args.log_skew));
     }
 
+    /// For a live capture: starts following the logs (the files there now are opened at once,
+    /// while privileges last).
+    pub fn live(self) -> Result<LiveCross> {
+        let wait = self.args.log_wait.unwrap_or(DEFAULT_LOG_WAIT);
+        let unmatched = match &self.args.unmatched_logs {
+            Some(path) => {
+                let f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+                let opts =
+                    Options { show_addresses: self.opts.show_addresses, line_buffered: true, ..Options::default() };
+                Some(Writer::new(Box::new(io::BufWriter::new(f)), LogFormat::Json, opts))
+            }
+            None => None,
+        };
+        let following = follow::spawn(self.args.logs.clone(), self.opts.clone(), follow::POLL)
+            .context("cannot start the log follower thread")?;
+        Ok(LiveCross {
+            following: Some(following),
+            hold: Hold::new(wait, self.args.log_skew),
+            wait,
+            unmatched,
+            error: None,
+        })
+    }
+
     /// Links one finished wire session.
     pub fn link(&mut self, s: &mut smtpscope::session::Session) {
         self.link_matched(s);
@@ -303,6 +335,14 @@ impl CrossRun {
         v
     }
 
+    /// Refuses `--log-wait` where nothing is followed.
+    pub fn check_wait(&self, live: bool) -> Result<()> {
+        if !live && self.args.log_wait.is_some() {
+            bail!("--log-wait is for a live capture (-i): with files every log line is already there");
+        }
+        Ok(())
+    }
+
     /// Writes the unmatched log sessions and the summary line.
     pub fn finish(mut self, quiet: bool) -> Result<()> {
         // No wire session at all: the logs are still read, so their problems are reported.
@@ -337,5 +377,109 @@ impl CrossRun {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a finished wire record waits for its log session by default.
+pub const DEFAULT_LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The log side of a live capture: the logs followed on a thread of their own, each finished
+/// wire record held up to `--log-wait` for its log session (see `smtpscope::logs::hold` for the
+/// order records leave in).
+pub struct LiveCross {
+    following: Option<Following>,
+    hold: Hold,
+    wait: std::time::Duration,
+    unmatched: Option<Writer<'static>>,
+    error: Option<io::Error>,
+}
+
+impl LiveCross {
+    fn drain(&mut self, out: &mut dyn FnMut(smtpscope::session::Session)) {
+        let now = std::time::Instant::now();
+        let Self { following, hold, unmatched, error, .. } = self;
+        let mut gone = |r: LogRecord| write_unmatched(unmatched, error, &r);
+        if let Some(f) = following.as_ref() {
+            for r in f.sessions.try_iter() {
+                hold.log(r, now, &mut gone);
+            }
+        }
+        hold.release(now, out, &mut gone);
+    }
+
+    /// A wire session finished: `out` gets it when linked or when its wait is over.
+    pub fn session(&mut self, s: smtpscope::session::Session, out: &mut dyn FnMut(smtpscope::session::Session)) {
+        // Log sessions that arrived first are there to be found.
+        self.drain(out);
+        self.hold.finished(s, std::time::Instant::now(), out);
+    }
+
+    /// Called on the driver's ticks: links and lets go what is due.
+    pub fn tick(&mut self, out: &mut dyn FnMut(smtpscope::session::Session)) {
+        self.drain(out);
+    }
+
+    /// The capture has ended: the logs are followed on while records still wait (at most
+    /// `--log-wait`), then every record left goes out, the unmatched log sessions are written
+    /// and the summary line said.
+    pub fn finish(mut self, out: &mut dyn FnMut(smtpscope::session::Session), quiet: bool) -> Result<()> {
+        let deadline = std::time::Instant::now() + self.wait;
+        while self.hold.waiting() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(follow::POLL / 2);
+            self.drain(out);
+        }
+        let (stats, rest) = match self.following.take() {
+            Some(f) => f.stop(),
+            None => Default::default(),
+        };
+        let now = std::time::Instant::now();
+        {
+            let Self { hold, unmatched, error, .. } = &mut self;
+            let mut gone = |r: LogRecord| write_unmatched(unmatched, error, &r);
+            for r in rest {
+                hold.log(r, now, &mut gone);
+            }
+            hold.finish(out, &mut gone);
+        }
+        if let Some(mut w) = self.unmatched.take() {
+            w.finish()?;
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e).context("--unmatched-logs");
+        }
+        if !quiet {
+            let mut problems = smtpscope::logs::Problems::default();
+            for (_, s) in &stats.streams {
+                problems.merge(&s.problems);
+            }
+            let per: Vec<String> = problems.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let h = &self.hold;
+            say!(
+                "smtpscope: logs: {} log session(s) followed in {} file(s) ({} rotated away, {} truncated, {} compressed left unread), {} wire session(s) matched, {} disagree, {} left without one after waiting {} s, {} log session(s) unmatched{}",
+                h.log_sessions,
+                stats.streams.len(),
+                stats.rotations,
+                stats.truncations,
+                stats.compressed,
+                h.matched_wire,
+                h.disagreements,
+                h.waited_out,
+                self.wait.as_secs_f64(),
+                h.unmatched_logs,
+                if per.is_empty() { String::new() } else { format!("; line problems: {}", per.join(", ")) }
+            );
+            for e in &stats.errors {
+                say!("smtpscope: warning: logs: {e}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_unmatched(w: &mut Option<Writer<'static>>, error: &mut Option<io::Error>, r: &LogRecord) {
+    if let (Some(w), None) = (w.as_mut(), error.as_ref()) {
+        if let Err(e) = w.write(r) {
+            *error = Some(e);
+        }
     }
 }

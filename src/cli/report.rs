@@ -123,9 +123,9 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         (Some(path), None) => Some((path.clone(), create_kept_pcap(path, &input.read)?)),
         _ => None,
     };
-    let cross = super::logs::CrossRun::new(logs, out.show_addresses, input.show_credentials)?;
-    if cross.is_some() && input.interface.is_some() {
-        bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
+    let mut cross = super::logs::CrossRun::new(logs, out.show_addresses, input.show_credentials)?;
+    if let Some(c) = &cross {
+        c.check_wait(input.interface.is_some())?;
     }
     if tui {
         return run_tui(input, out, cross);
@@ -170,8 +170,38 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
     };
     let stopped = AtomicBool::new(false);
     let mut keep = report::packets::Keep::default();
+    // Live, the logs are followed from now on (before privileges go) and each record is held
+    // for its log session; over files every log line is read at the first record.
+    let live_cross = match cross.take() {
+        Some(c) if input.interface.is_some() => Some(c.live()?),
+        c => {
+            cross = c;
+            None
+        }
+    };
+    let live_cross = RefCell::new(live_cross);
     // Linked as sessions come; its counts go into the run summary at the end.
     let cross = RefCell::new(cross);
+    let mut live_error = None;
+    let emit = RefCell::new(|s: Session| {
+        let mut sensor = sensor.borrow_mut();
+        // Metrics count every session, whatever -Y keeps.
+        sensor.count(&s);
+        if !filter.matches(&s) {
+            return;
+        }
+        if kept_pcap.is_some() {
+            keep.add(&s);
+        }
+        if to_file {
+            sensor.write(&s);
+            return;
+        }
+        sink.emit(s);
+        if sink.error.is_some() {
+            stopped.store(true, Ordering::Relaxed);
+        }
+    });
     drive_with(
         input,
         opts,
@@ -179,28 +209,22 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
             if let Some(c) = cross.borrow_mut().as_mut() {
                 c.link(&mut s);
             }
-            let mut sensor = sensor.borrow_mut();
-            // Metrics count every session, whatever -Y keeps.
-            sensor.count(&s);
-            if !filter.matches(&s) {
-                return;
-            }
-            if kept_pcap.is_some() {
-                keep.add(&s);
-            }
-            if to_file {
-                sensor.write(&s);
-                return;
-            }
-            sink.emit(s);
-            if sink.error.is_some() {
-                stopped.store(true, Ordering::Relaxed);
+            match live_cross.borrow_mut().as_mut() {
+                Some(l) => l.session(s, &mut |s| (emit.borrow_mut())(s)),
+                None => (emit.borrow_mut())(s),
             }
         },
         &mut |p| {
+            if let Some(l) = live_cross.borrow_mut().as_mut() {
+                l.tick(&mut |s| (emit.borrow_mut())(s));
+            }
             sensor.borrow_mut().tick(p);
         },
         &mut |summary| {
+            // Records still waiting for their logs go out before the summary.
+            if let Some(l) = live_cross.borrow_mut().take() {
+                live_error = l.finish(&mut |s| (emit.borrow_mut())(s), input.quiet).err();
+            }
             sensor.borrow().finish(summary);
             if let Some(c) = cross.borrow_mut().as_mut() {
                 summary.logs = Some(c.summary_json());
@@ -208,6 +232,9 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         },
         &stopped,
     )?;
+    if let Some(e) = live_error {
+        return Err(e);
+    }
     if let Some(e) = sink.error.take() {
         return Err(e.into());
     }

@@ -138,6 +138,69 @@ fn counts_agree(s: &Session, r: &LogRecord) -> bool {
     total("mail") == s.mail_transactions && upgrade_ok
 }
 
+/// Whether log session `r` may be wire session `s`'s, with the clocks up to `skew` apart.
+pub fn fits(s: &Session, r: &LogRecord, skew: Micros) -> bool {
+    let port_ok = |log: Option<u16>, wire: u16| log.is_none_or(|p| p == wire);
+    match r.source {
+        Source::ExchangeReceive | Source::ExchangeSend => {
+            let (Some(c), Some(sv)) = (r.client, r.server) else { return false };
+            // A Send log may lack the local endpoint before the connect: then the server
+            // and time must do.
+            c.ip == s.client.ip()
+                && c.port == Some(s.client.port())
+                && sv.ip == s.server.ip()
+                && sv.port == Some(s.server.port())
+                && (r.first_seen - s.first_seen).abs() <= skew
+        }
+        Source::PostfixSmtpd => {
+            let Some(c) = r.client else { return false };
+            let server_ok = r.server.is_none_or(|sv| sv.ip == s.server.ip() && port_ok(sv.port, s.server.port()));
+            c.ip == s.client.ip()
+                && port_ok(c.port, s.client.port())
+                && server_ok
+                && (r.first_seen - s.first_seen).abs() <= skew + POSTFIX_SYN_WINDOW
+                && counts_agree(s, r)
+        }
+        Source::PostfixSmtp => {
+            let Some(sv) = r.server else { return false };
+            sv.ip == s.server.ip()
+                && port_ok(sv.port, s.server.port())
+                && r.first_seen >= s.first_seen - skew - POSTFIX_SYN_WINDOW
+                && r.first_seen <= s.last_seen + skew + POSTFIX_SYN_WINDOW
+        }
+    }
+}
+
+/// Links wire session `s` to the log sessions matched with it: sets `logs` and, on a
+/// disagreement, the `log-disagrees` finding; returns whether any disagreed.
+pub fn attach(s: &mut Session, matched: &[&LogRecord]) -> bool {
+    let mut links = Vec::new();
+    for r in matched {
+        let differences = differences(s, r);
+        let hint = hint(s, r);
+        links.push(LogLink {
+            source: r.source.name(),
+            log_file: r.log_file.to_string(),
+            log_session: r.log_session.clone(),
+            verdict: r.verdict,
+            agree: differences.is_empty(),
+            differences,
+            hint: hint.as_ref().map(|h| h.0),
+            hint_text: hint.map(|h| h.1),
+            lines: r.lines.clone(),
+        });
+    }
+    let bad = links
+        .iter()
+        .find(|l| !l.agree)
+        .map(|bad| format!("{} session {} differs: {}", bad.source, bad.log_session, bad.differences.join(", ")));
+    if let Some(text) = &bad {
+        s.find("log-disagrees", None, text.clone());
+    }
+    s.logs = Some(links);
+    bad.is_some()
+}
+
 impl CrossCheck {
     /// Indexes `records`; `skew` is the largest clock difference between logs and the wire.
     pub fn new(mut records: Vec<LogRecord>, skew: Micros) -> Self {
@@ -177,41 +240,12 @@ impl CrossCheck {
         self.records.is_empty()
     }
 
-    fn fits(&self, s: &Session, r: &LogRecord) -> bool {
-        let port_ok = |log: Option<u16>, wire: u16| log.is_none_or(|p| p == wire);
-        match r.source {
-            Source::ExchangeReceive | Source::ExchangeSend => {
-                let (Some(c), Some(sv)) = (r.client, r.server) else { return false };
-                // A Send log may lack the local endpoint before the connect: then the server
-                // and time must do.
-                c.ip == s.client.ip()
-                    && c.port == Some(s.client.port())
-                    && sv.ip == s.server.ip()
-                    && sv.port == Some(s.server.port())
-                    && (r.first_seen - s.first_seen).abs() <= self.skew
-            }
-            Source::PostfixSmtpd => {
-                let Some(c) = r.client else { return false };
-                let server_ok = r.server.is_none_or(|sv| sv.ip == s.server.ip() && port_ok(sv.port, s.server.port()));
-                c.ip == s.client.ip()
-                    && port_ok(c.port, s.client.port())
-                    && server_ok
-                    && (r.first_seen - s.first_seen).abs() <= self.skew + POSTFIX_SYN_WINDOW
-                    && counts_agree(s, r)
-            }
-            Source::PostfixSmtp => {
-                let Some(sv) = r.server else { return false };
-                sv.ip == s.server.ip()
-                    && port_ok(sv.port, s.server.port())
-                    && r.first_seen >= s.first_seen - self.skew - POSTFIX_SYN_WINDOW
-                    && r.first_seen <= s.last_seen + self.skew + POSTFIX_SYN_WINDOW
-            }
-        }
-    }
-
     fn best(&self, s: &Session, candidates: Option<&Vec<usize>>) -> Option<usize> {
         // Records are sorted by time: the first fitting unmatched one is the earliest.
-        candidates?.iter().copied().find(|&i| !self.used[i] && self.records.get(i).is_some_and(|r| self.fits(s, r)))
+        candidates?
+            .iter()
+            .copied()
+            .find(|&i| !self.used[i] && self.records.get(i).is_some_and(|r| fits(s, r, self.skew)))
     }
 
     /// Matches a finished wire session: sets its `logs` list and, on a disagreement, the
@@ -222,41 +256,27 @@ impl CrossCheck {
 
     /// [`CrossCheck::link`], giving the log sessions matched (server side first).
     pub fn link_matched(&mut self, s: &mut Session) -> Vec<&LogRecord> {
-        let mut links = Vec::new();
         let server_side = self.best(s, self.by_client.get(&s.client.ip()));
         let client_side = self.best(s, self.by_server.get(&s.server.ip()));
         let matched: Vec<usize> = [server_side, client_side].into_iter().flatten().collect();
         for &i in &matched {
             self.used[i] = true;
-            let Some(r) = self.records.get(i) else { continue };
-            let differences = differences(s, r);
-            let hint = hint(s, r);
-            links.push(LogLink {
-                source: r.source.name(),
-                log_file: r.log_file.to_string(),
-                log_session: r.log_session.clone(),
-                verdict: r.verdict,
-                agree: differences.is_empty(),
-                differences,
-                hint: hint.as_ref().map(|h| h.0),
-                hint_text: hint.map(|h| h.1),
-                lines: r.lines.clone(),
-            });
         }
-        if !links.is_empty() {
+        if !matched.is_empty() {
             self.matched_wire += 1;
         }
+        let records: Vec<&LogRecord> = matched.iter().filter_map(|&i| self.records.get(i)).collect();
+        let disagreed = attach(s, &records);
+        let links = s.logs.as_deref().unwrap_or_default();
         for h in links.iter().filter_map(|l| l.hint) {
             *self.hints.entry(h).or_default() += 1;
         }
-        if let Some(bad) = links.iter().find(|l| !l.agree) {
+        if disagreed {
             self.disagreements += 1;
-            *self.disagreements_by_hint.entry(bad.hint.unwrap_or("none")).or_default() += 1;
-            let text = format!("{} session {} differs: {}", bad.source, bad.log_session, bad.differences.join(", "));
-            s.find("log-disagrees", None, text);
+            let hint = links.iter().find(|l| !l.agree).and_then(|l| l.hint);
+            *self.disagreements_by_hint.entry(hint.unwrap_or("none")).or_default() += 1;
         }
-        s.logs = Some(links);
-        matched.iter().filter_map(|&i| self.records.get(i)).collect()
+        records
     }
 
     /// Log sessions some wire session matched.

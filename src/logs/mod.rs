@@ -7,6 +7,8 @@
 //! and a session is held only while it is open.
 
 pub mod exchange;
+pub mod follow;
+pub mod hold;
 pub mod matching;
 pub mod postfix;
 pub mod record;
@@ -196,6 +198,95 @@ pub fn sniff(line: &[u8]) -> Option<Format> {
     None
 }
 
+/// One log stream's lines fed to the parser its first recognisable line calls for; shared by
+/// the reader of whole files and the follower of growing ones.
+pub(crate) struct Feed {
+    name: Arc<str>,
+    opts: LogOptions,
+    parser: Option<Box<dyn LineParser + Send>>,
+    /// Problems of the lines before the format was known.
+    before: Problems,
+    /// What the stream gave so far (`problems` filled by [`Feed::finish`]).
+    pub stats: FileStats,
+}
+
+impl Feed {
+    /// A feed for the stream called `name`.
+    pub fn new(name: Arc<str>, opts: LogOptions) -> Self {
+        Self { name, opts, parser: None, before: Problems::default(), stats: FileStats::default() }
+    }
+
+    /// Feeds one line (without its line end); `cut` says it was longer than [`MAX_LINE`].
+    pub fn line(&mut self, line: &[u8], cut: bool, out: &mut dyn FnMut(LogRecord)) {
+        self.stats.lines += 1;
+        let n = self.stats.lines;
+        let probs = match self.parser.as_mut() {
+            Some(p) => p.problems(),
+            None => &mut self.before,
+        };
+        if cut {
+            probs.add("line-too-long");
+        }
+        if std::str::from_utf8(line).is_err() {
+            probs.add("invalid-utf8");
+        }
+        if self.parser.is_none() {
+            self.parser = match sniff(line) {
+                Some(Format::Exchange) => {
+                    self.stats.format = Some(Format::Exchange);
+                    Some(Box::new(exchange::Parser::new(self.name.clone(), self.opts.clone())))
+                }
+                Some(Format::Postfix) => {
+                    self.stats.format = Some(Format::Postfix);
+                    Some(Box::new(postfix::Parser::new(self.name.clone(), self.opts.clone())))
+                }
+                None => None,
+            };
+        }
+        let sessions = &mut self.stats.sessions;
+        let mut count = |r: LogRecord| {
+            *sessions += 1;
+            out(r);
+        };
+        match self.parser.as_mut() {
+            Some(p) => {
+                if p.line(n, line, &mut count) {
+                    self.stats.recognised += 1;
+                }
+            }
+            None => self.before.add(if line.iter().all(u8::is_ascii_whitespace) { "blank" } else { "unrecognised" }),
+        }
+    }
+
+    /// Counts a problem that belongs to no line the parser saw (e.g. a line cut by a rotation).
+    pub fn problem(&mut self, reason: &'static str) {
+        match self.parser.as_mut() {
+            Some(p) => p.problems().add(reason),
+            None => self.before.add(reason),
+        }
+    }
+
+    /// Problems counted so far.
+    pub fn problems(&mut self) -> Problems {
+        let mut all = self.parser.as_mut().map(|p| p.problems().clone()).unwrap_or_default();
+        all.merge(&self.before);
+        all
+    }
+
+    /// End of input: closes every open session and returns the stream's figures.
+    pub fn finish(mut self, out: &mut dyn FnMut(LogRecord)) -> FileStats {
+        let sessions = &mut self.stats.sessions;
+        if let Some(p) = self.parser.as_mut() {
+            p.finish(&mut |r| {
+                *sessions += 1;
+                out(r);
+            });
+        }
+        self.stats.problems = self.problems();
+        self.stats
+    }
+}
+
 /// Reads one log stream to the end, calling `out` for every session as it closes.
 pub fn read_stream(
     input: impl Read,
@@ -205,57 +296,14 @@ pub fn read_stream(
 ) -> io::Result<FileStats> {
     let reader: Box<dyn BufRead + '_> = Box::new(BufReader::with_capacity(256 * 1024, input));
     let mut reader = decompress(reader)?;
-    let mut stats = FileStats::default();
+    let mut feed = Feed::new(name, opts.clone());
     let mut buf = Vec::with_capacity(4096);
-    let mut parser: Option<Box<dyn LineParser>> = None;
-    let mut before = Problems::default();
-    let mut n = 0u64;
-    let mut emitted = 0u64;
-    let mut count = |r: LogRecord| {
-        emitted += 1;
-        out(r);
-    };
-    while let Some(cut) = next_line_counted(&mut reader, &mut buf, &mut stats.bytes)? {
-        n += 1;
-        let probs = match parser.as_mut() {
-            Some(p) => p.problems(),
-            None => &mut before,
-        };
-        if cut {
-            probs.add("line-too-long");
-        }
-        if std::str::from_utf8(&buf).is_err() {
-            probs.add("invalid-utf8");
-        }
-        if parser.is_none() {
-            parser = match sniff(&buf) {
-                Some(Format::Exchange) => {
-                    stats.format = Some(Format::Exchange);
-                    Some(Box::new(exchange::Parser::new(name.clone(), opts.clone())))
-                }
-                Some(Format::Postfix) => {
-                    stats.format = Some(Format::Postfix);
-                    Some(Box::new(postfix::Parser::new(name.clone(), opts.clone())))
-                }
-                None => None,
-            };
-        }
-        match parser.as_mut() {
-            Some(p) => {
-                if p.line(n, &buf, &mut count) {
-                    stats.recognised += 1;
-                }
-            }
-            None => before.add(if buf.iter().all(u8::is_ascii_whitespace) { "blank" } else { "unrecognised" }),
-        }
+    let mut bytes = 0;
+    while let Some(cut) = next_line_counted(&mut reader, &mut buf, &mut bytes)? {
+        feed.line(&buf, cut, out);
     }
-    if let Some(p) = parser.as_mut() {
-        p.finish(&mut count);
-        stats.problems = p.problems().clone();
-    }
-    stats.problems.merge(&before);
-    stats.lines = n;
-    stats.sessions = emitted;
+    let mut stats = feed.finish(out);
+    stats.bytes = bytes;
     Ok(stats)
 }
 

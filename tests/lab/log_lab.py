@@ -15,6 +15,16 @@ sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) a
                              client's address (diff_lab.py's topology and asa_nfqueue.py, from the
                              two-point diff work; needs python3 NetfilterQueue)
 
+  log_lab.py follow OUTDIR SMTPSCOPE
+                             runs SMTPSCOPE -i on the client's veth with --logs following the
+                             receiving Postfix's maillog (a glob that also matches the rotated
+                             names) while sessions run; a real `logrotate -f` (create mode,
+                             delaycompress, postrotate `postfix reload`) rotates the maillog twice
+                             mid-run, one session straddling the first rotation; writes
+                             OUTDIR/live.jsonl (smtpscope's stdout), OUTDIR/live.err, OUTDIR/live.rc,
+                             OUTDIR/follow.jsonl (what each session was meant to be) and
+                             OUTDIR/rotated.txt (the maillog files at the end)
+
 The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
 run's pid). The sending Postfix gets a transport map so that mail for a test domain goes to the
 listener that gives the verdict wanted. Sessions are 2 s apart: Postfix logs no client port, and
@@ -163,12 +173,115 @@ def cmd_stripped(outdir):
         shutil.rmtree(work, ignore_errors=True)
 
 
+class NoCapture:
+    """smtpscope is the capture here: the scenarios' own capture hooks do nothing."""
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+
+def logrotate(lab, conf, state):
+    p = L.run("logrotate", "-f", "-s", state, conf, check=False)
+    if p.returncode != 0:
+        raise L.LabError(f"logrotate failed:\n{p.stdout}{p.stderr}")
+
+
+def cmd_follow(outdir, smtpscope):
+    import subprocess
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="smtpscope-logfollow-")
+    os.chmod(work, 0o755)
+
+    def body(lab):
+        maillog = f"{lab.pf_srv}/maillog"
+        conf = os.path.join(work, "logrotate.conf")
+        with open(conf, "w") as f:
+            f.write(f"{maillog} {{\n    create 0644 postfix postfix\n    rotate 3\n    compress\n"
+                    f"    delaycompress\n    postrotate\n        ip netns exec {L.SRV} postfix -c {lab.pf_srv} reload"
+                    f" >/dev/null 2>&1\n    endscript\n}}\n")
+        out = open(os.path.join(outdir, "live.jsonl"), "w")
+        err_path = os.path.join(outdir, "live.err")
+        err = open(err_path, "w")
+        argv = ["ip", "netns", "exec", L.CLI, smtpscope, "-i", L.V_CLI, "--logs", maillog + "*",
+                "--log-skew", "1s", "--log-wait", "10s", "--unmatched-logs", os.path.join(outdir, "unmatched.jsonl"),
+                "-F", "json", "tcp"]
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            while "listening on" not in open(err_path).read():
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise L.LabError("smtpscope did not start:\n" + open(err_path).read())
+                time.sleep(0.05)
+            cap = NoCapture()
+            sessions = []
+            gap = lambda: time.sleep(2.5)  # noqa: E731
+            for name, fn in (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused)):
+                L.log(f"follow {name}")
+                sessions += [session(s["label"], "postfix-smtpd", "before the rotations", scenario=name) for s in fn(lab, cap)]
+                gap()
+            # a session whose connect line is in the old file and its disconnect in the new one
+            release = L.paused(lab, "straddle", "pause", f"{L.PF_GOOD}:25", "--helo", "straddle.lab.example")
+            time.sleep(0.5)
+            L.log("follow: logrotate -f (1)")
+            logrotate(lab, conf, os.path.join(work, "logrotate.state"))
+            time.sleep(1.0)
+            release()
+            sessions.append(session("starttls-offered-unused", "postfix-smtpd", "straddles the first rotation",
+                                    scenario="straddle"))
+            gap()
+            for name, fn in (("tls13", L.sc_tls13_sni), ("refused", L.sc_454)):
+                L.log(f"follow {name}")
+                sessions += [session(s["label"], "postfix-smtpd", "after one rotation", scenario=name) for s in fn(lab, cap)]
+                gap()
+            L.log("follow: logrotate -f (2)")
+            logrotate(lab, conf, os.path.join(work, "logrotate.state"))
+            time.sleep(1.0)
+            for name, fn in (("tls12", L.sc_tls12_cert), ("implicit", L.sc_implicit)):
+                L.log(f"follow {name}")
+                sessions += [session(s["label"], "postfix-smtpd", "after two rotations", scenario=name) for s in fn(lab, cap)]
+                gap()
+        finally:
+            time.sleep(1.0)
+            if p.poll() is None:
+                os.killpg(p.pid, L.signal.SIGINT)
+            try:
+                rc = p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, L.signal.SIGKILL)
+                rc = p.wait()
+            out.close()
+            err.close()
+            with open(os.path.join(outdir, "live.rc"), "w") as f:
+                f.write(f"{rc}\n")
+        with open(os.path.join(outdir, "follow.jsonl"), "w") as f:
+            f.writelines(json.dumps(s) + "\n" for s in sessions)
+        with open(os.path.join(outdir, "rotated.txt"), "w") as f:
+            f.writelines(n + "\n" for n in sorted(os.listdir(lab.pf_srv)) if n.startswith("maillog"))
+        for n in os.listdir(lab.pf_srv):
+            if n.startswith("maillog"):
+                shutil.copy(os.path.join(lab.pf_srv, n), os.path.join(outdir, n))
+        L.log(f"follow: {len(sessions)} sessions, smtpscope exit {rc} -> {outdir}")
+
+    try:
+        L.with_lab(work, body)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("log_lab.py: needs root (network namespaces, tcpdump)")
     args = sys.argv[1:]
     cmds = {"pairs": cmd_pairs, "stripped": cmd_stripped}
-    if len(args) == 2 and args[0] in cmds:
+    if len(args) == 3 and args[0] == "follow":
+        try:
+            cmd_follow(args[1], args[2])
+        except L.LabError as e:
+            sys.exit(f"log_lab.py: {e}")
+    elif len(args) == 2 and args[0] in cmds:
         try:
             cmds[args[0]](args[1])
         except L.LabError as e:
