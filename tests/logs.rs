@@ -307,6 +307,18 @@ fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
 }
 
 #[test]
+fn log_wait_is_for_a_live_capture_only() {
+    let pcap = pairs_dir().join("postfix-pairs.pcap");
+    let log = pairs_dir().join("postfix-srv.maillog");
+    let out =
+        run(&["-r", pcap.to_str().unwrap(), "--logs", log.to_str().unwrap(), "--log-wait", "5s", "-F", "json"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log-wait is for a live capture (-i)"));
+    let out = run(&["-r", pcap.to_str().unwrap(), "--log-wait", "5s", "-F", "json"], None);
+    assert_eq!(out.status.code(), Some(2), "--log-wait without --logs is a usage error");
+}
+
+#[test]
 fn following_logs_during_a_live_capture_survives_logrotate() {
     if !common::root_and("SMTPSCOPE_LOG_LAB", "the log lab (real Postfix between network namespaces)") {
         return;
@@ -340,7 +352,8 @@ fn following_logs_during_a_live_capture_survives_logrotate() {
     // The session whose connect line went with the rotated file and its disconnect to the new one.
     assert!(wire.iter().any(|w| w["helo"] == "straddle.lab.example"), "{wire:?}");
     let err = read("live.err");
-    assert!(err.contains("1 compressed left unread"), "{err}");
+    eprintln!("smtpscope said:\n{err}");
+    assert!(err.contains("followed in 1 file(s) (1 rotated away, 0 truncated, 1 compressed left unread)"), "{err}");
     assert!(err.contains("0 left without one"), "{err}");
     assert!(read("unmatched.jsonl").is_empty(), "{}", read("unmatched.jsonl"));
 }

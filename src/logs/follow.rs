@@ -216,6 +216,11 @@ impl Follower {
                         feed.problem("unfinished-line");
                     }
                 }
+                // A compressed file's stream never held a line: not a followed file.
+                let alone = !self.handles.iter().any(|o| o.stream == h.stream);
+                if alone && self.streams.get(&h.stream).is_some_and(|f| f.stats.bytes == 0) {
+                    self.streams.remove(&h.stream);
+                }
             } else {
                 i += 1;
             }
@@ -509,6 +514,7 @@ mod tests {
         assert_eq!(poll(&mut f), ["192.0.2.3"]);
         let stats = f.finish(&mut |_| {});
         assert_eq!(stats.compressed, 1);
+        assert_eq!(stats.streams.len(), 1, "the .gz is no followed stream: {:?}", stats.streams);
         assert_eq!(stats.rotations, 0, "mail.log.1 is still named by the glob");
     }
 
