@@ -192,8 +192,9 @@ pub fn run(a: &LogsArgs) -> Result<ExitCode> {
 #[derive(Debug, Args, Clone)]
 pub struct CrossArgs {
     /// Server logs to cross-check the capture with (file, directory or quoted glob; repeatable):
-    /// each wire record gains `logs`, the matched log sessions and what differs. With `check`:
-    /// beside -r a log settles what the wire leaves unproven; without -r the logs alone are judged.
+    /// each wire record gains `logs`, the matched log sessions and what differs; with -i the
+    /// files are followed as they grow and as logrotate replaces them. With `check`: beside -r a
+    /// log settles what the wire leaves unproven; without -r the logs alone are judged.
     #[arg(long = "logs", value_name = "PATH")]
     pub logs: Vec<String>,
 

@@ -26,8 +26,9 @@ use crate::session::Session;
 /// How much longer than a wire record a log session waits for its match.
 pub const LOG_GRACE: Duration = Duration::from_secs(60);
 
-/// Most log sessions held at once; beyond it the oldest is let go as unmatched.
-pub const MAX_HELD_LOGS: usize = 200_000;
+/// Most log sessions held at once (each about 1.6 KB with its lines); beyond it the oldest is
+/// let go as unmatched.
+pub const MAX_HELD_LOGS: usize = 50_000;
 
 /// Live matching of wire records with log sessions as both arrive.
 #[derive(Debug)]
