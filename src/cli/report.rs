@@ -128,6 +128,9 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         c.check_wait(input.interface.is_some())?;
     }
     if tui {
+        if cross.is_some() && input.interface.is_some() {
+            bail!("--logs with -i: the terminal UI does not follow logs yet; use -F table|json|csv or --no-tui");
+        }
         return run_tui(input, out, cross);
     }
     let default = if to_file { FormatArg::Json } else { FormatArg::Table };
