@@ -15,7 +15,7 @@
 # Root (it builds the lab capture and installs peers). Env: LAB_WORK (/tmp/smtpscope-lab),
 # SHARED (../shared), RUNS (10), PEER_RUNS (3), CAPTURES ("big.pcap big2g.pcap"), COPIES_2G (20),
 # PEERS (1), CALLGRIND (1), FLOWS (1), FLOWS_CALLGRIND (0: slow), HYPERFINE (1), TUI (1), LOGS (1),
-# RECORDS (1), NICE (-10 as
+# RECORDS (1), TSHARK_MAX_MB (500: tshark is timed on captures up to this size), NICE (-10 as
 # root: the measured commands outrank background jobs), REBUILD (1: new lab capture),
 # ALLOW_MISMATCH (1: time even if verdicts disagree).
 set -euo pipefail
@@ -94,9 +94,12 @@ for c in $captures; do
     --tool "smtpscope -F csv=$bin -q -F csv -r '$cap'")
   if [ "${PEERS:-1}" = 1 ]; then
     command -v suricata >/dev/null && args+=(--peer "suricata --runmode single (eve smtp+tls, no rules)=rm -f '$suri_out'/*; suricata -c '$suri_conf' -r '$cap' --runmode single -k none -S /dev/null -l '$suri_out' >/dev/null 2>&1")
-    command -v tshark >/dev/null && args+=(--peer "tshark -Y smtp -T fields=tshark -r '$cap' -Y smtp -T fields -e tcp.stream -e smtp.req.command")
-    # Two passes (-2): what tshark needs to reassemble and re-dissect the way a report would.
-    command -v tshark >/dev/null && args+=(--peer "tshark -2 -Y smtp -T fields=tshark -2 -r '$cap' -Y smtp -T fields -e tcp.stream -e smtp.req.command")
+    # tshark needs about 2 minutes a pass on 2 GB: timed on captures up to TSHARK_MAX_MB only.
+    if command -v tshark >/dev/null && [ "$(stat -c %s "$cap")" -le $(( ${TSHARK_MAX_MB:-500} * 1000000 )) ]; then
+      args+=(--peer "tshark -Y smtp -T fields=tshark -r '$cap' -Y smtp -T fields -e tcp.stream -e smtp.req.command")
+      # Two passes (-2): what tshark needs to reassemble and re-dissect the way a report would.
+      args+=(--peer "tshark -2 -Y smtp -T fields=tshark -2 -r '$cap' -Y smtp -T fields -e tcp.stream -e smtp.req.command")
+    fi
   fi
   echo "## $c: $(($(stat -c %s "$cap") / 1000000)) MB, $packets packets, $sessions SMTP sessions"
   echo
