@@ -80,7 +80,7 @@ pub fn split_syslog(line: &[u8]) -> Option<SyslogLine<'_>> {
     let sp = memchr::memchr(b' ', rest)?;
     let host = rest.get(..sp)?;
     let rest = rest.get(sp + 1..)?;
-    let colon = memchr::memmem::find(rest, b": ")?;
+    let colon = find_colon_space(rest)?;
     let tag = rest.get(..colon)?;
     let msg = rest.get(colon + 2..)?;
     let (process, pid) = match (tag.iter().position(|b| *b == b'['), tag.last()) {
@@ -139,7 +139,7 @@ pub fn host_addr(s: &[u8]) -> (Option<Endpoint>, usize) {
 
 /// The queue id (or `NOQUEUE`) before a message, and the message after it.
 fn strip_queue_id(msg: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    if let Some(p) = memchr::memmem::find(msg, b": ") {
+    if let Some(p) = find_colon_space(msg) {
         let id = msg.get(..p).unwrap_or_default();
         if id.len() >= 5
             && id.iter().all(u8::is_ascii_alphanumeric)
@@ -174,10 +174,11 @@ pub type TlsLine<'a> = (&'a str, Option<Endpoint>, Option<String>, Option<String
 /// A TLS line's `TRUST TLS connection established (from|to) host[ip][:port]: PROTO with cipher
 /// CIPHER (...)` → (trust level, endpoint, version, cipher).
 pub fn tls_established(msg: &str) -> Option<TlsLine<'_>> {
-    let (trust, rest) = msg.split_once(" TLS connection established ")?;
-    if !matches!(trust, "Anonymous" | "Untrusted" | "Trusted" | "Verified") {
-        return None;
-    }
+    // The trust word opens the message, so the four prefixes are the whole test (no substring
+    // search per line: this runs on every smtpd line).
+    let (trust, rest) = ["Anonymous", "Untrusted", "Trusted", "Verified"].into_iter().find_map(|t| {
+        msg.strip_prefix(t).and_then(|r| r.strip_prefix(" TLS connection established ")).map(|r| (t, r))
+    })?;
     let rest = rest.strip_prefix("from ").or_else(|| rest.strip_prefix("to "))?;
     let (ep, used) = host_addr(rest.as_bytes());
     let after = rest.get(used..)?.strip_prefix(": ")?;
@@ -205,6 +206,19 @@ pub struct Parser {
 
 fn contains(h: &[u8], n: &str) -> bool {
     memchr::memmem::find(h, n.as_bytes()).is_some()
+}
+
+/// The first `": "` in `h`: a byte search for the colon, where a substring searcher would be
+/// built anew for every line.
+fn find_colon_space(h: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b':', h).find(|&i| h.get(i + 1) == Some(&b' '))
+}
+
+/// Whether an smtpd line is a TLS success line (searcher built once).
+fn tls_success_line(body: &[u8]) -> bool {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(" TLS connection established from "));
+    FINDER.find(body).is_some()
 }
 
 impl Parser {
@@ -275,7 +289,7 @@ impl Parser {
         }
         let starts = |p: &str| body.starts_with(p.as_bytes());
         let relevant = starts("disconnect from ")
-            || contains(body, " TLS connection established from ")
+            || tls_success_line(body)
             || starts("SSL_accept error from ")
             || starts("lost connection after STARTTLS");
         if !self.sessions.contains_key(&self.key) {

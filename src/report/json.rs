@@ -42,7 +42,9 @@ fn write_u(w: &mut (impl Write + ?Sized), c: u32) -> io::Result<()> {
 impl Formatter for SafeFormatter {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         // Nearly every fragment is printable ASCII (serde_json has already cut out C0 controls).
-        if fragment.bytes().all(|b| b < 0x7f) {
+        // `is_ascii` works a word at a time and memchr with SIMD, where a byte loop that may stop
+        // early compiles to one compare per byte (this is a fifth of NDJSON output's time).
+        if fragment.is_ascii() && memchr::memchr(0x7f, fragment.as_bytes()).is_none() {
             return w.write_all(fragment.as_bytes());
         }
         let mut start = 0;
