@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use smtpscope::capture::Micros;
 use smtpscope::filter::Filter;
 use smtpscope::logs::follow::{self, Following};
-use smtpscope::logs::hold::Hold;
+use smtpscope::logs::hold::{Hold, Linked};
 use smtpscope::logs::matching::CrossCheck;
 use smtpscope::logs::{self, expand_paths, parse_endpoint, LogOptions, LogRecord};
 use smtpscope::report::logs::{LogFileSummary, LogFormat, LogSummary, Writer};
@@ -193,8 +193,8 @@ pub fn run(a: &LogsArgs) -> Result<ExitCode> {
 pub struct CrossArgs {
     /// Server logs to cross-check the capture with (file, directory or quoted glob; repeatable):
     /// each wire record gains `logs`, the matched log sessions and what differs; with -i the
-    /// files are followed as they grow and as logrotate replaces them. With `check`: beside -r a
-    /// log settles what the wire leaves unproven; without -r the logs alone are judged.
+    /// files are followed as they grow and as logrotate replaces them. With `check`: beside -r or
+    /// -i a log settles what the wire leaves unproven; without a capture the logs alone are judged.
     #[arg(long = "logs", value_name = "PATH")]
     pub logs: Vec<String>,
 
@@ -202,9 +202,9 @@ pub struct CrossArgs {
     #[arg(long, value_name = "TIME", default_value = "5m", value_parser = parse_skew)]
     pub log_skew: Micros,
 
-    /// With -i: how long each finished wire record waits for its log session to be written
-    /// (e.g. 10s, 1m; default 10s). The logs are followed as they grow and as logrotate replaces
-    /// them.
+    /// With -i: how long each finished wire record waits for its log session to appear in the
+    /// logs (e.g. 10s, 1m; default 10s) before it is written anyway (with `check`: judged). The
+    /// logs are followed as they grow and as logrotate replaces them.
     #[arg(long, value_name = "TIME", requires = "logs", value_parser = super::input::parse_duration)]
     pub log_wait: Option<std::time::Duration>,
 
@@ -395,8 +395,20 @@ pub struct LiveCross {
     error: Option<io::Error>,
 }
 
+/// What following the logs came to, once the capture and the last waits are over.
+pub struct LiveLogs {
+    /// Log sessions received from the followed files.
+    pub log_sessions: u64,
+    /// Log sessions no wire record took, inside the capture's span ± the skew.
+    pub unmatched_in_span: u64,
+    /// The `logs` object of the run summary (`--summary FILE`).
+    pub summary: serde_json::Value,
+}
+
 impl LiveCross {
-    fn drain(&mut self, out: &mut dyn FnMut(smtpscope::session::Session)) {
+    /// Takes in the log sessions the follower sent, then links and lets go what is due; with
+    /// `expire` false (the end of the run) only links.
+    fn drain(&mut self, expire: bool, out: &mut dyn FnMut(smtpscope::session::Session, Linked)) {
         let now = std::time::Instant::now();
         let Self { following, hold, unmatched, error, .. } = self;
         let mut gone = |r: LogRecord| write_unmatched(unmatched, error, &r);
@@ -405,29 +417,41 @@ impl LiveCross {
                 hold.log(r, now, &mut gone);
             }
         }
-        hold.release(now, out, &mut gone);
+        if expire {
+            hold.release(now, out, &mut gone);
+        } else {
+            hold.link_arrived(out);
+        }
     }
 
-    /// A wire session finished: `out` gets it when linked or when its wait is over.
-    pub fn session(&mut self, s: smtpscope::session::Session, out: &mut dyn FnMut(smtpscope::session::Session)) {
+    /// A wire session finished: `out` gets it, with the log sessions linked to it, when linked or
+    /// when its wait is over.
+    pub fn session(
+        &mut self,
+        s: smtpscope::session::Session,
+        out: &mut dyn FnMut(smtpscope::session::Session, Linked),
+    ) {
         // Log sessions that arrived first are there to be found.
-        self.drain(out);
+        self.drain(true, out);
         self.hold.finished(s, std::time::Instant::now(), out);
     }
 
     /// Called on the driver's ticks: links and lets go what is due.
-    pub fn tick(&mut self, out: &mut dyn FnMut(smtpscope::session::Session)) {
-        self.drain(out);
+    pub fn tick(&mut self, out: &mut dyn FnMut(smtpscope::session::Session, Linked)) {
+        self.drain(true, out);
     }
 
     /// The capture has ended: the logs are followed on while records still wait (at most
-    /// `--log-wait`), then every record left goes out, the unmatched log sessions are written
-    /// and the summary line said.
-    pub fn finish(mut self, out: &mut dyn FnMut(smtpscope::session::Session), quiet: bool) -> Result<()> {
-        let deadline = std::time::Instant::now() + self.wait;
-        while self.hold.waiting() > 0 && std::time::Instant::now() < deadline {
+    /// `--log-wait`), then every record left goes out, linked to what the logs show by then
+    /// (sessions still open in a log are closed as at the end of a file), the unmatched log
+    /// sessions are written and the summary line said.
+    pub fn finish(mut self, out: &mut dyn FnMut(smtpscope::session::Session, Linked), quiet: bool) -> Result<LiveLogs> {
+        // Each record waiting keeps its own deadline (its end plus the wait), but none leaves
+        // unlinked before the follower's last round: that round closes the log sessions still
+        // open (the capture ended one mid-way), and the record is linked to what they show.
+        while self.hold.last_deadline().is_some_and(|until| std::time::Instant::now() < until) {
             std::thread::sleep(follow::POLL / 2);
-            self.drain(out);
+            self.drain(false, out);
         }
         let (stats, rest) = match self.following.take() {
             Some(f) => f.stop(),
@@ -448,6 +472,7 @@ impl LiveCross {
         if let Some(e) = self.error.take() {
             return Err(e).context("--unmatched-logs");
         }
+        let summary = self.summary_json(&stats);
         if !quiet {
             let mut problems = smtpscope::logs::Problems::default();
             for (_, s) in &stats.streams {
@@ -473,7 +498,44 @@ impl LiveCross {
                 say!("smtpscope: warning: logs: {e}");
             }
         }
-        Ok(())
+        let h = &self.hold;
+        Ok(LiveLogs { log_sessions: h.log_sessions, unmatched_in_span: h.unmatched_logs, summary })
+    }
+
+    /// The `logs` object of a live run's summary: the keys a run over files gives (each followed
+    /// stream as one file: a rotated file and its successor are one stream), and under `follow`
+    /// what only following has (rotations, truncations, compressed files left unread, files that
+    /// could not be read, records that left without a log session).
+    fn summary_json(&self, stats: &follow::FollowStats) -> serde_json::Value {
+        let h = &self.hold;
+        let files = stats
+            .streams
+            .iter()
+            .map(|(name, s)| LogFileSummary { name: name.clone(), stats: Some(s.clone()), error: None })
+            .collect();
+        let mut v = LogSummary { files, verdicts: h.verdicts.clone(), reported: 0 }.to_json();
+        if let Some(map) = v.as_object_mut() {
+            // As over files: every log session is read, none is "reported" on its own.
+            map.remove("reported");
+            map.insert("matched_wire".into(), h.matched_wire.into());
+            map.insert("matched_log_sessions".into(), h.matched_logs.into());
+            map.insert("unmatched_in_span".into(), h.unmatched_logs.into());
+            map.insert("disagreements".into(), h.disagreements.into());
+            map.insert("disagreements_by_hint".into(), serde_json::json!(h.disagreements_by_hint));
+            map.insert("hints".into(), serde_json::json!(h.hints));
+            map.insert(
+                "follow".into(),
+                serde_json::json!({
+                    "rotations": stats.rotations,
+                    "truncations": stats.truncations,
+                    "compressed_unread": stats.compressed,
+                    "errors": stats.errors,
+                    "log_wait_s": self.wait.as_secs_f64(),
+                    "waited_out": h.waited_out,
+                }),
+            );
+        }
+        v
     }
 }
 
@@ -482,5 +544,106 @@ fn write_unmatched(w: &mut Option<Writer<'static>>, error: &mut Option<io::Error
         if let Err(e) = w.write(r) {
             *error = Some(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smtpscope::session::{Kind, Session, Verdict};
+    use std::time::{Duration, Instant};
+
+    fn now_micros() -> Micros {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| Micros::try_from(d.as_micros()).unwrap_or(Micros::MAX))
+    }
+
+    /// A Postfix smtpd line stamped `t` (RFC 3339, as rsyslog writes it).
+    fn line(t: Micros, pid: u32, msg: &str) -> String {
+        format!("{} mx postfix/smtpd[{pid}]: {msg}\n", jiff::Timestamp::from_microsecond(t).unwrap())
+    }
+
+    fn append(path: &std::path::Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn live(log: &std::path::Path, wait: Duration) -> LiveCross {
+        let args = CrossArgs {
+            logs: vec![log.to_string_lossy().into_owned()],
+            log_skew: 1_000_000,
+            log_wait: Some(wait),
+            unmatched_logs: None,
+            read: LogReadArgs { log_tz: Some("UTC".into()), log_server: Vec::new() },
+        };
+        CrossRun::new(&args, false, false).unwrap().unwrap().live().unwrap()
+    }
+
+    fn wire(client: &str, t: Micros) -> Session {
+        let mut s = Session::new(client.parse().unwrap(), "192.0.2.10:25".parse().unwrap());
+        (s.first_seen, s.last_seen, s.kind, s.verdict) = (t, t + 1_000, Kind::Smtp, Some(Verdict::Plaintext));
+        s
+    }
+
+    #[test]
+    fn at_the_end_a_record_whose_log_session_is_still_open_is_linked_to_what_the_log_shows_by_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mail.log");
+        std::fs::write(&log, "").unwrap();
+        let wait = Duration::from_secs(1);
+        let mut lx = live(&log, wait);
+        let t = now_micros();
+        let mut out: Vec<(Session, Linked)> = Vec::new();
+        // The capture ends while the session is open: the server has logged its connect line
+        // only. Its wait runs out during the final wait; the follower's last round closes the
+        // log session, and the record leaves linked to it.
+        lx.session(wire("192.0.2.1:40000", t), &mut |s, l| out.push((s, l)));
+        append(&log, &line(t, 7, "connect from c.example[192.0.2.1]:40000"));
+        let stopped = Instant::now();
+        let logs = lx.finish(&mut |s, l| out.push((s, l)), true).unwrap();
+        assert!(stopped.elapsed() < wait + Duration::from_secs(2), "{:?}", stopped.elapsed());
+        let [(s, linked)] = out.as_slice() else { panic!("one record, once: {}", out.len()) };
+        assert_eq!(linked.len(), 1, "the log session came with it");
+        assert_eq!(linked[0].client.map(|c| c.port), Some(Some(40000)));
+        assert_eq!(s.logs.as_ref().map(Vec::len), Some(1));
+        assert_eq!((logs.log_sessions, logs.unmatched_in_span), (1, 0));
+        assert_eq!(logs.summary["matched_wire"], 1, "{}", logs.summary);
+        assert_eq!(logs.summary["follow"]["waited_out"], 0, "{}", logs.summary);
+    }
+
+    #[test]
+    fn the_summary_of_a_live_run_has_the_keys_of_a_run_over_files_and_what_following_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mail.log");
+        std::fs::write(&log, "").unwrap();
+        let mut lx = live(&log, Duration::from_millis(200));
+        let t = now_micros();
+        let mut out: Vec<(Session, Linked)> = Vec::new();
+        // One record with its log session (written before the wire session ended), one
+        // without, and a log session no wire session took inside the capture's span.
+        append(&log, &line(t, 1, "connect from a.example[192.0.2.1]"));
+        append(&log, &line(t, 1, "disconnect from a.example[192.0.2.1] ehlo=1 quit=1 commands=2"));
+        append(&log, &line(t, 2, "connect from z.example[192.0.2.9]"));
+        append(&log, &line(t, 2, "disconnect from z.example[192.0.2.9] ehlo=1 quit=1 commands=2"));
+        std::thread::sleep(follow::POLL * 3);
+        lx.session(wire("192.0.2.1:40000", t), &mut |s, l| out.push((s, l)));
+        lx.session(wire("192.0.2.2:40000", t), &mut |s, l| out.push((s, l)));
+        let logs = lx.finish(&mut |s, l| out.push((s, l)), true).unwrap();
+        let linked: Vec<usize> = out.iter().map(|(_, l)| l.len()).collect();
+        assert_eq!(linked, [1, 0]);
+        let v = &logs.summary;
+        assert_eq!(v["sessions"], 2, "{v}");
+        assert_eq!(v["verdicts"]["plaintext"], 2, "{v}");
+        assert_eq!(v["files"][0]["name"], log.to_string_lossy().as_ref(), "{v}");
+        assert_eq!(v["files"][0]["format"], "postfix", "{v}");
+        assert_eq!(v["files"][0]["sessions"], 2, "{v}");
+        assert!(v["line_problems"].is_object() && v.get("reported").is_none(), "{v}");
+        assert_eq!((&v["matched_wire"], &v["matched_log_sessions"]), (&1.into(), &1.into()), "{v}");
+        assert_eq!((&v["unmatched_in_span"], &v["disagreements"]), (&1.into(), &0.into()), "{v}");
+        assert_eq!(v["disagreements_by_hint"], serde_json::json!({}));
+        assert_eq!(v["follow"]["waited_out"], 1, "{v}");
+        assert_eq!(v["follow"]["rotations"], 0, "{v}");
+        assert_eq!((logs.log_sessions, logs.unmatched_in_span), (2, 1));
     }
 }

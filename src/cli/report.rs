@@ -213,20 +213,23 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
                 c.link(&mut s);
             }
             match live_cross.borrow_mut().as_mut() {
-                Some(l) => l.session(s, &mut |s| (emit.borrow_mut())(s)),
+                Some(l) => l.session(s, &mut |s, _| (emit.borrow_mut())(s)),
                 None => (emit.borrow_mut())(s),
             }
         },
         &mut |p| {
             if let Some(l) = live_cross.borrow_mut().as_mut() {
-                l.tick(&mut |s| (emit.borrow_mut())(s));
+                l.tick(&mut |s, _| (emit.borrow_mut())(s));
             }
             sensor.borrow_mut().tick(p);
         },
         &mut |summary| {
             // Records still waiting for their logs go out before the summary.
             if let Some(l) = live_cross.borrow_mut().take() {
-                live_error = l.finish(&mut |s| (emit.borrow_mut())(s), input.quiet).err();
+                match l.finish(&mut |s, _| (emit.borrow_mut())(s), input.quiet) {
+                    Ok(logs) => summary.logs = Some(logs.summary),
+                    Err(e) => live_error = Some(e),
+                }
             }
             sensor.borrow().finish(summary);
             if let Some(c) = cross.borrow_mut().as_mut() {

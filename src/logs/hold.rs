@@ -11,8 +11,11 @@
 //! later. A log session waits for its wire session as long as a record waits for its log, plus
 //! [`LOG_GRACE`] (the wire may still be closing the flow); then it is unmatched. Both waits bound
 //! what is held.
+//!
+//! A record leaves with the log sessions it was linked to (a [`Linked`]): the record carries
+//! their summary in `logs`, and `check` judges the log sessions themselves.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::matching::{attach, fits};
 use super::LogRecord;
 use crate::capture::Micros;
-use crate::session::Session;
+use crate::session::{Session, Verdict};
+
+/// What a released wire record is handed on with: the log sessions it was linked to (empty when
+/// none came within the wait), whole, for a consumer that judges them (`check`).
+pub type Linked = Vec<LogRecord>;
 
 /// How much longer than a wire record a log session waits for its match.
 pub const LOG_GRACE: Duration = Duration::from_secs(60);
@@ -56,6 +63,14 @@ pub struct Hold {
     pub waited_out: u64,
     /// Log sessions no wire record took, inside the capture's span ± the skew.
     pub unmatched_logs: u64,
+    /// Log sessions received, by the log's verdict.
+    pub verdicts: BTreeMap<Verdict, u64>,
+    /// Log sessions linked to a wire record.
+    pub matched_logs: u64,
+    /// Disagreeing wire records by the hint of the link that disagreed (`none` without one).
+    pub disagreements_by_hint: BTreeMap<&'static str, u64>,
+    /// Links by hint, agreeing or not (a stripped session may agree on every fact).
+    pub hints: BTreeMap<&'static str, u64>,
 }
 
 impl Hold {
@@ -77,6 +92,10 @@ impl Hold {
             disagreements: 0,
             waited_out: 0,
             unmatched_logs: 0,
+            verdicts: BTreeMap::new(),
+            matched_logs: 0,
+            disagreements_by_hint: BTreeMap::new(),
+            hints: BTreeMap::new(),
         }
     }
 
@@ -88,6 +107,7 @@ impl Hold {
     /// A log session arrived (matched with the waiting records at the next [`Hold::release`]).
     pub fn log(&mut self, r: LogRecord, now: Instant, unmatched: &mut dyn FnMut(LogRecord)) {
         self.log_sessions += 1;
+        *self.verdicts.entry(r.verdict).or_default() += 1;
         let id = self.next_id;
         self.next_id += 1;
         let index = if r.source.is_server_side() {
@@ -114,40 +134,30 @@ impl Hold {
 
     /// A wire record finished: it leaves at once when its log session is there (or nothing is
     /// waited for), else it waits.
-    pub fn finished(&mut self, mut s: Session, now: Instant, out: &mut dyn FnMut(Session)) {
+    pub fn finished(&mut self, mut s: Session, now: Instant, out: &mut dyn FnMut(Session, Linked)) {
         self.span = Some(match self.span {
             Some((a, b)) => (a.min(s.first_seen), b.max(s.last_seen)),
             None => (s.first_seen, s.last_seen),
         });
-        if self.try_link(&mut s) || self.wait.is_zero() {
-            if s.logs.is_none() {
-                self.leave_unlinked(&mut s);
-            }
-            out(s);
-            return;
+        if let Some(logs) = self.try_link(&mut s) {
+            out(s, logs);
+        } else if self.wait.is_zero() {
+            self.leave_unlinked(&mut s);
+            out(s, Vec::new());
+        } else {
+            self.waiting.push_back(Some((s, now + self.wait)));
         }
-        self.waiting.push_back(Some((s, now + self.wait)));
     }
 
     /// Links waiting records whose log session has arrived, lets go those whose wait is over,
     /// and log sessions that waited too long for their wire record.
-    pub fn release(&mut self, now: Instant, out: &mut dyn FnMut(Session), unmatched: &mut dyn FnMut(LogRecord)) {
-        if !self.fresh.is_empty() {
-            let fresh = std::mem::take(&mut self.fresh);
-            for i in 0..self.waiting.len() {
-                let Some(Some((s, _))) = self.waiting.get(i) else { continue };
-                if !fresh.contains(&s.client.ip()) && !fresh.contains(&s.server.ip()) {
-                    continue;
-                }
-                let Some(slot) = self.waiting.get_mut(i) else { continue };
-                let Some((mut s, deadline)) = slot.take() else { continue };
-                if self.try_link(&mut s) {
-                    out(s);
-                } else if let Some(slot) = self.waiting.get_mut(i) {
-                    *slot = Some((s, deadline));
-                }
-            }
-        }
+    pub fn release(
+        &mut self,
+        now: Instant,
+        out: &mut dyn FnMut(Session, Linked),
+        unmatched: &mut dyn FnMut(LogRecord),
+    ) {
+        self.link_arrived(out);
         // Deadlines grow in the order records finished: the front is due first.
         while let Some(front) = self.waiting.front() {
             match front {
@@ -157,7 +167,7 @@ impl Hold {
                 Some((_, deadline)) if *deadline <= now => {
                     if let Some(Some((mut s, _))) = self.waiting.pop_front() {
                         self.leave_unlinked(&mut s);
-                        out(s);
+                        out(s, Vec::new());
                     }
                 }
                 Some(_) => break,
@@ -175,15 +185,45 @@ impl Hold {
         }
     }
 
+    /// Links the waiting records whose log session has arrived since the last call; lets
+    /// nothing go unlinked (at the end of a run the records wait for the follower's last round,
+    /// which closes the log sessions still open).
+    pub fn link_arrived(&mut self, out: &mut dyn FnMut(Session, Linked)) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let fresh = std::mem::take(&mut self.fresh);
+        for i in 0..self.waiting.len() {
+            let Some(Some((s, _))) = self.waiting.get(i) else { continue };
+            if !fresh.contains(&s.client.ip()) && !fresh.contains(&s.server.ip()) {
+                continue;
+            }
+            let Some(slot) = self.waiting.get_mut(i) else { continue };
+            let Some((mut s, deadline)) = slot.take() else { continue };
+            if let Some(logs) = self.try_link(&mut s) {
+                out(s, logs);
+            } else if let Some(slot) = self.waiting.get_mut(i) {
+                *slot = Some((s, deadline));
+            }
+        }
+    }
+
+    /// When the wait of the last record waiting now is over (None: none waits).
+    pub fn last_deadline(&self) -> Option<Instant> {
+        // Deadlines grow in the order records finished.
+        self.waiting.iter().rev().flatten().map(|(_, deadline)| *deadline).next()
+    }
+
     /// The end of the run: every waiting record is tried once more and leaves; every log
     /// session left is unmatched.
-    pub fn finish(&mut self, out: &mut dyn FnMut(Session), unmatched: &mut dyn FnMut(LogRecord)) {
+    pub fn finish(&mut self, out: &mut dyn FnMut(Session, Linked), unmatched: &mut dyn FnMut(LogRecord)) {
         while let Some(slot) = self.waiting.pop_front() {
             let Some((mut s, _)) = slot else { continue };
-            if !self.try_link(&mut s) {
+            let logs = self.try_link(&mut s).unwrap_or_else(|| {
                 self.leave_unlinked(&mut s);
-            }
-            out(s);
+                Vec::new()
+            });
+            out(s, logs);
         }
         while let Some((_, id)) = self.arrivals.pop_front() {
             if let Some(r) = self.take(id) {
@@ -233,21 +273,30 @@ impl Hold {
             .map(|(id, _)| *id)
     }
 
-    /// Links `s` when a held log session fits it; true when one did.
-    fn try_link(&mut self, s: &mut Session) -> bool {
+    /// Links `s` when a held log session fits it: the log sessions taken, or None.
+    fn try_link(&mut self, s: &mut Session) -> Option<Linked> {
         let server_side = self.best(s, self.by_client.get(&s.client.ip()));
         let client_side = self.best(s, self.by_server.get(&s.server.ip()));
         let matched: Vec<LogRecord> =
             [server_side, client_side].into_iter().flatten().filter_map(|id| self.take(id)).collect();
         if matched.is_empty() {
-            return false;
+            return None;
         }
         self.matched_wire += 1;
+        self.matched_logs += matched.len() as u64;
         let refs: Vec<&LogRecord> = matched.iter().collect();
-        if attach(s, &refs) {
-            self.disagreements += 1;
+        let disagreed = attach(s, &refs);
+        // Counted as the files' cross-check counts them (`CrossCheck::link_matched`).
+        let links = s.logs.as_deref().unwrap_or_default();
+        for h in links.iter().filter_map(|l| l.hint) {
+            *self.hints.entry(h).or_default() += 1;
         }
-        true
+        if disagreed {
+            self.disagreements += 1;
+            let hint = links.iter().find(|l| !l.agree).and_then(|l| l.hint);
+            *self.disagreements_by_hint.entry(hint.unwrap_or("none")).or_default() += 1;
+        }
+        Some(matched)
     }
 }
 
@@ -286,7 +335,7 @@ mod tests {
         let mut h = Hold::new(Duration::from_secs(10), 0);
         h.log(smtpd("192.0.2.1", 10_000_000), now, &mut |_| panic!());
         let mut out = Vec::new();
-        h.finished(wire("192.0.2.1:4000", 10_000_000), now, &mut |s| out.push(s));
+        h.finished(wire("192.0.2.1:4000", 10_000_000), now, &mut |s, _| out.push(s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].logs.as_ref().unwrap().len(), 1);
         assert_eq!(h.waiting(), 0);
@@ -297,14 +346,14 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Hold::new(Duration::from_secs(10), 0);
         let mut out = Vec::new();
-        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s| out.push(s));
-        h.finished(wire("192.0.2.2:4000", 11_000_000), t0, &mut |s| out.push(s));
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s, _| out.push(s));
+        h.finished(wire("192.0.2.2:4000", 11_000_000), t0, &mut |s, _| out.push(s));
         assert!(out.is_empty());
         h.log(smtpd("192.0.2.2", 11_000_000), t0 + Duration::from_secs(1), &mut |_| panic!());
-        h.release(t0 + Duration::from_secs(1), &mut |s| out.push(s), &mut |_| panic!());
+        h.release(t0 + Duration::from_secs(1), &mut |s, _| out.push(s), &mut |_| panic!());
         assert_eq!(ips(&out), ["192.0.2.2"]);
         h.log(smtpd("192.0.2.1", 10_000_000), t0 + Duration::from_secs(2), &mut |_| panic!());
-        h.release(t0 + Duration::from_secs(2), &mut |s| out.push(s), &mut |_| panic!());
+        h.release(t0 + Duration::from_secs(2), &mut |s, _| out.push(s), &mut |_| panic!());
         assert_eq!(ips(&out), ["192.0.2.2", "192.0.2.1"]);
         assert!(out.iter().all(|s| s.logs.as_ref().is_some_and(|l| l.len() == 1)));
         assert_eq!(h.matched_wire, 2);
@@ -315,10 +364,10 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Hold::new(Duration::from_secs(10), 0);
         let mut out = Vec::new();
-        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s| out.push(s));
-        h.release(t0 + Duration::from_millis(9_999), &mut |s| out.push(s), &mut |_| {});
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s, _| out.push(s));
+        h.release(t0 + Duration::from_millis(9_999), &mut |s, _| out.push(s), &mut |_| {});
         assert!(out.is_empty());
-        h.release(t0 + Duration::from_secs(10), &mut |s| out.push(s), &mut |_| {});
+        h.release(t0 + Duration::from_secs(10), &mut |s, _| out.push(s), &mut |_| {});
         assert_eq!(out[0].logs.as_deref(), Some(&[][..]));
         assert_eq!(h.waited_out, 1);
     }
@@ -328,12 +377,12 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Hold::new(Duration::from_secs(10), 1_000_000);
         let mut out = Vec::new();
-        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s| out.push(s));
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s, _| out.push(s));
         h.log(smtpd("192.0.2.9", 10_500_000), t0, &mut |_| panic!());
         let mut gone = Vec::new();
-        h.release(t0 + Duration::from_secs(69), &mut |s| out.push(s), &mut |r| gone.push(r));
+        h.release(t0 + Duration::from_secs(69), &mut |s, _| out.push(s), &mut |r| gone.push(r));
         assert!(gone.is_empty());
-        h.release(t0 + Duration::from_secs(70), &mut |s| out.push(s), &mut |r| gone.push(r));
+        h.release(t0 + Duration::from_secs(70), &mut |s, _| out.push(s), &mut |r| gone.push(r));
         assert_eq!(gone.len(), 1);
         assert_eq!(h.unmatched_logs, 1);
         assert!(h.logs.is_empty() && h.by_client.is_empty() && h.arrivals.is_empty(), "nothing held");
@@ -344,11 +393,81 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Hold::new(Duration::from_secs(10), 0);
         let mut out = Vec::new();
-        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s| out.push(s));
-        h.finished(wire("192.0.2.2:4000", 11_000_000), t0, &mut |s| out.push(s));
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s, _| out.push(s));
+        h.finished(wire("192.0.2.2:4000", 11_000_000), t0, &mut |s, _| out.push(s));
         h.log(smtpd("192.0.2.2", 11_000_000), t0, &mut |_| panic!());
-        h.finish(&mut |s| out.push(s), &mut |_| panic!());
+        h.finish(&mut |s, _| out.push(s), &mut |_| panic!());
         assert_eq!(ips(&out), ["192.0.2.1", "192.0.2.2"]);
         assert_eq!(out[1].logs.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_released_record_comes_with_the_log_sessions_it_was_linked_to_whole() {
+        let t0 = Instant::now();
+        let mut h = Hold::new(Duration::from_secs(10), 0);
+        let mut out: Vec<(Session, Linked)> = Vec::new();
+        // Linked at once, linked later, and never linked.
+        h.log(smtpd("192.0.2.1", 10_000_000), t0, &mut |_| panic!());
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s, l| out.push((s, l)));
+        h.finished(wire("192.0.2.2:4000", 11_000_000), t0, &mut |s, l| out.push((s, l)));
+        h.finished(wire("192.0.2.3:4000", 12_000_000), t0, &mut |s, l| out.push((s, l)));
+        let mut late = smtpd("192.0.2.2", 11_000_000);
+        late.tls_version = Some("TLS1.3".into());
+        h.log(late, t0 + Duration::from_secs(1), &mut |_| panic!());
+        h.release(t0 + Duration::from_secs(1), &mut |s, l| out.push((s, l)), &mut |_| panic!());
+        h.finish(&mut |s, l| out.push((s, l)), &mut |_| panic!());
+        let got: Vec<(String, Vec<String>, Option<String>)> = out
+            .iter()
+            .map(|(s, l)| {
+                let ids = l.iter().map(|r| r.log_session.clone()).collect();
+                (s.client.ip().to_string(), ids, l.first().and_then(|r| r.tls_version.clone()))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("192.0.2.1".into(), vec!["mx/postfix/smtpd[1]@10000000".to_string()], None),
+                ("192.0.2.2".into(), vec!["mx/postfix/smtpd[1]@11000000".to_string()], Some("TLS1.3".into())),
+                ("192.0.2.3".into(), vec![], None),
+            ]
+        );
+        assert_eq!(out[2].0.logs.as_deref(), Some(&[][..]), "the record itself says none came");
+    }
+
+    #[test]
+    fn the_counts_for_the_summary_are_those_of_the_files_cross_check() {
+        let t0 = Instant::now();
+        let mut h = Hold::new(Duration::from_secs(10), 0);
+        // The log shows TLS, the wire shows the session in clear: a disagreement with its hint.
+        let mut tls = smtpd("192.0.2.1", 10_000_000);
+        tls.verdict = Verdict::Starttls;
+        h.log(tls, t0, &mut |_| panic!());
+        h.log(smtpd("192.0.2.2", 11_000_000), t0, &mut |_| panic!());
+        h.log(smtpd("192.0.2.9", 11_000_000), t0, &mut |_| panic!());
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |_, _| {});
+        h.finished(wire("192.0.2.2:4000", 11_000_000), t0, &mut |_, _| {});
+        let mut gone = 0;
+        h.finish(&mut |_, _| {}, &mut |_| gone += 1);
+        assert_eq!((h.log_sessions, h.matched_wire, h.matched_logs, h.disagreements), (3, 2, 2, 1));
+        assert_eq!(h.verdicts, BTreeMap::from([(Verdict::Starttls, 1), (Verdict::Plaintext, 2)]));
+        assert_eq!(h.disagreements_by_hint, BTreeMap::from([("tls-terminated-before-server", 1)]));
+        assert_eq!(h.hints, BTreeMap::from([("tls-terminated-before-server", 1)]));
+        assert_eq!((h.unmatched_logs, gone), (1, 1), "192.0.2.9 is inside the span");
+    }
+
+    #[test]
+    fn linking_arrivals_lets_nothing_go_and_the_last_deadline_is_the_newest_records() {
+        let t0 = Instant::now();
+        let mut h = Hold::new(Duration::from_secs(10), 0);
+        assert_eq!(h.last_deadline(), None);
+        let mut out = Vec::new();
+        h.finished(wire("192.0.2.1:4000", 10_000_000), t0, &mut |s, _| out.push(s));
+        h.finished(wire("192.0.2.2:4000", 11_000_000), t0 + Duration::from_secs(1), &mut |s, _| out.push(s));
+        assert_eq!(h.last_deadline(), Some(t0 + Duration::from_secs(11)));
+        h.log(smtpd("192.0.2.2", 11_000_000), t0 + Duration::from_secs(30), &mut |_| panic!());
+        h.link_arrived(&mut |s, _| out.push(s));
+        assert_eq!(ips(&out), ["192.0.2.2"], "linked; the other, past its wait, still waits");
+        assert_eq!((h.waiting(), h.waited_out), (1, 0));
+        assert_eq!(h.last_deadline(), Some(t0 + Duration::from_secs(10)));
     }
 }
