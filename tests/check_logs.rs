@@ -269,7 +269,7 @@ fn logs_alone_the_summary_is_the_logs_subcommands_and_bad_input_is_exit_2() {
     assert!(stderr(&out).contains("no input held a recognisable"), "{}", stderr(&out));
     let out = smtpscope(&["check", "--logs", &pairs("exchange-RECV.LOG"), "--policy", &p, "--unmatched-logs", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("needs -r"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("it needs a capture (-r, -R or -i)"), "{}", stderr(&out));
     drop(dir);
 }
 
@@ -555,5 +555,274 @@ fn records_read_back_with_logs_give_the_same_summary_counts_as_the_capture() {
     let from_records = logs(&["-R", recs.to_str().unwrap()]);
     assert_eq!(from_capture["matched_wire"], 16, "{from_capture}");
     assert_eq!(from_records, from_capture);
+    drop(dir);
+}
+
+/// Microseconds since the epoch, now.
+fn now_micros() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(d.as_micros()).unwrap()
+}
+
+/// A Postfix smtpd log line stamped `t` (RFC 3339, as rsyslog writes it).
+fn smtpd_line(t: i64, pid: u32, msg: &str) -> String {
+    format!("{} mx postfix/smtpd[{pid}]: {msg}\n", jiff::Timestamp::from_microsecond(t).unwrap())
+}
+
+fn append(path: impl AsRef<Path>, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A small SMTP server on loopback: it offers STARTTLS only to a client whose EHLO name starts
+/// with `offer`, accepts every command and closes after QUIT.
+fn loopback_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut w) = conn else { return };
+            std::thread::spawn(move || {
+                let r = BufReader::new(w.try_clone().unwrap());
+                let _ = w.write_all(b"220 loop.example ESMTP\r\n");
+                let mut data = false;
+                for line in r.lines() {
+                    let Ok(line) = line else { return };
+                    let reply: &[u8] = match line.to_ascii_uppercase().as_str() {
+                        "." if data => {
+                            data = false;
+                            b"250 2.0.0 queued\r\n"
+                        }
+                        _ if data => continue,
+                        l if l.starts_with("EHLO OFFER") => b"250-loop.example\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
+                        l if l.starts_with("EHLO") => b"250-loop.example\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 2.0.0 bye\r\n");
+                            return;
+                        }
+                        _ => b"250 2.1.0 ok\r\n",
+                    };
+                    if w.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A client of [`loopback_server`]: greeting and EHLO, then (with `mail`) one message and QUIT,
+/// read to the server's close. Returns the connection (still open without `mail`), its client
+/// port and when it connected.
+fn loopback_client(port: u16, helo: &str, mail: bool) -> (std::net::TcpStream, u16, i64) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let at = now_micros();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut reply = || loop {
+        let mut l = String::new();
+        assert!(r.read_line(&mut l).unwrap() > 0, "the server closed early");
+        if l.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    };
+    reply();
+    let mut say = |cmd: &str| {
+        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+    };
+    say(&format!("EHLO {helo}"));
+    reply();
+    if mail {
+        for cmd in ["MAIL FROM:<alice@contoso.example>", "RCPT TO:<bob@fabrikam.example>", "DATA"] {
+            say(cmd);
+            reply();
+        }
+        say("Subject: live\r\n\r\nhello\r\n.");
+        reply();
+        say("QUIT");
+        reply();
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+    }
+    let client_port = s.local_addr().unwrap().port();
+    (s, client_port, at)
+}
+
+#[test]
+fn live_check_with_logs_judges_each_session_with_the_log_it_waited_for_and_loses_none_when_stopped() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    if !common::root_and("SMTPSCOPE_LIVE_TEST", "the live capture test") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::scratch("checklive");
+    // The user smtpscope becomes (nobody) writes the records there.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (log, records, summary, unmatched) = (at("mail.log"), at("records.ndjson"), at("s.json"), at("left.json"));
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = loopback_server();
+    let filter = format!("tcp port {port}");
+    let wait = Duration::from_secs(3);
+    let mut child = common::spawn_piped(&[
+        "check",
+        "-i",
+        "lo",
+        "--expect",
+        "plaintext",
+        "--forbid-offer",
+        "STARTTLS",
+        "--between",
+        "127.0.0.1",
+        "127.0.0.1",
+        "--logs",
+        &log,
+        "--log-tz",
+        "UTC",
+        "--log-skew",
+        "2s",
+        "--log-wait",
+        "3s",
+        "--unmatched-logs",
+        &unmatched,
+        "--output",
+        &records,
+        "--summary",
+        &summary,
+        "-F",
+        "json",
+        &filter,
+    ]);
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("listening on") {
+        said.clear();
+        assert!(err.read_line(&mut said).unwrap() > 0, "smtpscope ended before listening");
+    }
+    let err_rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        rest
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send((Instant::now(), line));
+        }
+    });
+    let next = |what: &str| -> (Instant, Value) {
+        let (t, l) = rx.recv_timeout(wait + Duration::from_secs(4)).unwrap_or_else(|_| panic!("no line for {what}"));
+        (t, serde_json::from_str(&l).unwrap())
+    };
+
+    // A: in clear on the wire, as the rule wants; its server's log, written a second after the
+    // session ended, shows TLS (a box in between added it): a violation, proven by the log.
+    let (_, a_port, a_at) = loopback_client(port, "a.example", true);
+    let a_end = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let peer = format!("localhost[127.0.0.1]:{a_port}");
+    append(
+        &log,
+        &[
+            smtpd_line(a_at, 101, &format!("connect from {peer}")),
+            smtpd_line(a_at + 1_000, 101, &format!("Anonymous TLS connection established from {peer}: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)")),
+            smtpd_line(a_at + 2_000, 101, &format!("disconnect from {peer} ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1 commands=7")),
+            // A log session no wire session matches, inside the capture's span.
+            smtpd_line(a_at + 3_000, 102, "connect from other.example[192.0.2.77]"),
+            smtpd_line(a_at + 4_000, 102, "disconnect from other.example[192.0.2.77] ehlo=1 quit=1 commands=2"),
+        ]
+        .concat(),
+    );
+    let a_logged = Instant::now();
+    let (t, v) = next("A");
+    assert_eq!(v["client"], format!("127.0.0.1:{a_port}"), "{v}");
+    assert_eq!((&v["outcome"], &v["proven_by"]), (&Value::from("violation"), &Value::from("log")), "{v}");
+    assert_eq!(v["reason"], "TLS used (TLS1.3) (the log disagrees with the wire, which shows pass)", "{v}");
+    assert!(t >= a_logged && t - a_logged <= Duration::from_secs(2), "judged {:?} after its log", t - a_logged);
+    assert!(t - a_end <= wait + Duration::from_secs(2));
+
+    // B: the server offers STARTTLS, which the rule forbids: a violation on the wire alone, judged
+    // once its wait for a log that never comes is over.
+    let (_, b_port, _) = loopback_client(port, "offer.example", true);
+    let b_end = Instant::now();
+    let (t, v) = next("B");
+    assert_eq!(v["client"], format!("127.0.0.1:{b_port}"), "{v}");
+    assert_eq!((&v["outcome"], &v["proven_by"]), (&Value::from("violation"), &Value::from("wire")), "{v}");
+    assert_eq!(v["reason"], "server offered STARTTLS", "{v}");
+    let late = t - b_end;
+    assert!(late >= wait - Duration::from_millis(500) && late <= wait + Duration::from_secs(2), "{late:?}");
+
+    // C: still open when the check is stopped; its log has the connect line only. It is judged at
+    // the stop, linked to what its log shows by then, and written before the final report.
+    let (c_conn, c_port, c_at) = loopback_client(port, "c.example", false);
+    append(&log, &smtpd_line(c_at, 103, &format!("connect from localhost[127.0.0.1]:{c_port}")));
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(stopped.elapsed() <= wait + Duration::from_secs(2), "{:?}", stopped.elapsed());
+    drop(c_conn);
+    let stderr = err_rest.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let rest: Vec<Value> = rx.iter().map(|(_, l)| serde_json::from_str(&l).unwrap()).collect();
+    let sessions: Vec<&Value> = rest.iter().filter(|v| v["type"] == "session").collect();
+    let [c] = sessions.as_slice() else { panic!("C, and nothing listed twice: {rest:?}") };
+    assert_eq!((&c["client"], &c["outcome"]), (&Value::from(format!("127.0.0.1:{c_port}")), &Value::from("unproven")));
+    let rule = rest.iter().find(|v| v["type"] == "rule").unwrap();
+    let counts = ["matched", "passed", "violated", "unproven", "proven_by_log"].map(|k| rule[k].as_u64().unwrap());
+    assert_eq!(counts, [3, 0, 2, 1, 1], "{rule}");
+    let last = rest.last().unwrap();
+    assert_eq!((&last["type"], &last["result"]), (&Value::from("summary"), &Value::from("fail")), "{last}");
+    assert_eq!((&last["log_sessions"], &last["logs_unmatched_in_span"]), (&Value::from(3), &Value::from(1)), "{last}");
+
+    // Every record went to --output with its links: A's disagrees, B's none, C's its open session.
+    let recs = common::ndjson(&std::fs::read(&records).unwrap());
+    let by_port = |p: u16| recs.iter().find(|r| r["client"] == format!("127.0.0.1:{p}")).unwrap();
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    let a = &by_port(a_port)["logs"][0];
+    assert_eq!((&a["agree"], &a["hint"]), (&Value::from(false), &Value::from("tls-terminated-before-server")));
+    assert_eq!(by_port(b_port)["logs"], serde_json::json!([]));
+    assert_eq!(by_port(c_port)["logs"][0]["log_session"], format!("mx/postfix/smtpd[103]@6"));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let l = &s["logs"];
+    assert_eq!(
+        (&l["sessions"], &l["matched_wire"], &l["matched_log_sessions"]),
+        (&3.into(), &2.into(), &2.into()),
+        "{l}"
+    );
+    assert_eq!((&l["unmatched_in_span"], &l["disagreements"]), (&1.into(), &1.into()), "{l}");
+    assert_eq!(l["disagreements_by_hint"], serde_json::json!({"tls-terminated-before-server": 1}));
+    assert_eq!((&l["follow"]["waited_out"], &l["files"][0]["name"]), (&1.into(), &Value::from(log.as_str())), "{l}");
+    let left = common::ndjson(&std::fs::read(&unmatched).unwrap());
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["client"], "192.0.2.77");
+    assert!(stderr.contains("2 wire session(s) matched, 1 disagree, 1 left without one"), "{stderr}");
+    drop(dir);
+}
+
+#[test]
+fn log_wait_is_a_usage_error_where_nothing_is_followed() {
+    let dir = common::scratch("checklogs");
+    let p = policy(dir.path(), "[default]\nexpect = \"any\"\n");
+    let (cap, log) = (pairs("postfix-pairs.pcap"), pairs("postfix-srv.maillog"));
+    for input in [&["-r", cap.as_str()][..], &[]] {
+        let mut args = vec!["check", "--logs", &log, "--log-wait", "5s", "--policy", &p];
+        args.extend(input);
+        let out = smtpscope(&args);
+        assert_eq!(out.status.code(), Some(2), "{input:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--log-wait is for a live capture (-i)"), "{}", stderr(&out));
+    }
     drop(dir);
 }

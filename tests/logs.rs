@@ -360,6 +360,116 @@ fn following_logs_during_a_live_capture_survives_logrotate() {
     assert!(err.contains("followed in 1 file(s) (1 rotated away, 0 truncated, 1 compressed left unread)"), "{err}");
     assert!(err.contains("0 left without one"), "{err}");
     assert!(read("unmatched.jsonl").is_empty(), "{}", read("unmatched.jsonl"));
+    // The live run's --summary has the logs object of a run over files, and what following saw.
+    let s: Value = serde_json::from_str(&read("summary.json")).unwrap();
+    let l = &s["logs"];
+    assert_eq!((&l["matched_wire"], &l["matched_log_sessions"]), (&wire.len().into(), &wire.len().into()), "{l}");
+    assert_eq!((&l["unmatched_in_span"], &l["disagreements"]), (&0.into(), &0.into()), "{l}");
+    assert_eq!(l["files"].as_array().unwrap().len(), 1, "one stream through both rotations: {l}");
+    let f = &l["follow"];
+    assert_eq!((&f["rotations"], &f["compressed_unread"], &f["waited_out"]), (&1.into(), &1.into(), &0.into()), "{l}");
+}
+
+#[test]
+fn a_live_check_following_real_postfix_logs_streams_each_judgement_within_the_wait_and_loses_none_at_the_stop() {
+    if !common::root_and("SMTPSCOPE_LOG_LAB", "the log lab (real Postfix between network namespaces)") {
+        return;
+    }
+    let dir = common::scratch("logcheck");
+    let st = Command::new("python3")
+        .arg(data("tests/lab/log_lab.py"))
+        .args(["check", dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
+        .status()
+        .expect("python3");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let err = read("live.err");
+    assert!(st.success(), "the lab failed; smtpscope said:\n{err}");
+    eprintln!("smtpscope said:\n{err}");
+    // A violation: exit 1.
+    assert_eq!(read("live.rc").trim(), "1", "{err}");
+    let stop: Value = serde_json::from_str(&read("stop.json")).unwrap();
+    let wait = stop["log_wait"].as_f64().unwrap();
+    let ran = common::ndjson(read("check.jsonl").as_bytes());
+    let ended = |scenario: &str| ran.iter().find(|s| s["scenario"] == scenario).unwrap()["ended"].as_f64().unwrap();
+    let stream = common::ndjson(read("stream.jsonl").as_bytes());
+    let lines: Vec<(f64, &Value)> = stream.iter().map(|l| (l["at"].as_f64().unwrap(), &l["line"])).collect();
+    // Streamed the moment they were judged: each violation and unproven session, once.
+    let judged: Vec<&(f64, &Value)> = lines
+        .iter()
+        .filter(|(_, v)| v["type"] == "session" && ["violation", "unproven"].contains(&v["outcome"].as_str().unwrap()))
+        .collect();
+    let shown: Vec<(&str, &str, &str)> = judged
+        .iter()
+        .map(|(_, v)| {
+            (v["server"].as_str().unwrap(), v["outcome"].as_str().unwrap(), v["proven_by"].as_str().unwrap_or("-"))
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("10.232.0.2:25", "violation", "wire"),
+            ("10.232.0.7:25", "unproven", "-"),
+            ("10.232.0.2:25", "unproven", "-")
+        ],
+        "{stream:?}"
+    );
+    // The offered-unused session's log came at once: judged within the wait after its end (and
+    // well before it).
+    let late = judged[0].0 - ended("offered-unused");
+    assert!((0.0..=wait + 2.0).contains(&late), "the violation came {late:.2} s after the session ended");
+    // The Exchange-style server's log is not followed: the session waited out its wait, then was
+    // judged on the wire alone (TLS 1.2, the version beyond the snapshot length).
+    let late = judged[1].0 - ended("exchange");
+    assert!((wait - 0.5..=wait + 2.0).contains(&late), "the unproven session came {late:.2} s after its end");
+    assert_eq!(judged[1].1["reason"], "TLS version not captured");
+    // Still open at the SIGINT: judged at the stop, before the final report, and the run ends
+    // within the wait.
+    let signalled = stop["signalled"].as_f64().unwrap();
+    assert!(judged[2].0 >= signalled && judged[2].0 - signalled <= wait + 2.0, "{stop} {:?}", judged[2]);
+    assert!(stop["exited"].as_f64().unwrap() - signalled <= wait + 2.0, "{stop}");
+    let first_rule = lines.iter().position(|(_, v)| v["type"] == "rule").expect("the final report");
+    assert!(lines.iter().take(first_rule).filter(|(_, v)| v["type"] == "session").count() >= 3);
+
+    // The final report: the TLS 1.3 session the wire could not prove (version beyond -s 120),
+    // proven by the receiving Postfix's log; counts per rule.
+    let by_log: Vec<&Value> = lines.iter().map(|(_, v)| *v).filter(|v| v["proven_by"] == "log").collect();
+    let [pass] = by_log.as_slice() else { panic!("{stream:?}") };
+    assert_eq!((&pass["outcome"], &pass["server"]), (&Value::from("pass"), &Value::from("10.232.0.2:25")), "{pass}");
+    assert_eq!(
+        (&pass["log"]["source"], &pass["log"]["verdict"]),
+        (&Value::from("postfix-smtpd"), &Value::from("starttls"))
+    );
+    assert_eq!(pass["log"]["wire_unproven"], "TLS version not captured", "{pass}");
+    let rule = |name: &str| lines.iter().map(|(_, v)| *v).find(|v| v["type"] == "rule" && v["rule"] == name).unwrap();
+    let counts =
+        |r: &Value| ["matched", "passed", "violated", "unproven", "proven_by_log"].map(|k| r[k].as_u64().unwrap());
+    assert_eq!(counts(rule("lab to the MX")), [3, 1, 1, 1, 1]);
+    assert_eq!(counts(rule("lab to the hub")), [1, 0, 0, 1, 0]);
+    let summary = lines.last().unwrap().1;
+    assert_eq!((&summary["type"], &summary["result"]), (&Value::from("summary"), &Value::from("fail")));
+    assert_eq!((&summary["log_sessions"], &summary["logs_unmatched_in_span"]), (&Value::from(3), &Value::from(0)));
+
+    // --summary: the live logs object; --output: every record, the open one linked to the log
+    // session Postfix had only begun when the capture stopped.
+    let s: Value = serde_json::from_str(&read("summary.json")).unwrap();
+    let l = &s["logs"];
+    assert_eq!(
+        (&l["sessions"], &l["matched_wire"], &l["matched_log_sessions"]),
+        (&3.into(), &3.into(), &3.into()),
+        "{l}"
+    );
+    assert_eq!(
+        (&l["unmatched_in_span"], &l["disagreements"], &l["follow"]["waited_out"]),
+        (&0.into(), &0.into(), &1.into())
+    );
+    assert_eq!(l["files"][0]["format"], "postfix", "{l}");
+    let records = common::ndjson(read("records/records.jsonl").as_bytes());
+    assert_eq!(records.len(), ran.len(), "{records:?}");
+    let open = records.iter().find(|r| r["end_reason"] == "end-of-capture").expect("the open session");
+    let links = open["logs"].as_array().unwrap();
+    assert_eq!((links.len(), &links[0]["source"]), (1, &Value::from("postfix-smtpd")), "{open}");
+    assert!(read("unmatched.jsonl").is_empty(), "{}", read("unmatched.jsonl"));
+    assert!(err.contains("3 wire session(s) matched, 0 disagree, 1 left without one after waiting 5 s"), "{err}");
 }
 
 proptest::proptest! {

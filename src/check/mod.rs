@@ -727,6 +727,22 @@ pub struct Judged {
     pub item: Item,
 }
 
+impl Judged {
+    /// The line a streaming check (`check -i`) writes the moment the session is judged: for a
+    /// violation or an unproven session only (None otherwise, they wait for the final report),
+    /// the report's line with the rule name in front, or with `json` the NDJSON `session` line.
+    pub fn streamed_line(&self, json: bool) -> Option<String> {
+        if !matches!(self.item.outcome, Outcome::Violation(_) | Outcome::Unproven(_)) {
+            return None;
+        }
+        Some(if json {
+            crate::report::json::to_line(&item_json(&self.rule, &self.item))
+        } else {
+            format!("rule \"{}\": {}", terminal(self.rule.as_bytes()), item_line(&self.item))
+        })
+    }
+}
+
 /// Text for an XML attribute or element: characters XML 1.0 cannot carry at all (C0 controls other
 /// than tab/LF/CR, U+FFFE/U+FFFF; a policy name or wire text may hold them) are written as
 /// `\u{..}`, so the document stays well-formed; then the markup characters are escaped.
@@ -866,6 +882,55 @@ mod tests {
         let mut c = Checker::new(p, JudgeOptions::default(), Window::default());
         assert!(c.add_log(&other).is_none());
         assert!(c.not_logged.is_empty() && c.unmatched == 1);
+    }
+
+    #[test]
+    fn live_a_session_held_for_its_log_is_judged_by_the_log_that_arrives_and_streamed_as_the_log_proved_it() {
+        use crate::logs::hold::{Hold, Linked};
+        use crate::session::{Kind, Verdict};
+        use std::time::{Duration, Instant};
+        let wait = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let mut hold = Hold::new(wait, 0);
+        let mut c = Checker::new(
+            policy("[[rule]]\nname = \"hubs\"\nbetween = [\"A\", \"B\"]\nexpect = \"plaintext\"\n"),
+            JudgeOptions::default(),
+            Window::default(),
+        );
+        let streamed = std::cell::RefCell::new(Vec::new());
+        let mut judge = |s: Session, logs: Linked| {
+            let logs: Vec<&LogRecord> = logs.iter().collect();
+            let j = c.add_with_logs(&s, &logs).expect("judged under the rule");
+            streamed.borrow_mut().push((s.client.port(), j.streamed_line(true), j.streamed_line(false)));
+        };
+        // A session the wire cannot settle (the capture ended after the EHLO reply), whose log
+        // comes a second after it ended and shows TLS; and one the wire settles, whose log never
+        // comes.
+        let mut open = plaintext_session();
+        (open.kind, open.verdict) = (Kind::Smtp, Some(Verdict::Incomplete));
+        let mut clear = plaintext_session();
+        (clear.client, clear.kind) = ("10.0.0.1:40001".parse().unwrap(), Kind::Smtp);
+        (clear.first_seen, clear.client_closed, clear.server_closed) = (60_000_000, true, true);
+        hold.finished(open, t0, &mut judge);
+        hold.finished(clear, t0, &mut judge);
+        assert!(streamed.borrow().is_empty(), "both wait for their logs");
+        let mut tls = log(Verdict::Starttls);
+        tls.tls_version = Some("TLS1.3".into());
+        hold.log(tls, t0 + Duration::from_secs(1), &mut |_| panic!("taken"));
+        hold.release(t0 + Duration::from_secs(1), &mut judge, &mut |_| panic!("taken"));
+        let first = streamed.borrow().clone();
+        let [(40000, Some(json), Some(text))] = first.as_slice() else { panic!("{first:?}") };
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!((&v["type"], &v["rule"], &v["outcome"]), (&json!("session"), &json!("hubs"), &json!("violation")));
+        assert_eq!((&v["proven_by"], &v["reason"]), (&json!("log"), &json!("TLS used (TLS1.3)")), "{v}");
+        assert_eq!(v["log"]["wire_unproven"], "incomplete capture: the outcome is not visible", "{v}");
+        assert!(text.starts_with("rule \"hubs\": VIOLATION 10.0.0.1:40000 → 10.9.0.2:25  incomplete"), "{text}");
+        assert!(text.contains("(proven by the log: postfix-smtpd h in m, starttls"), "{text}");
+        // The other leaves when its wait is over, judged on the wire alone: a pass is not streamed.
+        hold.release(t0 + wait, &mut judge, &mut |_| {});
+        assert_eq!(streamed.borrow().get(1), Some(&(40001, None, None)));
+        let r = &c.results[0];
+        assert_eq!((r.matched, r.violated, r.passed, r.by_log), (2, 1, 1, 1));
     }
 
     #[test]

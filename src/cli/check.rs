@@ -9,10 +9,12 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
-use smtpscope::check::{item_json, item_line, policy, Checker, JudgeOptions, NoTraffic, Outcome, Policy, Window};
-use smtpscope::escape::terminal;
+use smtpscope::check::{policy, Checker, JudgeOptions, NoTraffic, Outcome, Policy, Window};
+use smtpscope::logs::hold::Linked;
+use smtpscope::logs::LogRecord;
 use smtpscope::report;
 use smtpscope::report::logs::LogSummary;
+use smtpscope::session::Session;
 
 use super::input::{drive_with, driver_options, parse_time, InputArgs};
 use super::report::display_filter;
@@ -88,8 +90,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub sensor: SensorArgs,
 
-    /// Server logs: alone (no -r/-R/-i), every log session is judged; beside -r, a session the
-    /// wire leaves unproven is decided by its matched log session (`proven_by: "log"`).
+    /// Server logs: alone (no -r/-R/-i), every log session is judged; beside -r or -i, a session
+    /// the wire leaves unproven is decided by its matched log session (`proven_by: "log"`); with
+    /// -i the files are followed and each finished session waits up to --log-wait for its log.
     #[command(flatten)]
     pub logs: super::logs::CrossArgs,
 }
@@ -180,10 +183,13 @@ fn logs_alone(a: &CheckArgs) -> bool {
 /// Every log session judged like a wire session; the summary is the `logs` subcommand's.
 fn run_logs(a: &CheckArgs, checker: &mut Checker) -> Result<u64> {
     if a.logs.unmatched_logs.is_some() {
-        bail!("--unmatched-logs lists the log sessions no wire session matched: it needs -r");
+        bail!("--unmatched-logs lists the log sessions no wire session matched: it needs a capture (-r, -R or -i)");
     }
     if a.sensor.output.is_some() || a.input.write.is_some() {
         bail!("check --logs without -r reads no packets: --output and -w have nothing to write");
+    }
+    if a.logs.log_wait.is_some() {
+        bail!("--log-wait is for a live capture (-i): the logs alone are read to their end, nothing waits");
     }
     let opts = a.logs.read.options(false, a.input.show_credentials)?;
     let summary_file = super::input::open_summary(&a.input)?;
@@ -239,13 +245,10 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(checker.exit_code(no_traffic)));
     }
     let cross = super::logs::CrossRun::new(&a.logs, false, a.input.show_credentials)?;
-    if cross.is_some() && a.input.interface.is_some() {
-        bail!("--logs cross-checks a capture file (-r); following logs during a live capture is not implemented");
-    }
+    let live = a.input.interface.is_some();
     if let Some(c) = &cross {
-        c.check_wait(false)?;
+        c.check_wait(live)?;
     }
-    let cross = RefCell::new(cross);
     let mut driver = driver_options(&a.input)?;
     // Free text is matched against transcripts, which the engine records only when asked.
     driver.engine.transcript = filter.uses_text();
@@ -259,42 +262,68 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
         sensor.catch_hangup()?;
     }
     let sensor = RefCell::new(sensor);
+    // Live, the logs are followed from now on (the files there now are opened before privileges
+    // go) and each finished session waits up to --log-wait for its log sessions before it is
+    // judged; over files every log line is read at the first session.
+    let (cross, live_cross) = match cross {
+        Some(c) if live => (None, Some(c.live()?)),
+        c => (c, None),
+    };
+    let cross = RefCell::new(cross);
+    let live_cross = RefCell::new(live_cross);
     // Live, violations and unproven sessions are written the moment they are judged (JUnit is
     // one document: it is written at the end only).
-    let streaming = a.input.interface.is_some() && !matches!(a.format, CheckFormat::Junit);
-    let mut stream_error = None;
+    let streaming = live && !matches!(a.format, CheckFormat::Junit);
+    let stream_error = RefCell::new(None);
     // A reader that went away ends the run (as for the main command's records).
     let stopped = AtomicBool::new(false);
+    // Judges a finished session beside the log sessions matched with it, counts and writes its
+    // record, and streams its line.
+    let judge = RefCell::new(|s: &Session, logs: &[&LogRecord]| {
+        let judged = checker.borrow_mut().add_with_logs(s, logs);
+        let mut sensor = sensor.borrow_mut();
+        sensor.count(s);
+        sensor.write(s);
+        let Some(j) = judged else { return };
+        if let Some(m) = &sensor.metrics {
+            m.check_outcome(&j.rule, j.item.outcome.name());
+        }
+        if !streaming {
+            return;
+        }
+        let Some(line) = j.streamed_line(matches!(a.format, CheckFormat::Json)) else { return };
+        let mut out = io::stdout().lock();
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            stream_error.borrow_mut().get_or_insert(e);
+            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // A session let go by the live cross-check, with the log sessions linked to it.
+    let judge_linked = |s: Session, logs: Linked| {
+        let logs: Vec<&LogRecord> = logs.iter().collect();
+        (judge.borrow_mut())(&s, &logs);
+    };
+    let mut live_logs = None;
+    let mut live_error = None;
     drive_with(
         &a.input,
         driver,
         &mut |mut s| {
+            if let Some(l) = live_cross.borrow_mut().as_mut() {
+                l.session(s, &mut |s, logs| judge_linked(s, logs));
+                return;
+            }
             let mut cross = cross.borrow_mut();
             let logs = match cross.as_mut() {
                 Some(c) => c.link_matched(&mut s),
                 None => Vec::new(),
             };
-            let judged = checker.borrow_mut().add_with_logs(&s, &logs);
-            let mut sensor = sensor.borrow_mut();
-            sensor.count(&s);
-            sensor.write(&s);
-            let Some(j) = judged else { return };
-            if let Some(m) = &sensor.metrics {
-                m.check_outcome(&j.rule, j.item.outcome.name());
-            }
-            if streaming && matches!(j.item.outcome, Outcome::Violation(_) | Outcome::Unproven(_)) {
-                let line = match a.format {
-                    CheckFormat::Json => report::json::to_line(&item_json(&j.rule, &j.item)),
-                    _ => format!("rule \"{}\": {}", terminal(j.rule.as_bytes()), item_line(&j.item)),
-                };
-                let mut out = io::stdout().lock();
-                if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-                    stream_error.get_or_insert(e);
-                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
+            (judge.borrow_mut())(&s, &logs);
         },
         &mut |p| {
+            if let Some(l) = live_cross.borrow_mut().as_mut() {
+                l.tick(&mut |s, logs| judge_linked(s, logs));
+            }
             if sensor.borrow_mut().tick(p) && a.policy.is_some() {
                 // SIGHUP: the policy is read again; a bad one leaves the old one judging.
                 match check_policy(a) {
@@ -307,6 +336,17 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
             }
         },
         &mut |summary| {
+            // Sessions still waiting for their logs are judged (with what the logs show by
+            // then) before the summary: stopping never loses one.
+            if let Some(l) = live_cross.borrow_mut().take() {
+                match l.finish(&mut |s, logs| judge_linked(s, logs), a.input.quiet) {
+                    Ok(logs) => {
+                        summary.logs = Some(logs.summary);
+                        live_logs = Some((logs.log_sessions, logs.unmatched_in_span));
+                    }
+                    Err(e) => live_error = Some(e),
+                }
+            }
             sensor.borrow().finish(summary);
             if let Some(c) = cross.borrow_mut().as_mut() {
                 summary.logs = Some(c.summary_json());
@@ -314,10 +354,17 @@ pub fn run(a: &CheckArgs) -> Result<ExitCode> {
         },
         &stopped,
     )?;
-    if let Some(e) = stream_error {
+    if let Some(e) = live_error {
+        return Err(e);
+    }
+    if let Some(e) = stream_error.into_inner() {
         return Err(e.into());
     }
     let mut checker = checker.into_inner();
+    if let Some((read, unmatched)) = live_logs {
+        checker.log_sessions = Some(read);
+        checker.logs_unmatched_in_span = Some(unmatched);
+    }
     if let Some(mut c) = cross.into_inner() {
         checker.log_sessions = Some(c.log_sessions());
         checker.logs_unmatched_in_span = Some(c.unmatched_in_span());

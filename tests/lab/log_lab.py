@@ -22,8 +22,22 @@ sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) a
                              delaycompress, postrotate `postfix reload`) rotates the maillog twice
                              mid-run, one session straddling the first rotation; writes
                              OUTDIR/live.jsonl (smtpscope's stdout), OUTDIR/live.err, OUTDIR/live.rc,
+                             OUTDIR/summary.json (--summary),
                              OUTDIR/follow.jsonl (what each session was meant to be) and
                              OUTDIR/rotated.txt (the maillog files at the end)
+
+  log_lab.py check OUTDIR SMTPSCOPE
+                             runs SMTPSCOPE check -i on the client's veth with -s 120 (the
+                             negotiated TLS version is beyond the snapshot length) and --logs
+                             following the receiving Postfix's maillog, under OUTDIR/policy.toml:
+                             a TLS 1.3 session the log proves, an offered-unused session (a
+                             violation), a session to the Exchange-style server, whose log is not
+                             followed (unproven once its wait is over), and a session still open
+                             when smtpscope is stopped with SIGINT; writes OUTDIR/stream.jsonl
+                             (each stdout line with the time it came), OUTDIR/check.jsonl (each
+                             session with the time it ended), OUTDIR/stop.json, OUTDIR/live.err,
+                             OUTDIR/live.rc, OUTDIR/records/records.jsonl (--output), OUTDIR/summary.json
+                             and OUTDIR/unmatched.jsonl
 
 The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
 run's pid). The sending Postfix gets a transport map so that mail for a test domain goes to the
@@ -207,7 +221,7 @@ def cmd_follow(outdir, smtpscope):
         err = open(err_path, "w")
         argv = ["ip", "netns", "exec", L.CLI, smtpscope, "-i", L.V_CLI, "--logs", maillog + "*",
                 "--log-skew", "1s", "--log-wait", "10s", "--unmatched-logs", os.path.join(outdir, "unmatched.jsonl"),
-                "-F", "json", "tcp"]
+                "--summary", os.path.join(outdir, "summary.json"), "-F", "json", "tcp"]
         p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             deadline = time.monotonic() + 30
@@ -271,14 +285,131 @@ def cmd_follow(outdir, smtpscope):
         shutil.rmtree(work, ignore_errors=True)
 
 
+CHECK_POLICY = f"""[groups]
+LAB = ["{L.CLIENT}"]
+MX = ["{L.PF_GOOD}"]
+HUB = ["{L.EXCHANGE}"]
+
+[[rule]]
+name = "lab to the MX"
+from = "LAB"
+to = "MX"
+expect = "tls"
+min_version = "TLS1.3"
+
+[[rule]]
+name = "lab to the hub"
+from = "LAB"
+to = "HUB"
+expect = "tls"
+min_version = "TLS1.2"
+"""
+
+# How long smtpscope holds a finished session for its log lines in the check run.
+CHECK_LOG_WAIT = 5
+
+
+def cmd_check(outdir, smtpscope):
+    import subprocess
+    import threading
+    # --output is created (and rotated) by the user smtpscope becomes (nobody)
+    records = os.path.join(outdir, "records")
+    os.makedirs(records, exist_ok=True)
+    os.chmod(outdir, 0o755)
+    os.chmod(records, 0o777)
+    work = tempfile.mkdtemp(prefix="smtpscope-logcheck-")
+    os.chmod(work, 0o755)
+    policy = os.path.join(outdir, "policy.toml")
+    with open(policy, "w") as f:
+        f.write(CHECK_POLICY)
+
+    def body(lab):
+        maillog = f"{lab.pf_srv}/maillog"
+        err_path = os.path.join(outdir, "live.err")
+        err = open(err_path, "w")
+        argv = ["ip", "netns", "exec", L.CLI, smtpscope, "check", "-i", L.V_CLI, "-s", "120", "--policy", policy,
+                "--logs", maillog + "*", "--log-skew", "1s", "--log-wait", f"{CHECK_LOG_WAIT}s",
+                "--unmatched-logs", os.path.join(outdir, "unmatched.jsonl"),
+                "--output", os.path.join(records, "records.jsonl"),
+                "--summary", os.path.join(outdir, "summary.json"), "-F", "json", "tcp"]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        stream = open(os.path.join(outdir, "stream.jsonl"), "w")
+
+        def read_stdout():
+            # each line with the time it came: the test holds it against the session's end
+            for line in p.stdout:
+                stream.write(json.dumps({"at": time.time(), "line": json.loads(line)}) + "\n")
+                stream.flush()
+        reader = threading.Thread(target=read_stdout)
+        reader.start()
+        sessions = []
+        release = None
+        stop = {}
+        try:
+            deadline = time.monotonic() + 30
+            while "listening on" not in open(err_path).read():
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise L.LabError("smtpscope did not start:\n" + open(err_path).read())
+                time.sleep(0.05)
+            cap = NoCapture()
+            for name, fn in (("tls13", L.sc_tls13_sni), ("offered-unused", L.sc_offered_unused),
+                             ("exchange", None)):
+                L.log(f"check {name}")
+                if fn is None:
+                    lab.client("starttls", f"{L.EXCHANGE}:25", "--helo", "EXHUB04.contoso.com")
+                    ran = [{"label": "starttls", "server": f"{L.EXCHANGE}:25"}]
+                else:
+                    ran = fn(lab, cap)
+                sessions += [{"scenario": name, "verdict": s["label"], "server": s["server"], "ended": time.time()}
+                             for s in ran]
+                time.sleep(2.5)
+            # the exchange session's log is not followed: its line comes once its wait is over
+            time.sleep(CHECK_LOG_WAIT)
+            L.log("check: a session still open at the stop")
+            release = L.paused(lab, "open", "pause", f"{L.PF_GOOD}:25", "--helo", "open.lab.example")
+            sessions.append({"scenario": "open", "verdict": "incomplete", "server": f"{L.PF_GOOD}:25",
+                             "ended": None})
+            time.sleep(1.0)
+        finally:
+            if p.poll() is None:
+                stop["signalled"] = time.time()
+                os.killpg(p.pid, L.signal.SIGINT)
+            try:
+                rc = p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, L.signal.SIGKILL)
+                rc = p.wait()
+            stop["exited"] = time.time()
+            reader.join()
+            stream.close()
+            err.close()
+            with open(os.path.join(outdir, "live.rc"), "w") as f:
+                f.write(f"{rc}\n")
+            if release is not None:
+                release()
+        with open(os.path.join(outdir, "stop.json"), "w") as f:
+            json.dump({**stop, "log_wait": CHECK_LOG_WAIT}, f)
+        with open(os.path.join(outdir, "check.jsonl"), "w") as f:
+            f.writelines(json.dumps(s) + "\n" for s in sessions)
+        shutil.copy(maillog, os.path.join(outdir, "maillog"))
+        L.log(f"check: {len(sessions)} sessions, smtpscope exit {rc} -> {outdir}")
+
+    try:
+        L.with_lab(work, body)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("log_lab.py: needs root (network namespaces, tcpdump)")
     args = sys.argv[1:]
     cmds = {"pairs": cmd_pairs, "stripped": cmd_stripped}
-    if len(args) == 3 and args[0] == "follow":
+    live = {"follow": cmd_follow, "check": cmd_check}
+    if len(args) == 3 and args[0] in live:
         try:
-            cmd_follow(args[1], args[2])
+            live[args[0]](args[1], args[2])
         except L.LabError as e:
             sys.exit(f"log_lab.py: {e}")
     elif len(args) == 2 and args[0] in cmds:
