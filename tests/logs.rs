@@ -316,10 +316,6 @@ fn log_wait_is_for_a_live_capture_only() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--log-wait is for a live capture (-i)"));
     let out = run(&["-r", pcap.to_str().unwrap(), "--log-wait", "5s", "-F", "json"], None);
     assert_eq!(out.status.code(), Some(2), "--log-wait without --logs is a usage error");
-    // Live, the terminal UI would read the logs once instead of following them: refused.
-    let out = run(&["-i", "lo", "--logs", log.to_str().unwrap(), "--tui"], None);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the terminal UI does not follow logs yet"));
 }
 
 #[test]
