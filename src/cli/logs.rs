@@ -85,11 +85,12 @@ pub struct LogsArgs {
     #[arg(long)]
     pub no_tui: bool,
 
-    /// Print envelope addresses in full in the evidence; by default only their domains.
+    /// Print envelope addresses in full in the evidence (and the UI's logged lines); by default
+    /// only their domains.
     #[arg(long)]
     pub show_addresses: bool,
 
-    /// Print AUTH user names in the evidence (masked by default).
+    /// Print AUTH user names in the evidence (and the UI's logged lines); masked by default.
     #[arg(long)]
     pub show_credentials: bool,
 
