@@ -316,10 +316,6 @@ fn log_wait_is_for_a_live_capture_only() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--log-wait is for a live capture (-i)"));
     let out = run(&["-r", pcap.to_str().unwrap(), "--log-wait", "5s", "-F", "json"], None);
     assert_eq!(out.status.code(), Some(2), "--log-wait without --logs is a usage error");
-    // Live, the terminal UI would read the logs once instead of following them: refused.
-    let out = run(&["-i", "lo", "--logs", log.to_str().unwrap(), "--tui"], None);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the terminal UI does not follow logs yet"));
 }
 
 #[test]
@@ -470,6 +466,80 @@ fn a_live_check_following_real_postfix_logs_streams_each_judgement_within_the_wa
     assert_eq!((links.len(), &links[0]["source"]), (1, &Value::from("postfix-smtpd")), "{open}");
     assert!(read("unmatched.jsonl").is_empty(), "{}", read("unmatched.jsonl"));
     assert!(err.contains("3 wire session(s) matched, 0 disagree, 1 left without one after waiting 5 s"), "{err}");
+}
+
+#[test]
+fn the_live_ui_follows_the_logs_through_logrotate_and_revises_each_row_when_its_log_lines_arrive() {
+    if !common::root_and("SMTPSCOPE_LOG_LAB", "the live UI following logs (real Postfix between network namespaces)") {
+        return;
+    }
+    if !Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("SMTPSCOPE_REQUIRE_TMUX").is_none(), "tmux required but not installed");
+        common::skipped("the live UI following logs", "tmux is not installed");
+        return;
+    }
+    let dir = common::scratch("logfollowtui");
+    // The run becomes nobody: its --output file is created (and rotated) as that user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let st = Command::new("python3")
+        .arg(data("tests/lab/log_lab.py"))
+        .args(["follow-tui", dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
+        .status()
+        .expect("python3");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    assert!(st.success(), "the lab failed; smtpscope said:\n{}", read("live.err"));
+    assert_eq!(read("live.rc").trim(), "0", "{}", read("live.err"));
+    let meant: Vec<Value> = common::ndjson(read("follow.jsonl").as_bytes());
+    let postfix = meant.iter().filter(|m| m["log_side"] == "postfix-smtpd").count();
+    assert!(postfix >= 4 && meant.len() == postfix + 1, "{meant:?}");
+    // The table's rows on a saved screen (between the column titles and the box's bottom).
+    let rows = |screen: &str| -> Vec<String> {
+        let lines: Vec<&str> = screen.lines().collect();
+        let at = lines.iter().position(|l| l.contains("VERDICT") && l.contains("LOG")).expect("the LOG column");
+        lines[at + 1..].iter().take_while(|l| !l.starts_with('└')).map(|l| l.to_string()).collect()
+    };
+    let log_cell =
+        |row: &str| row.split_whitespace().find(|c| ["wait", "agree", "differ", "none"].contains(c)).map(String::from);
+    // The session to the Exchange-style server was shown as it ended, its log lines awaited.
+    let waiting = read("screen-wait.txt");
+    let ex = rows(&waiting).into_iter().find(|r| r.contains("EXHUB02")).expect("the Exchange session's row");
+    assert_eq!(log_cell(&ex).as_deref(), Some("wait"), "{waiting}");
+    assert!(ex.contains("starttls"), "its verdict is the wire's, at once: {ex}");
+    // Settled: every Postfix session (before and after the rotation) agrees with its log
+    // session; the Exchange one waited out its --log-wait.
+    let settled = read("screen-final.txt");
+    let all = rows(&settled);
+    let cells: Vec<Option<String>> = all.iter().map(|r| log_cell(r)).collect();
+    assert_eq!(cells.iter().filter(|c| c.as_deref() == Some("agree")).count(), postfix, "{settled}");
+    assert_eq!(cells.iter().filter(|c| c.as_deref() == Some("none")).count(), 1, "{settled}");
+    assert!(all.iter().any(|r| r.contains("EXHUB02") && log_cell(r).as_deref() == Some("none")), "{settled}");
+    let agree = read("screen-agree.txt");
+    assert!(agree.contains(&format!("Sessions {postfix}/{}", meant.len())), "{agree}");
+    let tab = read("screen-logtab.txt");
+    assert!(tab.contains("postfix-smtpd · agrees") && tab.contains("connect from"), "{tab}");
+    // The records went to --output as without the UI: each once, with its log links, and
+    // naming the -w ring file that holds its packets.
+    let recs = common::ndjson(read("live.jsonl").as_bytes());
+    assert_eq!(recs.len(), meant.len(), "{}", read("live.err"));
+    let ring = dir.path().join("ring.pcap").display().to_string();
+    for r in &recs {
+        assert!(r["pcap_file"].as_str().is_some_and(|f| f.starts_with(&ring)), "{r}");
+        let links = r["logs"].as_array().unwrap();
+        if r["helo"] == "EXHUB02.contoso.com" {
+            assert!(links.is_empty(), "{r}");
+        } else {
+            assert_eq!(links.len(), 1, "{r}");
+            assert_eq!((&links[0]["source"], &links[0]["agree"]), (&Value::from("postfix-smtpd"), &Value::from(true)));
+        }
+    }
+    let err = read("live.err");
+    eprintln!("smtpscope said:\n{err}");
+    // A real rotation happened mid-run (the glob also follows maillog.1), and the sessions
+    // after it were linked from the new file.
+    assert!(read("rotated.txt").lines().any(|l| l == "maillog.1"), "{}", read("rotated.txt"));
+    assert!(meant.iter().any(|m| m["note"] == "after the rotation"));
+    assert!(err.contains(&format!("{postfix} wire session(s) matched, 0 disagree, 1 left without one")), "{err}");
 }
 
 proptest::proptest! {

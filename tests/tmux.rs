@@ -377,3 +377,118 @@ fn with_logs_the_ui_shows_log_agreement_and_the_log_tab_in_a_real_terminal() {
     assert!(s.contains("SMTPSCOPE-EXIT 0"), "{s}");
     assert!(s.contains("wire session(s) matched"), "the cross-check's line follows the UI on stderr:\n{s}");
 }
+
+/// The real logs `smtpscope logs` is pointed at in the tests: the lab's Postfix server log and
+/// Exchange-style protocol log, and the published Exchange 2013+ excerpt (as in ../shared/logs).
+fn real_logs() -> Vec<std::path::PathBuf> {
+    let d = common::bundled().join("logs");
+    vec![
+        d.join("postfix-srv.maillog"),
+        d.join("exchange-RECV.LOG"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/logs/exchange/recv-2013plus-starttls-tls12-oneline-cert.log"),
+    ]
+}
+
+fn joined(paths: &[std::path::PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn logs_on_a_terminal_opens_the_ui_with_each_log_session_a_row_its_filter_and_its_log_tab() {
+    if !tmux_available() {
+        return;
+    }
+    let t = Tmux { socket: format!("smtpscope-logsui-{}", std::process::id()) };
+    let shell = format!(
+        "cd {} && {} logs {} --log-tz UTC; echo SMTPSCOPE-EXIT $?; sleep 60",
+        std::env::temp_dir().display(),
+        env!("CARGO_BIN_EXE_smtpscope"),
+        joined(&real_logs())
+    );
+    let size = ["-x", "160", "-y", "45", "-e", "NO_COLOR=", "-e", "TERM=xterm-256color"];
+    let mut args = vec!["new-session", "-d", "-s", "t"];
+    args.extend_from_slice(&size);
+    args.push(&shell);
+    let started = t.cmd(&args);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    // 13 Postfix sessions, 3 of the lab's Exchange-style server, the published one.
+    let s = t.wait("the logs read", |s| s.contains("read 192 log lines") && s.contains("Sessions 17/17"));
+    assert!(s.lines().any(|l| l.contains("SOURCE") && l.contains("VERDICT") && !l.contains("BYTES")), "{s}");
+    assert!(s.contains("exchange-receive") && s.contains("postfix-smtpd"), "{s}");
+    assert!(s.contains("95.10.20.33:56026") && s.contains("starttls-failed"), "{s}");
+    // The Log tab is the first a log session shows: its file, session and lines.
+    assert!(s.contains("5 Log") && s.contains("· log session") && s.contains("logged line(s)"), "{s}");
+
+    t.keys(&["/"]);
+    t.keys(&["-l", "verdict:starttls-faild"]);
+    t.wait("live validation of a typo", |s| s.lines().last().is_some_and(|l| l.contains("not a verdict")));
+    t.keys(&["C-u"]);
+    t.keys(&["-l", "verdict:starttls-failed"]);
+    t.wait("live validation", |s| s.lines().last().is_some_and(|l| l.starts_with("/ verdict:starttls-failed")));
+    t.keys(&["Enter"]);
+    let s = t.wait("the filter to apply", |s| s.contains("Sessions 2/17 (filtered)"));
+    assert!(!s.lines().any(|l| l.contains(" plaintext ") && l.contains("postfix-smtpd")), "{s}");
+    let s = t.wait("the Log tab of the first failed session", |s| s.contains("SSL_accept error"));
+    assert!(s.contains("postfix-smtpd · log session") && s.contains("mx12/postfix/smtpd[6519]"), "{s}");
+    t.keys(&["1"]);
+    t.wait("the Transcript tab saying there is none", |s| s.contains("a log session carries no transcript"));
+
+    t.keys(&["q"]);
+    let s = t.wait("smtpscope to exit", |s| s.contains("SMTPSCOPE-EXIT"));
+    assert!(s.contains("SMTPSCOPE-EXIT 0"), "{s}");
+    assert!(
+        s.contains("smtpscope logs: 3 file(s), 192 lines, 192 recognised, 17 session(s)"),
+        "the summary follows:\n{s}"
+    );
+}
+
+#[test]
+fn logs_prints_as_before_when_piped_or_given_a_format_and_its_ui_exits_2_on_nothing_recognised() {
+    let bin = env!("CARGO_BIN_EXE_smtpscope");
+    let logs = real_logs();
+    let paths: Vec<&str> = logs.iter().map(|p| p.to_str().unwrap()).collect();
+    // Piped: the table (no UI), and -F json the log records, byte for byte what the reader makes.
+    let mut args = vec!["logs", "--log-tz", "UTC", "-q"];
+    args.extend(&paths);
+    let table = Command::new(bin).args(&args).output().unwrap();
+    assert!(table.status.success());
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("TIME (UTC)          SOURCE"), "{table}");
+    assert_eq!(table.lines().count(), 18, "{table}");
+    args.extend(["-F", "json"]);
+    let json = Command::new(bin).args(&args).output().unwrap();
+    let opts = smtpscope::logs::LogOptions { tz: jiff::tz::TimeZone::UTC, ..Default::default() };
+    let mut want = Vec::new();
+    for p in &paths {
+        smtpscope::logs::read_path(p, &opts, &mut |r| {
+            smtpscope::report::logs::write_line(&mut want, &r);
+            want.push(b'\n');
+        })
+        .unwrap();
+    }
+    assert_eq!(String::from_utf8_lossy(&json.stdout), String::from_utf8_lossy(&want));
+    if !tmux_available() {
+        return;
+    }
+    let scratch = common::scratch("logs-tui-none");
+    let junk = scratch.path().join("notes.txt");
+    std::fs::write(&junk, "not a mail log\n").unwrap();
+    let t = Tmux { socket: format!("smtpscope-logsprint-{}", std::process::id()) };
+    // On a terminal -F and --no-tui print; then a UI over a file with no log line in it.
+    let shell = format!(
+        "{bin} logs -q -F json {srv} --log-tz UTC | head -c 0; {bin} logs -q -F csv {srv} --log-tz UTC | tail -1; echo PRINTED-$?; {bin} logs -q --no-tui {srv} --log-tz UTC | tail -1; {bin} logs {junk}; echo SMTPSCOPE-EXIT $?; sleep 60",
+        srv = paths[0],
+        junk = junk.display()
+    );
+    let started =
+        t.cmd(&["new-session", "-d", "-s", "t", "-x", "200", "-y", "40", "-e", "TERM=xterm-256color", &shell]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let s = t.wait("the UI over a file with no log line", |s| s.contains("no input held a recognisable"));
+    assert!(s.contains("no SMTP session in these logs"), "{s}");
+    t.keys(&["q"]);
+    let s = t.wait("smtpscope to exit", |s| s.contains("SMTPSCOPE-EXIT"));
+    assert!(s.contains("SMTPSCOPE-EXIT 2"), "{s}");
+    assert!(s.contains("PRINTED-0"), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("2026-12-07T03:13:57") && l.contains("plaintext")), "the table: {s}");
+}

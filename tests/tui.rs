@@ -26,8 +26,11 @@ fn sessions(path: &Path) -> Vec<Session> {
 }
 
 fn app_with(sessions: Vec<Session>, color: bool) -> App {
-    let mut app =
-        App::new(SourceInfo { label: "file test.pcap".into(), bpf: None, live: false }, Theme { color }, false);
+    let mut app = App::new(
+        SourceInfo { label: "file test.pcap".into(), bpf: None, live: false, logs: false },
+        Theme { color },
+        false,
+    );
     app.ingest(Update::Finished(sessions));
     app.ingest(Update::Progress(smtpscope::driver::Progress { done: true, ..Default::default() }));
     app.rebuild(Instant::now());

@@ -4,6 +4,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -65,24 +67,30 @@ pub struct LogsArgs {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<String>,
 
-    /// Output format: table, json (NDJSON, one object per log session) or csv (default table;
-    /// the terminal UI does not show log records).
+    /// Output format: table, json (NDJSON, one object per log session) or csv (default: the
+    /// terminal UI when stdout is a terminal, else table).
     #[arg(short = 'F', long, value_enum)]
     pub format: Option<LogFormatArg>,
 
-    /// Display filter, as for the main command; free text matches the session's logged lines.
+    /// Display filter, as for the main command; free text matches the session's logged lines,
+    /// state: matches nothing. In the terminal UI, the initial filter.
     #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
     pub display_filter: Option<String>,
 
-    /// Never open the terminal UI (accepted for symmetry with the main command: `logs` prints).
+    /// Open the terminal UI even if stdout is not a terminal or a format is given.
+    #[arg(long, conflicts_with = "no_tui")]
+    pub tui: bool,
+
+    /// Never open the terminal UI: print the table.
     #[arg(long)]
     pub no_tui: bool,
 
-    /// Print envelope addresses in full in the evidence; by default only their domains.
+    /// Print envelope addresses in full in the evidence (and the UI's logged lines); by default
+    /// only their domains.
     #[arg(long)]
     pub show_addresses: bool,
 
-    /// Print AUTH user names in the evidence (masked by default).
+    /// Print AUTH user names in the evidence (and the UI's logged lines); masked by default.
     #[arg(long)]
     pub show_credentials: bool,
 
@@ -134,6 +142,14 @@ pub fn run(a: &LogsArgs) -> Result<ExitCode> {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot write summary {}", p.display()))?),
         None => None,
     };
+    // As the main command decides: the UI on a terminal unless a format or --no-tui says
+    // otherwise, or when asked. With no input to read at all there is nothing to show: the
+    // errors are said as without the UI.
+    let tui = a.tui || (!a.no_tui && a.format.is_none() && io::stdout().is_terminal());
+    if tui && expand_paths(&a.files).iter().any(Result::is_ok) {
+        let summary = run_tui(a, filter, opts)?;
+        return finish_summary(a, summary, summary_file);
+    }
     let format = match a.format.unwrap_or(LogFormatArg::Table) {
         LogFormatArg::Table => LogFormat::Table,
         LogFormatArg::Json => LogFormat::Json,
@@ -171,6 +187,12 @@ pub fn run(a: &LogsArgs) -> Result<ExitCode> {
             _ => {}
         }
     }
+    finish_summary(a, summary, summary_file)
+}
+
+/// Writes the summary of a `logs` run (JSON to `--summary FILE`, else text on stderr unless
+/// `-q`) and gives its exit status: 0 when a log line was recognised, 2 otherwise.
+fn finish_summary(a: &LogsArgs, summary: LogSummary, summary_file: Option<std::fs::File>) -> Result<ExitCode> {
     if let Some(mut f) = summary_file {
         writeln!(f, "{}", smtpscope::report::json::to_line(&summary.to_json()))?;
     } else if !a.quiet {
@@ -187,6 +209,180 @@ pub fn run(a: &LogsArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `smtpscope logs` in the terminal UI: the log sessions stream in as rows while the files are
+/// read on the UI's capture thread; returns the run's summary once the UI is closed.
+fn run_tui(a: &LogsArgs, filter: Filter, opts: LogOptions) -> Result<LogSummary> {
+    use smtpscope::tui::{self, app::SourceInfo, export::ExportDir, packets::Origin};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let names: Vec<String> = a
+        .files
+        .iter()
+        .map(|p| {
+            let path = std::path::Path::new(p);
+            path.file_name().map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let summary = Arc::new(Mutex::new(LogSummary::default()));
+    let input = LogInput { paths: a.files.clone(), opts, filter, summary: Arc::clone(&summary) };
+    tui::run(
+        None,
+        tui::Options {
+            source: SourceInfo { label: format!("logs {}", names.join(", ")), bpf: None, live: false, logs: true },
+            // A log session has no packets to read again.
+            origin: Origin::Files { paths: Vec::new() },
+            export: ExportDir::open(std::path::Path::new(".")).map_err(|e| format!(".: {e}")),
+            filter: a.display_filter.clone(),
+            show_addresses: a.show_addresses,
+            show_credentials: a.show_credentials,
+            sensor_column: false,
+            notes: Vec::new(),
+            export_hint: None,
+            frame_log: std::env::var_os("SMTPSCOPE_FRAME_LOG").map(PathBuf::from),
+            stop,
+            records: None,
+            max_rows: smtpscope::tui::store::MAX_ROWS,
+            hooks: Box::new(()),
+            producer: Some(Box::new(input)),
+            log_wait: None,
+        },
+    )?;
+    // The capture thread is done (the UI waits for it): the summary is whole.
+    let summary = std::mem::take(&mut *summary.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(summary)
+}
+
+/// The log files as the terminal UI's input: each log session a row, read on the UI's capture
+/// thread with the progress of the bytes read; the run's summary (the one `logs` writes
+/// without the UI) is kept for the end.
+struct LogInput {
+    paths: Vec<String>,
+    opts: LogOptions,
+    /// `-Y`: the summary counts as reported the sessions it keeps, as without the UI.
+    filter: Filter,
+    summary: Arc<Mutex<LogSummary>>,
+}
+
+/// A log file's reads, counted and cut short once the UI asks to stop.
+struct Watched<'a, R> {
+    inner: R,
+    stop: &'a AtomicBool,
+    on_read: &'a mut dyn FnMut(u64),
+}
+
+impl<R: io::Read> io::Read for Watched<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The end of input: the sessions open so far are handed out, as at a file's end.
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        (self.on_read)(n as u64);
+        Ok(n)
+    }
+}
+
+/// Opens one input as [`logs::read_path`] does (stdin for `-`; a classic syslog year from the
+/// file's mtime) and reads it through `on_read` and `stop`.
+fn read_watched(
+    path: &str,
+    opts: &LogOptions,
+    stop: &AtomicBool,
+    on_read: &mut dyn FnMut(u64),
+    out: &mut dyn FnMut(LogRecord),
+) -> std::result::Result<logs::FileStats, logs::LogError> {
+    let io_err = |source| logs::LogError::Io { name: path.to_string(), source };
+    if path == "-" {
+        let input = Watched { inner: io::stdin().lock(), stop, on_read };
+        return logs::read_stream(input, Arc::from("-"), opts, out).map_err(io_err);
+    }
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(io_err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory")));
+    }
+    let mut o = opts.clone();
+    if o.reference.is_none() {
+        o.reference = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_micros() as Micros);
+    }
+    logs::read_stream(Watched { inner: file, stop, on_read }, Arc::from(path), &o, out).map_err(io_err)
+}
+
+impl smtpscope::tui::feed::Producer for LogInput {
+    fn run(
+        &mut self,
+        out: &mut dyn FnMut(smtpscope::session::Session),
+        progress: &mut dyn FnMut(smtpscope::driver::Progress),
+        stop: &AtomicBool,
+    ) -> Option<String> {
+        use smtpscope::driver::Progress;
+        let started = std::time::Instant::now();
+        let paths = expand_paths(&self.paths);
+        // Regular files give the bar its total; standard input has none.
+        let total: u64 = paths.iter().flatten().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let mut summary = LogSummary::default();
+        let (mut bytes, mut lines, mut id) = (0u64, 0u64, 0u64);
+        let mut last = std::time::Instant::now();
+        for p in paths {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let path = match p {
+                Ok(path) => path,
+                Err(e) => {
+                    summary.files.push(LogFileSummary { name: e.clone(), stats: None, error: Some(e) });
+                    continue;
+                }
+            };
+            let verdicts = &mut summary.verdicts;
+            let reported = &mut summary.reported;
+            let filter = &self.filter;
+            let mut on_read = |n: u64| {
+                bytes += n;
+                if last.elapsed() >= PROGRESS_EVERY {
+                    last = std::time::Instant::now();
+                    progress(Progress {
+                        packets: lines,
+                        bytes,
+                        total,
+                        elapsed: started.elapsed(),
+                        ..Progress::default()
+                    });
+                }
+            };
+            let r = read_watched(&path, &self.opts, stop, &mut on_read, &mut |r| {
+                *verdicts.entry(r.verdict).or_default() += 1;
+                *reported += u64::from(filter.matches_log(&r));
+                id += 1;
+                out(smtpscope::tui::logrow::row(r, id));
+            });
+            let (stats, error) = match r {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            lines += stats.as_ref().map_or(0, |s| s.lines);
+            summary.files.push(LogFileSummary { name: path, stats, error });
+        }
+        progress(Progress { packets: lines, bytes, total, elapsed: started.elapsed(), ..Progress::default() });
+        // What went wrong, in the footer: the summary says it again after the UI.
+        let mut notes: Vec<String> = summary.files.iter().filter_map(|f| f.error.clone()).collect();
+        if summary.recognised() == 0 && !stop.load(Ordering::Relaxed) {
+            notes.push("no input held a recognisable Exchange or Postfix log line".into());
+        }
+        *self.summary.lock().unwrap_or_else(|e| e.into_inner()) = summary;
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+}
+
+/// How often reading logs in the UI reports its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The main command's `--logs` options.
 #[derive(Debug, Args, Clone)]
@@ -270,9 +466,7 @@ impl CrossRun {
         let unmatched = match &self.args.unmatched_logs {
             Some(path) => {
                 let f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-                let opts =
-                    Options { show_addresses: self.opts.show_addresses, line_buffered: true, ..Options::default() };
-                Some(Writer::new(Box::new(io::BufWriter::new(f)), LogFormat::Json, opts))
+                Some(UnmatchedOut { out: io::BufWriter::new(f), line: Vec::with_capacity(2048) })
             }
             None => None,
         };
@@ -391,7 +585,7 @@ pub struct LiveCross {
     following: Option<Following>,
     hold: Hold,
     wait: std::time::Duration,
-    unmatched: Option<Writer<'static>>,
+    unmatched: Option<UnmatchedOut>,
     error: Option<io::Error>,
 }
 
@@ -405,7 +599,64 @@ pub struct LiveLogs {
     pub summary: serde_json::Value,
 }
 
+/// `--unmatched-logs` of a live run: each log session nobody took as an NDJSON log record
+/// (what `logs -F json` writes), written whole as it goes. Its own small writer rather than the
+/// report's, which is not `Send`: the terminal UI runs the cross-check on its capture thread.
+struct UnmatchedOut {
+    out: io::BufWriter<std::fs::File>,
+    line: Vec<u8>,
+}
+
+impl UnmatchedOut {
+    fn write(&mut self, r: &LogRecord) -> io::Result<()> {
+        self.line.clear();
+        smtpscope::report::logs::write_line(&mut self.line, r);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.flush()
+    }
+}
+
+/// What a live cross-check has to say once it is over (its summary line and warnings), said
+/// when the terminal is free: after the terminal UI, not over it.
+pub struct LiveReport {
+    lines: Vec<String>,
+    error: Option<anyhow::Error>,
+    logs: LiveLogs,
+}
+
+impl LiveReport {
+    /// The `logs` object of the run summary (null when `--unmatched-logs` could not be written).
+    pub fn summary(&self) -> &serde_json::Value {
+        &self.logs.summary
+    }
+
+    /// Says the lines on stderr (unless `quiet`) and gives what following came to; an
+    /// `--unmatched-logs` write error instead.
+    pub fn say(self, quiet: bool) -> Result<LiveLogs> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !quiet {
+            for l in &self.lines {
+                say!("{l}");
+            }
+        }
+        Ok(self.logs)
+    }
+}
+
 impl LiveCross {
+    /// Finished wire records still waiting for their log session.
+    pub fn waiting(&self) -> usize {
+        self.hold.waiting()
+    }
+
+    /// How long a finished wire record waits for its log session (`--log-wait`).
+    pub fn wait(&self) -> std::time::Duration {
+        self.wait
+    }
+
     /// Takes in the log sessions the follower sent, then links and lets go what is due; with
     /// `expire` false (the end of the run) only links.
     fn drain(&mut self, expire: bool, out: &mut dyn FnMut(smtpscope::session::Session, Linked)) {
@@ -453,6 +704,13 @@ impl LiveCross {
             std::thread::sleep(follow::POLL / 2);
             self.drain(false, out);
         }
+        self.end(out).say(quiet)
+    }
+
+    /// The end, without waiting any more: the follower stops, every record still waiting is
+    /// tried once more and goes out, the unmatched log sessions are written; what is to be
+    /// said is returned.
+    pub fn end(mut self, out: &mut dyn FnMut(smtpscope::session::Session, Linked)) -> LiveReport {
         let (stats, rest) = match self.following.take() {
             Some(f) => f.stop(),
             None => Default::default(),
@@ -466,21 +724,30 @@ impl LiveCross {
             }
             hold.finish(out, &mut gone);
         }
+        let mut error = self.error.take();
         if let Some(mut w) = self.unmatched.take() {
-            w.finish()?;
+            if let Err(e) = w.out.flush() {
+                error.get_or_insert(e);
+            }
         }
-        if let Some(e) = self.error.take() {
-            return Err(e).context("--unmatched-logs");
+        if let Some(e) = error {
+            let logs = LiveLogs { log_sessions: 0, unmatched_in_span: 0, summary: serde_json::Value::Null };
+            return LiveReport {
+                lines: Vec::new(),
+                error: Some(anyhow::Error::new(e).context("--unmatched-logs")),
+                logs,
+            };
         }
         let summary = self.summary_json(&stats);
-        if !quiet {
+        let mut lines = Vec::new();
+        {
             let mut problems = smtpscope::logs::Problems::default();
             for (_, s) in &stats.streams {
                 problems.merge(&s.problems);
             }
             let per: Vec<String> = problems.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let h = &self.hold;
-            say!(
+            lines.push(format!(
                 "smtpscope: logs: {} log session(s) followed in {} file(s) ({} rotated away, {} truncated, {} compressed left unread), {} wire session(s) matched, {} disagree, {} left without one after waiting {} s, {} log session(s) unmatched{}",
                 h.log_sessions,
                 stats.streams.len(),
@@ -493,13 +760,14 @@ impl LiveCross {
                 self.wait.as_secs_f64(),
                 h.unmatched_logs,
                 if per.is_empty() { String::new() } else { format!("; line problems: {}", per.join(", ")) }
-            );
+            ));
             for e in &stats.errors {
-                say!("smtpscope: warning: logs: {e}");
+                lines.push(format!("smtpscope: warning: logs: {e}"));
             }
         }
         let h = &self.hold;
-        Ok(LiveLogs { log_sessions: h.log_sessions, unmatched_in_span: h.unmatched_logs, summary })
+        let logs = LiveLogs { log_sessions: h.log_sessions, unmatched_in_span: h.unmatched_logs, summary };
+        LiveReport { lines, error: None, logs }
     }
 
     /// The `logs` object of a live run's summary: the keys a run over files gives (each followed
@@ -539,7 +807,7 @@ impl LiveCross {
     }
 }
 
-fn write_unmatched(w: &mut Option<Writer<'static>>, error: &mut Option<io::Error>, r: &LogRecord) {
+fn write_unmatched(w: &mut Option<UnmatchedOut>, error: &mut Option<io::Error>, r: &LogRecord) {
     if let (Some(w), None) = (w.as_mut(), error.as_ref()) {
         if let Err(e) = w.write(r) {
             *error = Some(e);

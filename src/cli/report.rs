@@ -128,9 +128,6 @@ pub fn run(input: &InputArgs, out: &ReportArgs, logs: &super::logs::CrossArgs) -
         c.check_wait(input.interface.is_some())?;
     }
     if tui {
-        if cross.is_some() && input.interface.is_some() {
-            bail!("--logs with -i: the terminal UI does not follow logs yet; use -F table|json|csv or --no-tui");
-        }
         return run_tui(input, out, cross);
     }
     let default = if to_file { FormatArg::Json } else { FormatArg::Table };
@@ -311,6 +308,119 @@ impl smtpscope::tui::feed::Hooks for Linking {
     }
 }
 
+/// The live log cross-check on the UI's capture thread. A live UI shows what the wire saw as
+/// soon as a session ends: each finished session becomes its row at once (its LOG column reads
+/// `wait`) and is held up to `--log-wait` for its log lines; once linked, or when its wait is
+/// over, its row is revised (agree, differ, none) and the sensor's hooks get the record with
+/// `logs` filled, exactly as records leave without the UI. Holding the row back instead would
+/// leave a finished session missing (or shown open, with a provisional verdict) for seconds
+/// though the wire had decided it.
+struct LiveLinking {
+    /// Taken at the end.
+    cross: Option<super::logs::LiveCross>,
+    /// Records as the sensor takes them where they differ from the row (a `-w` ring names its
+    /// files and counts frames in them), by session id, while the row's session waits.
+    located: rustc_hash::FxHashMap<u64, Session>,
+    /// Linked (or waited out) since the sensor last got them.
+    released: Vec<Session>,
+    /// Linked since the UI last got them.
+    revised: Vec<Session>,
+    inner: Box<dyn smtpscope::tui::feed::Hooks>,
+    /// Set once the UI has closed.
+    ui_closed: Arc<AtomicBool>,
+    /// Records go to files or metrics: once the input ends they still wait for their logs (as
+    /// without the UI), even after the UI has closed.
+    records_elsewhere: bool,
+    /// Once the input has ended: the longest the waiting goes on.
+    linger_until: Option<std::time::Instant>,
+    /// What the cross-check says at the end, said after the UI.
+    report: Arc<std::sync::Mutex<Option<super::logs::LiveReport>>>,
+}
+
+impl LiveLinking {
+    /// Hands the released records to the sensor and their sessions to the UI.
+    fn pass_on(&mut self) {
+        for linked in std::mem::take(&mut self.released) {
+            let record = match self.located.remove(&linked.id) {
+                Some(mut r) => {
+                    // Linking adds the links and the log-disagrees finding: the same on the record.
+                    r.logs = linked.logs.clone();
+                    r.findings = linked.findings.clone();
+                    r
+                }
+                None => linked.clone(),
+            };
+            self.inner.session(&record);
+            self.revised.push(linked);
+        }
+    }
+}
+
+impl smtpscope::tui::feed::Hooks for LiveLinking {
+    fn annotate(&mut self, s: &mut Session) {
+        self.inner.annotate(s);
+        if let Some(c) = self.cross.as_mut() {
+            let released = &mut self.released;
+            c.session(s.clone(), &mut |x, _| released.push(x));
+        }
+    }
+
+    fn session(&mut self, s: &Session) {
+        if self.cross.is_none() {
+            self.inner.session(s);
+            return;
+        }
+        // Only a `-w` ring's record differs from the row (it names the ring file).
+        if s.pcap_file.is_some() {
+            self.located.insert(s.id, s.clone());
+        }
+        self.pass_on();
+    }
+
+    fn tick(&mut self, p: &driver::Progress) {
+        if let Some(c) = self.cross.as_mut() {
+            let released = &mut self.released;
+            c.tick(&mut |x, _| released.push(x));
+        }
+        self.pass_on();
+        self.inner.tick(p);
+    }
+
+    fn revised(&mut self, out: &mut dyn FnMut(Session)) {
+        self.inner.revised(out);
+        for s in std::mem::take(&mut self.revised) {
+            out(s);
+        }
+    }
+
+    fn waiting(&mut self) -> bool {
+        let inner = self.inner.waiting();
+        let Some(c) = self.cross.as_mut() else { return inner };
+        let released = &mut self.released;
+        c.tick(&mut |x, _| released.push(x));
+        let (waiting, wait) = (c.waiting(), c.wait());
+        self.pass_on();
+        let now = std::time::Instant::now();
+        let until = *self.linger_until.get_or_insert(now + wait);
+        let someone = self.records_elsewhere || !self.ui_closed.load(Ordering::Relaxed);
+        inner || (waiting > 0 && now < until && someone)
+    }
+
+    fn done(&mut self, summary: &mut smtpscope::summary::Summary) {
+        if let Some(c) = self.cross.take() {
+            let released = &mut self.released;
+            let report = c.end(&mut |x, _| released.push(x));
+            self.pass_on();
+            // The live summary gets the logs object a run without the UI has.
+            if !report.summary().is_null() {
+                summary.logs = Some(report.summary().clone());
+            }
+            *self.report.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+        }
+        self.inner.done(summary);
+    }
+}
+
 /// The terminal UI over files or a live interface.
 fn run_tui(input: &InputArgs, out: &ReportArgs, cross: Option<super::logs::CrossRun>) -> Result<ExitCode> {
     use smtpscope::capture::spool::Spool;
@@ -345,9 +455,36 @@ fn run_tui(input: &InputArgs, out: &ReportArgs, cross: Option<super::logs::Cross
     } else {
         Box::new(())
     };
-    let cross = cross.map(|c| Arc::new(std::sync::Mutex::new(Some(c))));
-    let hooks: Box<dyn smtpscope::tui::feed::Hooks> = match &cross {
-        Some(c) => Box::new(Linking { cross: Arc::clone(c), inner: hooks }),
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut live_report = None;
+    let mut log_wait = None;
+    let mut cross_files = None;
+    let hooks: Box<dyn smtpscope::tui::feed::Hooks> = match cross {
+        // Live, the logs are followed from now on (the files there now opened before
+        // privileges go).
+        Some(c) if input.interface.is_some() => {
+            let c = c.live()?;
+            log_wait = Some(c.wait());
+            let report = Arc::new(std::sync::Mutex::new(None));
+            live_report = Some(Arc::clone(&report));
+            Box::new(LiveLinking {
+                cross: Some(c),
+                located: rustc_hash::FxHashMap::default(),
+                released: Vec::new(),
+                revised: Vec::new(),
+                inner: hooks,
+                ui_closed: Arc::clone(&stop),
+                records_elsewhere: sensor_wanted(sensor),
+                linger_until: None,
+                report,
+            })
+        }
+        // Over files every log line is read at the first session.
+        Some(c) => {
+            let c = Arc::new(std::sync::Mutex::new(Some(c)));
+            cross_files = Some(Arc::clone(&c));
+            Box::new(Linking { cross: c, inner: hooks })
+        }
         None => hooks,
     };
     let records = super::records::open(input)?;
@@ -409,7 +546,6 @@ fn run_tui(input: &InputArgs, out: &ReportArgs, cross: Option<super::logs::Cross
             notes.push(format!("exports cannot be written to {} as {user} (uid {uid}): {fix}", x.path().display()));
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
@@ -431,7 +567,7 @@ fn run_tui(input: &InputArgs, out: &ReportArgs, cross: Option<super::logs::Cross
     let summary = tui::run(
         opened,
         tui::Options {
-            source: SourceInfo { label, bpf, live },
+            source: SourceInfo { label, bpf, live, logs: false },
             origin,
             export,
             filter: out.display_filter.clone(),
@@ -445,13 +581,18 @@ fn run_tui(input: &InputArgs, out: &ReportArgs, cross: Option<super::logs::Cross
             records,
             max_rows: out.max_rows,
             hooks,
+            producer: None,
+            log_wait,
         },
     )?;
     // Removed once the UI is closed and the capture thread done (a run over files stays on
     // screen long after its last packet).
     drop(pidfile);
-    if let Some(c) = cross.and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()) {
+    if let Some(c) = cross_files.and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()) {
         c.finish(input.quiet)?;
+    }
+    if let Some(r) = live_report.and_then(|r| r.lock().unwrap_or_else(|e| e.into_inner()).take()) {
+        r.say(input.quiet)?;
     }
     let Some(summary) = summary else { return Ok(ExitCode::SUCCESS) };
     for s in &summary.sources {

@@ -272,9 +272,12 @@ impl Filter {
         self.expr == Expr::All
     }
 
-    /// Whether `s` passes.
+    /// Whether `s` passes; a row that is a log session (`from_log`) is judged as its log record.
     pub fn matches(&self, s: &crate::session::Session) -> bool {
-        eval::eval(&self.expr, s)
+        match s.from_log.as_deref() {
+            Some(r) => logs::eval(&self.expr, r),
+            None => eval::eval(&self.expr, s),
+        }
     }
 
     /// Whether a log record passes (see [`logs`]).

@@ -7,7 +7,7 @@ use crate::capture::Micros;
 use crate::session::{Finding, UpgradeVerb, Verdict};
 
 /// Which log and which side a record comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     /// Exchange SmtpReceive protocol log (this server is the SMTP server).
     ExchangeReceive,
@@ -37,7 +37,7 @@ impl Source {
 }
 
 /// A logged endpoint: an address, with its port where the log has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// Address.
     pub ip: IpAddr,
@@ -46,7 +46,7 @@ pub struct Endpoint {
 }
 
 /// Certificate facts as the log writes them (each `None` where not logged).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogCert {
     /// SHA-1 thumbprint, lower-case hex.
     pub sha1: Option<String>,
@@ -69,7 +69,7 @@ pub struct LogCert {
 }
 
 /// A quoted log line (masked) or a reason, with its line number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogEvidence {
     /// Text.
     pub text: String,
@@ -84,8 +84,8 @@ pub const MAX_LINES: usize = 64;
 /// Longest raw line kept per record.
 pub const MAX_LINE_KEPT: usize = 512;
 
-/// One SMTP session as a server log shows it.
-#[derive(Debug, Clone)]
+/// One SMTP session as a server log shows it (serde: so the terminal UI can keep it packed).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LogRecord {
     /// Log kind and side.
     pub source: Source,

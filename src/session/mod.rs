@@ -443,6 +443,11 @@ pub struct Session {
     pub record: Option<Box<RecordOrigin>>,
     /// Matched server-log sessions, in a run with `--logs` (None: no logs were given).
     pub logs: Option<Vec<LogLink>>,
+    /// Set when this is no wire session but a server-log session shown as a row of its own
+    /// (`smtpscope logs` in the terminal UI): the log record, which the row's columns, tabs and
+    /// filter read instead of the wire facts. Never set on a wire record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_log: Option<Box<crate::logs::LogRecord>>,
 }
 
 /// Where a session read back from an NDJSON record came from, and what the record did not say.
@@ -551,6 +556,7 @@ impl Session {
             pcap_file: None,
             record: None,
             logs: None,
+            from_log: None,
         }
     }
 

@@ -221,6 +221,9 @@ pub struct SourceInfo {
     pub bpf: Option<String>,
     /// A live capture.
     pub live: bool,
+    /// The input is server logs (`smtpscope logs`): rows are log sessions, progress counts
+    /// log lines.
+    pub logs: bool,
 }
 
 /// Screen areas from the last frame, for mouse hits and page sizes.
@@ -314,6 +317,8 @@ pub struct App {
     pub show_addresses: bool,
     /// AUTH user names in full in log lines (`--show-credentials`).
     pub show_credentials: bool,
+    /// A live run following the logs: how long a finished session waits for its log lines.
+    pub log_wait: Option<Duration>,
     /// Leave the loop.
     pub quit: bool,
     /// Last frame's geometry.
@@ -360,6 +365,7 @@ impl App {
             theme,
             show_addresses,
             show_credentials: false,
+            log_wait: None,
             quit: false,
             geometry: Geometry::default(),
             effects: Vec::new(),
@@ -395,6 +401,7 @@ impl App {
     pub fn ingest(&mut self, u: Update) {
         match u {
             Update::Finished(v) | Update::Open(v) => self.rows(v.into_iter().map(Row::whole).collect()),
+            Update::Revised(v) => self.rows(v.into_iter().map(|s| Row::whole(s).revising()).collect()),
             Update::Rows(v) => self.rows(v),
             Update::Codec(c) => self.store.set_codec(c),
             Update::Repacked(v) if self.paused => self.held_repacked.extend(v),
@@ -546,9 +553,10 @@ impl App {
         }
     }
 
-    /// Asks for the selected session's packets unless they are loaded and current.
+    /// Asks for the selected session's packets unless they are loaded and current (a log
+    /// session has none to ask for).
     fn want_packets(&mut self) {
-        let Some(s) = self.current() else { return };
+        let Some(s) = self.current().filter(|s| s.from_log.is_none()) else { return };
         let stale = match &self.packets.state {
             PacketState::Idle | PacketState::Failed(_) => true,
             PacketState::Ready(p) => p.id != s.id || p.expected != s.packets,
@@ -635,6 +643,19 @@ impl App {
     fn jump_to_evidence(&mut self) {
         let Some(s) = self.current() else { return };
         let items = detail::evidence_items(&s);
+        if let Some(r) = &s.from_log {
+            // A log session's evidence points at lines of its file: the Log tab shows them.
+            let line = items.get(self.evidence_cursor).and_then(|i| i.frame);
+            let file = crate::escape::defuse(&r.log_file);
+            self.set_tab(Tab::Log);
+            match line {
+                Some(l) => {
+                    self.say(format!("line {l} of {file}: the session's logged lines are on the Log tab"), false)
+                }
+                None => self.say(format!("the session's logged lines ({file}) are on the Log tab"), false),
+            }
+            return;
+        }
         let Some(frame) = items.get(self.evidence_cursor).and_then(|i| i.frame).filter(|f| *f > 0) else {
             self.say("this line has no frame to jump to", true);
             return;
@@ -921,10 +942,15 @@ impl App {
                 self.effects.push(Effect::Export(f));
             }
             Action::WritePcap => match self.current() {
+                Some(s) if s.from_log.is_some() => self.say("a log session carries no packets to write", true),
                 Some(s) => self.effects.push(Effect::WritePcap(Request::of(&s))),
                 None => self.say("no session selected", true),
             },
             Action::Help => self.mode = if self.mode == Mode::Help { Mode::Normal } else { Mode::Help },
+            Action::Pairs if self.store.logs_only() => self.say(
+                "the pairs view groups wire sessions by host: for log sessions, sort by CLIENT or SERVER (s) or filter by host:",
+                true,
+            ),
             Action::Pairs => {
                 self.pair_return = None;
                 self.view = if self.view == View::Pairs { View::Sessions } else { View::Pairs };

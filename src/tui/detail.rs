@@ -47,7 +47,7 @@ fn spaced(label: &str) -> String {
 }
 
 /// A centred rule: `── text ──` across `width`.
-fn rule(text: &str, width: u16, style: Style) -> Line<'static> {
+pub(super) fn rule(text: &str, width: u16, style: Style) -> Line<'static> {
     let inner = format!(" {text} ");
     let w = usize::from(width);
     let len = inner.chars().count();
@@ -118,6 +118,9 @@ fn no_transcript(s: &Session) -> String {
 
 pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
     let th = look.theme;
+    if s.from_log.is_some() {
+        return super::logrow::no_transcript(look);
+    }
     let mut out = Vec::new();
     if s.in_progress {
         out.push(Line::styled("● in progress: the dialogue so far", th.warn()));
@@ -262,26 +265,69 @@ pub fn transcript(s: &Session, look: &Look) -> Vec<Line<'static>> {
     out
 }
 
-fn field(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
+/// A certificate field: its label dim, padded so the values line up.
+pub(super) fn field(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
     // The longest label ("Certificate subject alternate names") and one space: a SHA-1
     // thumbprint still fits on one line at 80 columns.
     Line::from(vec![Span::styled(format!("  {name:<36}"), look.theme.dim()), Span::raw(value.into())])
 }
 
-fn pair(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
+/// A labelled line: the label as a heading, padded so the values line up.
+pub(super) fn pair(name: &str, value: impl Into<String>, look: &Look) -> Line<'static> {
     Line::from(vec![Span::styled(format!("{name:<14}"), look.theme.heading()), Span::raw(value.into())])
+}
+
+/// What a run knows of server logs, for the Log tab of a session that carries no log link yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogsInRun {
+    /// The run has no `--logs`.
+    None,
+    /// The logs were read (files): finished sessions are linked as they end.
+    Read,
+    /// A live run follows the logs: a finished session waits up to this long for its log lines.
+    Followed(std::time::Duration),
+}
+
+/// One logged line as the Log tab shows it: masked field by field (an Exchange line holds the
+/// command, `AUTH …` or `MAIL FROM:<…>`, in a CSV field) unless asked, then defused.
+pub(super) fn logged_line(line: &str, look: &Look, show_credentials: bool) -> Line<'static> {
+    let masked: Vec<String> =
+        line.split(',').map(|f| crate::logs::mask(f, look.show_addresses, show_credentials)).collect();
+    Line::raw(defuse(&masked.join(",")))
 }
 
 /// Tab 5: the server-log sessions matched with this one (`--logs`), each with what differs and
 /// its logged lines (masked unless asked). Log text is valid UTF-8 with invalid bytes already
 /// written as `\xNN`, so it is defused (the log's own backslashes stay, as in the file).
 pub fn log(s: &Session, look: &Look, show_credentials: bool) -> Vec<Line<'static>> {
+    let run = if s.logs.is_some() { LogsInRun::Read } else { LogsInRun::None };
+    log_in(s, look, show_credentials, run)
+}
+
+/// [`log`] knowing what the run does with logs: a session still open, or finished and waiting
+/// for its log lines in a live run, says so instead of "no server logs"; a row that is a log
+/// session itself (`smtpscope logs`) shows that session and its lines.
+pub fn log_in(s: &Session, look: &Look, show_credentials: bool, run: LogsInRun) -> Vec<Line<'static>> {
     let th = look.theme;
+    if let Some(r) = &s.from_log {
+        return super::logrow::log(r, look, show_credentials);
+    }
     let Some(links) = &s.logs else {
-        let why = if s.record.is_some() {
-            "this record was read back without a log cross-check: run -r with --logs PATH to compare the server's log"
-        } else {
-            "no server logs in this run: add --logs PATH (an Exchange protocol log or a Postfix log) to compare the server's word with the wire's"
+        let why = match run {
+            LogsInRun::Read | LogsInRun::Followed(_) if s.in_progress => {
+                return vec![Line::styled("● in progress: the logs are matched when the session ends", th.warn())]
+            }
+            LogsInRun::Followed(wait) => format!(
+                "waiting for this session's log lines: the logs are followed as they grow, and a finished session waits up to {} s for its log session (then the LOG column says none)",
+                wait.as_secs_f64()
+            ),
+            _ if s.record.is_some() => {
+                "this record was read back without a log cross-check: run -r with --logs PATH to compare the server's log".to_string()
+            }
+            LogsInRun::None => {
+                "no server logs in this run: add --logs PATH (an Exchange protocol log or a Postfix log) to compare the server's word with the wire's".to_string()
+            }
+            LogsInRun::Read => "this session was not compared with the server logs".to_string(),
         };
         return vec![Line::styled(why, th.dim())];
     };
@@ -324,10 +370,7 @@ pub fn log(s: &Session, look: &Look, show_credentials: bool) -> Vec<Line<'static
         }
         out.push(rule(&format!("{} logged line(s)", l.lines.len()), look.width, th.dim()));
         for line in &l.lines {
-            // Field by field: an Exchange line holds the command (`AUTH PLAIN …`) in a CSV field.
-            let masked: Vec<String> =
-                line.split(',').map(|f| crate::logs::mask(f, look.show_addresses, show_credentials)).collect();
-            out.push(Line::raw(defuse(&masked.join(","))));
+            out.push(logged_line(line, look, show_credentials));
         }
     }
     out
@@ -342,6 +385,9 @@ fn upper_hex(h: &str) -> String {
 /// an Exchange SMTP protocol log.
 pub fn tls(s: &Session, look: &Look) -> Vec<Line<'static>> {
     let th = look.theme;
+    if let Some(r) = &s.from_log {
+        return super::logrow::tls(r, &s.findings, look);
+    }
     let mut out = Vec::new();
     match (&s.upgrade, s.kind) {
         (_, Kind::ImplicitTls) => {
@@ -494,6 +540,9 @@ pub enum EvidenceKind {
 
 /// Tab 3's items: the verdict's reason, the evidence in order, then the findings.
 pub fn evidence_items(s: &Session) -> Vec<EvidenceItem> {
+    if let Some(r) = &s.from_log {
+        return super::logrow::evidence_items(r);
+    }
     let mut out = Vec::new();
     for (i, e) in s.evidence.iter().enumerate() {
         let kind = if i == 0 && e.text.starts_with("verdict: ") { EvidenceKind::Reason } else { EvidenceKind::Seen };
@@ -530,6 +579,7 @@ pub fn evidence(s: &Session, cursor: usize, look: &Look) -> (Vec<Line<'static>>,
                 match it.kind {
                     EvidenceKind::Reason if s.in_progress => "Verdict (provisional: the session is still open)",
                     EvidenceKind::Reason => "Verdict",
+                    EvidenceKind::Seen if s.from_log.is_some() => "Evidence (numbered by line of the log file)",
                     EvidenceKind::Seen => "Evidence",
                     EvidenceKind::Finding => "Findings",
                 },
@@ -567,6 +617,9 @@ pub fn evidence(s: &Session, cursor: usize, look: &Look) -> (Vec<Line<'static>>,
 /// The header line of the detail pane: who, when, what.
 pub fn summary_line(s: &Session, look: &Look) -> Line<'static> {
     let th = look.theme;
+    if let Some(r) = &s.from_log {
+        return super::logrow::summary_line(r, look);
+    }
     let v = s.verdict;
     let mut spans = vec![
         Span::styled(format!("{} → {}", s.client, s.server), Style::new().add_modifier(Modifier::BOLD)),

@@ -90,15 +90,33 @@ pub fn stamp() -> String {
     )
 }
 
-/// Writes `sessions` as NDJSON or CSV (the report's own writers) to `file`.
+/// Writes `sessions` as NDJSON or CSV (the report's own writers) to `file`; log sessions
+/// (`smtpscope logs`) as the log records `logs -F json|csv` writes.
 pub fn write_sessions<S: std::borrow::Borrow<Session>>(
     sessions: impl Iterator<Item = S>,
     format: Format,
     opts: Options,
     file: File,
 ) -> io::Result<u64> {
-    let mut w = report::writer(format, Box::new(io::BufWriter::new(file)), opts);
+    let mut sessions = sessions.peekable();
+    let out = Box::new(io::BufWriter::new(file));
+    let logs = sessions.peek().is_some_and(|s| s.borrow().from_log.is_some());
     let mut n = 0;
+    if logs {
+        use report::logs::{LogFormat, Writer};
+        let format = if format == Format::Csv { LogFormat::Csv } else { LogFormat::Json };
+        let mut w = Writer::new(out, format, opts);
+        // A view holds log sessions or wire sessions, never both.
+        for s in sessions {
+            if let Some(r) = &s.borrow().from_log {
+                w.write(r)?;
+                n += 1;
+            }
+        }
+        w.finish()?;
+        return Ok(n);
+    }
+    let mut w = report::writer(format, out, opts);
     for s in sessions {
         w.write(s.borrow())?;
         n += 1;

@@ -6,8 +6,12 @@
 //! so the UI drains a few messages a frame. Files can wait: each channel holds a few batches, so
 //! memory stays bounded whatever the UI's pace.
 //! [`Hooks`] see every session and tick on that thread too, whatever the UI is doing: a sensor
-//! run's records files, metrics and rotation go on while the screen shows the sessions.
+//! run's records files, metrics and rotation go on while the screen shows the sessions; a live
+//! run's log cross-check hands back sessions it linked after they were shown
+//! ([`Update::Revised`]), and may go on a little once the input has ended ([`Hooks::waiting`]).
+//! Instead of a capture, a [`Producer`] may feed the rows (`smtpscope logs`: log sessions).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
@@ -53,6 +57,9 @@ pub enum Update {
     Finished(Vec<Session>),
     /// Snapshots of sessions still open.
     Open(Vec<Session>),
+    /// Finished sessions shown before that now carry more (a live run's server-log links, made
+    /// when the log lines arrived): each replaces its row, none adds one.
+    Revised(Vec<Session>),
     /// Sessions ready for the store (finished and open alike, in order).
     Rows(Vec<Row>),
     /// The packer's dictionary is ready: packed rows read back with this.
@@ -92,6 +99,32 @@ pub trait Hooks: Send {
     fn tick(&mut self, p: &Progress);
     /// The run is over: add to its summary.
     fn done(&mut self, summary: &mut Summary);
+    /// Hands on sessions shown before that now carry more (the live log cross-check links a
+    /// record once its log lines arrive); called after every tick and at the end.
+    fn revised(&mut self, _out: &mut dyn FnMut(Session)) {}
+    /// The input has ended: does what still waits for more (records waiting for their log
+    /// lines) and says whether to be called again, [`LINGER_POLL`] later, before
+    /// [`Hooks::done`].
+    fn waiting(&mut self) -> bool {
+        false
+    }
+}
+
+/// How often hooks that still wait at the end of the input are called again.
+pub const LINGER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Sessions from another input than a capture or records, read on the capture thread:
+/// `smtpscope logs` shows each server-log session as a row of its own.
+pub trait Producer: Send {
+    /// Hands every session to `out` and progress to `progress` now and then (`done` left to the
+    /// caller); returns early once `stop` is set. Returns what the footer should say at the end
+    /// (an input that could not be read), escaped by the feed.
+    fn run(
+        &mut self,
+        out: &mut dyn FnMut(Session),
+        progress: &mut dyn FnMut(Progress),
+        stop: &AtomicBool,
+    ) -> Option<String>;
 }
 
 /// No hooks: the UI alone.
@@ -114,6 +147,37 @@ impl Forward {
             let _ = self.tx.send(Update::Finished(b));
         }
     }
+
+    /// Sends what the hooks revised, after the rows it revises (flushed first).
+    fn revise(&mut self) {
+        let mut v = Vec::new();
+        self.hooks.revised(&mut |s| v.push(s));
+        if !v.is_empty() {
+            self.flush();
+            for chunk in v.chunks(FINISHED_BATCH) {
+                let _ = self.tx.send(Update::Revised(chunk.to_vec()));
+            }
+        }
+    }
+
+    /// Progress of an input with no engine behind it (a [`Producer`]).
+    fn progress(&mut self, p: &Progress) {
+        self.flush();
+        self.hooks.tick(p);
+        self.revise();
+        let _ = self.tx.send(Update::Progress(*p));
+    }
+
+    /// The input has ended: hooks that still wait go on until they are done, their revisions
+    /// shown as they come.
+    fn linger(&mut self) {
+        self.flush();
+        while self.hooks.waiting() {
+            self.revise();
+            std::thread::sleep(LINGER_POLL);
+        }
+        self.revise();
+    }
 }
 
 impl Sink for Forward {
@@ -134,6 +198,7 @@ impl Sink for Forward {
             let _ = self.tx.send(Update::Open(open));
         }
         self.hooks.tick(p);
+        self.revise();
         let _ = self.tx.send(Update::Progress(*p));
     }
 
@@ -149,6 +214,13 @@ impl Sink for Forward {
             self.flush();
         }
     }
+}
+
+/// What a feed reads: a capture, records, both, or a [`Producer`].
+struct Inputs {
+    opened: Option<Opened>,
+    records: Option<Records>,
+    producer: Option<Box<dyn Producer>>,
 }
 
 /// Sessions kept serialized while the dictionary trains before the packer thread waits for it.
@@ -177,6 +249,10 @@ impl Stage {
                     return false;
                 }
                 let rows = v.into_iter().map(|s| Row::prepare(s, &mut self.packer, &self.slot)).collect();
+                out(Update::Rows(rows))
+            }
+            Update::Revised(v) => {
+                let rows = v.into_iter().map(|s| Row::prepare(s, &mut self.packer, &self.slot).revising()).collect();
                 out(Update::Rows(rows))
             }
             Update::Done(summary) => self.ready(true, out) && out(Update::Done(summary)),
@@ -223,15 +299,22 @@ impl Feed {
         hooks: Box<dyn Hooks>,
         filter: Arc<FilterSlot>,
     ) -> std::io::Result<Self> {
-        Self::spawn(opened, records, hooks, Stage::new(Packer::new(), filter))
+        Self::spawn(Inputs { opened, records, producer: None }, hooks, Stage::new(Packer::new(), filter))
     }
 
-    fn spawn(
-        opened: Option<Opened>,
-        records: Option<Records>,
+    /// Starts `producer` (server-log sessions) on its own thread, as [`Feed::start_with`] a
+    /// capture.
+    pub fn start_producer(
+        producer: Box<dyn Producer>,
         hooks: Box<dyn Hooks>,
-        mut stage: Stage,
+        filter: Arc<FilterSlot>,
     ) -> std::io::Result<Self> {
+        let inputs = Inputs { opened: None, records: None, producer: Some(producer) };
+        Self::spawn(inputs, hooks, Stage::new(Packer::new(), filter))
+    }
+
+    fn spawn(inputs: Inputs, hooks: Box<dyn Hooks>, mut stage: Stage) -> std::io::Result<Self> {
+        let Inputs { opened, records, producer } = inputs;
         let live = opened.as_ref().is_some_and(Opened::is_live);
         let channel = || {
             if live {
@@ -256,18 +339,32 @@ impl Feed {
         let handle = std::thread::Builder::new().name("smtpscope-capture".into()).spawn(move || {
             let mut sink = Forward { tx: tx.clone(), batch: Vec::new(), hooks };
             let mut records = records;
+            let mut producer = producer;
             let summary = match (opened, records.as_mut()) {
                 (Some(o), Some(r)) => o.run(&mut Merged { records: r, inner: &mut sink }, &flag),
                 (Some(o), None) => o.run(&mut sink, &flag),
-                (None, _) => Summary {
-                    sources: Vec::new(),
-                    stats: Stats::default(),
-                    table: TableStats::default(),
-                    dropped: None,
-                    sensor: None,
-                    output_errors: 0,
-                    logs: None,
-                },
+                (None, _) => {
+                    if let Some(p) = producer.as_mut() {
+                        let sink = RefCell::new(&mut sink);
+                        let note = p.run(
+                            &mut |s| sink.borrow_mut().session(s),
+                            &mut |pr| sink.borrow_mut().progress(&pr),
+                            &flag,
+                        );
+                        if let Some(n) = note {
+                            let _ = tx.send(Update::Note(crate::escape::terminal(n.as_bytes())));
+                        }
+                    }
+                    Summary {
+                        sources: Vec::new(),
+                        stats: Stats::default(),
+                        table: TableStats::default(),
+                        dropped: None,
+                        sensor: None,
+                        output_errors: 0,
+                        logs: None,
+                    }
+                }
             };
             let mut summary = summary;
             if let Some(r) = records.as_mut() {
@@ -284,8 +381,9 @@ impl Feed {
                 }
                 let _ = tx.send(Update::Progress(Progress { done: true, ..Progress::default() }));
             }
-            sink.flush();
+            sink.linger();
             sink.hooks.done(&mut summary);
+            sink.revise();
             let _ = tx.send(Update::Done(Box::new(summary)));
         })?;
         Ok(Self { rx, stop, handles: vec![handle, packing] })
@@ -375,6 +473,82 @@ mod tests {
         assert_eq!(summary.unwrap().output_errors, 7, "the hooks add to the summary the UI gets");
     }
 
+    /// A producer of `n` sessions (ids from 1), and hooks that revise each session once the
+    /// input has ended, after waiting twice.
+    struct Made(u64);
+
+    impl Producer for Made {
+        fn run(
+            &mut self,
+            out: &mut dyn FnMut(Session),
+            progress: &mut dyn FnMut(Progress),
+            _stop: &AtomicBool,
+        ) -> Option<String> {
+            for id in 1..=self.0 {
+                let mut s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:25".parse().unwrap());
+                s.id = id;
+                s.verdict = Some(crate::session::Verdict::Plaintext);
+                out(s);
+                progress(Progress { packets: id, ..Progress::default() });
+            }
+            Some("a note for the footer".into())
+        }
+    }
+
+    #[derive(Default)]
+    struct Late {
+        seen: Vec<Session>,
+        waits: u32,
+        revised: Vec<Session>,
+    }
+
+    impl Hooks for Late {
+        fn session(&mut self, s: &Session) {
+            self.seen.push(s.clone());
+        }
+        fn tick(&mut self, _: &Progress) {}
+        fn done(&mut self, _: &mut Summary) {}
+        fn waiting(&mut self) -> bool {
+            self.waits += 1;
+            if self.waits == 2 {
+                for mut s in std::mem::take(&mut self.seen) {
+                    s.logs = Some(Vec::new());
+                    self.revised.push(s);
+                }
+            }
+            self.waits < 3
+        }
+        fn revised(&mut self, out: &mut dyn FnMut(Session)) {
+            self.revised.drain(..).for_each(out);
+        }
+    }
+
+    #[test]
+    fn a_producer_feeds_rows_and_revisions_made_while_hooks_wait_come_after_them_before_the_end() {
+        let feed = Feed::start_producer(Box::new(Made(3)), Box::new(Late::default()), FilterSlot::new()).unwrap();
+        let (mut first, mut revised, mut note) = (Vec::new(), Vec::new(), None);
+        for u in feed.rx.iter() {
+            match u {
+                Update::Rows(v) => {
+                    for r in v {
+                        if r.revises() {
+                            assert!(first.contains(&r.id()), "a revision after its row");
+                            revised.push(r.id());
+                        } else {
+                            first.push(r.id());
+                        }
+                    }
+                }
+                Update::Note(n) => note = Some(n),
+                Update::Done(_) => break,
+                _ => {}
+            }
+        }
+        assert_eq!(first, [1, 2, 3]);
+        assert_eq!(revised, [1, 2, 3], "each session revised once, before the end");
+        assert_eq!(note.as_deref(), Some("a note for the footer"));
+    }
+
     #[test]
     fn with_w_files_the_record_names_its_file_and_the_ui_keeps_capture_frames() {
         let mut map = FileMap::default();
@@ -410,7 +584,8 @@ mod tests {
             idle_timeout: None,
         };
         let stage = Stage::new(Packer::with_samples(8), FilterSlot::new());
-        let feed = Feed::spawn(Some(Opened::open(opts).unwrap()), None, Box::new(()), stage).unwrap();
+        let inputs = Inputs { opened: Some(Opened::open(opts).unwrap()), records: None, producer: None };
+        let feed = Feed::spawn(inputs, Box::new(()), stage).unwrap();
         let (mut codec, mut packed, mut whole, mut repacked) = (false, Vec::new(), Vec::new(), Vec::new());
         for u in feed.rx.iter() {
             match u {

@@ -11,6 +11,7 @@ pub mod detail;
 pub mod export;
 pub mod feed;
 pub mod keys;
+pub mod logrow;
 pub mod packed;
 pub mod packets;
 pub mod render;
@@ -57,7 +58,8 @@ pub struct Options {
     pub export_hint: Option<String>,
     /// Write one line per frame (time, work µs, updates) here: for benchmarks.
     pub frame_log: Option<PathBuf>,
-    /// Set by SIGTERM/SIGINT/SIGHUP: leave cleanly.
+    /// Set by SIGTERM/SIGINT/SIGHUP: leave cleanly. Set by the UI too once it has closed, so
+    /// that work done on the capture thread only for the screen can stop.
     pub stop: Arc<AtomicBool>,
     /// Records (`-R`), merged with the capture by `last_seen` or shown alone.
     pub records: Option<crate::records::Records>,
@@ -65,6 +67,11 @@ pub struct Options {
     pub max_rows: usize,
     /// Sensor mode's work on the capture thread (records to files, metrics), or `()`.
     pub hooks: Box<dyn feed::Hooks>,
+    /// Sessions from elsewhere, read instead of a capture (`smtpscope logs`: log sessions).
+    pub producer: Option<Box<dyn feed::Producer>>,
+    /// A live run that follows server logs: how long a finished session waits for its log
+    /// lines (its LOG column reads `wait` meanwhile).
+    pub log_wait: Option<Duration>,
 }
 
 /// Results of background work.
@@ -279,11 +286,20 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         records,
         max_rows,
         hooks,
+        producer,
+        log_wait,
     } = opts;
+    let logs_input = source.logs;
     let mut app = App::new(source, theme::Theme::from_env(), show_addresses);
     app.store.set_max_rows(max_rows);
     app.store.set_sensor_column(sensor_column);
     app.show_credentials = show_credentials;
+    app.log_wait = log_wait;
+    app.store.set_log_column(log_wait.is_some());
+    if logs_input {
+        // A log session has no transcript: its logged lines come first.
+        app.apply(app::Action::Tab(app::Tab::Log));
+    }
     if let Some(f) = filter.as_deref() {
         if let Err(e) = app.set_filter_text(f) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad display filter: {}", e.kind)));
@@ -298,7 +314,10 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         Some(p) => Some(io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
-    let feed = feed::Feed::start_with(opened, records, hooks, app.store.filter_slot())?;
+    let feed = match producer {
+        Some(p) => feed::Feed::start_producer(p, hooks, app.store.filter_slot())?,
+        None => feed::Feed::start_with(opened, records, hooks, app.store.filter_slot())?,
+    };
     let tty = Tty::open()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
@@ -365,6 +384,8 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
     }
     drop(_guard);
     drop(terminal);
+    // Nobody looks any more: the capture thread may stop what it did only for the screen.
+    stop.store(true, Ordering::Relaxed);
     let summary = app.summary.take();
     let last = feed.finish();
     if let Some(l) = &mut log {

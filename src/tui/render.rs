@@ -162,6 +162,16 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, chips: Vec<Line<'static
             let style = if lost > 0 { th.error() } else { th.dim() };
             l1.push(Span::styled(format!(" · kernel drops {}", thousands(lost)), style));
         }
+    } else if app.source.logs && p.done {
+        l1.push(Span::styled("read", th.ok()));
+        l1.push(Span::raw(format!(" {} log lines", thousands(p.packets))));
+    } else if app.source.logs {
+        // Log lines are counted as each file ends: the bar and the sessions tell the pace.
+        let pct = (p.bytes * 100).checked_div(p.total).unwrap_or(0).min(100);
+        let filled = (pct as usize * 12).div_ceil(100);
+        l1.push(Span::styled("█".repeat(filled), th.ok()));
+        l1.push(Span::styled("░".repeat(12 - filled), th.dim()));
+        l1.push(Span::raw(format!(" {pct:>3}% · {} log sessions", thousands(app.store.total() as u64))));
     } else if p.done {
         l1.push(Span::styled("read", th.ok()));
         l1.push(Span::raw(format!(" {} pkts", thousands(p.packets))));
@@ -275,6 +285,7 @@ pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize, shown: &dyn Fn(Col
     let all = [
         (Column::Time, 19, 3),
         (Column::Sensor, 16, 4),
+        (Column::Source, 16, 3),
         (Column::Client, 47, 1),
         (Column::Server, 39, 1),
         (Column::Port, 5, 1),
@@ -330,6 +341,12 @@ pub fn columns(width: u16, natural: &dyn Fn(Column) -> usize, shown: &dyn Fn(Col
 }
 
 fn cell_text(col: Column, s: &Session, time: TimeShown) -> String {
+    if let Some(r) = &s.from_log {
+        return match col {
+            Column::Time => time.text(r.first_seen),
+            _ => super::logrow::cell(col, r),
+        };
+    }
     match col {
         Column::Time => time.text(s.first_seen),
         Column::Client => s.client.to_string(),
@@ -346,12 +363,19 @@ fn cell_text(col: Column, s: &Session, time: TimeShown) -> String {
         Column::Sensor => s.sensor.as_deref().map_or_else(|| "-".into(), |n| terminal(n.as_bytes())),
         // An open session is linked once it ends.
         Column::Log if s.in_progress => "-".into(),
+        // A finished session with no link yet in a run that follows the logs waits for its log
+        // lines (a run with logs read from files links every session as it ends).
         Column::Log => LogAgreement::of(s).map_or("-", LogAgreement::name).into(),
+        Column::Source => "-".into(),
     }
 }
 
-/// A cell as shown: open sessions carry a `●` before their verdict.
-fn shown_text(col: Column, s: &Session, time: TimeShown) -> String {
+/// A cell as shown: open sessions carry a `●` before their verdict; in a live run that follows
+/// the logs, a finished session not linked yet reads `wait` in the LOG column.
+fn shown_text(col: Column, s: &Session, time: TimeShown, following: bool) -> String {
+    if col == Column::Log && waits_for_log(s, following) {
+        return "wait".into();
+    }
     let text = cell_text(col, s, time);
     if col == Column::Verdict && s.in_progress {
         format!("● {text}")
@@ -378,7 +402,8 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     app.geometry.table_offset = offset;
     // Columns sized from the rows on screen.
     let on_screen: Vec<Arc<Session>> = (offset..(offset + inner_h).min(len)).filter_map(|i| app.store.get(i)).collect();
-    let natural = |c: Column| on_screen.iter().map(|s| shown_text(c, s, time).width()).max().unwrap_or(0);
+    let following = app.log_wait.is_some();
+    let natural = |c: Column| on_screen.iter().map(|s| shown_text(c, s, time, following).width()).max().unwrap_or(0);
     let cols = columns(area.width.saturating_sub(2), &natural, &|c| app.store.shows(c));
     app.geometry.table_rows =
         Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: inner_h as u16 };
@@ -406,7 +431,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     // The rows were unpacked once, above.
     for (i, s) in (offset..).zip(&on_screen) {
         let cells = cols.iter().map(|(c, w)| {
-            let full = shown_text(*c, s, time);
+            let full = shown_text(*c, s, time, following);
             let text = match c {
                 Column::Client | Column::Server => fit_address(&full, usize::from(*w)),
                 _ => fit(&full, usize::from(*w)),
@@ -426,6 +451,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 Column::Tls if store::tls_version(s).is_some_and(|v| v < 0x0303) => th.warn(),
                 Column::Log if !s.in_progress && LogAgreement::of(s) == Some(LogAgreement::Differ) => th.warn(),
                 Column::Log if !s.in_progress && LogAgreement::of(s) == Some(LogAgreement::None) => th.dim(),
+                Column::Log if waits_for_log(s, following) => th.dim(),
                 _ => Style::new(),
             };
             let style = if i == app.cursor { th.on_selection(style) } else { style };
@@ -463,10 +489,20 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     f.render_widget(table, area);
     // Across the table's inside, not in the first column's cell, where it would be clipped.
     if len == 0 && area.height > 3 {
-        let msg = if app.store.total() == 0 { "waiting for SMTP sessions…" } else { "no session matches the filter" };
+        let msg = match (app.store.total(), app.source.logs, app.progress.done) {
+            (0, true, false) => "reading the logs…",
+            (0, true, true) => "no SMTP session in these logs",
+            (0, false, _) => "waiting for SMTP sessions…",
+            _ => "no session matches the filter",
+        };
         let at = Rect { x: area.x + 1, y: area.y + 2, width: area.width.saturating_sub(2), height: 1 };
         f.render_widget(Paragraph::new(Span::styled(msg, th.dim())), at);
     }
+}
+
+/// A finished wire session with no log link yet, in a run that follows the logs.
+fn waits_for_log(s: &Session, following: bool) -> bool {
+    following && !s.in_progress && s.logs.is_none() && s.from_log.is_none()
 }
 
 /// A session's findings by short name, each coloured by how serious it is, cut to `w` columns.
@@ -529,13 +565,23 @@ fn draw_detail(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         Tab::Transcript => (detail::wrap(detail::transcript(&s, &look), w, 10).0, app.detail_scroll),
         Tab::Tls => (detail::wrap_hanging(detail::tls(&s, &look), w, 14).0, app.detail_scroll),
         // A long logged line continues a little indented.
-        Tab::Log => (detail::wrap_hanging(detail::log(&s, &look, app.show_credentials), w, 4).0, app.detail_scroll),
+        Tab::Log => {
+            let run = match app.log_wait {
+                Some(wait) => detail::LogsInRun::Followed(wait),
+                None if app.store.shows(Column::Log) => detail::LogsInRun::Read,
+                None => detail::LogsInRun::None,
+            };
+            (detail::wrap_hanging(detail::log_in(&s, &look, app.show_credentials, run), w, 4).0, app.detail_scroll)
+        }
         Tab::Evidence => {
             let (lines, at) = detail::evidence(&s, app.evidence_cursor, &look);
             let (lines, starts) = detail::wrap(lines, w, 10);
             let at = starts.get(at).copied().unwrap_or(0);
             let h = usize::from(rest.height);
             (lines, at.saturating_sub(h.saturating_sub(2)))
+        }
+        Tab::Packets if s.from_log.is_some() => {
+            (detail::wrap(vec![Line::styled(super::logrow::no_packets(), th.dim())], w, 2).0, 0)
         }
         Tab::Packets => {
             draw_packets(f, app, &s, rest);

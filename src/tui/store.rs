@@ -50,13 +50,16 @@ pub enum Column {
     Sensor,
     /// The server log's word against the wire's (`--logs`): agree, differ, none.
     Log,
+    /// The log a log session comes from (`smtpscope logs`): exchange-receive, postfix-smtpd, …
+    Source,
 }
 
 impl Column {
     /// Every column, in table order.
-    pub const ALL: [Column; 12] = [
+    pub const ALL: [Column; 13] = [
         Column::Time,
         Column::Sensor,
+        Column::Source,
         Column::Client,
         Column::Server,
         Column::Port,
@@ -84,6 +87,7 @@ impl Column {
             Column::Findings => "FINDINGS",
             Column::Sensor => "SENSOR",
             Column::Log => "LOG",
+            Column::Source => "SOURCE",
         }
     }
 
@@ -94,14 +98,19 @@ impl Column {
     }
 }
 
-/// The negotiated TLS version, when a handshake completed.
+/// The negotiated TLS version, when a handshake completed (a log session: the version its log
+/// names).
 pub fn tls_version(s: &Session) -> Option<u16> {
+    if let Some(r) = &s.from_log {
+        return super::logrow::tls_version(r);
+    }
     s.tls.version.filter(|_| s.tls.server_hello.is_some())
 }
 
-/// Messages accepted in clear, when countable.
+/// Messages accepted in clear, when countable (never for a log session: its log counts MAIL
+/// commands, not accepted messages).
 pub fn messages(s: &Session) -> Option<u32> {
-    (s.kind == Kind::Smtp && !s.tls_established()).then_some(s.messages_accepted)
+    (s.from_log.is_none() && s.kind == Kind::Smtp && !s.tls_established()).then_some(s.messages_accepted)
 }
 
 /// A row's sort key for one column, compact so sorting a large view stays in cache.
@@ -148,6 +157,42 @@ struct Brief {
     /// What the display filter's `helo:` and `tls:` see.
     hello: Option<Vec<u8>>,
     handshake_version: Option<u16>,
+    /// A log session's facts the filter's brief terms read (None: a wire session).
+    log_session: Option<Box<LogBrief>>,
+}
+
+/// What the display filter's brief terms read of a log session (`smtpscope logs`), kept
+/// whole so that a filter on verdicts, hosts, ports, HELO or TLS versions never unpacks a row.
+#[derive(Debug, Clone)]
+struct LogBrief {
+    source: crate::logs::Source,
+    client: Option<crate::logs::Endpoint>,
+    server: Option<crate::logs::Endpoint>,
+    helo: Option<String>,
+    tls_version: Option<String>,
+}
+
+impl LogBrief {
+    fn of(r: &crate::logs::LogRecord) -> Self {
+        Self {
+            source: r.source,
+            client: r.client,
+            server: r.server,
+            helo: r.helo.clone(),
+            tls_version: r.tls_version.clone(),
+        }
+    }
+
+    /// A record carrying only these facts: the brief terms decide on it as on the whole one.
+    fn skeleton(&self, b: &Brief) -> crate::logs::LogRecord {
+        let mut r = crate::logs::LogRecord::new(self.source, Arc::from(""), String::new(), b.first_seen, 0);
+        r.client = self.client;
+        r.server = self.server;
+        r.helo = self.helo.clone();
+        r.tls_version = self.tls_version.clone();
+        r.verdict = b.verdict.unwrap_or(Verdict::Incomplete);
+        r
+    }
 }
 
 impl Brief {
@@ -176,6 +221,30 @@ impl Brief {
             log: LogAgreement::of(s),
             hello: s.hello.as_ref().map(|h| h.arg.clone()),
             handshake_version: s.tls.version.filter(|_| s.tls_handshake()),
+            log_session: s.from_log.as_deref().map(|r| Box::new(LogBrief::of(r))),
+        }
+        .with_log_facts(s)
+    }
+
+    /// A log session's HELO comes from its record (the row has no wire facts).
+    fn with_log_facts(mut self, s: &Session) -> Self {
+        if let Some(r) = &s.from_log {
+            self.helo = r.helo.as_deref().map(|h| crate::escape::defuse(h).to_lowercase()).unwrap_or_default().into();
+        }
+        self
+    }
+
+    /// The log a log session comes from (None: a wire session).
+    fn source(&self) -> Option<crate::logs::Source> {
+        self.log_session.as_ref().map(|l| l.source)
+    }
+
+    /// Whether `f`, made of [`brief_terms`] only, keeps this row: a wire session judged on its
+    /// skeleton, a log session on its record's (as `logs -Y` judges it).
+    fn passes(&self, f: &Filter) -> bool {
+        match &self.log_session {
+            Some(l) => f.matches_log(&l.skeleton(self)),
+            None => f.matches(&self.skeleton()),
         }
     }
 
@@ -226,6 +295,16 @@ fn key_of(col: Column, s: &Brief) -> Key {
         Column::Port => (u128::from(s.server.port()), 0),
         // Sorted by name (the HELO and SENSOR columns compare the names themselves).
         Column::Helo | Column::Sensor => (0, 0),
+        // Alphabetical by name, as the column reads; wire sessions first.
+        Column::Source => (
+            s.source().map_or(0, |src| match src {
+                crate::logs::Source::ExchangeReceive => 1,
+                crate::logs::Source::ExchangeSend => 2,
+                crate::logs::Source::PostfixSmtp => 3,
+                crate::logs::Source::PostfixSmtpd => 4,
+            }),
+            0,
+        ),
         // Without a log first, then none, agree, differ: reversed, the disagreements lead.
         Column::Log => (s.log.map_or(0, |l| l as u128 + 1), 0),
         // Alphabetical by name, as the column reads.
@@ -287,6 +366,8 @@ pub struct Row {
     brief: Brief,
     held: Held,
     pass: Option<(u64, bool)>,
+    /// Replaces the finished row of its session (a revision), never adds one.
+    revises: bool,
 }
 
 impl std::fmt::Debug for Row {
@@ -311,12 +392,24 @@ impl Row {
             Some(b) => Held::Packed(b),
             None => Held::Whole(Arc::new(s)),
         };
-        Self { brief, held, pass }
+        Self { brief, held, pass, revises: false }
     }
 
     /// `s` kept whole, to be tested by the store (tests, rows held while paused).
     pub fn whole(s: Session) -> Self {
-        Self { brief: Brief::of(&s), held: Held::Whole(Arc::new(s)), pass: None }
+        Self { brief: Brief::of(&s), held: Held::Whole(Arc::new(s)), pass: None, revises: false }
+    }
+
+    /// This row as a revision: it replaces the finished row of its session (and adds none when
+    /// that row is gone).
+    pub fn revising(mut self) -> Self {
+        self.revises = true;
+        self
+    }
+
+    /// Whether this row replaces the finished row of its session.
+    pub fn revises(&self) -> bool {
+        self.revises
     }
 
     /// The session's id.
@@ -456,6 +549,9 @@ pub struct Store {
     sensors: (Option<Arc<str>>, bool),
     /// The SENSOR column shows even for one sensor (`--sensor`, `-R`).
     sensor_column: bool,
+    /// Rows of log sessions and of wire sessions were seen (SOURCE, MSGS and BYTES columns).
+    log_rows: bool,
+    wire_rows: bool,
 }
 
 impl Default for Store {
@@ -500,6 +596,8 @@ impl Store {
             logs_seen: false,
             sensors: (None, false),
             sensor_column: false,
+            log_rows: false,
+            wire_rows: false,
         }
     }
 
@@ -549,18 +647,35 @@ impl Store {
         self.sensor_column = on;
     }
 
+    /// Shows the LOG column before any session carries a log link (a live run that follows
+    /// the logs: rows wait for their log lines).
+    pub fn set_log_column(&mut self, on: bool) {
+        self.logs_seen |= on;
+    }
+
     /// Whether the table has `col`: SENSOR for sessions named by more than one sensor (or when
-    /// asked, and some session names one), LOG for a run with `--logs`; the others always.
+    /// asked, and some session names one), LOG for a run with `--logs`, SOURCE for log
+    /// sessions, MSGS and BYTES unless every row is a log session (a log counts neither); the
+    /// others always.
     pub fn shows(&self, col: Column) -> bool {
         match col {
             Column::Sensor => self.sensors.1 || (self.sensor_column && self.sensors.0.is_some()),
             Column::Log => self.logs_seen,
+            Column::Source => self.log_rows,
+            Column::Msgs | Column::Bytes => !self.logs_only(),
             _ => true,
         }
     }
 
+    /// Every row is a server-log session (`smtpscope logs`).
+    pub fn logs_only(&self) -> bool {
+        self.log_rows && !self.wire_rows
+    }
+
     fn note_columns(&mut self, b: &Brief) {
         self.logs_seen |= b.log.is_some();
+        self.log_rows |= b.log_session.is_some();
+        self.wire_rows |= b.log_session.is_none();
         if let Some(name) = &b.sensor {
             match &self.sensors.0 {
                 None => self.sensors.0 = Some(Arc::clone(name)),
@@ -580,7 +695,7 @@ impl Store {
     fn decide(&self, row: &Row) -> u8 {
         match row.pass {
             Some((g, p)) if g == self.generation => mark(p),
-            _ if self.brief_only => mark(self.filter.matches(&row.brief.skeleton())),
+            _ if self.brief_only => mark(row.brief.passes(&self.filter)),
             _ => match &row.held {
                 Held::Whole(s) => mark(self.filter.matches(s)),
                 Held::Packed(_) => PENDING,
@@ -588,21 +703,34 @@ impl Store {
         }
     }
 
-    /// Adds or replaces a prepared row (a snapshot never replaces a finished record).
+    /// Adds or replaces a prepared row (a snapshot never replaces a finished record; a
+    /// revision replaces only a finished record, and adds nothing when it is gone).
     pub fn ingest(&mut self, row: Row) {
+        let existing = self.by_id.get(&row.brief.id).copied();
+        if row.revises && existing.is_none_or(|i| self.briefs.get(i).is_none_or(|b| b.in_progress)) {
+            return;
+        }
         self.note_columns(&row.brief);
         let t = row.brief.first_seen;
         self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
         let pass = self.decide(&row);
-        let Row { brief, held, .. } = row;
+        let Row { brief, held, revises, .. } = row;
         let key = key_of(self.sort, &brief);
-        match self.by_id.get(&brief.id).copied() {
+        match existing {
             Some(i) => {
                 let Some(old) = self.briefs.get(i) else { return };
-                if !old.in_progress {
+                let old_verdict = old.verdict;
+                if revises {
+                    // Its verdict was counted when it finished: counted again only if it changed.
+                    if old_verdict != brief.verdict {
+                        if let Some(n) = old_verdict.and_then(|v| self.counts.get_mut(&v)) {
+                            *n = n.saturating_sub(1);
+                        }
+                        self.count(brief.verdict);
+                    }
+                } else if !old.in_progress {
                     return;
-                }
-                if !brief.in_progress {
+                } else if !brief.in_progress {
                     self.open = self.open.saturating_sub(1);
                     self.count(brief.verdict);
                 }
@@ -793,7 +921,7 @@ impl Store {
                     return false;
                 }
                 let p = if self.brief_only {
-                    self.filter.matches(&self.briefs[i].skeleton())
+                    self.briefs[i].passes(&self.filter)
                 } else {
                     self.session_at(i).is_some_and(|s| self.filter.matches(&s))
                 };
@@ -941,6 +1069,34 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_replaces_only_a_finished_record_and_never_adds_a_row() {
+        let mut st = Store::new();
+        st.upsert(session(1, 1000, Verdict::Plaintext, false));
+        let mut linked = session(1, 1000, Verdict::Plaintext, false);
+        linked.logs = Some(Vec::new());
+        // Without being a revision, a second record of a finished session is ignored.
+        st.upsert(linked.clone());
+        st.rebuild();
+        assert!(st.get(0).unwrap().logs.is_none());
+        st.ingest(Row::whole(linked.clone()).revising());
+        st.rebuild();
+        assert_eq!(st.len(), 1);
+        assert_eq!(st.get(0).unwrap().logs, Some(Vec::new()), "the revision took the row's place");
+        assert_eq!(st.counts.get(&Verdict::Plaintext), Some(&1), "counted once");
+        // A revision of a session the store does not hold, or holds only open, adds nothing.
+        st.ingest(Row::whole(session(2, 2000, Verdict::Starttls, false)).revising());
+        st.upsert(session(3, 3000, Verdict::Incomplete, true));
+        st.ingest(Row::whole(session(3, 3000, Verdict::Starttls, false)).revising());
+        st.rebuild();
+        assert_eq!((st.total(), st.open), (2, 1));
+        assert!(st.get(1).unwrap().in_progress);
+        assert_eq!(st.counts.get(&Verdict::Starttls), None);
+        // A revision with another verdict moves the count.
+        st.ingest(Row::whole(session(1, 1000, Verdict::Stripped, false)).revising());
+        assert_eq!((st.counts.get(&Verdict::Plaintext), st.counts.get(&Verdict::Stripped)), (Some(&0), Some(&1)));
+    }
+
+    #[test]
     fn past_the_row_limit_the_oldest_finished_rows_go_and_are_counted() {
         let mut st = Store::new();
         st.set_max_rows(10);
@@ -1065,6 +1221,46 @@ mod tests {
         let mut got = ids(&st);
         got.sort_unstable();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_filter_on_verdicts_hosts_or_tls_decides_packed_log_sessions_without_unpacking_them() {
+        use crate::logs::{Endpoint, LogRecord, Source};
+        let sessions: Vec<Session> = (0..2000u64)
+            .map(|i| {
+                let mut r =
+                    LogRecord::new(Source::PostfixSmtpd, Arc::from("mail.log"), format!("mx[{i}]"), i as i64, i);
+                r.client = Some(Endpoint { ip: format!("192.0.2.{}", i % 200).parse().unwrap(), port: None });
+                r.keep(&format!("connect from c{i}.example[192.0.2.{}]", i % 200));
+                if i % 3 == 0 {
+                    r.tls_line = Some(i);
+                    r.tls_version = Some("TLS1.2".into());
+                }
+                r.closed = true;
+                r.judge();
+                super::super::logrow::row(r, i)
+            })
+            .collect();
+        let mut st = Store::new();
+        let (rows, codec) = prepared(&sessions, &st.filter_slot());
+        st.set_codec(codec);
+        rows.into_iter().for_each(|r| st.ingest(r));
+        for (text, want) in
+            [("verdict:starttls tls:1.2", 667), ("client:192.0.2.7 or client:192.0.2.8", 20), ("port:25", 0)]
+        {
+            let f = Filter::parse(text).unwrap();
+            let expected = sessions.iter().filter(|s| f.matches_log(s.from_log.as_ref().unwrap())).count();
+            assert_eq!(expected, want, "{text}");
+            st.set_filter(f);
+            assert_eq!(st.filtering(), None, "{text}: decided at once, no row unpacked");
+            assert_eq!(st.len(), want, "{text}");
+        }
+        // Free text needs the logged lines: those rows are unpacked, a budget at a time.
+        st.set_filter(Filter::parse("\"c7.example\"").unwrap());
+        assert!(st.filtering().is_some());
+        while !st.work(&mut Budget::units(100 * UNPACK_COST)) {}
+        st.rebuild();
+        assert_eq!(ids(&st), [7]);
     }
 
     #[test]

@@ -39,6 +39,17 @@ sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) a
                              OUTDIR/live.rc, OUTDIR/records/records.jsonl (--output), OUTDIR/summary.json
                              and OUTDIR/unmatched.jsonl
 
+  log_lab.py follow-tui OUTDIR SMTPSCOPE
+                             follow's run in the terminal UI (SMTPSCOPE -i --logs --tui in a tmux
+                             of its own, records also to --output, packets to a -w ring): Postfix
+                             sessions before and
+                             after a real `logrotate -f`, then one to the Exchange-style server,
+                             whose log is not followed; writes the screens OUTDIR/screen-*.txt (the
+                             Exchange session's row waiting, every row settled, the log:agree
+                             filter, the Log tab), OUTDIR/live.jsonl (the --output records),
+                             OUTDIR/live.err, OUTDIR/live.rc, OUTDIR/follow.jsonl and
+                             OUTDIR/rotated.txt
+
 The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
 run's pid). The sending Postfix gets a transport map so that mail for a test domain goes to the
 listener that gives the verdict wanted. Sessions are 2 s apart: Postfix logs no client port, and
@@ -401,12 +412,124 @@ def cmd_check(outdir, smtpscope):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def cmd_follow_tui(outdir, smtpscope):
+    import subprocess
+    import shlex
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="smtpscope-logfollowtui-")
+    os.chmod(work, 0o755)
+    sock = f"smtpscope-loglab-{os.getpid()}"
+
+    def tmux(*a):
+        return subprocess.run(["tmux", "-L", sock, *a], capture_output=True, text=True)
+
+    def screen():
+        return tmux("capture-pane", "-p", "-t", "t").stdout
+
+    def wait_screen(what, pred, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = screen()
+            if pred(s):
+                return s
+            if time.monotonic() > deadline:
+                raise L.LabError(f"timed out waiting for {what}; screen:\n{s}")
+            time.sleep(0.05)
+
+    def save(name, text):
+        with open(os.path.join(outdir, name), "w") as f:
+            f.write(text)
+
+    def rows(s):
+        # The session table's rows: between its column titles and the bottom of its box.
+        lines = s.splitlines()
+        at = next((i for i, l in enumerate(lines) if "VERDICT" in l and "LOG" in l), None)
+        if at is None:
+            return []
+        out = []
+        for l in lines[at + 1:]:
+            if l.startswith("└"):
+                break
+            out.append(l)
+        return out
+
+    def body(lab):
+        maillog = f"{lab.pf_srv}/maillog"
+        conf = os.path.join(work, "logrotate.conf")
+        with open(conf, "w") as f:
+            f.write(f"{maillog} {{\n    create 0644 postfix postfix\n    rotate 3\n    compress\n"
+                    f"    delaycompress\n    postrotate\n        ip netns exec {L.SRV} postfix -c {lab.pf_srv} reload"
+                    f" >/dev/null 2>&1\n    endscript\n}}\n")
+        q = shlex.quote
+        rc_path = os.path.join(outdir, "live.rc")
+        for n in ("live.rc", "live.jsonl", "live.err", "unmatched.jsonl", "ring.pcap0", "ring.pcap1", "ring.pcap2"):
+            if os.path.exists(os.path.join(outdir, n)):
+                os.remove(os.path.join(outdir, n))
+        cmd = (f"ip netns exec {L.CLI} {q(smtpscope)} -i {L.V_CLI} --logs {q(maillog + '*')} --log-skew 1s "
+               f"--log-wait 8s --tui --output {q(os.path.join(outdir, 'live.jsonl'))} "
+               f"-w {q(os.path.join(outdir, 'ring.pcap'))} -C 1 -W 3 "
+               f"--unmatched-logs {q(os.path.join(outdir, 'unmatched.jsonl'))} tcp "
+               f"2> {q(os.path.join(outdir, 'live.err'))}; echo $? > {q(rc_path)}; sleep 600")
+        p = tmux("new-session", "-d", "-s", "t", "-x", "200", "-y", "50", "-e", "TERM=xterm-256color", cmd)
+        if p.returncode != 0:
+            raise L.LabError(f"tmux did not start: {p.stderr}")
+        wait_screen("the UI", lambda s: f"interface {L.V_CLI}" in s)
+        cap = NoCapture()
+        sessions = []
+        gap = lambda: time.sleep(2.5)  # noqa: E731
+        for name, fn in (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused)):
+            L.log(f"follow-tui {name}")
+            sessions += [session(s["label"], "postfix-smtpd", "before the rotation", scenario=name) for s in fn(lab, cap)]
+            gap()
+        L.log("follow-tui: logrotate -f")
+        logrotate(lab, conf, os.path.join(work, "logrotate.state"))
+        time.sleep(1.0)
+        for name, fn in (("tls13", L.sc_tls13_sni), ("refused", L.sc_454)):
+            L.log(f"follow-tui {name}")
+            sessions += [session(s["label"], "postfix-smtpd", "after the rotation", scenario=name) for s in fn(lab, cap)]
+            gap()
+        # The Exchange-style server writes no line to the followed maillog: its row waits.
+        L.log("follow-tui xanon (no log followed for it)")
+        sessions += [session(s["label"], None, "not in the followed log", scenario="xanon") for s in L.sc_xanon(lab, cap)]
+        waiting = wait_screen("the Exchange session's row waiting for its log lines",
+                              lambda s: any("EXHUB02" in r and " wait " in r for r in rows(s)), timeout=6)
+        save("screen-wait.txt", waiting)
+        # Every row settled: linked, or waited out (--log-wait 8s).
+        settled = wait_screen("every row to settle",
+                              lambda s: len(rows(s)) >= len(sessions) and not any(" wait " in r for r in rows(s))
+                              and any("EXHUB02" in r and " none " in r for r in rows(s)), timeout=20)
+        save("screen-final.txt", settled)
+        tmux("send-keys", "-t", "t", "/")
+        tmux("send-keys", "-t", "t", "-l", "log:agree")
+        tmux("send-keys", "-t", "t", "Enter")
+        save("screen-agree.txt", wait_screen("the log:agree filter", lambda s: "(filtered)" in s and "EXHUB02" not in s))
+        tmux("send-keys", "-t", "t", "5")
+        save("screen-logtab.txt", wait_screen("the Log tab", lambda s: "logged line(s)" in s))
+        tmux("send-keys", "-t", "t", "q")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(rc_path) or not open(rc_path).read().strip():
+            if time.monotonic() > deadline:
+                raise L.LabError("smtpscope did not exit; screen:\n" + screen())
+            time.sleep(0.1)
+        with open(os.path.join(outdir, "follow.jsonl"), "w") as f:
+            f.writelines(json.dumps(s) + "\n" for s in sessions)
+        with open(os.path.join(outdir, "rotated.txt"), "w") as f:
+            f.writelines(n + "\n" for n in sorted(os.listdir(lab.pf_srv)) if n.startswith("maillog"))
+        L.log(f"follow-tui: {len(sessions)} sessions, smtpscope exit {open(rc_path).read().strip()} -> {outdir}")
+
+    try:
+        L.with_lab(work, body)
+    finally:
+        tmux("kill-server")
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("log_lab.py: needs root (network namespaces, tcpdump)")
     args = sys.argv[1:]
     cmds = {"pairs": cmd_pairs, "stripped": cmd_stripped}
-    live = {"follow": cmd_follow, "check": cmd_check}
+    live = {"follow": cmd_follow, "check": cmd_check, "follow-tui": cmd_follow_tui}
     if len(args) == 3 and args[0] in live:
         try:
             live[args[0]](args[1], args[2])
