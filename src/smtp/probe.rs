@@ -203,19 +203,23 @@ fn answers_starttls(b: &[u8], from_start: bool) -> bool {
 pub fn decide(i: &Input<'_>) -> Decision {
     let [b0, b1] = i.bytes;
     let has = [!b0.is_empty(), !b1.is_empty()];
+    // What each side's bytes show, each looked at only where a decision needs it: the probe
+    // runs on every new flow, and with the client known from the handshake most of these are
+    // never asked (pure functions of the bytes, so asking later changes nothing).
+    let ch = |d: usize| tls::looks_like_client_hello(i.bytes[d]);
+    let reply = |d: usize| shows_reply(i.bytes[d], i.from_start[d]);
+    let verb = |d: usize| shows_verb(i.bytes[d], i.from_start[d]);
     // Who is the client?
-    let ch = [tls::looks_like_client_hello(b0), tls::looks_like_client_hello(b1)];
-    let reply = [shows_reply(b0, i.from_start[0]), shows_reply(b1, i.from_start[1])];
-    let verb = [shows_verb(b0, i.from_start[0]), shows_verb(b1, i.from_start[1])];
     let client = i.client_hint.unwrap_or_else(|| {
-        if ch[0] == Some(true) && i.from_start[0] {
+        let reply = [reply(0), reply(1)];
+        if ch(0) == Some(true) && i.from_start[0] {
             0
-        } else if (ch[1] == Some(true) && i.from_start[1]) || (reply[0] && !reply[1]) {
+        } else if (ch(1) == Some(true) && i.from_start[1]) || (reply[0] && !reply[1]) {
             1
         } else if reply[1] && !reply[0] {
             0
-        } else if verb[0] != verb[1] {
-            usize::from(verb[1])
+        } else if verb(0) != verb(1) {
+            usize::from(verb(1))
         } else if i.mail_port[1] != i.mail_port[0] {
             usize::from(i.mail_port[0])
         } else {
@@ -230,7 +234,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let not_smtp = if mail_server { Decision::NotSmtp { client } } else { Decision::Ignore };
 
     if i.from_start[client] {
-        match ch[client] {
+        match ch(client) {
             Some(true) => return if mail_server { Decision::ImplicitTls { client } } else { Decision::Ignore },
             None if has[client] && !i.last_call => return Decision::Wait,
             _ => {}
@@ -251,7 +255,8 @@ pub fn decide(i: &Input<'_>) -> Decision {
     // The client's first line, complete (or as long as the probe waits for one): what it did not
     // say about the protocol, it will not say later.
     let client_judged = complete_lines(cb) >= 1 || cb.len() >= ENOUGH;
-    if mail_server && reply[server] {
+    let server_replies = reply(server);
+    if mail_server && server_replies {
         // A greeting alone does not settle it: the client may still open with a ClientHello
         // (implicit TLS against a cleartext server) or another protocol's command.
         if !(client_judged || i.last_call) {
@@ -263,7 +268,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
     // Off the mail ports a client whose first lines hint at SMTP (a neutral verb against a
     // 3-digit greeting) gets a few more lines to show a command only SMTP has.
     let hinting =
-        !mail_server && (reply[server] || verb[client]) && complete_lines(cb) < CLIENT_LOOK && cb.len() < ENOUGH;
+        !mail_server && (server_replies || verb(client)) && complete_lines(cb) < CLIENT_LOOK && cb.len() < ENOUGH;
     if i.last_call || (judged(0) && judged(1) && !hinting) || b0.len() + b1.len() >= 4 * ENOUGH {
         if !has[0] && !has[1] {
             return Decision::Wait;
