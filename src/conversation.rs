@@ -320,7 +320,8 @@ fn fill(s: &mut Session, c: usize, meta: &FlowMeta, streams: [StreamStats; 2], e
     s.streams = [streams[c], streams[1 - c]];
     tls::assess(s);
     let j = verdict::judge(s);
-    s.evidence.insert(0, Evidence { text: format!("verdict: {}", j.reason), frame: j.frame, side: None, file: None });
+    let text = crate::escape::concat(&["verdict: ", &j.reason]);
+    s.evidence.insert(0, Evidence { text, frame: j.frame, side: None, file: None });
     s.verdict = Some(j.verdict);
 }
 

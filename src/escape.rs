@@ -57,6 +57,17 @@ fn utf8_runs(mut bytes: &[u8], mut f: impl FnMut(Run<'_>)) {
     }
 }
 
+/// The parts joined into one string, allocated once: for evidence texts built on every session,
+/// where `format!` costs several times as much (its formatting machinery and a second
+/// allocation for each number or name formatted apart).
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
 /// Text for a terminal: controls as `\xNN`, format/bidi characters as `\u{XXXX}`, invalid
 /// UTF-8 as `\xNN`, backslash doubled so the escapes are unambiguous.
 pub fn terminal(bytes: &[u8]) -> String {

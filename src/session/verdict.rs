@@ -229,11 +229,8 @@ pub fn judge(s: &Session) -> Judgement {
                 ),
                 None => String::new(),
             };
-            return judged(
-                Verdict::Starttls,
-                format!("{} answered 220, {v} handshake followed{aborted}", u.verb.name()),
-                s.tls.server_hello,
-            );
+            let why = crate::escape::concat(&[u.verb.name(), " answered 220, ", v, " handshake followed", &aborted]);
+            return judged(Verdict::Starttls, why, s.tls.server_hello);
         }
     }
     if starttls_masked(s) && !s.tls_handshake() {

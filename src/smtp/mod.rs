@@ -15,7 +15,7 @@ use pipeline::Pipeline;
 
 use command::Verb;
 
-use crate::escape::terminal;
+use crate::escape::{concat, terminal};
 use crate::session::{EhloReply, Extension, Hello, Proof, Session, Side, Upgrade, UpgradeVerb};
 use crate::tls;
 
@@ -552,7 +552,7 @@ impl Machine {
                 };
                 if first {
                     s.hello = Some(Hello { verb: name, arg: arg.to_vec(), frame, ..Hello::default() });
-                    s.note(Some(Side::Client), frame, format!("{name} {}", quote(arg)));
+                    s.note(Some(Side::Client), frame, concat(&[name, " ", &quote(arg)]));
                 }
                 let ehlo = verb != Verb::Helo;
                 if ehlo && !s.ehlo_sent {
@@ -565,7 +565,7 @@ impl Machine {
                 let path = crate::session::envelope_path(arg);
                 if s.mail_transactions == 1 {
                     let domain = crate::session::address_domain(path);
-                    s.note(Some(Side::Client), frame, format!("MAIL FROM in clear (domain {})", quote(domain)));
+                    s.note(Some(Side::Client), frame, concat(&["MAIL FROM in clear (domain ", &quote(domain), ")"]));
                 }
                 if s.mail_from.len() < crate::session::MAX_ADDRESSES {
                     s.mail_from.push(path.get(..path.len().min(320)).unwrap_or(&[]).to_vec());
@@ -697,11 +697,9 @@ impl Machine {
             self.greeting_expected = false;
             s.banner = Some(acc.first.clone());
             s.banner_code = code;
-            s.note(
-                Some(Side::Server),
-                frame,
-                format!("greeting {} {}", code.map_or("???".into(), |c| c.to_string()), quote(&acc.first)),
-            );
+            let mut n = itoa::Buffer::new();
+            let code = code.map_or("???", |c| n.format(c));
+            s.note(Some(Side::Server), frame, concat(&["greeting ", code, " ", &quote(&acc.first)]));
             return;
         }
         let Some(front) = self.pending.front() else {
@@ -721,11 +719,10 @@ impl Machine {
                 return;
             }
             s.anomalies.unsolicited_replies += 1;
-            s.note(
-                Some(Side::Server),
-                frame,
-                format!("unsolicited reply {} {}", code.map_or("???".into(), |c| c.to_string()), quote(&acc.first)),
-            );
+            s.note(Some(Side::Server), frame, {
+                let mut n = itoa::Buffer::new();
+                concat(&["unsolicited reply ", code.map_or("???", |c| n.format(c)), " ", &quote(&acc.first)])
+            });
             return;
         };
         if front == Pending::Auth && code == Some(334) {
@@ -747,11 +744,10 @@ impl Machine {
                     self.ehlo_evidence(&acc.exts, frame, cut, s);
                     s.ehlo_reply = Some(EhloReply { host, extensions: std::mem::take(&mut acc.exts), frame, cut });
                 } else if first {
-                    s.note(
-                        Some(Side::Server),
-                        frame,
-                        format!("hello answered {}", code.map_or("without a code".into(), |c| c.to_string())),
-                    );
+                    s.note(Some(Side::Server), frame, {
+                        let mut n = itoa::Buffer::new();
+                        concat(&["hello answered ", code.map_or("without a code", |c| n.format(c))])
+                    });
                 }
             }
             Pending::Data => {
@@ -769,11 +765,9 @@ impl Machine {
                 if ok {
                     s.messages_accepted = s.messages_accepted.saturating_add(1);
                     if s.messages_accepted == 1 {
-                        s.note(
-                            Some(Side::Server),
-                            frame,
-                            format!("message accepted in clear ({} bytes)", s.message_bytes),
-                        );
+                        let mut n = itoa::Buffer::new();
+                        let bytes = n.format(s.message_bytes);
+                        s.note(Some(Side::Server), frame, concat(&["message accepted in clear (", bytes, " bytes)"]));
                     }
                 }
             }
@@ -783,15 +777,9 @@ impl Machine {
                         u.reply = Some(code);
                         u.reply_frame = frame;
                     }
-                    s.note(
-                        Some(Side::Server),
-                        frame,
-                        format!(
-                            "upgrade answered {} {}",
-                            code.map_or("???".into(), |c| c.to_string()),
-                            quote(&acc.first)
-                        ),
-                    );
+                    let mut n = itoa::Buffer::new();
+                    let answer = code.map_or("???", |c| n.format(c));
+                    s.note(Some(Side::Server), frame, concat(&["upgrade answered ", answer, " ", &quote(&acc.first)]));
                 }
                 if code == Some(220) {
                     self.cmode = ClientMode::ExpectTls;
@@ -846,7 +834,7 @@ impl Machine {
         } else if offers.is_empty() {
             s.note(Some(Side::Server), frame, "EHLO reply offers no upgrade");
         } else {
-            s.note(Some(Side::Server), frame, format!("EHLO reply offers {}{cut}", offers.join(", ")));
+            s.note(Some(Side::Server), frame, concat(&["EHLO reply offers ", &offers.join(", "), cut]));
         }
         for e in exts {
             let kw = &e.keyword;

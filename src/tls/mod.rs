@@ -10,6 +10,7 @@ use tls_parser::{
     TlsMessage, TlsMessageHandshake,
 };
 
+use crate::escape::concat;
 use crate::session::{tls_version_name, Alert, Session, Side};
 
 const CONTENT_CCS: u8 = 20;
@@ -271,18 +272,12 @@ impl Tracker {
                 }
                 s.tls.client_max_version = Some(max);
                 if first {
-                    let sni = s
-                        .tls
-                        .sni
-                        .as_deref()
-                        .map(crate::escape::terminal)
-                        .map(|n| format!(", SNI {n}"))
-                        .unwrap_or_default();
-                    s.note(
-                        Some(Side::Client),
-                        frame,
-                        format!("ClientHello (offers up to {}{sni})", version_label(max)),
-                    );
+                    let sni = s.tls.sni.as_deref().map(crate::escape::terminal);
+                    let text = match &sni {
+                        Some(n) => concat(&["ClientHello (offers up to ", &version_label(max), ", SNI ", n, ")"]),
+                        None => concat(&["ClientHello (offers up to ", &version_label(max), ")"]),
+                    };
+                    s.note(Some(Side::Client), frame, text);
                 }
             }
             (Side::Server, TlsMessageHandshake::ServerHello(sh)) => {
@@ -308,7 +303,11 @@ impl Tracker {
                     s.tls.version = Some(version);
                     s.tls.cipher = Some(sh.cipher.0);
                     let cipher = cipher_name(sh.cipher.0);
-                    s.note(Some(Side::Server), frame, format!("ServerHello: {}, {cipher}", version_label(version)));
+                    s.note(
+                        Some(Side::Server),
+                        frame,
+                        concat(&["ServerHello: ", &version_label(version), ", ", &cipher]),
+                    );
                 }
                 if is_tls13(version) {
                     for d in &mut self.dirs {
