@@ -285,6 +285,11 @@ pub struct FlowTable<A> {
     tombstones: FxHashMap<FlowKey, ()>,
     tomb_order: VecDeque<FlowKey>,
     next_id: u64,
+    /// The slot the last lookup found: a packet's flow is often the previous packet's (a
+    /// segment and its ACK, a burst of one transfer), and confirming it by its key costs less
+    /// than hashing and probing the index. Checked by the key alone: a slot since freed or
+    /// reused for another flow simply does not match.
+    last: usize,
     /// Limits.
     pub limits: TableLimits,
     /// Counters.
@@ -303,6 +308,7 @@ impl<A> FlowTable<A> {
             tombstones: FxHashMap::default(),
             tomb_order: VecDeque::new(),
             next_id: 0,
+            last: usize::MAX,
             limits,
             stats: TableStats::default(),
         }
@@ -345,9 +351,14 @@ impl<A> FlowTable<A> {
         ended: &mut dyn FnMut(Flow<A>, EndReason),
     ) -> Lookup {
         let (key, src_lo) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
-        let hash = hash32(&key);
         let pure_syn = seg.flags.syn && !seg.flags.ack;
-        if let Some(slot) = self.find(&key, hash) {
+        let last = self.last;
+        let found = if self.slots.get(last).and_then(Option::as_ref).is_some_and(|s| s.key == key) {
+            Some(last)
+        } else {
+            self.find(&key, hash32(&key))
+        };
+        if let Some(slot) = found {
             let reused = pure_syn
                 && self.get_mut(slot).is_some_and(|f| {
                     let m = &f.meta;
@@ -358,6 +369,7 @@ impl<A> FlowTable<A> {
                 });
             if !reused {
                 let first_lo = self.get_mut(slot).is_none_or(|f| f.meta.ends0_lo);
+                self.last = slot;
                 return Lookup::Flow(slot, usize::from(src_lo != first_lo));
             }
             if let Some(old) = self.remove(slot) {
@@ -413,9 +425,11 @@ impl<A> FlowTable<A> {
             }
         };
         // Slots never outnumber u32: `max_flows` is clamped to it in `new`.
+        let hash = hash32(&key);
         let entry = IndexEntry { hash, slot: slot as u32 };
         self.index.insert_unique(spread(hash), entry, |e| spread(e.hash));
         self.stats.peak_flows = self.stats.peak_flows.max(self.index.len());
+        self.last = slot;
         Lookup::Flow(slot, 0)
     }
 
