@@ -119,8 +119,8 @@ done
 
 # 4. Instruction counts.
 if [ "${CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; then
-  slice=$lab/slice-50k.pcap
-  [ -f "$slice" ] || editcap -r "$lab/big.pcap" "$slice" 1-50000
+  slice=$lab/slice-50k-classic.pcap  # classic pcap like big.pcap (editcap alone writes pcapng)
+  [ -f "$slice" ] || editcap -F pcap -r "$lab/big.pcap" "$slice" 1-50000
   count() {  # command... -> instructions (all threads)
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" > /dev/null 2> "$lab/cg.err"
     grep -o 'Collected : [0-9]*' "$lab/cg.err" | awk '{print $3}'

@@ -10,7 +10,10 @@ old=$(readlink -f "${1:?old binary}"); new=$(readlink -f "${2:?new binary}"); sh
 shared=${SHARED:-../shared}; lab=${LAB_WORK:-/tmp/smtpscope-lab}
 formats=${FORMATS:-json table csv}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-files=(captures/demo.pcap)
+# Every bundled capture; the shared corpus must be there (a worktree's ../shared is not: set SHARED).
+[ -d "$shared/captures/public" ] || { echo "compare_outputs: no $shared/captures/public (set SHARED)" >&2; exit 2; }
+files=()
+for f in captures/*.pcap captures/*.pcapng; do [ -f "$f" ] && files+=("$f"); done
 for f in "$shared"/captures/public/*.pcap "$shared"/captures/public/*.pcapng; do [ -f "$f" ] && files+=("$f"); done
 for f in "$lab/base.pcap" "$lab/big.pcap"; do [ -f "$f" ] && files+=("$f"); done
 files+=("$@")
