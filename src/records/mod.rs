@@ -18,6 +18,7 @@ use crate::capture::{Input, Micros};
 use crate::driver::{OpenSessions, Progress, Sink};
 use crate::engine::Stats;
 use crate::session::Session;
+use parse::parse_line_boxed;
 pub use parse::{parse_line, Interner, Skip};
 
 /// Longest line read; longer ones are skipped as `too-long` without being held in memory.
@@ -266,7 +267,7 @@ impl RecordFile {
 
     /// A whole line waiting in the read buffer, parsed where it lies (no copy); None when the
     /// buffer holds no complete line (then [`RecordFile::read_line`] gathers it).
-    fn parse_buffered(&mut self) -> Option<Result<Session, Skip>> {
+    fn parse_buffered(&mut self) -> Option<Result<Box<Session>, Skip>> {
         if self.r.buffer().is_empty() {
             // A read error is left for read_line to record.
             let _ = self.r.fill_buf();
@@ -276,14 +277,17 @@ impl RecordFile {
         let line = buf.get(..end)?;
         let text = line.strip_suffix(b"\r").unwrap_or(line);
         self.names.line += 1;
-        let r =
-            if text.iter().all(u8::is_ascii_whitespace) { None } else { Some(parse_line(text, true, &mut self.names)) };
+        let r = if text.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(parse_line_boxed(text, true, &mut self.names))
+        };
         self.r.consume(end + 1);
         Some(r.unwrap_or(Err(Skip::Blank)))
     }
 
     /// The next line of a mapped file, parsed where it lies; None at the end of the file.
-    fn parse_mapped(&mut self) -> Option<Result<Session, Skip>> {
+    fn parse_mapped(&mut self) -> Option<Result<Box<Session>, Skip>> {
         let input = self.mapped.as_mut()?;
         let rest = input.window();
         if rest.is_empty() {
@@ -326,7 +330,7 @@ impl RecordFile {
                 if text.iter().all(u8::is_ascii_whitespace) {
                     Err(Skip::Blank)
                 } else {
-                    parse_line(text, complete, &mut self.names)
+                    parse_line_boxed(text, complete, &mut self.names)
                 }
             }
             None => Err(Skip::TooLong),
@@ -337,6 +341,11 @@ impl RecordFile {
 
     /// The next record, skipping (and counting) lines that are not one.
     pub fn next_session(&mut self) -> Option<Session> {
+        self.next_boxed().map(|s| *s)
+    }
+
+    /// [`RecordFile::next_session`], boxed (see [`parse_line_boxed`]).
+    fn next_boxed(&mut self) -> Option<Box<Session>> {
         while self.mapped.is_some() && !self.done {
             match self.parse_mapped()? {
                 Ok(s) => {
@@ -375,7 +384,7 @@ impl RecordFile {
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match parse_line(text, complete, &mut self.names) {
+            match parse_line_boxed(text, complete, &mut self.names) {
                 Ok(s) => {
                     self.stats.records += 1;
                     return Some(s);
@@ -393,7 +402,7 @@ pub struct Records {
     /// Replaces every record's own sensor (`--sensor`).
     sensor: Option<std::sync::Arc<str>>,
     files: Vec<RecordFile>,
-    heads: Vec<Option<Session>>,
+    heads: Vec<Option<Box<Session>>>,
     heap: BinaryHeap<Reverse<(Micros, usize)>>,
     next_id: u64,
 }
@@ -417,7 +426,7 @@ impl Records {
 
     fn refill(&mut self, i: usize) {
         let Some(f) = self.files.get_mut(i) else { return };
-        let next = f.next_session();
+        let next = f.next_boxed();
         if let Some(s) = &next {
             self.heap.push(Reverse((s.last_seen, i)));
         }
@@ -440,7 +449,7 @@ impl Records {
         if let Some(name) = &self.sensor {
             s.sensor = Some(name.clone());
         }
-        Some(s)
+        Some(*s)
     }
 
     /// Every record read from now on names this sensor instead of its own.
