@@ -4,6 +4,9 @@
 # perf can count them, and records/s of CPU time, for the plain read, check and pairs.
 # Usage: scripts/records_bench.sh [CAPTURE] [LINES]   (default /tmp/smtpscope-lab/big.pcap, 200000)
 # Needs a release build (target/release/smtpscope) and perf (linux-perf).
+# CALLGRIND=N (needs valgrind): also counts the instructions of the read (-q -R -Y port:1) of the
+# first N lines with callgrind, less those of a 100-line run (startup and one-off tables), per
+# record: repeatable on a VM without hardware counters and with other work on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 capture=${1:-/tmp/smtpscope-lab/big.pcap}
@@ -52,3 +55,13 @@ done
 run "check -R" "$bin" check -R "$ndjson" --expect tls --between '*' '*' --allow-no-traffic
 run "pairs -R" "$bin" pairs -R "$ndjson"
 run "-R -F json (read+write)" "$bin" -q -R "$ndjson" -F json
+if [ -n "${CALLGRIND:-}" ]; then
+  head -n "$CALLGRIND" "$ndjson" > "$work/cg-$CALLGRIND.ndjson"
+  head -n 100 "$ndjson" > "$work/cg-100.ndjson"
+  ins() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" -q -R "$1" -Y port:1 2>&1 >/dev/null |
+      sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+  }
+  big=$(ins "$work/cg-$CALLGRIND.ndjson"); small=$(ins "$work/cg-100.ndjson")
+  python3 -c "import sys; b,s,n=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3]); print(f'callgrind -R -Y port:1       {(b-s)/(n-100):8.0f} instructions/record ({n} lines: {b:,}; 100 lines: {s:,})')" "$big" "$small" "$CALLGRIND"
+fi
