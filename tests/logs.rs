@@ -540,6 +540,13 @@ fn the_live_ui_follows_the_logs_through_logrotate_and_revises_each_row_when_its_
     assert!(read("rotated.txt").lines().any(|l| l == "maillog.1"), "{}", read("rotated.txt"));
     assert!(meant.iter().any(|m| m["note"] == "after the rotation"));
     assert!(err.contains(&format!("{postfix} wire session(s) matched, 0 disagree, 1 left without one")), "{err}");
+    // The UI's --summary has the logs object a run without the UI writes, with the same counts.
+    let summary: Value = serde_json::from_str(&read("summary.json")).expect("--summary is JSON");
+    let logs = &summary["logs"];
+    assert_eq!(logs["matched_wire"], postfix, "{summary}");
+    assert_eq!(logs["disagreements"], 0, "{summary}");
+    assert_eq!(logs["follow"]["waited_out"], 1, "{summary}");
+    assert!(logs["follow"]["rotations"].as_u64().is_some(), "{summary}");
 }
 
 proptest::proptest! {

@@ -47,8 +47,8 @@ sessions on the wire, for the verdicts Postfix can produce as a server (smtpd) a
                              whose log is not followed; writes the screens OUTDIR/screen-*.txt (the
                              Exchange session's row waiting, every row settled, the log:agree
                              filter, the Log tab), OUTDIR/live.jsonl (the --output records),
-                             OUTDIR/live.err, OUTDIR/live.rc, OUTDIR/follow.jsonl and
-                             OUTDIR/rotated.txt
+                             OUTDIR/live.err, OUTDIR/live.rc, OUTDIR/summary.json (--summary),
+                             OUTDIR/follow.jsonl and OUTDIR/rotated.txt
 
 The lab of lab.py (its namespaces, Postfix instances and clients; namespace names carry this
 run's pid). The sending Postfix gets a transport map so that mail for a test domain goes to the
@@ -462,13 +462,15 @@ def cmd_follow_tui(outdir, smtpscope):
                     f" >/dev/null 2>&1\n    endscript\n}}\n")
         q = shlex.quote
         rc_path = os.path.join(outdir, "live.rc")
-        for n in ("live.rc", "live.jsonl", "live.err", "unmatched.jsonl", "ring.pcap0", "ring.pcap1", "ring.pcap2"):
+        for n in ("live.rc", "live.jsonl", "live.err", "unmatched.jsonl", "summary.json", "ring.pcap0", "ring.pcap1",
+                  "ring.pcap2"):
             if os.path.exists(os.path.join(outdir, n)):
                 os.remove(os.path.join(outdir, n))
         cmd = (f"ip netns exec {L.CLI} {q(smtpscope)} -i {L.V_CLI} --logs {q(maillog + '*')} --log-skew 1s "
                f"--log-wait 8s --tui --output {q(os.path.join(outdir, 'live.jsonl'))} "
                f"-w {q(os.path.join(outdir, 'ring.pcap'))} -C 1 -W 3 "
-               f"--unmatched-logs {q(os.path.join(outdir, 'unmatched.jsonl'))} tcp "
+               f"--unmatched-logs {q(os.path.join(outdir, 'unmatched.jsonl'))} "
+               f"--summary {q(os.path.join(outdir, 'summary.json'))} tcp "
                f"2> {q(os.path.join(outdir, 'live.err'))}; echo $? > {q(rc_path)}; sleep 600")
         p = tmux("new-session", "-d", "-s", "t", "-x", "200", "-y", "50", "-e", "TERM=xterm-256color", cmd)
         if p.returncode != 0:
