@@ -714,13 +714,7 @@ fn live_check_with_logs_judges_each_session_with_the_log_it_waited_for_and_loses
         rest
     });
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send((Instant::now(), line));
-        }
-    });
+    let rx = common::timed_lines(stdout);
     let next = |what: &str| -> (Instant, Value) {
         let (t, l) = rx.recv_timeout(wait + Duration::from_secs(4)).unwrap_or_else(|_| panic!("no line for {what}"));
         (t, serde_json::from_str(&l).unwrap())

@@ -208,13 +208,7 @@ fn check_i_writes_a_violation_within_two_seconds_of_the_sessions_end() {
     let (mut child, _err) =
         start(&["check", "-i", "lo", "--expect", "tls", "--between", "127.0.0.1", "127.0.0.1", &filter]);
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send((Instant::now(), line));
-        }
-    });
+    let rx = common::timed_lines(stdout);
     sessions(smtp);
     let ended = Instant::now();
     let mut lines = Vec::new();

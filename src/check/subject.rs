@@ -219,18 +219,6 @@ fn exchange_server(r: &LogRecord) -> bool {
     r.source == Source::ExchangeReceive
 }
 
-/// `TLS1.2` as logged, as its version number.
-fn log_version(label: &str) -> Option<u16> {
-    Some(match label {
-        "SSL3.0" => 0x0300,
-        "TLS1.0" => 0x0301,
-        "TLS1.1" => 0x0302,
-        "TLS1.2" => 0x0303,
-        "TLS1.3" => 0x0304,
-        _ => return None,
-    })
-}
-
 impl Subject for LogRecord {
     fn client_ip(&self) -> Option<IpAddr> {
         self.client.map(|e| e.ip)
@@ -310,7 +298,7 @@ impl Subject for LogRecord {
         }
     }
     fn tls_version(&self) -> Result<u16, &'static str> {
-        self.tls_version.as_deref().and_then(log_version).ok_or("TLS version not logged")
+        self.tls_version.as_deref().and_then(crate::session::tls_version_number).ok_or("TLS version not logged")
     }
     fn cert_known(&self) -> Result<(), &'static str> {
         match self.cert {

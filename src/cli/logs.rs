@@ -285,8 +285,7 @@ impl<R: io::Read> io::Read for Watched<'_, R> {
     }
 }
 
-/// Opens one input as [`logs::read_path`] does (stdin for `-`; a classic syslog year from the
-/// file's mtime) and reads it through `on_read` and `stop`.
+/// Reads one input as [`logs::read_path`] does, through `on_read` and `stop`.
 fn read_watched(
     path: &str,
     opts: &LogOptions,
@@ -294,25 +293,7 @@ fn read_watched(
     on_read: &mut dyn FnMut(u64),
     out: &mut dyn FnMut(LogRecord),
 ) -> std::result::Result<logs::FileStats, logs::LogError> {
-    let io_err = |source| logs::LogError::Io { name: path.to_string(), source };
-    if path == "-" {
-        let input = Watched { inner: io::stdin().lock(), stop, on_read };
-        return logs::read_stream(input, Arc::from("-"), opts, out).map_err(io_err);
-    }
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let meta = file.metadata().map_err(io_err)?;
-    if meta.is_dir() {
-        return Err(io_err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory")));
-    }
-    let mut o = opts.clone();
-    if o.reference.is_none() {
-        o.reference = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_micros() as Micros);
-    }
-    logs::read_stream(Watched { inner: file, stop, on_read }, Arc::from(path), &o, out).map_err(io_err)
+    logs::read_path_with(path, opts, |inner| Box::new(Watched { inner, stop, on_read }), out)
 }
 
 impl smtpscope::tui::feed::Producer for LogInput {

@@ -14,17 +14,6 @@ pub(super) fn eval(e: &Expr, r: &LogRecord) -> bool {
     }
 }
 
-fn version(label: &str) -> Option<u16> {
-    Some(match label {
-        "SSL3.0" => 0x0300,
-        "TLS1.0" => 0x0301,
-        "TLS1.1" => 0x0302,
-        "TLS1.2" => 0x0303,
-        "TLS1.3" => 0x0304,
-        _ => return None,
-    })
-}
-
 fn ip_in(n: &super::Net, e: Option<Endpoint>) -> bool {
     e.is_some_and(|e| n.contains(e.ip))
 }
@@ -48,7 +37,7 @@ fn term(t: &Term, r: &LogRecord) -> bool {
         Term::Upgrade(v) => r.upgrade_verb == *v,
         Term::Tls(t) => {
             let tls = r.verdict.is_encrypted();
-            let v = r.tls_version.as_deref().and_then(version).filter(|_| tls);
+            let v = r.tls_version.as_deref().and_then(crate::session::tls_version_number).filter(|_| tls);
             match t {
                 TlsTest::Any => tls,
                 TlsTest::None => !tls,

@@ -310,9 +310,20 @@ pub fn read_stream(
 /// Opens `path` (or stdin for `-`) and reads it with [`read_stream`]; classic syslog years come
 /// from `opts.reference`, else from the file's mtime.
 pub fn read_path(path: &str, opts: &LogOptions, out: &mut dyn FnMut(LogRecord)) -> Result<FileStats, LogError> {
+    read_path_with(path, opts, |input| input, out)
+}
+
+/// [`read_path`], the opened input handed to `wrap` first (a caller that counts the bytes read
+/// or cuts the read short reads through its own wrapper).
+pub fn read_path_with<'a>(
+    path: &str,
+    opts: &LogOptions,
+    wrap: impl FnOnce(Box<dyn Read + 'a>) -> Box<dyn Read + 'a>,
+    out: &mut dyn FnMut(LogRecord),
+) -> Result<FileStats, LogError> {
     let io_err = |source| LogError::Io { name: path.to_string(), source };
     if path == "-" {
-        return read_stream(io::stdin().lock(), Arc::from("-"), opts, out).map_err(io_err);
+        return read_stream(wrap(Box::new(io::stdin().lock())), Arc::from("-"), opts, out).map_err(io_err);
     }
     let file = std::fs::File::open(path).map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
@@ -327,7 +338,7 @@ pub fn read_path(path: &str, opts: &LogOptions, out: &mut dyn FnMut(LogRecord)) 
             .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_micros() as Micros);
     }
-    read_stream(file, Arc::from(path), &o, out).map_err(io_err)
+    read_stream(wrap(Box::new(file)), Arc::from(path), &o, out).map_err(io_err)
 }
 
 /// Expands `--logs`/`logs` arguments: `-`, files, directories (their files, sorted) and globs.

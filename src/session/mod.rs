@@ -591,15 +591,22 @@ impl Session {
     }
 }
 
+/// The protocol versions smtpscope names, with their `TLS1.2` style names.
+const TLS_VERSIONS: [(u16, &str); 6] = [
+    (0x0200, "SSL2.0"),
+    (0x0300, "SSL3.0"),
+    (0x0301, "TLS1.0"),
+    (0x0302, "TLS1.1"),
+    (0x0303, "TLS1.2"),
+    (0x0304, "TLS1.3"),
+];
+
 /// Human name of a TLS protocol version, `TLS1.2` style.
 pub fn tls_version_name(v: u16) -> Option<&'static str> {
-    Some(match v {
-        0x0200 => "SSL2.0",
-        0x0300 => "SSL3.0",
-        0x0301 => "TLS1.0",
-        0x0302 => "TLS1.1",
-        0x0303 => "TLS1.2",
-        0x0304 => "TLS1.3",
-        _ => return None,
-    })
+    TLS_VERSIONS.iter().find(|(n, _)| *n == v).map(|(_, name)| *name)
+}
+
+/// The version a `TLS1.2` style name stands for (as logs are labelled).
+pub fn tls_version_number(name: &str) -> Option<u16> {
+    TLS_VERSIONS.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
 }

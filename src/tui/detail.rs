@@ -11,7 +11,7 @@ use super::theme::Theme;
 use crate::escape::{defuse, terminal};
 use crate::report::{rfc3339, rfc3339_secs};
 use crate::session::transcript::{BodyOutcome, Entry, Secret};
-use crate::session::{address_domain, envelope_path, Kind, Session, Side};
+use crate::session::{address_domain, envelope_path, Finding, Kind, Session, Side};
 use crate::tls::{alert_name, cipher_name, version_label};
 
 /// How the detail pane shows things.
@@ -499,8 +499,15 @@ pub fn tls(s: &Session, look: &Look) -> Vec<Line<'static>> {
             ]));
         }
     }
+    certificate_warnings(&s.findings, &mut out, look);
+    out
+}
+
+/// The TLS tab's closing "Warnings": the certificate and weak-version findings, wire or log.
+pub(super) fn certificate_warnings(findings: &[Finding], out: &mut Vec<Line<'static>>, look: &Look) {
+    let th = look.theme;
     let warns: Vec<_> =
-        s.findings.iter().filter(|f| f.name.starts_with("cert-") || f.name == "weak-tls-version").collect();
+        findings.iter().filter(|f| f.name.starts_with("cert-") || f.name == "weak-tls-version").collect();
     if !warns.is_empty() {
         out.push(Line::raw(""));
         out.push(Line::styled("Warnings", th.heading()));
@@ -511,7 +518,6 @@ pub fn tls(s: &Session, look: &Look) -> Vec<Line<'static>> {
             ]));
         }
     }
-    out
 }
 
 /// One line of the evidence tab; `frame` is where Enter jumps.

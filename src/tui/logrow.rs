@@ -38,15 +38,7 @@ pub fn row(r: LogRecord, id: u64) -> Session {
 
 /// The TLS version the log names (`TLS1.2` → 0x0303), for the TLS column and its sort.
 pub fn tls_version(r: &LogRecord) -> Option<u16> {
-    Some(match r.tls_version.as_deref()? {
-        "SSL2.0" => 0x0200,
-        "SSL3.0" => 0x0300,
-        "TLS1.0" => 0x0301,
-        "TLS1.1" => 0x0302,
-        "TLS1.2" => 0x0303,
-        "TLS1.3" => 0x0304,
-        _ => return None,
-    })
+    crate::session::tls_version_number(r.tls_version.as_deref()?)
 }
 
 fn endpoint(e: Option<Endpoint>) -> String {
@@ -200,18 +192,7 @@ pub fn tls(r: &LogRecord, findings: &[Finding], look: &Look) -> Vec<Line<'static
             Span::styled("   not in the log", th.dim()),
         ])),
     }
-    let warns: Vec<_> =
-        findings.iter().filter(|f| f.name.starts_with("cert-") || f.name == "weak-tls-version").collect();
-    if !warns.is_empty() {
-        out.push(Line::raw(""));
-        out.push(Line::styled("Warnings", th.heading()));
-        for f in warns {
-            out.push(Line::from(vec![
-                Span::styled(format!("  ⚠ {:<24}", f.name), th.warn()),
-                Span::raw(defuse(&f.text)),
-            ]));
-        }
-    }
+    super::detail::certificate_warnings(findings, &mut out, look);
     out
 }
 

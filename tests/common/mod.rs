@@ -85,6 +85,22 @@ pub fn spawn_piped(args: &[&str]) -> std::process::Child {
         .expect("start smtpscope")
 }
 
+/// Each line a child writes on `out`, with the time it came, on a channel (a reader thread
+/// of its own): for tests that hold a line's arrival against an event.
+pub fn timed_lines(
+    out: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<(std::time::Instant, String)> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send((std::time::Instant::now(), line));
+        }
+    });
+    rx
+}
+
 /// A scratch directory for one test, removed (with what the test wrote) when it is dropped.
 pub fn scratch(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("smtpscope-{tag}-")).tempdir().expect("create a scratch directory")
