@@ -214,6 +214,36 @@ def logrotate(lab, conf, state):
         raise L.LabError(f"logrotate failed:\n{p.stdout}{p.stderr}")
 
 
+def logrotate_conf(lab, work, maillog):
+    """The receiving Postfix's maillog as a site rotates it: create mode, delaycompress and
+    `postfix reload` in postrotate; returns the config's path."""
+    conf = os.path.join(work, "logrotate.conf")
+    with open(conf, "w") as f:
+        f.write(f"{maillog} {{\n    create 0644 postfix postfix\n    rotate 3\n    compress\n"
+                f"    delaycompress\n    postrotate\n        ip netns exec {L.SRV} postfix -c {lab.pf_srv} reload"
+                f" >/dev/null 2>&1\n    endscript\n}}\n")
+    return conf
+
+
+def wait_listening(p, err_path):
+    """Waits (30 s at most) until smtpscope says it is listening."""
+    deadline = time.monotonic() + 30
+    while "listening on" not in open(err_path).read():
+        if p.poll() is not None or time.monotonic() > deadline:
+            raise L.LabError("smtpscope did not start:\n" + open(err_path).read())
+        time.sleep(0.05)
+
+
+def run_scenarios(lab, cap, tag, note, scenarios):
+    """Runs each (name, scenario) 2.5 s apart; the sessions Postfix's smtpd logs, each with `note`."""
+    sessions = []
+    for name, fn in scenarios:
+        L.log(f"{tag} {name}")
+        sessions += [session(s["label"], "postfix-smtpd", note, scenario=name) for s in fn(lab, cap)]
+        time.sleep(2.5)
+    return sessions
+
+
 def cmd_follow(outdir, smtpscope):
     import subprocess
     os.makedirs(outdir, exist_ok=True)
@@ -222,11 +252,7 @@ def cmd_follow(outdir, smtpscope):
 
     def body(lab):
         maillog = f"{lab.pf_srv}/maillog"
-        conf = os.path.join(work, "logrotate.conf")
-        with open(conf, "w") as f:
-            f.write(f"{maillog} {{\n    create 0644 postfix postfix\n    rotate 3\n    compress\n"
-                    f"    delaycompress\n    postrotate\n        ip netns exec {L.SRV} postfix -c {lab.pf_srv} reload"
-                    f" >/dev/null 2>&1\n    endscript\n}}\n")
+        conf = logrotate_conf(lab, work, maillog)
         out = open(os.path.join(outdir, "live.jsonl"), "w")
         err_path = os.path.join(outdir, "live.err")
         err = open(err_path, "w")
@@ -235,18 +261,10 @@ def cmd_follow(outdir, smtpscope):
                 "--summary", os.path.join(outdir, "summary.json"), "-F", "json", "tcp"]
         p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            deadline = time.monotonic() + 30
-            while "listening on" not in open(err_path).read():
-                if p.poll() is not None or time.monotonic() > deadline:
-                    raise L.LabError("smtpscope did not start:\n" + open(err_path).read())
-                time.sleep(0.05)
+            wait_listening(p, err_path)
             cap = NoCapture()
-            sessions = []
-            gap = lambda: time.sleep(2.5)  # noqa: E731
-            for name, fn in (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused)):
-                L.log(f"follow {name}")
-                sessions += [session(s["label"], "postfix-smtpd", "before the rotations", scenario=name) for s in fn(lab, cap)]
-                gap()
+            sessions = run_scenarios(lab, cap, "follow", "before the rotations",
+                                     (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused)))
             # a session whose connect line is in the old file and its disconnect in the new one
             release = L.paused(lab, "straddle", "pause", f"{L.PF_GOOD}:25", "--helo", "straddle.lab.example")
             time.sleep(0.5)
@@ -256,18 +274,14 @@ def cmd_follow(outdir, smtpscope):
             release()
             sessions.append(session("starttls-offered-unused", "postfix-smtpd", "straddles the first rotation",
                                     scenario="straddle"))
-            gap()
-            for name, fn in (("tls13", L.sc_tls13_sni), ("refused", L.sc_454)):
-                L.log(f"follow {name}")
-                sessions += [session(s["label"], "postfix-smtpd", "after one rotation", scenario=name) for s in fn(lab, cap)]
-                gap()
+            time.sleep(2.5)
+            sessions += run_scenarios(lab, cap, "follow", "after one rotation",
+                                      (("tls13", L.sc_tls13_sni), ("refused", L.sc_454)))
             L.log("follow: logrotate -f (2)")
             logrotate(lab, conf, os.path.join(work, "logrotate.state"))
             time.sleep(1.0)
-            for name, fn in (("tls12", L.sc_tls12_cert), ("implicit", L.sc_implicit)):
-                L.log(f"follow {name}")
-                sessions += [session(s["label"], "postfix-smtpd", "after two rotations", scenario=name) for s in fn(lab, cap)]
-                gap()
+            sessions += run_scenarios(lab, cap, "follow", "after two rotations",
+                                      (("tls12", L.sc_tls12_cert), ("implicit", L.sc_implicit)))
         finally:
             time.sleep(1.0)
             if p.poll() is None:
@@ -358,11 +372,7 @@ def cmd_check(outdir, smtpscope):
         release = None
         stop = {}
         try:
-            deadline = time.monotonic() + 30
-            while "listening on" not in open(err_path).read():
-                if p.poll() is not None or time.monotonic() > deadline:
-                    raise L.LabError("smtpscope did not start:\n" + open(err_path).read())
-                time.sleep(0.05)
+            wait_listening(p, err_path)
             cap = NoCapture()
             for name, fn in (("tls13", L.sc_tls13_sni), ("offered-unused", L.sc_offered_unused),
                              ("exchange", None)):
@@ -455,11 +465,7 @@ def cmd_follow_tui(outdir, smtpscope):
 
     def body(lab):
         maillog = f"{lab.pf_srv}/maillog"
-        conf = os.path.join(work, "logrotate.conf")
-        with open(conf, "w") as f:
-            f.write(f"{maillog} {{\n    create 0644 postfix postfix\n    rotate 3\n    compress\n"
-                    f"    delaycompress\n    postrotate\n        ip netns exec {L.SRV} postfix -c {lab.pf_srv} reload"
-                    f" >/dev/null 2>&1\n    endscript\n}}\n")
+        conf = logrotate_conf(lab, work, maillog)
         q = shlex.quote
         rc_path = os.path.join(outdir, "live.rc")
         for n in ("live.rc", "live.jsonl", "live.err", "unmatched.jsonl", "summary.json", "ring.pcap0", "ring.pcap1",
@@ -477,19 +483,13 @@ def cmd_follow_tui(outdir, smtpscope):
             raise L.LabError(f"tmux did not start: {p.stderr}")
         wait_screen("the UI", lambda s: f"interface {L.V_CLI}" in s)
         cap = NoCapture()
-        sessions = []
-        gap = lambda: time.sleep(2.5)  # noqa: E731
-        for name, fn in (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused)):
-            L.log(f"follow-tui {name}")
-            sessions += [session(s["label"], "postfix-smtpd", "before the rotation", scenario=name) for s in fn(lab, cap)]
-            gap()
+        sessions = run_scenarios(lab, cap, "follow-tui", "before the rotation",
+                                 (("plaintext", L.sc_plaintext), ("offered-unused", L.sc_offered_unused)))
         L.log("follow-tui: logrotate -f")
         logrotate(lab, conf, os.path.join(work, "logrotate.state"))
         time.sleep(1.0)
-        for name, fn in (("tls13", L.sc_tls13_sni), ("refused", L.sc_454)):
-            L.log(f"follow-tui {name}")
-            sessions += [session(s["label"], "postfix-smtpd", "after the rotation", scenario=name) for s in fn(lab, cap)]
-            gap()
+        sessions += run_scenarios(lab, cap, "follow-tui", "after the rotation",
+                                  (("tls13", L.sc_tls13_sni), ("refused", L.sc_454)))
         # The Exchange-style server writes no line to the followed maillog: its row waits.
         L.log("follow-tui xanon (no log followed for it)")
         sessions += [session(s["label"], None, "not in the followed log", scenario="xanon") for s in L.sc_xanon(lab, cap)]
