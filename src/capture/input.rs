@@ -1,7 +1,8 @@
 //! The bytes of a capture as the format parsers see them: a window over the input that can be
-//! widened to hold the next record. A regular file is memory-mapped and the window is the whole
-//! rest of it; a stream (standard input, a decompressor) goes through a bounded buffer, so memory
-//! stays the same whatever the stream's length or the compression's expansion.
+//! widened to hold the next record. A capture read front to back (a file, standard input, a
+//! decompressor) goes through a bounded buffer, so memory stays the same whatever its length or
+//! the compression's expansion; one that must be addressed by offset (a NetMon file, records read
+//! in place) is memory-mapped and the window is the whole rest of it.
 
 use std::fs::File;
 use std::io::{self, Read};

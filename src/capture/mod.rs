@@ -231,7 +231,7 @@ impl MergedReader {
     /// Next packet in timestamp order across all sources.
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
         if self.sources.len() == 1 {
-            // The common case borrows the source's bytes (the mapped file): no copy.
+            // The common case borrows the source's bytes (its read buffer): no copy.
             return self.sources.get_mut(0)?.next_packet(0);
         }
         if !self.primed {

@@ -1,6 +1,6 @@
 //! The packet-source trait every capture file goes through, and opening a file by what its
-//! first bytes say it is: pcap or pcapng (memory-mapped), the same compressed with gzip or zstd
-//! (streamed through a bounded buffer), Microsoft Network Monitor 2.x, or standard input (`-`).
+//! first bytes say it is: pcap or pcapng, the same compressed with gzip or zstd, standard input
+//! (`-`), all streamed through one bounded buffer; Microsoft Network Monitor 2.x memory-mapped.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -115,12 +115,24 @@ pub fn open(path: &Path) -> Result<Box<dyn PacketSource>, String> {
     }
     let file = File::open(path).map_err(|e| e.to_string())?;
     let regular = file.metadata().map(|m| m.is_file() && m.len() > 0).unwrap_or(false);
-    if !regular {
-        // A pipe, a device, a process substitution, or an empty file: read it as a stream.
-        return open_stream(Box::new(file), false);
+    if regular && is_netmon(&file) {
+        // Its frames are found through a table at the end of the file: random access.
+        let input = Input::map(&file).map_err(|e| e.to_string())?;
+        return open_input(input);
     }
-    let input = Input::map(&file).map_err(|e| e.to_string())?;
-    open_input(input)
+    // Everything else, regular file or not, is read front to back through one bounded buffer.
+    // Not mapped: the parser then touches each packet first in a buffer the kernel has just
+    // filled and the cache still holds, where a mapped file costs a page fault per 64 KiB and a
+    // memory stall per packet; read(2) took a fifth off the single-threaded time of the 2 GB lab
+    // capture (BENCHMARKS.md).
+    open_stream(Box::new(file), false)
+}
+
+/// Whether a regular file starts with Network Monitor's magic (read without moving its offset).
+fn is_netmon(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 4];
+    file.read_exact_at(&mut head, 0).is_ok() && matches!(sniff(&head), Ok(Format::Netmon))
 }
 
 /// Opens a capture held in memory (fuzzing, tests): any format `open` reads.
