@@ -121,7 +121,11 @@ fn no_recognisable_line_or_no_readable_input_is_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["logs", "/nonexistent/RECV.LOG"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nonexistent"));
+    for line in err.lines() {
+        assert!(line.matches("no such file").count() <= 1, "the cause said twice: {line}");
+    }
     drop(dir);
 }
 

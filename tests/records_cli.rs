@@ -172,6 +172,12 @@ fn bad_record_inputs_fail_clearly() {
     assert_eq!(common::ndjson(&o.stdout).len(), 3);
     assert!(String::from_utf8_lossy(&o.stderr).contains("2 line(s) skipped"));
 
+    let o = smtpscope(&["-R", tmp.path().join("absent.ndjson").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "the cause said once: {err}");
+
     let o = smtpscope(&["--help"]);
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("--records") && help.contains("clickhouse") && help.contains("Not tshark's -R"));

@@ -30,12 +30,12 @@ pub const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The input could not be opened or read.
-    #[error("{name}: {source}")]
+    #[error("{name}: {error}")]
     Io {
         /// File name.
         name: String,
-        /// Cause.
-        source: io::Error,
+        /// Cause (in the message, not a chained source: a `{:#}` would say it twice).
+        error: io::Error,
     },
 }
 
@@ -321,7 +321,7 @@ pub fn read_path_with<'a>(
     wrap: impl FnOnce(Box<dyn Read + 'a>) -> Box<dyn Read + 'a>,
     out: &mut dyn FnMut(LogRecord),
 ) -> Result<FileStats, LogError> {
-    let io_err = |source| LogError::Io { name: path.to_string(), source };
+    let io_err = |error| LogError::Io { name: path.to_string(), error };
     if path == "-" {
         return read_stream(wrap(Box::new(io::stdin().lock())), Arc::from("-"), opts, out).map_err(io_err);
     }

@@ -33,12 +33,12 @@ const FIRST_ID: u64 = 1 << 62;
 #[derive(Debug, Error)]
 pub enum RecordError {
     /// A file or directory could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Open {
         /// As given.
         path: String,
-        /// Why.
-        source: io::Error,
+        /// Why (in the message, not a chained source: the message would say it twice).
+        error: io::Error,
     },
     /// A capture file given as records.
     #[error("{0}: a capture file, not smtpscope records: use -r")]
@@ -56,7 +56,7 @@ pub enum RecordError {
 pub fn expand(spec: &str) -> Result<Vec<PathBuf>, RecordError> {
     let p = Path::new(spec);
     if p.is_dir() {
-        let rd = std::fs::read_dir(p).map_err(|source| RecordError::Open { path: spec.into(), source })?;
+        let rd = std::fs::read_dir(p).map_err(|error| RecordError::Open { path: spec.into(), error })?;
         let mut v: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect();
         v.sort();
         if v.is_empty() {
@@ -98,7 +98,7 @@ fn peek(r: &mut BufReader<Box<dyn Read + Send>>) -> io::Result<Vec<u8>> {
 
 /// Wraps a stream, decompressing gzip or zstd by magic; `name` is for messages.
 fn open_stream(name: &str, input: Box<dyn Read + Send>) -> Result<BufReader<Box<dyn Read + Send>>, RecordError> {
-    let err = |source| RecordError::Open { path: name.to_string(), source };
+    let err = |error| RecordError::Open { path: name.to_string(), error };
     let mut raw: BufReader<Box<dyn Read + Send>> = BufReader::with_capacity(1 << 18, input);
     let head = peek(&mut raw).map_err(err)?;
     let inner: Box<dyn Read + Send> = match crate::decompress::Compression::of(&head) {
@@ -188,7 +188,7 @@ impl RecordFile {
     /// Opens one file.
     pub fn open(path: &Path) -> Result<Self, RecordError> {
         let shown = path.display().to_string();
-        let f = File::open(path).map_err(|source| RecordError::Open { path: shown.clone(), source })?;
+        let f = File::open(path).map_err(|error| RecordError::Open { path: shown.clone(), error })?;
         // Pipes, empty and compressed files are streamed; mapping leaves the file's offset at 0.
         if let Ok(input) = Input::map(&f) {
             let head = input.window().get(..4).unwrap_or_default();

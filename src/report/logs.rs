@@ -366,7 +366,8 @@ impl LogSummary {
         }
         for f in &self.files {
             if let Some(e) = &f.error {
-                let _ = writeln!(o, "  {}: {}", terminal(f.name.as_bytes()), terminal(e.as_bytes()));
+                // The error names its file already.
+                let _ = writeln!(o, "  {}", terminal(e.as_bytes()));
             } else if f.stats.as_ref().is_some_and(|s| s.format.is_none()) {
                 let _ = writeln!(o, "  {}: no Exchange or Postfix log line", terminal(f.name.as_bytes()));
             }
