@@ -117,6 +117,19 @@ impl Input {
     pub fn fill(&mut self, n: usize) -> io::Result<usize> {
         match &mut self.backing {
             Backing::Whole(w) => Ok(w.bytes().len().saturating_sub(self.pos)),
+            // Nearly every call: the record is in the buffer already.
+            Backing::Stream { start, end, eof, .. } if *end - *start >= n || *eof => Ok(*end - *start),
+            Backing::Stream { .. } => self.refill(n),
+        }
+    }
+
+    /// [`Input::fill`] for a stream whose buffer lacks bytes: moves what is left to the front
+    /// and reads; kept out of line so that the common case inlines into the parsers.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, n: usize) -> io::Result<usize> {
+        match &mut self.backing {
+            Backing::Whole(w) => Ok(w.bytes().len().saturating_sub(self.pos)),
             Backing::Stream { reader, buf, start, end, eof } => {
                 if *end - *start >= n || *eof {
                     return Ok(*end - *start);
