@@ -11,6 +11,9 @@ with wait4(): wall time, CPU time (user + system) and peak RSS. The table report
 the largest seen), MB/s, packets/s and sessions/s over the wall median, and the ratios the
 performance issue asks for: time relative to the floor, and the speed-up over each peer.
 Commands run through /bin/sh with stdout to /dev/null; a non-zero exit fails the benchmark.
+Before each round a two-core check times two CPU-bound loops at once against one (printed under the
+table): on a VM whose two vCPUs the host sometimes runs on one physical core, two-threaded runs slow
+down by that factor in those rounds, and the check says which rounds they were.
 """
 import argparse, os, statistics, subprocess, sys, time
 
@@ -41,6 +44,25 @@ def warm(path):
             pass
 
 
+# A CPU-bound loop timed inside its own interpreter (start-up excluded).
+SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(3_000_000):\n    x += i\nprint(time.perf_counter() - t)"
+
+
+def spin(copies):
+    """The slowest of `copies` CPU-bound loops run at once, in seconds."""
+    ps = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE) for _ in range(copies)]
+    return max(float(p.communicate()[0]) for p in ps)
+
+
+def two_core_check():
+    """Two loops at once over one alone: 1.0 when the machine's two cores are really two; a VM's
+    two vCPUs that the host runs on one core's two hardware threads (or beside a busy neighbour)
+    come out near 1.6-1.8, and then every two-threaded run of that round is slower by about as
+    much while single-threaded ones are not."""
+    alone = spin(1)
+    return spin(2) / alone
+
+
 def pair(s):
     name, _, cmd = s.partition("=")
     return name, cmd
@@ -63,8 +85,11 @@ def main():
     rss_file = f"/tmp/bench_run.{os.getpid()}.rss"
     order = [("floor", a.floor)] + [("tool", t) for t in a.tool] + [("peer", p) for p in a.peer]
     res = {name: [] for _, (name, _) in order}
+    checks = []
     for r in range(max(a.runs, a.peer_runs)):
         warm(a.capture)
+        checks.append(two_core_check())
+        print(f"bench_run: round {r + 1}: two-core check {checks[-1]:.2f}", file=sys.stderr)
         for kind, (name, cmd) in order:
             if kind == "peer" and r >= a.peer_runs:
                 continue
@@ -88,6 +113,10 @@ def main():
         print(f"| {name} | {len(res[name])} | {w:.3f} | {c:.3f} | {size / 1e6 / w:,.0f} | {a.packets / w / 1e3:,.0f} k | "
               f"{sess} | {rss:.1f} | {w / floor:.2f} |")
     os.unlink(rss_file)
+    print()
+    print("Two-core check before each round (two CPU-bound loops at once over one alone; ≈ 1.0 when the two cores "
+          "are free, ≈ 1.7 when the host runs them as one core's two threads): "
+          + ", ".join(f"{c:.2f}" for c in checks) + ".")
     tools = [t[0] for t in a.tool if t[0].startswith("smtpscope")]
     if a.peer and tools:
         print()
