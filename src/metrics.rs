@@ -408,7 +408,7 @@ mod tests {
     fn with_cert(sha1: &str, seen_secs: i64) -> Session {
         let mut s = session(Verdict::Starttls, 25);
         s.last_seen = seen_secs * 1_000_000;
-        s.tls.cert = Some(CertInfo {
+        s.tls.cert = Some(Box::new(CertInfo {
             subject: "CN=mx.example".into(),
             issuer: String::new(),
             serial: String::new(),
@@ -423,7 +423,7 @@ mod tests {
             key_type: "RSA",
             signature: String::new(),
             chain_len: 1,
-        });
+        }));
         s
     }
 

@@ -653,7 +653,7 @@ fn to_boxed(r: &RawRecord, names: &mut Interner) -> Option<Box<Session>> {
         let issuer = text(&c.issuer);
         let secs =
             |v: &Option<Str>| v.as_ref().and_then(|t| parse_time(&t.0, 1_000_000)).map_or(0, |us| us / 1_000_000);
-        s.tls.cert = Some(CertInfo {
+        s.tls.cert = Some(Box::new(CertInfo {
             common_names: common_names(&subject),
             subject,
             issuer,
@@ -668,7 +668,7 @@ fn to_boxed(r: &RawRecord, names: &mut Interner) -> Option<Box<Session>> {
             key_type: "",
             signature: text(&c.signature),
             chain_len: 1,
-        });
+        }));
     }
     if let Some(a) = &r.tls_alert {
         s.tls.alert = Some(Alert {

@@ -280,7 +280,7 @@ pub struct TlsFacts {
     /// ALPN protocols the client offered.
     pub alpn: Vec<Vec<u8>>,
     /// Server certificate, when visible (TLS ≤ 1.2).
-    pub cert: Option<CertInfo>,
+    pub cert: Option<Box<CertInfo>>,
     /// Frame of the Certificate message.
     pub cert_frame: Option<u64>,
     /// First cleartext fatal alert (or first warning if no fatal).

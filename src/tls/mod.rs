@@ -328,7 +328,7 @@ impl Tracker {
             }
             (Side::Server, TlsMessageHandshake::Certificate(c)) if s.tls.cert.is_none() => {
                 if let Some(first) = c.cert_chain.first() {
-                    s.tls.cert = cert::parse_cached(first.data, c.cert_chain.len());
+                    s.tls.cert = cert::parse_cached(first.data, c.cert_chain.len()).map(Box::new);
                     s.tls.cert_frame = Some(frame);
                     if let Some(ci) = &s.tls.cert {
                         let subject = ci.subject.clone();
