@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 
 use crate::driver::Opened;
 use crate::report::{Format, Options as ReportOptions};
@@ -344,7 +345,11 @@ pub fn run(opened: Option<Opened>, opts: Options) -> io::Result<Option<Summary>>
         }
         app.tick(Instant::now());
         runtime.execute(&mut app);
+        // One frame, one update on terminals that know synchronized output (others ignore the
+        // mode): a slow link or a screen grab never shows half of one frame over the last.
+        execute!(io::stdout(), BeginSynchronizedUpdate)?;
         terminal.draw(|f| render::draw(f, &mut app))?;
+        execute!(io::stdout(), EndSynchronizedUpdate)?;
         if let Some(l) = &mut log {
             let _ = writeln!(
                 l,
