@@ -310,6 +310,19 @@ fn the_log_lab_rebuilt_afresh_pairs_the_same_way() {
     }
 }
 
+/// Runs `tests/lab/log_lab.py MODE DIR` with this smtpscope and asserts the lab itself succeeded
+/// (smtpscope's stderr in the message); returns a reader of the files it left in `dir`.
+fn run_log_lab<'a>(mode: &str, dir: &'a Path) -> impl Fn(&str) -> String + 'a {
+    let st = Command::new("python3")
+        .arg(data("tests/lab/log_lab.py"))
+        .args([mode, dir.to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
+        .status()
+        .expect("python3");
+    let read = move |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    assert!(st.success(), "the lab failed; smtpscope said:\n{}", read("live.err"));
+    read
+}
+
 #[test]
 fn log_wait_is_for_a_live_capture_only() {
     let pcap = pairs_dir().join("postfix-pairs.pcap");
@@ -328,13 +341,7 @@ fn following_logs_during_a_live_capture_survives_logrotate() {
         return;
     }
     let dir = common::scratch("logfollow");
-    let st = Command::new("python3")
-        .arg(data("tests/lab/log_lab.py"))
-        .args(["follow", dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
-        .status()
-        .expect("python3");
-    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(st.success(), "the lab failed; smtpscope said:\n{}", read("live.err"));
+    let read = run_log_lab("follow", dir.path());
     assert_eq!(read("live.rc").trim(), "0", "{}", read("live.err"));
     // Two real rotations: the first rotated file compressed by the second (delaycompress).
     let rotated = read("rotated.txt");
@@ -376,14 +383,8 @@ fn a_live_check_following_real_postfix_logs_streams_each_judgement_within_the_wa
         return;
     }
     let dir = common::scratch("logcheck");
-    let st = Command::new("python3")
-        .arg(data("tests/lab/log_lab.py"))
-        .args(["check", dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
-        .status()
-        .expect("python3");
-    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let read = run_log_lab("check", dir.path());
     let err = read("live.err");
-    assert!(st.success(), "the lab failed; smtpscope said:\n{err}");
     eprintln!("smtpscope said:\n{err}");
     // A violation: exit 1.
     assert_eq!(read("live.rc").trim(), "1", "{err}");
@@ -486,13 +487,7 @@ fn the_live_ui_follows_the_logs_through_logrotate_and_revises_each_row_when_its_
     // The run becomes nobody: its --output file is created (and rotated) as that user.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let st = Command::new("python3")
-        .arg(data("tests/lab/log_lab.py"))
-        .args(["follow-tui", dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_smtpscope")])
-        .status()
-        .expect("python3");
-    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(st.success(), "the lab failed; smtpscope said:\n{}", read("live.err"));
+    let read = run_log_lab("follow-tui", dir.path());
     assert_eq!(read("live.rc").trim(), "0", "{}", read("live.err"));
     let meant: Vec<Value> = common::ndjson(read("follow.jsonl").as_bytes());
     let postfix = meant.iter().filter(|m| m["log_side"] == "postfix-smtpd").count();

@@ -284,13 +284,8 @@ def cmd_follow(outdir, smtpscope):
                                       (("tls12", L.sc_tls12_cert), ("implicit", L.sc_implicit)))
         finally:
             time.sleep(1.0)
-            if p.poll() is None:
-                os.killpg(p.pid, L.signal.SIGINT)
-            try:
-                rc = p.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, L.signal.SIGKILL)
-                rc = p.wait()
+            lab.stop(p, L.signal.SIGINT, grace=60)
+            rc = p.returncode
             out.close()
             err.close()
             with open(os.path.join(outdir, "live.rc"), "w") as f:
@@ -395,12 +390,8 @@ def cmd_check(outdir, smtpscope):
         finally:
             if p.poll() is None:
                 stop["signalled"] = time.time()
-                os.killpg(p.pid, L.signal.SIGINT)
-            try:
-                rc = p.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, L.signal.SIGKILL)
-                rc = p.wait()
+            lab.stop(p, L.signal.SIGINT, grace=60)
+            rc = p.returncode
             stop["exited"] = time.time()
             reader.join()
             stream.close()
