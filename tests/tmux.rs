@@ -17,6 +17,18 @@ impl Tmux {
         Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("run tmux")
     }
 
+    /// Opens session `t`, `cols`×`rows`, with `env` (`NAME=VALUE` each), running `shell`.
+    fn start(&self, cols: u16, rows: u16, env: &[&str], shell: &str) {
+        let (cols, rows) = (cols.to_string(), rows.to_string());
+        let mut args = vec!["new-session", "-d", "-s", "t", "-x", &cols, "-y", &rows];
+        for e in env {
+            args.extend(["-e", e]);
+        }
+        args.push(shell);
+        let started = self.cmd(&args);
+        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    }
+
     fn screen(&self) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
     }
@@ -69,22 +81,7 @@ fn filter_then_tls_tab_then_quit_in_a_real_terminal() {
         env!("CARGO_BIN_EXE_smtpscope"),
         demo.display()
     );
-    let started = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "-e",
-        "NO_COLOR=",
-        "-e",
-        "TERM=xterm-256color",
-        &shell,
-    ]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.start(100, 30, &["NO_COLOR=", "TERM=xterm-256color"], &shell);
 
     // The whole frame: tmux may show one the terminal is still painting (header before rows).
     let s = t.wait("the capture to be read", |s| s.contains("read 101 pkts") && s.contains("40003"));
@@ -125,7 +122,7 @@ fn the_ui_exits_when_its_terminal_goes_away() {
         env!("CARGO_BIN_EXE_smtpscope"),
         common::bundled().join("demo.pcap").display()
     );
-    assert!(t.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &shell]).status.success());
+    t.start(80, 24, &[], &shell);
     t.wait("the UI", |s| s.contains("read 101 pkts"));
     let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     let _ = std::fs::remove_file(&pidfile);
@@ -161,10 +158,8 @@ fn a_live_run_that_gave_up_root_names_the_user_and_the_fix_when_it_cannot_export
         dir.display(),
         env!("CARGO_BIN_EXE_smtpscope")
     );
-    let started =
-        // Wide enough for the whole advice whatever the length of the temporary path in it.
-        t.cmd(&["new-session", "-d", "-s", "t", "-x", "240", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    // Wide enough for the whole advice whatever the length of the temporary path in it.
+    t.start(240, 30, &["TERM=xterm-256color"], &shell);
     let s = t.wait("the start note", |s| s.contains("exports cannot be written"));
     assert!(s.contains("as nobody (uid 65534)") && s.contains("--export-dir"), "{s}");
     smtp_on_loopback();
@@ -261,9 +256,7 @@ fn with_output_the_ui_opens_only_when_asked_and_then_writes_the_records_and_the_
         pid = pid.display()
     );
     let t = Tmux { socket: format!("smtpscope-tui-output-{}", std::process::id()) };
-    let started =
-        t.cmd(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.start(100, 30, &["TERM=xterm-256color"], &shell);
     let s = t.wait("the UI of the second run", |s| s.contains("read 101 pkts"));
     assert!(s.contains("Sessions 3/3"), "{s}");
     assert_eq!(records(&plain).len(), 3, "without --tui: the records went to the file, no UI opened");
@@ -302,9 +295,7 @@ fn a_live_ui_with_sensor_options_writes_the_ring_the_records_and_the_metrics_and
         pid = pid.display()
     );
     let t = Tmux { socket: format!("smtpscope-tui-sensor-{}", std::process::id()) };
-    let started =
-        t.cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "30", "-e", "TERM=xterm-256color", &shell]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.start(160, 30, &["TERM=xterm-256color"], &shell);
     t.wait("the UI", |s| s.contains("interface lo"));
     smtp_dialogue(listener);
     t.wait("the session", |s| s.contains("Sessions 1/1"));
@@ -353,12 +344,7 @@ fn with_logs_the_ui_shows_log_agreement_and_the_log_tab_in_a_real_terminal() {
         srv.display(),
         d.join("postfix-cli.maillog").display(),
     );
-    let size = ["-x", "200", "-y", "50", "-e", "NO_COLOR=", "-e", "TERM=xterm-256color"];
-    let mut args = vec!["new-session", "-d", "-s", "t"];
-    args.extend_from_slice(&size);
-    args.push(&shell);
-    let started = t.cmd(&args);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.start(200, 50, &["NO_COLOR=", "TERM=xterm-256color"], &shell);
     let s = t.wait("the capture and its logs", |s| s.contains("Sessions 16/16") && s.contains("agree"));
     assert!(s.lines().any(|l| l.contains("VERDICT") && l.contains("LOG")), "{s}");
     assert!(s.contains("differ"), "{s}");
@@ -406,12 +392,7 @@ fn logs_on_a_terminal_opens_the_ui_with_each_log_session_a_row_its_filter_and_it
         env!("CARGO_BIN_EXE_smtpscope"),
         joined(&real_logs())
     );
-    let size = ["-x", "160", "-y", "45", "-e", "NO_COLOR=", "-e", "TERM=xterm-256color"];
-    let mut args = vec!["new-session", "-d", "-s", "t"];
-    args.extend_from_slice(&size);
-    args.push(&shell);
-    let started = t.cmd(&args);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.start(160, 45, &["NO_COLOR=", "TERM=xterm-256color"], &shell);
     // 13 Postfix sessions, 3 of the lab's Exchange-style server, the published one.
     // Waited for as a whole: the header can count the last rows a frame before the detail pane
     // has drawn the selected one.
@@ -492,9 +473,7 @@ fn logs_prints_as_before_when_piped_or_given_a_format_and_its_ui_exits_2_on_noth
         srv = paths[0],
         junk = junk.display()
     );
-    let started =
-        t.cmd(&["new-session", "-d", "-s", "t", "-x", "200", "-y", "40", "-e", "TERM=xterm-256color", &shell]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    t.start(200, 40, &["TERM=xterm-256color"], &shell);
     let s = t.wait("the UI over a file with no log line", |s| s.contains("no input held a recognisable"));
     assert!(s.contains("no SMTP session in these logs"), "{s}");
     t.keys(&["q"]);

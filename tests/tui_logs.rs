@@ -48,11 +48,12 @@ fn linked() -> Vec<Session> {
 }
 
 fn app_with(sessions: Vec<Session>) -> App {
-    let mut app = App::new(
-        SourceInfo { label: "file test.pcap".into(), bpf: None, live: false, logs: false },
-        Theme { color: true },
-        false,
-    );
+    app_of(SourceInfo { label: "file test.pcap".into(), bpf: None, live: false, logs: false }, sessions)
+}
+
+/// A UI over `source` that has read `sessions` to the end.
+fn app_of(source: SourceInfo, sessions: Vec<Session>) -> App {
+    let mut app = App::new(source, Theme { color: true }, false);
     app.ingest(Update::Finished(sessions));
     app.ingest(Update::Progress(smtpscope::driver::Progress { done: true, ..Default::default() }));
     app.rebuild(Instant::now());
@@ -292,15 +293,7 @@ fn log_rows() -> (Vec<Session>, Vec<smtpscope::logs::LogRecord>) {
 }
 
 fn logs_app(rows: Vec<Session>) -> App {
-    let mut app = App::new(
-        SourceInfo { label: "logs postfix-srv.maillog".into(), bpf: None, live: false, logs: true },
-        Theme { color: true },
-        false,
-    );
-    app.ingest(Update::Finished(rows));
-    app.ingest(Update::Progress(smtpscope::driver::Progress { done: true, ..Default::default() }));
-    app.rebuild(Instant::now());
-    app
+    app_of(SourceInfo { label: "logs postfix-srv.maillog".into(), bpf: None, live: false, logs: true }, rows)
 }
 
 #[test]
