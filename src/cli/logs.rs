@@ -123,13 +123,9 @@ pub fn read_all(paths: &[String], opts: &LogOptions, summary: &mut LogSummary, o
                     *summary.verdicts.entry(r.verdict).or_default() += 1;
                     on(r)
                 });
-                let (stats, error) = match r {
-                    Ok(s) => (Some(s), None),
-                    Err(e) => (None, Some(e.to_string())),
-                };
-                summary.files.push(LogFileSummary { name: path, stats, error });
+                summary.files.push(LogFileSummary::read(path, r));
             }
-            Err(e) => summary.files.push(LogFileSummary { name: e.clone(), stats: None, error: Some(e) }),
+            Err(e) => summary.files.push(LogFileSummary::missing(e)),
         }
     }
 }
@@ -318,7 +314,7 @@ impl smtpscope::tui::feed::Producer for LogInput {
             let path = match p {
                 Ok(path) => path,
                 Err(e) => {
-                    summary.files.push(LogFileSummary { name: e.clone(), stats: None, error: Some(e) });
+                    summary.files.push(LogFileSummary::missing(e));
                     continue;
                 }
             };
@@ -344,12 +340,9 @@ impl smtpscope::tui::feed::Producer for LogInput {
                 id += 1;
                 out(smtpscope::tui::logrow::row(r, id));
             });
-            let (stats, error) = match r {
-                Ok(s) => (Some(s), None),
-                Err(e) => (None, Some(e.to_string())),
-            };
-            lines += stats.as_ref().map_or(0, |s| s.lines);
-            summary.files.push(LogFileSummary { name: path, stats, error });
+            let file = LogFileSummary::read(path, r);
+            lines += file.stats.as_ref().map_or(0, |s| s.lines);
+            summary.files.push(file);
         }
         progress(Progress { packets: lines, bytes, total, elapsed: started.elapsed(), ..Progress::default() });
         // What went wrong, in the footer: the summary says it again after the UI.

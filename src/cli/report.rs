@@ -338,6 +338,15 @@ struct LiveLinking {
 }
 
 impl LiveLinking {
+    /// Lets go what is due in the cross-check (linked, or waited out), then passes it on.
+    fn release_due(&mut self) {
+        if let Some(c) = self.cross.as_mut() {
+            let released = &mut self.released;
+            c.tick(&mut |x, _| released.push(x));
+        }
+        self.pass_on();
+    }
+
     /// Hands the released records to the sensor and their sessions to the UI.
     fn pass_on(&mut self) {
         for linked in std::mem::take(&mut self.released) {
@@ -378,11 +387,7 @@ impl smtpscope::tui::feed::Hooks for LiveLinking {
     }
 
     fn tick(&mut self, p: &driver::Progress) {
-        if let Some(c) = self.cross.as_mut() {
-            let released = &mut self.released;
-            c.tick(&mut |x, _| released.push(x));
-        }
-        self.pass_on();
+        self.release_due();
         self.inner.tick(p);
     }
 
@@ -395,11 +400,9 @@ impl smtpscope::tui::feed::Hooks for LiveLinking {
 
     fn waiting(&mut self) -> bool {
         let inner = self.inner.waiting();
-        let Some(c) = self.cross.as_mut() else { return inner };
-        let released = &mut self.released;
-        c.tick(&mut |x, _| released.push(x));
+        self.release_due();
+        let Some(c) = self.cross.as_ref() else { return inner };
         let (waiting, wait) = (c.waiting(), c.wait());
-        self.pass_on();
         let now = std::time::Instant::now();
         let until = *self.linger_until.get_or_insert(now + wait);
         let someone = self.records_elsewhere || !self.ui_closed.load(Ordering::Relaxed);

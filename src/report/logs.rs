@@ -11,7 +11,7 @@ use super::json::SafeFormatter;
 use super::table::verdict_color;
 use super::{rfc3339, Options};
 use crate::escape::{csv_cell, terminal};
-use crate::logs::{FileStats, LogRecord, Problems};
+use crate::logs::{FileStats, LogError, LogRecord, Problems};
 use crate::session::Verdict;
 use serde::Serialize;
 
@@ -295,6 +295,22 @@ pub struct LogFileSummary {
     pub stats: Option<FileStats>,
     /// Why it could not be read.
     pub error: Option<String>,
+}
+
+impl LogFileSummary {
+    /// The input `name` as reading it went: what was read, or why nothing was (the error names
+    /// the file).
+    pub fn read(name: String, r: Result<FileStats, LogError>) -> Self {
+        match r {
+            Ok(s) => Self { name, stats: Some(s), error: None },
+            Err(e) => Self { name, stats: None, error: Some(e.to_string()) },
+        }
+    }
+
+    /// An argument that named no file to read (the error, which names it, is also its name).
+    pub fn missing(error: String) -> Self {
+        Self { name: error.clone(), stats: None, error: Some(error) }
+    }
 }
 
 /// The summary of a `logs` run.
