@@ -260,6 +260,12 @@ impl Rest<'_> {
             return;
         };
         let Flow { meta, streams, app } = flow;
+        if let Some(s) = streams.as_deref() {
+            if let Some(r) = s.get(dir) {
+                crate::flow::prefetch(r);
+            }
+        }
+        app.prefetch();
         meta.packets += 1;
         meta.last_ts = p.ts;
         meta.last_frame = p.frame;
