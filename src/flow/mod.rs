@@ -119,8 +119,33 @@ impl EndReason {
 }
 
 /// Flow facts the layers above read.
+///
+/// In declaration order (`repr(C)`), what every packet updates first: with the key and the
+/// flow's pointers before it, a packet's work on its slot stays within its first three cache
+/// lines; the facts set once (endpoints, handshake, first packet) follow.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct FlowMeta {
+    /// Packets in the flow.
+    pub packets: u64,
+    /// Last packet's timestamp.
+    pub last_ts: Micros,
+    /// Frame number of the last packet.
+    pub last_frame: u64,
+    /// Payload bytes on the wire per direction (IP lengths).
+    pub wire_bytes: [u64; 2],
+    /// Payload bytes captured per direction.
+    pub captured_bytes: [u64; 2],
+    /// Both sides closed: the direction whose FIN (the second) still waits for its ACK, the
+    /// flow's last packet, before the session is finished.
+    pub closing: Option<usize>,
+    /// FIN seen per direction.
+    pub fin: [bool; 2],
+    /// RST seen per direction.
+    pub rst: [bool; 2],
+    /// `ends[0]` is the lower endpoint of the flow key (a segment's direction follows from its
+    /// own orientation).
+    ends0_lo: bool,
     /// Sequential id (order of creation).
     pub id: u64,
     /// `ends[d]` sends direction `d`; `ends[0]` sent the first packet seen.
@@ -133,34 +158,14 @@ pub struct FlowMeta {
     pub syn_isn: Option<u32>,
     /// Initial sequence number per direction (SYN or SYN-ACK).
     pub isn: [Option<u32>; 2],
-    /// FIN seen per direction.
-    pub fin: [bool; 2],
-    /// RST seen per direction.
-    pub rst: [bool; 2],
     /// First packet's timestamp.
     pub first_ts: Micros,
-    /// Last packet's timestamp.
-    pub last_ts: Micros,
-    /// Packets in the flow.
-    pub packets: u64,
-    /// Payload bytes on the wire per direction (IP lengths).
-    pub wire_bytes: [u64; 2],
-    /// Payload bytes captured per direction.
-    pub captured_bytes: [u64; 2],
     /// Source index (file) of the first packet.
     pub source: usize,
     /// Frame number of the first packet.
     pub first_frame: u64,
-    /// Frame number of the last packet.
-    pub last_frame: u64,
     /// Outermost VLAN id of the first packet.
     pub vlan: Option<u16>,
-    /// Both sides closed: the direction whose FIN (the second) still waits for its ACK, the
-    /// flow's last packet, before the session is finished.
-    pub closing: Option<usize>,
-    /// `ends[0]` is the lower endpoint of the flow key (a segment's direction follows from its
-    /// own orientation).
-    ends0_lo: bool,
 }
 
 impl FlowMeta {
@@ -176,14 +181,17 @@ impl FlowMeta {
 }
 
 /// A flow: its facts, its two byte streams and the application state `A` riding on it.
+///
+/// `repr(C)`: the pointers a packet follows come before the facts (see [`FlowMeta`]).
+#[repr(C)]
 pub struct Flow<A> {
-    /// Facts.
-    pub meta: FlowMeta,
     /// `streams[d]` reassembles direction `d`; allocated with the first payload, so the many
     /// flows that never carry a byte (scans, floods) stay small.
     pub streams: Option<Box<[Reassembler; 2]>>,
     /// Application state.
     pub app: A,
+    /// Facts.
+    pub meta: FlowMeta,
 }
 
 /// The flow's reassemblers, created on first use with the ISNs already seen.
@@ -281,6 +289,7 @@ fn spread(h: u32) -> u64 {
 }
 
 /// A held flow with its key: confirming a lookup reads the memory the packet then works on.
+#[repr(C)]
 struct Slot<A> {
     key: FlowKey,
     flow: Flow<A>,

@@ -341,14 +341,60 @@ pub struct Gaps {
 }
 
 /// Everything known about one session; the record reports are made from.
+///
+/// In declaration order (`repr(C)`): what the SMTP machine updates line by line comes first, so
+/// with many flows open a dialogue's writes land in a few cache lines of the record rather than
+/// all over it; what is filled once at the end (flow facts, verdict, sources) follows.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[repr(C)]
 pub struct Session {
+    /// The dialogue, when the engine records transcripts (terminal UI).
+    pub transcript: Option<Box<Transcript>>,
+    /// First hello command.
+    pub hello: Option<Hello>,
+    /// First 250 reply to EHLO.
+    pub ehlo_reply: Option<EhloReply>,
+    /// Evidence in order of appearance.
+    pub evidence: Vec<Evidence>,
+    /// Findings.
+    pub findings: Vec<Finding>,
+    /// Envelope senders (MAIL FROM paths) in clear, first few.
+    pub mail_from: Vec<Vec<u8>>,
+    /// Envelope recipients (RCPT TO paths) in clear, first few.
+    pub rcpt_to: Vec<Vec<u8>>,
+    /// First upgrade attempt.
+    pub upgrade: Option<Upgrade>,
+    /// Greeting text (first line, without code).
+    pub banner: Option<Vec<u8>>,
+    /// QUIT sent (frame) and its reply.
+    pub quit: Option<(u64, Option<Option<u16>>)>,
+    /// Gap facts.
+    pub gaps: Gaps,
+    /// Message bytes seen in clear.
+    pub message_bytes: u64,
+    /// SMTP anomalies.
+    pub anomalies: SmtpAnomalies,
+    /// Client commands after the first hello command (pipelined ones included).
+    pub commands_after_hello: u32,
+    /// MAIL FROM commands in clear.
+    pub mail_transactions: u32,
+    /// RCPT TO commands in clear.
+    pub rcpt_count: u32,
+    /// Messages accepted (250 after end of data / BDAT LAST).
+    pub messages_accepted: u32,
+    /// Greeting code.
+    pub banner_code: Option<u16>,
+    /// What the flow carried.
+    pub kind: Kind,
+    /// Proxy preamble before SMTP.
+    pub tunnel: Option<Tunnel>,
+    /// An EHLO (not HELO) was sent in clear.
+    pub ehlo_sent: bool,
+    /// BDAT was used.
+    pub uses_bdat: bool,
     /// Flow id, unique within a run (the same for a session's in-progress snapshots and its
     /// final record).
     pub id: u64,
-    /// A snapshot of a session still open: the verdict is provisional ("if the capture ended
-    /// now"). Reports only ever see finished sessions.
-    pub in_progress: bool,
     /// Input file (None when live).
     pub file: Option<Arc<str>>,
     /// Capture interface (live).
@@ -369,74 +415,18 @@ pub struct Session {
     pub last_frame: u64,
     /// Packets.
     pub packets: u64,
-    /// Outer VLAN.
-    pub vlan: Option<u16>,
-    /// SYN or SYN-ACK captured.
-    pub handshake_seen: bool,
-    /// Client closed (FIN or RST).
-    pub client_closed: bool,
-    /// Server closed (FIN or RST).
-    pub server_closed: bool,
-    /// How the flow ended.
-    pub end: EndReason,
     /// Payload on the wire (client, server).
     pub wire_bytes: [u64; 2],
     /// Payload captured (client, server).
     pub captured_bytes: [u64; 2],
     /// Reassembly counters (client, server).
     pub streams: [StreamStats; 2],
-    /// What the flow carried.
-    pub kind: Kind,
-    /// Proxy preamble before SMTP.
-    pub tunnel: Option<Tunnel>,
-    /// Greeting text (first line, without code).
-    pub banner: Option<Vec<u8>>,
-    /// Greeting code.
-    pub banner_code: Option<u16>,
-    /// First hello command.
-    pub hello: Option<Hello>,
-    /// An EHLO (not HELO) was sent in clear.
-    pub ehlo_sent: bool,
-    /// First 250 reply to EHLO.
-    pub ehlo_reply: Option<EhloReply>,
-    /// Client commands after the first hello command (pipelined ones included).
-    pub commands_after_hello: u32,
-    /// First upgrade attempt.
-    pub upgrade: Option<Upgrade>,
-    /// MAIL FROM commands in clear.
-    pub mail_transactions: u32,
-    /// RCPT TO commands in clear.
-    pub rcpt_count: u32,
-    /// Envelope senders (MAIL FROM paths) in clear, first few.
-    pub mail_from: Vec<Vec<u8>>,
-    /// Envelope recipients (RCPT TO paths) in clear, first few.
-    pub rcpt_to: Vec<Vec<u8>>,
-    /// Messages accepted (250 after end of data / BDAT LAST).
-    pub messages_accepted: u32,
-    /// Message bytes seen in clear.
-    pub message_bytes: u64,
-    /// BDAT was used.
-    pub uses_bdat: bool,
-    /// QUIT sent (frame) and its reply.
-    pub quit: Option<(u64, Option<Option<u16>>)>,
     /// AUTH mechanisms the client used in clear.
     pub auth_mechanisms: Vec<String>,
     /// Decoded AUTH secrets, only with `--show-credentials` (forensics).
     pub credentials: Vec<String>,
     /// TLS facts.
     pub tls: TlsFacts,
-    /// Gap facts.
-    pub gaps: Gaps,
-    /// SMTP anomalies.
-    pub anomalies: SmtpAnomalies,
-    /// Evidence in order of appearance.
-    pub evidence: Vec<Evidence>,
-    /// Findings.
-    pub findings: Vec<Finding>,
-    /// Verdict, set when the session is finished (provisional in a snapshot).
-    pub verdict: Option<Verdict>,
-    /// The dialogue, when the engine records transcripts (terminal UI).
-    pub transcript: Option<Box<Transcript>>,
     /// Live with `-w`: the file holding the session's first packet.
     pub pcap_file: Option<Arc<str>>,
     /// Set when the session was read back from an NDJSON record (`-R`) instead of a capture.
@@ -448,6 +438,21 @@ pub struct Session {
     /// filter read instead of the wire facts. Never set on a wire record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_log: Option<Box<crate::logs::LogRecord>>,
+    /// Outer VLAN.
+    pub vlan: Option<u16>,
+    /// A snapshot of a session still open: the verdict is provisional ("if the capture ended
+    /// now"). Reports only ever see finished sessions.
+    pub in_progress: bool,
+    /// SYN or SYN-ACK captured.
+    pub handshake_seen: bool,
+    /// Client closed (FIN or RST).
+    pub client_closed: bool,
+    /// Server closed (FIN or RST).
+    pub server_closed: bool,
+    /// How the flow ended.
+    pub end: EndReason,
+    /// Verdict, set when the session is finished (provisional in a snapshot).
+    pub verdict: Option<Verdict>,
 }
 
 /// Where a session read back from an NDJSON record came from, and what the record did not say.
