@@ -152,13 +152,14 @@ impl Engine {
     /// Processes one packet; sessions that end are handed to `out`.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
         let (decoder, mut rest) = self.split();
-        rest.stats.packets += 1;
-        rest.stats.bytes += u64::from(p.orig_len);
-        rest.expire_closing(p.ts, out);
-        match decoder.decode(p.linktype, p.data) {
-            Ok(seg) => rest.segment(&seg, p, out),
-            Err(skip) => *rest.stats.undecodable.entry(skip).or_default() += 1,
-        }
+        rest.packet(p, decoder.decode(p.linktype, p.data), out);
+    }
+
+    /// Processes one packet already decoded, in order, by a [`Decoder`] of the caller's (the
+    /// two-thread pipeline decodes on its reading thread); the engine's own decoder is not used.
+    pub fn decoded(&mut self, p: &Packet<'_>, seg: Result<Segment<'_>, Skip>, out: &mut dyn FnMut(Session)) {
+        let (_, mut rest) = self.split();
+        rest.packet(p, seg, out);
     }
 
     /// Snapshots of up to `max` open sessions that changed since their last snapshot, oldest
@@ -223,6 +224,16 @@ struct Rest<'e> {
 }
 
 impl Rest<'_> {
+    fn packet(&mut self, p: &Packet<'_>, seg: Result<Segment<'_>, Skip>, out: &mut dyn FnMut(Session)) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(p.orig_len);
+        self.expire_closing(p.ts, out);
+        match seg {
+            Ok(seg) => self.segment(&seg, p, out),
+            Err(skip) => *self.stats.undecodable.entry(skip).or_default() += 1,
+        }
+    }
+
     /// Finishes the closed flows whose last ACK did not come in time.
     fn expire_closing(&mut self, now: Micros, out: &mut dyn FnMut(Session)) {
         while let Some(&(slot, id, deadline)) = self.closing.front() {

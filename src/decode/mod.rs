@@ -54,6 +54,49 @@ pub struct Segment<'a> {
     pub link: LinkInfo,
 }
 
+/// A decoded segment whose option and payload bytes are named by their place in a buffer its
+/// holder keeps: how a segment decoded on one thread travels to another with its frame's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentAt {
+    head: Segment<'static>,
+    options: (usize, usize),
+    payload: (usize, usize),
+}
+
+/// Where `inner` lies inside `outer`, by address: the decoder's slices borrow either the frame
+/// or its own fragment buffer.
+fn place_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
+    let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
+    (i >= o && i + inner.len() <= o + outer.len()).then(|| i - o)
+}
+
+impl Segment<'_> {
+    /// The segment relocated for a buffer `buf` holding a copy of `frame` from `at`: bytes
+    /// borrowed from the frame are named by their place in that copy, others (a datagram put
+    /// together from fragments) are appended to `buf`.
+    pub fn relocate(&self, frame: &[u8], buf: &mut Vec<u8>, at: usize) -> SegmentAt {
+        let mut place = |b: &[u8]| match place_in(frame, b) {
+            Some(off) => (at + off, b.len()),
+            None => {
+                let start = buf.len();
+                buf.extend_from_slice(b);
+                (start, b.len())
+            }
+        };
+        let options = place(self.options);
+        let payload = place(self.payload);
+        SegmentAt { head: Segment { options: &[], payload: &[], ..*self }, options, payload }
+    }
+}
+
+impl SegmentAt {
+    /// The segment again, its bytes borrowed from `buf` (the buffer it was relocated for).
+    pub fn segment<'a>(&self, buf: &'a [u8]) -> Option<Segment<'a>> {
+        let get = |(start, len): (usize, usize)| buf.get(start..start.checked_add(len)?);
+        Some(Segment { options: get(self.options)?, payload: get(self.payload)?, ..self.head })
+    }
+}
+
 const MAX_FRAGMENT_SETS: usize = 1024;
 const MAX_FRAGMENT_BYTES: usize = 65_535 + 64;
 const UDP_VXLAN: u16 = 4789;
@@ -382,6 +425,29 @@ mod tests {
         let head = frag(0, true, first);
         let s = d.decode(link::dlt::RAW, &head).unwrap();
         assert_eq!(s.payload, b"MAIL FROM:<a@b>\r\n");
+
+        // Handed to another thread: the put-together payload is not in the frame, so it
+        // travels in the batch after the frame's copy.
+        let mut batch = b"earlier frame".to_vec();
+        let at = batch.len();
+        batch.extend_from_slice(&head);
+        let moved = s.relocate(&head, &mut batch, at).segment(&batch).unwrap();
+        assert_eq!((moved.payload, moved.options, moved.seq), (s.payload, s.options, s.seq));
+        assert_eq!(batch.len(), at + head.len() + s.payload.len());
+    }
+
+    #[test]
+    fn a_relocated_segment_names_its_bytes_in_the_batch_copy_of_its_frame() {
+        let pkt = ipv4_tcp(b"EHLO x\r\n");
+        let mut d = Decoder::new();
+        let s = d.decode(link::dlt::RAW, &pkt).unwrap();
+        let mut batch = vec![0u8; 100];
+        batch.extend_from_slice(&pkt);
+        let moved = s.relocate(&pkt, &mut batch, 100);
+        assert_eq!(batch.len(), 100 + pkt.len(), "nothing appended: the bytes are in the copy");
+        let back = moved.segment(&batch).unwrap();
+        assert_eq!((back.payload, back.sport, back.wire_len), (&b"EHLO x\r\n"[..], 40000, 8));
+        assert!(moved.segment(&batch[..110]).is_none(), "a buffer without the bytes gives no segment");
     }
 
     fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
