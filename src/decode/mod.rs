@@ -55,12 +55,23 @@ pub struct Segment<'a> {
 }
 
 /// A decoded segment whose option and payload bytes are named by their place in a buffer its
-/// holder keeps: how a segment decoded on one thread travels to another with its frame's bytes.
+/// holder keeps: how a segment decoded on one thread travels to another with its frame's bytes
+/// (80 bytes: a batch holds a thousand).
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentAt {
-    head: Segment<'static>,
-    options: (usize, usize),
-    payload: (usize, usize),
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    wire_len: u32,
+    link: LinkInfo,
+    /// Start and length in the buffer.
+    options: (u32, u32),
+    payload: (u32, u32),
 }
 
 /// Where `inner` lies inside `outer`, by address: the decoder's slices borrow either the frame
@@ -73,27 +84,56 @@ fn place_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
 impl Segment<'_> {
     /// The segment relocated for a buffer `buf` holding a copy of `frame` from `at`: bytes
     /// borrowed from the frame are named by their place in that copy, others (a datagram put
-    /// together from fragments) are appended to `buf`.
-    pub fn relocate(&self, frame: &[u8], buf: &mut Vec<u8>, at: usize) -> SegmentAt {
-        let mut place = |b: &[u8]| match place_in(frame, b) {
-            Some(off) => (at + off, b.len()),
-            None => {
-                let start = buf.len();
-                buf.extend_from_slice(b);
-                (start, b.len())
-            }
+    /// together from fragments) are appended to `buf`. None if `buf` outgrew 4 GiB.
+    pub fn relocate(&self, frame: &[u8], buf: &mut Vec<u8>, at: usize) -> Option<SegmentAt> {
+        let mut place = |b: &[u8]| {
+            let start = match place_in(frame, b) {
+                Some(off) => at + off,
+                None => {
+                    buf.extend_from_slice(b);
+                    buf.len() - b.len()
+                }
+            };
+            Some((u32::try_from(start).ok()?, u32::try_from(b.len()).ok()?))
         };
-        let options = place(self.options);
-        let payload = place(self.payload);
-        SegmentAt { head: Segment { options: &[], payload: &[], ..*self }, options, payload }
+        Some(SegmentAt {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            wire_len: self.wire_len,
+            link: self.link,
+            options: place(self.options)?,
+            payload: place(self.payload)?,
+        })
     }
 }
 
 impl SegmentAt {
     /// The segment again, its bytes borrowed from `buf` (the buffer it was relocated for).
     pub fn segment<'a>(&self, buf: &'a [u8]) -> Option<Segment<'a>> {
-        let get = |(start, len): (usize, usize)| buf.get(start..start.checked_add(len)?);
-        Some(Segment { options: get(self.options)?, payload: get(self.payload)?, ..self.head })
+        let get = |(start, len): (u32, u32)| {
+            let start = start as usize;
+            buf.get(start..start.checked_add(len as usize)?)
+        };
+        Some(Segment {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            options: get(self.options)?,
+            payload: get(self.payload)?,
+            wire_len: self.wire_len,
+            link: self.link,
+        })
     }
 }
 
@@ -431,7 +471,7 @@ mod tests {
         let mut batch = b"earlier frame".to_vec();
         let at = batch.len();
         batch.extend_from_slice(&head);
-        let moved = s.relocate(&head, &mut batch, at).segment(&batch).unwrap();
+        let moved = s.relocate(&head, &mut batch, at).unwrap().segment(&batch).unwrap();
         assert_eq!((moved.payload, moved.options, moved.seq), (s.payload, s.options, s.seq));
         assert_eq!(batch.len(), at + head.len() + s.payload.len());
     }
@@ -443,7 +483,7 @@ mod tests {
         let s = d.decode(link::dlt::RAW, &pkt).unwrap();
         let mut batch = vec![0u8; 100];
         batch.extend_from_slice(&pkt);
-        let moved = s.relocate(&pkt, &mut batch, 100);
+        let moved = s.relocate(&pkt, &mut batch, 100).unwrap();
         assert_eq!(batch.len(), 100 + pkt.len(), "nothing appended: the bytes are in the copy");
         let back = moved.segment(&batch).unwrap();
         assert_eq!((back.payload, back.sport, back.wire_len), (&b"EHLO x\r\n"[..], 40000, 8));

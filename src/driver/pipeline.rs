@@ -96,8 +96,9 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Batch>, tx: SyncSender<Back>) {
                 frame: it.frame,
             };
             last_ts = p.ts;
-            // `relocate` put every byte a segment names into the batch; were one missing, the
-            // packet would be counted as a TCP header cut short, not dropped unseen.
+            // `relocate` put every byte a segment names into the batch (a batch is far below the
+            // 4 GiB it can name); were one missing, the packet would be counted as a TCP header
+            // cut short, not dropped unseen.
             let seg = it.seg.and_then(|s| s.segment(data).ok_or(Skip::BadTcp));
             engine.decoded(&p, seg, &mut |s| sessions.push(s));
         }
@@ -206,7 +207,9 @@ pub(super) fn run(
             b.data.extend_from_slice(p.data);
             // Decoding here takes a tenth of the engine thread's work (the longer of the two)
             // over to this one; the decoder's state (fragments) sees the packets in order still.
-            let seg = decoder.decode(p.linktype, p.data).map(|s| s.relocate(p.data, &mut b.data, start));
+            let seg = decoder
+                .decode(p.linktype, p.data)
+                .and_then(|s| s.relocate(p.data, &mut b.data, start).ok_or(Skip::BadTcp));
             b.items.push(Item {
                 ts: p.ts,
                 orig_len: p.orig_len,
