@@ -12,7 +12,7 @@ use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxBuildHasher;
 
 use crate::capture::Micros;
 use crate::decode::Segment;
@@ -295,6 +295,61 @@ struct Slot<A> {
     flow: Flow<A>,
 }
 
+/// Finished 4-tuples, the oldest let go first, each remembered by a keyed 64-bit hash of its key
+/// rather than the 40-byte key: 8 bytes in the set and 8 in the order, so the default 65,536
+/// take about 1.7 MB instead of 8 (the 2 GB lab capture fills them). Two 4-tuples share a hash
+/// with odds of 1 in 2^64 per pair, and the hash key is drawn anew each run, so no one can aim a
+/// 4-tuple at another's tombstone.
+struct Tombstones {
+    set: HashTable<u64>,
+    order: VecDeque<u64>,
+    hasher: std::hash::RandomState,
+}
+
+impl Tombstones {
+    fn new() -> Self {
+        Self { set: HashTable::new(), order: VecDeque::new(), hasher: std::hash::RandomState::new() }
+    }
+
+    fn id(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn has(&self, id: u64) -> bool {
+        self.set.find(id, |&x| x == id).is_some()
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Ok(e) = self.set.find_entry(id, |&x| x == id) {
+            e.remove();
+        }
+    }
+
+    fn contains(&self, key: &FlowKey) -> bool {
+        self.has(self.id(key))
+    }
+
+    /// A new connection on the 4-tuple: it is no longer finished. (Its place in the order stays,
+    /// as the key's did.)
+    fn forget(&mut self, key: &FlowKey) {
+        self.remove(self.id(key));
+    }
+
+    /// Remembers `key`, letting the oldest go when `max` are held.
+    fn insert(&mut self, key: &FlowKey, max: usize) {
+        let id = self.id(key);
+        if self.set.len() >= max {
+            if let Some(old) = self.order.pop_front() {
+                self.remove(old);
+            }
+        }
+        if !self.has(id) {
+            self.set.insert_unique(id, id, |&x| x);
+            self.order.push_back(id);
+        }
+    }
+}
+
 /// Slots per chunk of [`Slots`]: about a third of a megabyte of flows.
 const SLOT_CHUNK: usize = 1024;
 
@@ -357,8 +412,7 @@ pub struct FlowTable<A> {
     index: HashTable<IndexEntry>,
     slots: Slots<A>,
     free: Vec<usize>,
-    tombstones: FxHashMap<FlowKey, ()>,
-    tomb_order: VecDeque<FlowKey>,
+    tombstones: Tombstones,
     next_id: u64,
     /// The slot the last lookup found: a packet's flow is often the previous packet's (a
     /// segment and its ACK, a burst of one transfer), and confirming it by its key costs less
@@ -380,8 +434,7 @@ impl<A> FlowTable<A> {
             index: HashTable::new(),
             slots: Slots::new(),
             free: Vec::new(),
-            tombstones: FxHashMap::default(),
-            tomb_order: VecDeque::new(),
+            tombstones: Tombstones::new(),
             next_id: 0,
             last: usize::MAX,
             limits,
@@ -445,7 +498,7 @@ impl<A> FlowTable<A> {
             if let Some(old) = self.remove(slot) {
                 ended(old, EndReason::Reused);
             }
-        } else if self.tombstones.contains_key(&key) {
+        } else if self.tombstones.contains(&key) {
             if !pure_syn {
                 // The last ACK of a close is normal; only late bytes are worth counting.
                 if seg.wire_len > 0 {
@@ -453,7 +506,7 @@ impl<A> FlowTable<A> {
                 }
                 return Lookup::Late;
             }
-            self.tombstones.remove(&key);
+            self.tombstones.forget(&key);
         }
         if self.index.len() >= self.limits.max_flows {
             self.evict_oldest(ended);
@@ -512,14 +565,7 @@ impl<A> FlowTable<A> {
         // SYN-only flows must not push their tombstones out.
         let carried = flow.meta.wire_bytes.iter().any(|b| *b > 0);
         if carried && self.limits.max_tombstones > 0 {
-            if self.tombstones.len() >= self.limits.max_tombstones {
-                if let Some(old) = self.tomb_order.pop_front() {
-                    self.tombstones.remove(&old);
-                }
-            }
-            if self.tombstones.insert(key, ()).is_none() {
-                self.tomb_order.push_back(key);
-            }
+            self.tombstones.insert(&key, self.limits.max_tombstones);
         }
         Some(flow)
     }
@@ -629,6 +675,28 @@ mod tests {
         assert_eq!(slot_of(&mut t, &data(1, 1024)), None);
         assert_eq!(t.stats.late_packets, 1);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn finished_4_tuples_are_remembered_up_to_the_limit_oldest_forgotten_first() {
+        let limits = TableLimits { max_tombstones: 3, ..Default::default() };
+        let mut t = FlowTable::new(limits);
+        for i in 1..=4 {
+            let slot = slot_of(&mut t, &data(i, 1024)).unwrap_or(usize::MAX);
+            if let Some(f) = t.get_mut(slot) {
+                f.meta.wire_bytes[0] = 1;
+            }
+            t.remove(slot);
+        }
+        // 1 was let go for 4; 2, 3 and 4 are still finished: their late bytes are dropped.
+        for i in 2..=4 {
+            assert_eq!(slot_of(&mut t, &data(i, 1024)), None, "client {i}");
+        }
+        assert_eq!(t.stats.late_packets, 3);
+        assert!(slot_of(&mut t, &data(1, 1024)).is_some(), "the oldest tombstone was let go");
+        // A new SYN on a finished 4-tuple is a new connection.
+        let syn = seg(3, 1024, TcpFlags { syn: true, ..Default::default() }, b"");
+        assert!(slot_of(&mut t, &syn).is_some());
     }
 
     #[test]
