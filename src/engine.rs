@@ -156,7 +156,8 @@ impl Engine {
     }
 
     /// Processes one packet already decoded, in order, by a [`Decoder`] of the caller's (the
-    /// two-thread pipeline decodes on its reading thread); the engine's own decoder is not used.
+    /// two-thread pipeline decodes on its reading thread); the engine's own decoder is not used,
+    /// and neither is `p.data`: all the engine reads of the frame is in `seg`.
     pub fn decoded(&mut self, p: &Packet<'_>, seg: Result<Segment<'_>, Skip>, out: &mut dyn FnMut(Session)) {
         let (_, mut rest) = self.split();
         rest.packet(p, seg, out);

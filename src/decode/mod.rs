@@ -55,8 +55,8 @@ pub struct Segment<'a> {
 }
 
 /// A decoded segment whose option and payload bytes are named by their place in a buffer its
-/// holder keeps: how a segment decoded on one thread travels to another with its frame's bytes
-/// (80 bytes: a batch holds a thousand).
+/// holder keeps: how a segment decoded on one thread travels to another (80 bytes: a batch
+/// holds a thousand).
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentAt {
     src: IpAddr,
@@ -74,27 +74,15 @@ pub struct SegmentAt {
     payload: (u32, u32),
 }
 
-/// Where `inner` lies inside `outer`, by address: the decoder's slices borrow either the frame
-/// or its own fragment buffer.
-fn place_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
-    let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
-    (i >= o && i + inner.len() <= o + outer.len()).then(|| i - o)
-}
-
 impl Segment<'_> {
-    /// The segment relocated for a buffer `buf` holding a copy of `frame` from `at`: bytes
-    /// borrowed from the frame are named by their place in that copy, others (a datagram put
-    /// together from fragments) are appended to `buf`. None if `buf` outgrew 4 GiB.
-    pub fn relocate(&self, frame: &[u8], buf: &mut Vec<u8>, at: usize) -> Option<SegmentAt> {
-        let mut place = |b: &[u8]| {
-            let start = match place_in(frame, b) {
-                Some(off) => at + off,
-                None => {
-                    buf.extend_from_slice(b);
-                    buf.len() - b.len()
-                }
-            };
-            Some((u32::try_from(start).ok()?, u32::try_from(b.len()).ok()?))
+    /// The segment with its option and payload bytes appended to `buf`, which it then names
+    /// them by: the link, IP and TCP headers are not copied, the facts taken from them travel
+    /// in the `SegmentAt`. None if `buf` outgrew 4 GiB.
+    pub fn relocate(&self, buf: &mut Vec<u8>) -> Option<SegmentAt> {
+        let mut put = |b: &[u8]| {
+            let start = u32::try_from(buf.len()).ok()?;
+            buf.extend_from_slice(b);
+            Some((start, u32::try_from(b.len()).ok()?))
         };
         Some(SegmentAt {
             src: self.src,
@@ -107,8 +95,8 @@ impl Segment<'_> {
             window: self.window,
             wire_len: self.wire_len,
             link: self.link,
-            options: place(self.options)?,
-            payload: place(self.payload)?,
+            options: put(self.options)?,
+            payload: put(self.payload)?,
         })
     }
 }
@@ -466,27 +454,28 @@ mod tests {
         let s = d.decode(link::dlt::RAW, &head).unwrap();
         assert_eq!(s.payload, b"MAIL FROM:<a@b>\r\n");
 
-        // Handed to another thread: the put-together payload is not in the frame, so it
-        // travels in the batch after the frame's copy.
-        let mut batch = b"earlier frame".to_vec();
-        let at = batch.len();
-        batch.extend_from_slice(&head);
-        let moved = s.relocate(&head, &mut batch, at).unwrap().segment(&batch).unwrap();
+        // Handed to another thread: the put-together payload travels in the batch.
+        let mut batch = b"earlier segment".to_vec();
+        let moved = s.relocate(&mut batch).unwrap().segment(&batch).unwrap();
         assert_eq!((moved.payload, moved.options, moved.seq), (s.payload, s.options, s.seq));
-        assert_eq!(batch.len(), at + head.len() + s.payload.len());
     }
 
     #[test]
-    fn a_relocated_segment_names_its_bytes_in_the_batch_copy_of_its_frame() {
-        let pkt = ipv4_tcp(b"EHLO x\r\n");
+    fn a_relocated_segment_carries_its_options_and_payload_but_not_its_headers() {
+        let b = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 25, 7, 1000)
+            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+            .unwrap();
+        let mut pkt = Vec::new();
+        b.write(&mut pkt, b"EHLO x\r\n").unwrap();
         let mut d = Decoder::new();
         let s = d.decode(link::dlt::RAW, &pkt).unwrap();
         let mut batch = vec![0u8; 100];
-        batch.extend_from_slice(&pkt);
-        let moved = s.relocate(&pkt, &mut batch, 100).unwrap();
-        assert_eq!(batch.len(), 100 + pkt.len(), "nothing appended: the bytes are in the copy");
+        let moved = s.relocate(&mut batch).unwrap();
+        assert_eq!(batch.len(), 100 + 4 + 8, "four option bytes and the payload, no header");
         let back = moved.segment(&batch).unwrap();
-        assert_eq!((back.payload, back.sport, back.wire_len), (&b"EHLO x\r\n"[..], 40000, 8));
+        assert_eq!((back.payload, back.options), (&b"EHLO x\r\n"[..], &[2u8, 4, 0x05, 0xb4][..]));
+        assert_eq!((back.sport, back.seq, back.wire_len, back.src), (40000, 7, 8, s.src));
         assert!(moved.segment(&batch[..110]).is_none(), "a buffer without the bytes gives no segment");
     }
 

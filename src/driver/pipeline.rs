@@ -44,9 +44,8 @@ struct Item {
     linktype: i32,
     source: usize,
     frame: u64,
-    start: usize,
-    len: usize,
-    /// Decoded on the reading thread (its bytes are in the batch).
+    /// Decoded on the reading thread; its option and payload bytes are in the batch (the
+    /// frame itself is not: the engine needs nothing else from it).
     seg: Result<SegmentAt, Skip>,
 }
 
@@ -86,10 +85,9 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Batch>, tx: SyncSender<Back>) {
     while let Ok(mut b) = rx.recv() {
         let Batch { data, items, sessions, .. } = &mut b;
         for it in items.iter() {
-            let Some(bytes) = data.get(it.start..it.start + it.len) else { continue };
             let p = Packet {
                 ts: it.ts,
-                data: bytes,
+                data: &[],
                 orig_len: it.orig_len,
                 linktype: it.linktype,
                 source: it.source,
@@ -203,21 +201,16 @@ pub(super) fn run(
                 break;
             };
             read += 1;
-            let start = b.data.len();
-            b.data.extend_from_slice(p.data);
-            // Decoding here takes a tenth of the engine thread's work (the longer of the two)
-            // over to this one; the decoder's state (fragments) sees the packets in order still.
-            let seg = decoder
-                .decode(p.linktype, p.data)
-                .and_then(|s| s.relocate(p.data, &mut b.data, start).ok_or(Skip::BadTcp));
+            // Decoding here takes a tenth of the engine thread's work over to this one, and only
+            // the option and payload bytes are copied into the batch, not the headers; the
+            // decoder's state (fragments) sees the packets in order still.
+            let seg = decoder.decode(p.linktype, p.data).and_then(|s| s.relocate(&mut b.data).ok_or(Skip::BadTcp));
             b.items.push(Item {
                 ts: p.ts,
                 orig_len: p.orig_len,
                 linktype: p.linktype,
                 source: p.source,
                 frame: p.frame,
-                start,
-                len: p.data.len(),
                 seg,
             });
             // Where a single thread stops: after the packet that reaches -c, or the one after
