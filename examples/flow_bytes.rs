@@ -46,9 +46,12 @@ fn main() {
         n += 1;
         let live = LIVE.load(Ordering::Relaxed) - base;
         peak = peak.max(live);
-        if n % 1000 == 0 && e.open_flows() >= best {
-            best = e.open_flows();
-            at = at.max((live, BLOCKS.load(Ordering::Relaxed) - base_blocks));
+        // The largest heap among the samples with the most flows open (both from one moment).
+        let open = e.open_flows();
+        if n % 1000 == 0 && open >= best {
+            let now = (live, BLOCKS.load(Ordering::Relaxed) - base_blocks);
+            at = if open > best { now } else { at.max(now) };
+            best = open;
         }
     }
     e.finish(&mut drop);

@@ -254,7 +254,7 @@ fn run_files(
     sink: &mut dyn Sink,
     stop: &AtomicBool,
 ) -> Summary {
-    // Two threads: the engine on one, reading and the sink on the other; unless the sink
+    // Two threads: the engine on one, reading, decoding and the sink on the other; unless the sink
     // snapshots open sessions (the terminal UI), which needs the engine on its own thread:
     // then the files are read ahead (`Opened::open` made the reader so).
     let reader = match reader {

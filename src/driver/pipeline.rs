@@ -29,11 +29,11 @@ use crate::summary::Summary;
 /// costs a wake-up of the other thread each way: at 512 packets (6 batches of 256 KiB) those
 /// wake-ups (futex) were 1-3 % of all samples on the 2 GB lab capture.
 const BATCH_PACKETS: usize = 1024;
-/// Captured bytes per batch.
+/// Option and payload bytes per batch (the frames' headers stay behind: see [`Item::seg`]).
 const BATCH_BYTES: usize = 512 * 1024;
-/// Batches in all (≈ 1.7 MiB, allocated once, as much as 6 of half the size were): one being
-/// filled, one being processed, one in flight, so that the engine does not wait on a record
-/// write, and records follow their packets closely.
+/// Batches in all (≈ 2 MiB with their segments, allocated once): one being filled, one being
+/// processed, one in flight, so that the engine does not wait on a record write, and records
+/// follow their packets closely.
 const POOL: usize = 3;
 /// Sessions per message when the end of the input finishes every open flow at once.
 const FINISH_CHUNK: usize = 256;
