@@ -272,10 +272,8 @@ impl Rest<'_> {
             return;
         };
         let Flow { meta, streams, app } = flow;
-        if let Some(s) = streams.as_deref() {
-            if let Some(r) = s.get(dir) {
-                crate::flow::prefetch(r);
-            }
+        if let Some(r) = streams.as_deref().and_then(|s| s.get(dir)) {
+            crate::flow::prefetch(r);
         }
         app.prefetch();
         meta.packets += 1;

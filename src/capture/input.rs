@@ -119,7 +119,7 @@ impl Input {
             Backing::Whole(w) => Ok(w.bytes().len().saturating_sub(self.pos)),
             // Nearly every call: the record is in the buffer already.
             Backing::Stream { start, end, eof, .. } if *end - *start >= n || *eof => Ok(*end - *start),
-            Backing::Stream { .. } => self.refill(n),
+            Backing::Stream { reader, buf, start, end, eof } => Self::refill(reader, buf, start, end, eof, n),
         }
     }
 
@@ -127,46 +127,45 @@ impl Input {
     /// and reads; kept out of line so that the common case inlines into the parsers.
     #[cold]
     #[inline(never)]
-    fn refill(&mut self, n: usize) -> io::Result<usize> {
-        match &mut self.backing {
-            Backing::Whole(w) => Ok(w.bytes().len().saturating_sub(self.pos)),
-            Backing::Stream { reader, buf, start, end, eof } => {
-                if *end - *start >= n || *eof {
-                    return Ok(*end - *start);
-                }
-                if n > MAX_RECORD {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("a record of {n} bytes is larger than the {MAX_RECORD}-byte limit"),
-                    ));
-                }
-                if *start + n > buf.len() {
-                    // Move what is left to the front; grow only for a record larger than the buffer.
-                    buf.copy_within(*start..*end, 0);
-                    *end -= *start;
-                    *start = 0;
-                    if n > buf.len() {
-                        buf.resize(n.next_power_of_two().min(MAX_RECORD), 0);
-                    }
-                }
-                while *end - *start < n {
-                    let Some(space) = buf.get_mut(*end..) else { break };
-                    if space.is_empty() {
-                        break;
-                    }
-                    match reader.read(space) {
-                        Ok(0) => {
-                            *eof = true;
-                            break;
-                        }
-                        Ok(k) => *end += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(*end - *start)
+    fn refill(
+        reader: &mut Box<dyn Read + Send>,
+        buf: &mut Vec<u8>,
+        start: &mut usize,
+        end: &mut usize,
+        eof: &mut bool,
+        n: usize,
+    ) -> io::Result<usize> {
+        if n > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a record of {n} bytes is larger than the {MAX_RECORD}-byte limit"),
+            ));
+        }
+        if *start + n > buf.len() {
+            // Move what is left to the front; grow only for a record larger than the buffer.
+            buf.copy_within(*start..*end, 0);
+            *end -= *start;
+            *start = 0;
+            if n > buf.len() {
+                buf.resize(n.next_power_of_two().min(MAX_RECORD), 0);
             }
         }
+        while *end - *start < n {
+            let Some(space) = buf.get_mut(*end..) else { break };
+            if space.is_empty() {
+                break;
+            }
+            match reader.read(space) {
+                Ok(0) => {
+                    *eof = true;
+                    break;
+                }
+                Ok(k) => *end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(*end - *start)
     }
 
     /// The current window (what [`Input::fill`] made available).

@@ -55,20 +55,11 @@ pub struct Segment<'a> {
 }
 
 /// A decoded segment whose option and payload bytes are named by their place in a buffer its
-/// holder keeps: how a segment decoded on one thread travels to another (80 bytes: a batch
-/// holds a thousand).
+/// holder keeps: how a segment decoded on one thread travels to another.
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentAt {
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    window: u16,
-    wire_len: u32,
-    link: LinkInfo,
+    /// The header facts; its own `options` and `payload` are empty.
+    head: Segment<'static>,
     /// Start and length in the buffer.
     options: (u32, u32),
     payload: (u32, u32),
@@ -84,20 +75,8 @@ impl Segment<'_> {
             buf.extend_from_slice(b);
             Some((start, u32::try_from(b.len()).ok()?))
         };
-        Some(SegmentAt {
-            src: self.src,
-            dst: self.dst,
-            sport: self.sport,
-            dport: self.dport,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            wire_len: self.wire_len,
-            link: self.link,
-            options: put(self.options)?,
-            payload: put(self.payload)?,
-        })
+        let (options, payload) = (put(self.options)?, put(self.payload)?);
+        Some(SegmentAt { head: Segment { options: &[], payload: &[], ..*self }, options, payload })
     }
 }
 
@@ -108,20 +87,7 @@ impl SegmentAt {
             let start = start as usize;
             buf.get(start..start.checked_add(len as usize)?)
         };
-        Some(Segment {
-            src: self.src,
-            dst: self.dst,
-            sport: self.sport,
-            dport: self.dport,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            options: get(self.options)?,
-            payload: get(self.payload)?,
-            wire_len: self.wire_len,
-            link: self.link,
-        })
+        Some(Segment { options: get(self.options)?, payload: get(self.payload)?, ..self.head })
     }
 }
 

@@ -298,9 +298,9 @@ struct Slot<A> {
 
 /// Finished 4-tuples, the oldest let go first, each remembered by a keyed 64-bit hash of its key
 /// rather than the 40-byte key: 16 bytes with its insertion number in the set and in the order,
-/// so the default 65,536 take about 3.2 MB instead of 8 (the 2 GB lab capture fills them). Two 4-tuples share a hash
-/// with odds of 1 in 2^64 per pair, and the hash key is drawn anew each run, so no one can aim a
-/// 4-tuple at another's tombstone.
+/// so the default 65,536 take about 3.2 MB instead of 8 (the 2 GB lab capture fills them). Two
+/// 4-tuples share a hash with odds of 1 in 2^64 per pair, and the hash key is drawn anew each
+/// run, so no one can aim a 4-tuple at another's tombstone.
 ///
 /// Each tombstone carries the number of its insertion, in the set and in the order: a 4-tuple
 /// reopened by a new SYN and finished again leaves an old entry in the order, which then neither
@@ -323,9 +323,13 @@ impl Tombstones {
         self.hasher.hash_one(key)
     }
 
-    /// The insertion number of `id`'s tombstone, if it has one.
+    /// The insertion number of `id`'s tombstone in `set`, if it has one.
+    fn seq_in(set: &HashTable<(u64, u64)>, id: u64) -> Option<u64> {
+        set.find(id, |e| e.0 == id).map(|e| e.1)
+    }
+
     fn seq_of(&self, id: u64) -> Option<u64> {
-        self.set.find(id, |e| e.0 == id).map(|e| e.1)
+        Self::seq_in(&self.set, id)
     }
 
     /// Removes `id`'s tombstone if it is the one inserted as `seq` (any, for None).
@@ -356,7 +360,7 @@ impl Tombstones {
         }
         if self.order.len() >= 2 * max {
             let set = &self.set;
-            self.order.retain(|&(id, seq)| set.find(id, |e| e.0 == id).is_some_and(|e| e.1 == seq));
+            self.order.retain(|&(id, seq)| Self::seq_in(set, id) == Some(seq));
         }
         let seq = self.next;
         self.next += 1;
