@@ -92,11 +92,14 @@ impl Tail {
         let cap = self.ring.len();
         let first = data.len().min(cap - self.end);
         let (a, b) = data.split_at(first);
+        // Most segments fit before the ring's edge: no second (empty) copy call for them.
         if let Some(dst) = self.ring.get_mut(self.end..self.end + a.len()) {
             dst.copy_from_slice(a);
         }
-        if let Some(dst) = self.ring.get_mut(..b.len()) {
-            dst.copy_from_slice(b);
+        if !b.is_empty() {
+            if let Some(dst) = self.ring.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+            }
         }
         if cap > 0 {
             self.end = (self.end + data.len()) % cap;
@@ -196,6 +199,11 @@ impl Reassembler {
             return;
         }
         let missing = wire_len - data.len() as u64;
+        if rel == 0 && self.pending.is_empty() {
+            // The usual segment: the next bytes, nothing held to merge with.
+            self.deliver(data, missing, lim, out);
+            return;
+        }
         if rel <= 0 {
             let skip = (-rel) as u64;
             if skip >= wire_len {
