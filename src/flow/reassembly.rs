@@ -87,6 +87,9 @@ impl Tail {
             }
             self.ring.extend_from_slice(fill);
             data = rest;
+            if data.is_empty() {
+                return;
+            }
         }
         // Full: overwrite the oldest bytes.
         let cap = self.ring.len();
