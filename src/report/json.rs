@@ -93,29 +93,71 @@ fn envelope(list: &[Vec<u8>], opts: Options, show: fn(&[u8]) -> String) -> Vec<S
     out
 }
 
-/// Whether any byte of the word needs more than a copy inside a JSON string: a control, DEL,
-/// non-ASCII (checked char by char), `"` or `\`.
-#[inline]
+/// Whether a byte needs more than a copy inside a JSON string: a control, `"`, `\`, DEL, or any
+/// non-ASCII byte (checked char by char). Written with `|` rather than `||` so that a loop over a
+/// fixed chunk compiles to vector compares.
+#[inline(always)]
+fn byte_needs_care(b: u8) -> bool {
+    (b.wrapping_sub(0x20) >= 0x5f) | (b == b'"') | (b == b'\\')
+}
+
+/// [`byte_needs_care`] for eight bytes at once.
+#[inline(always)]
 fn word_needs_care(w: u64) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI != 0;
-    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI != 0;
-    below_space
-        || w & HI != 0
-        || has_zero(w ^ (LO * b'"' as u64))
-        || has_zero(w ^ (LO * b'\\' as u64))
-        || has_zero(w ^ (LO * 0x7f))
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w;
+    (below_space | w | has_zero(w ^ (LO * b'"' as u64)) | has_zero(w ^ (LO * b'\\' as u64)) | has_zero(w ^ (LO * 0x7f)))
+        & HI
+        != 0
+}
+
+/// Four bytes from `at` (zero where there are none: never clean, see [`all_clean`]).
+fn u32_at(b: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_le_bytes(b.get(at..at + 4).and_then(|c| c.try_into().ok()).unwrap_or([0; 4])))
+}
+
+/// Eight bytes from `at`, as [`u32_at`].
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b.get(at..at + 8).and_then(|c| c.try_into().ok()).unwrap_or([0; 8]))
+}
+
+/// Whether every byte of `b` can be copied as is. Most strings of a record are short and clean:
+/// short ones are checked as one or two (overlapping) words instead of byte by byte, long ones 16
+/// bytes at a time plus an overlapping last chunk. A read that cannot happen counts as unclean.
+#[inline]
+fn all_clean(b: &[u8]) -> bool {
+    const CHUNK: usize = 16;
+    let n = b.len();
+    match n {
+        0 => true,
+        1..=3 => {
+            // The first, middle and last byte cover every byte of a string this short; the
+            // other five are spaces.
+            let pick = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+            let w = pick(0) | pick(n / 2) << 8 | pick(n - 1) << 16 | 0x2020_2020_2000_0000;
+            !word_needs_care(w)
+        }
+        4..=7 => !word_needs_care(u32_at(b, 0) | u32_at(b, n - 4) << 32),
+        8..=16 => !word_needs_care(u64_at(b, 0)) && !word_needs_care(u64_at(b, n - 8)),
+        _ => {
+            let dirty = |c: &[u8]| match <&[u8; CHUNK]>::try_from(c) {
+                Ok(c) => c.iter().fold(false, |acc, &x| acc | byte_needs_care(x)),
+                Err(_) => true,
+            };
+            b.chunks_exact(CHUNK).all(|c| !dirty(c))
+                && (n % CHUNK == 0 || !dirty(b.get(n - CHUNK..).unwrap_or_default()))
+        }
+    }
 }
 
 /// `\uXXXX` (lower-case hex, surrogate pair above the BMP), as [`SafeFormatter`] writes it.
 fn push_u(out: &mut Vec<u8>, c: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut one = |u: u32| {
-        out.extend_from_slice(b"\\u");
-        for shift in [12, 8, 4, 0] {
-            out.push(HEX[((u >> shift) & 0xf) as usize]);
-        }
+        let hex = |shift: u32| HEX.get(((u >> shift) & 0xf) as usize).copied().unwrap_or(b'0');
+        out.extend_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
     };
     if c > 0xffff {
         let v = c - 0x10000;
@@ -126,189 +168,232 @@ fn push_u(out: &mut Vec<u8>, c: u32) {
     }
 }
 
-/// The characters of `s` inside a JSON string, escaped exactly as serde_json with
-/// [`SafeFormatter`] escapes them (the two are compared in the tests).
-fn push_escaped(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let mut i = 0;
-    // Printable ASCII is copied eight bytes at a time.
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        if word_needs_care(w) {
-            break;
-        }
-        i += 8;
+/// The characters of `b` inside a JSON string (without the quotes). Valid UTF-8 is escaped
+/// exactly as serde_json with [`SafeFormatter`] escapes it, and each byte of an invalid sequence
+/// becomes the text `\xNN` as [`json_text`] writes it (the three are compared in the tests).
+/// A `&str` therefore comes out as serde_json would write it.
+fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
+    if all_clean(b) {
+        out.extend_from_slice(b);
+    } else {
+        push_escaped_slow(out, b);
     }
-    let (done, rest) = s.split_at(i);
-    out.extend_from_slice(done.as_bytes());
-    let mut start = 0;
-    for (at, c) in rest.char_indices() {
-        let esc: Option<&[u8]> = match c {
-            '"' => Some(b"\\\""),
-            '\\' => Some(b"\\\\"),
-            ' '..='~' => continue,
-            _ => None,
-        };
-        let bad = esc.is_some() || c < ' ' || needs_u_escape(c);
-        if !bad {
-            continue;
-        }
-        out.extend_from_slice(rest.get(start..at).unwrap_or_default().as_bytes());
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => push_u(out, c as u32),
-        }
-        start = at + c.len_utf8();
-    }
-    out.extend_from_slice(rest.get(start..).unwrap_or_default().as_bytes());
 }
 
-/// Builds one NDJSON line. Keys are written in schema order; a comma goes before every key and
-/// array item that does not open its object or array.
+/// [`push_escaped`] for text with something to escape or non-ASCII characters to check.
+#[cold]
+fn push_escaped_slow(out: &mut Vec<u8>, b: &[u8]) {
+    let mut rest = b;
+    loop {
+        let clean = rest.iter().position(|&x| byte_needs_care(x)).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(clean);
+        out.extend_from_slice(run);
+        let Some(&c) = tail.first() else { break };
+        let used = match c {
+            b'"' => {
+                out.extend_from_slice(b"\\\"");
+                1
+            }
+            b'\\' => {
+                out.extend_from_slice(b"\\\\");
+                1
+            }
+            0..=0x7f => {
+                push_u(out, u32::from(c));
+                1
+            }
+            _ => push_non_ascii(out, tail),
+        };
+        rest = tail.get(used..).unwrap_or_default();
+    }
+}
+
+/// Writes the character (or invalid sequence) that `tail` starts with, returning its length.
+fn push_non_ascii(out: &mut Vec<u8>, tail: &[u8]) -> usize {
+    // A character is at most four bytes, and `from_utf8` judges the first one from those alone.
+    let window = tail.get(..4).unwrap_or(tail);
+    let (valid, bad_len) = match std::str::from_utf8(window) {
+        Ok(s) => (s, window.len()),
+        // `error_len` is `None` only when the input ends inside a character (a window shorter
+        // than four bytes is the whole rest), and then every remaining byte is part of it.
+        Err(e) => (
+            std::str::from_utf8(window.get(..e.valid_up_to()).unwrap_or_default()).unwrap_or_default(),
+            e.error_len().unwrap_or(window.len()),
+        ),
+    };
+    if let Some(ch) = valid.chars().next() {
+        let n = ch.len_utf8();
+        if needs_u_escape(ch) {
+            push_u(out, u32::from(ch));
+        } else {
+            out.extend_from_slice(tail.get(..n).unwrap_or_default());
+        }
+        return n;
+    }
+    let n = bad_len.max(1);
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &x in tail.iter().take(n) {
+        let hex = |v: u8| HEX.get(usize::from(v)).copied().unwrap_or(b'0');
+        // The text `\xNN`, its backslash escaped for JSON.
+        out.extend_from_slice(&[b'\\', b'\\', b'x', hex(x >> 4), hex(x & 0xf)]);
+    }
+    n
+}
+
+/// A key with its punctuation, built at compile time so that writing it (and often its value's
+/// first byte or the whole `null`) is one copy of a constant rather than several pushes.
+#[derive(Clone, Copy)]
+struct Key {
+    /// `,"name":` (`{"name":` for a key that opens its object).
+    colon: &'static [u8],
+    /// The same followed by the opening quote of a string value.
+    quote: &'static [u8],
+    /// The same followed by `null`.
+    null: &'static [u8],
+}
+
+/// `key!("name")` for a key after another; `key!({ "name" })` for the first key of an object,
+/// which opens it.
+macro_rules! key {
+    ($name:literal) => {
+        key!(@ ",", $name)
+    };
+    ({ $name:literal }) => {
+        key!(@ "{", $name)
+    };
+    (@ $before:literal, $name:literal) => {
+        Key {
+            colon: concat!($before, "\"", $name, "\":").as_bytes(),
+            quote: concat!($before, "\"", $name, "\":\"").as_bytes(),
+            null: concat!($before, "\"", $name, "\":null").as_bytes(),
+        }
+    };
+}
+
+/// Builds one NDJSON line. The caller writes keys in schema order with the separators they
+/// need: a key built by `key!("name")` brings its comma, and array items are separated by
+/// their index.
 struct Line<'b> {
     out: &'b mut Vec<u8>,
 }
 
 impl Line<'_> {
-    fn sep(&mut self) {
-        if !matches!(self.out.last(), Some(b'{' | b'[') | None) {
+    #[inline(always)]
+    fn raw(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+    }
+
+    /// A key whose value is an array or object, opened by `bracket`.
+    #[inline(always)]
+    fn open(&mut self, k: Key, bracket: u8) {
+        self.raw(k.colon);
+        self.out.push(bracket);
+    }
+
+    /// The comma between array items.
+    #[inline(always)]
+    fn comma_unless(&mut self, first: bool) {
+        if !first {
             self.out.push(b',');
         }
     }
 
-    fn key(&mut self, k: &str) {
-        self.sep();
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-
-    fn open(&mut self, k: &str, bracket: u8) {
-        self.key(k);
-        self.out.push(bracket);
-    }
-
-    fn close(&mut self, bracket: u8) {
-        self.out.push(bracket);
-    }
-
-    fn null(&mut self, k: &str) {
-        self.key(k);
-        self.out.extend_from_slice(b"null");
-    }
-
-    fn string(&mut self, s: &str) {
-        self.out.push(b'"');
-        push_escaped(self.out, s);
+    /// A string value: wire bytes as [`json_text`] shows them (valid UTF-8 as is, invalid bytes
+    /// as `\xNN`), so a `&str` as serde_json writes it.
+    #[inline(always)]
+    fn text(&mut self, k: Key, v: &[u8]) {
+        self.raw(k.quote);
+        push_escaped(self.out, v);
         self.out.push(b'"');
     }
 
-    /// Wire bytes as [`json_text`] shows them: valid UTF-8 as is, invalid bytes as `\xNN`.
-    fn text(&mut self, bytes: &[u8]) {
-        self.out.push(b'"');
-        let mut rest = bytes;
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(s) => {
-                    push_escaped(self.out, s);
-                    break;
-                }
-                Err(e) => {
-                    let (good, bad) = rest.split_at(e.valid_up_to());
-                    push_escaped(self.out, std::str::from_utf8(good).unwrap_or_default());
-                    let n = e.error_len().unwrap_or(bad.len()).max(1);
-                    for b in bad.iter().take(n) {
-                        // The text `\xNN`, its backslash escaped for JSON.
-                        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                        self.out.extend_from_slice(b"\\\\x");
-                        self.out.push(HEX[usize::from(b >> 4)]);
-                        self.out.push(HEX[usize::from(b & 0xf)]);
-                    }
-                    rest = bad.get(n..).unwrap_or_default();
-                    if rest.is_empty() {
-                        break;
-                    }
-                }
-            }
-        }
-        self.out.push(b'"');
+    #[inline(always)]
+    fn str(&mut self, k: Key, v: &str) {
+        self.text(k, v.as_bytes());
     }
 
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        self.string(v);
+    #[inline(always)]
+    fn opt_str(&mut self, k: Key, v: Option<&str>) {
+        self.opt_text(k, v.map(str::as_bytes));
     }
 
-    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+    #[inline(always)]
+    fn opt_text(&mut self, k: Key, v: Option<&[u8]>) {
         match v {
-            Some(v) => self.str(k, v),
-            None => self.null(k),
+            Some(v) => self.text(k, v),
+            None => self.raw(k.null),
         }
     }
 
-    fn opt_text(&mut self, k: &str, v: Option<&[u8]>) {
-        self.key(k);
-        match v {
-            Some(v) => self.text(v),
-            None => self.out.extend_from_slice(b"null"),
+    /// An array item: `"…"`, after a comma unless it is the first.
+    fn item(&mut self, first: bool, v: &[u8]) {
+        self.raw(if first { b"\"" } else { b",\"" });
+        push_escaped(self.out, v);
+        self.out.push(b'"');
+    }
+
+    #[inline(always)]
+    fn num(&mut self, k: Key, v: impl Into<u64>) {
+        self.raw(k.colon);
+        let v: u64 = v.into();
+        // Most counts are a single digit: one push instead of formatting and a copy.
+        match u8::try_from(v) {
+            Ok(d @ 0..=9) => self.out.push(b'0' + d),
+            _ => self.raw(itoa::Buffer::new().format(v).as_bytes()),
         }
     }
 
-    fn item_str(&mut self, v: &str) {
-        self.sep();
-        self.string(v);
-    }
-
-    fn num(&mut self, k: &str, v: impl itoa::Integer) {
-        self.key(k);
-        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-    }
-
-    fn opt_num(&mut self, k: &str, v: Option<impl itoa::Integer>) {
+    #[inline(always)]
+    fn opt_num(&mut self, k: Key, v: Option<impl Into<u64>>) {
         match v {
             Some(v) => self.num(k, v),
-            None => self.null(k),
+            None => self.raw(k.null),
         }
     }
 
-    fn bool(&mut self, k: &str, v: bool) {
-        self.key(k);
-        self.out.extend_from_slice(if v { b"true" } else { b"false" });
+    #[inline(always)]
+    fn bool(&mut self, k: Key, v: bool) {
+        self.raw(k.colon);
+        self.raw(if v { b"true" } else { b"false" });
     }
 
-    fn opt_bool(&mut self, k: &str, v: Option<bool>) {
+    #[inline(always)]
+    fn opt_bool(&mut self, k: Key, v: Option<bool>) {
         match v {
             Some(v) => self.bool(k, v),
-            None => self.null(k),
+            None => self.raw(k.null),
         }
     }
 
-    fn strings(&mut self, k: &str, v: &[String]) {
-        self.open(k, b'[');
-        for s in v {
-            self.item_str(s);
+    #[inline(always)]
+    fn strings(&mut self, k: Key, v: &[impl AsRef<str>]) {
+        self.raw(k.colon);
+        self.out.push(b'[');
+        for (i, s) in v.iter().enumerate() {
+            self.item(i == 0, s.as_ref().as_bytes());
         }
-        self.close(b']');
+        self.out.push(b']');
     }
 
-    fn opt_strings(&mut self, k: &str, v: Option<&[String]>) {
+    #[inline(always)]
+    fn opt_strings(&mut self, k: Key, v: Option<&[String]>) {
         match v {
             Some(v) => self.strings(k, v),
-            None => self.null(k),
+            None => self.raw(k.null),
         }
     }
 
     /// An RFC 3339 time, written without an intermediate string.
-    fn time(&mut self, k: &str, t: Micros) {
-        self.key(k);
-        self.out.push(b'"');
+    #[inline(always)]
+    fn time(&mut self, k: Key, t: Micros) {
+        self.raw(k.quote);
         push_rfc3339(self.out, t);
         self.out.push(b'"');
     }
 
-    fn endpoint(&mut self, k: &str, a: SocketAddr) {
-        self.key(k);
-        self.out.push(b'"');
+    #[inline(always)]
+    fn endpoint(&mut self, k: Key, a: SocketAddr) {
+        self.raw(k.quote);
         push_endpoint(self.out, a);
         self.out.push(b'"');
     }
@@ -422,158 +507,145 @@ impl<'a> Fields<'a> {
 pub fn write_line(out: &mut Vec<u8>, s: &Session, opts: Options) {
     let f = Fields::new(s);
     let st = &s.streams;
-    out.push(b'{');
     let mut j = Line { out };
-    j.num("schema_version", SCHEMA_VERSION);
-    j.key("community_id");
-    j.out.push(b'"');
+    j.num(key!({ "schema_version" }), SCHEMA_VERSION);
+    j.raw(key!("community_id").quote);
     push_community_id(j.out, s.client, s.server);
     j.out.push(b'"');
-    j.opt_str("file", s.file.as_deref());
-    j.opt_str("interface", s.interface.as_deref());
-    j.opt_str("sensor", s.sensor.as_deref());
-    j.endpoint("client", s.client);
-    j.endpoint("server", s.server);
-    j.time("first_seen", s.first_seen);
-    j.time("last_seen", s.last_seen);
-    j.opt_str("tunnel", s.tunnel.map(|t| t.name()));
-    j.opt_text("helo", f.helo());
-    j.opt_text("banner", f.banner());
+    j.opt_str(key!("file"), s.file.as_deref());
+    j.opt_str(key!("interface"), s.interface.as_deref());
+    j.opt_str(key!("sensor"), s.sensor.as_deref());
+    j.endpoint(key!("client"), s.client);
+    j.endpoint(key!("server"), s.server);
+    j.time(key!("first_seen"), s.first_seen);
+    j.time(key!("last_seen"), s.last_seen);
+    j.opt_str(key!("tunnel"), s.tunnel.map(|t| t.name()));
+    j.opt_text(key!("helo"), f.helo());
+    j.opt_text(key!("banner"), f.banner());
     match f.ehlo_extensions() {
         Some(exts) => {
-            j.open("ehlo_extensions", b'[');
-            for e in exts {
-                j.sep();
-                j.out.push(b'{');
-                j.key("keyword");
-                j.text(&e.keyword);
-                j.key("params");
-                j.text(&e.params);
-                j.close(b'}');
+            j.open(key!("ehlo_extensions"), b'[');
+            for (i, e) in exts.iter().enumerate() {
+                j.comma_unless(i == 0);
+                j.text(key!({ "keyword" }), &e.keyword);
+                j.text(key!("params"), &e.params);
+                j.out.push(b'}');
             }
-            j.close(b']');
+            j.out.push(b']');
         }
-        None => j.null("ehlo_extensions"),
+        None => j.raw(key!("ehlo_extensions").null),
     }
-    j.opt_bool("starttls_offered", f.starttls_offered());
-    j.opt_str("upgrade_verb", f.upgrade_verb());
-    j.bool("starttls_sent", s.upgrade.is_some());
-    j.opt_num("starttls_reply", f.starttls_reply());
-    j.bool("tls_handshake", s.tls_handshake());
-    j.opt_str("tls_version", f.tls_version().as_deref());
-    j.opt_str("cipher", f.cipher().as_deref());
-    j.opt_text("sni", s.tls.sni.as_deref());
+    j.opt_bool(key!("starttls_offered"), f.starttls_offered());
+    j.opt_str(key!("upgrade_verb"), f.upgrade_verb());
+    j.bool(key!("starttls_sent"), s.upgrade.is_some());
+    j.opt_num(key!("starttls_reply"), f.starttls_reply());
+    j.bool(key!("tls_handshake"), s.tls_handshake());
+    j.opt_str(key!("tls_version"), f.tls_version().as_deref());
+    j.opt_str(key!("cipher"), f.cipher().as_deref());
+    j.opt_text(key!("sni"), s.tls.sni.as_deref());
     if s.tls.alpn.is_empty() {
-        j.null("alpn");
+        j.raw(key!("alpn").null);
     } else {
-        j.open("alpn", b'[');
-        for a in &s.tls.alpn {
-            j.sep();
-            j.text(a);
+        j.open(key!("alpn"), b'[');
+        for (i, a) in s.tls.alpn.iter().enumerate() {
+            j.item(i == 0, a);
         }
-        j.close(b']');
+        j.out.push(b']');
     }
     match &s.tls.cert {
         Some(c) => {
-            j.open("cert", b'{');
-            j.str("subject", &c.subject);
-            j.str("issuer", &c.issuer);
-            j.str("serial", &c.serial);
-            j.str("sha1", &c.sha1);
-            j.str("sha256", &c.sha256);
-            j.str("not_before", &rfc3339_secs(c.not_before));
-            j.str("not_after", &rfc3339_secs(c.not_after));
-            j.strings("sans", &c.sans);
-            j.bool("self_signed", c.self_signed);
-            j.num("key_bits", c.key_bits);
-            j.str("signature", &c.signature);
-            j.close(b'}');
+            j.raw(key!("cert").colon);
+            j.str(key!({ "subject" }), &c.subject);
+            j.str(key!("issuer"), &c.issuer);
+            j.str(key!("serial"), &c.serial);
+            j.str(key!("sha1"), &c.sha1);
+            j.str(key!("sha256"), &c.sha256);
+            j.str(key!("not_before"), &rfc3339_secs(c.not_before));
+            j.str(key!("not_after"), &rfc3339_secs(c.not_after));
+            j.strings(key!("sans"), &c.sans);
+            j.bool(key!("self_signed"), c.self_signed);
+            j.num(key!("key_bits"), c.key_bits);
+            j.str(key!("signature"), &c.signature);
+            j.out.push(b'}');
         }
-        None => j.null("cert"),
+        None => j.raw(key!("cert").null),
     }
     match s.tls.alert {
         Some(a) => {
-            j.open("tls_alert", b'{');
-            j.str("name", &alert_name(a.description));
-            j.str("level", if a.level == 2 { "fatal" } else { "warning" });
-            j.str("from", a.side.name());
-            j.num("frame", a.frame);
-            j.close(b'}');
+            j.raw(key!("tls_alert").colon);
+            j.str(key!({ "name" }), &alert_name(a.description));
+            j.str(key!("level"), if a.level == 2 { "fatal" } else { "warning" });
+            j.str(key!("from"), a.side.name());
+            j.num(key!("frame"), a.frame);
+            j.out.push(b'}');
         }
-        None => j.null("tls_alert"),
+        None => j.raw(key!("tls_alert").null),
     }
-    j.opt_num("mail_transactions", f.mail_transactions());
-    j.opt_num("messages_accepted", f.messages_accepted());
-    j.opt_num("rcpt_count", f.rcpt_count());
-    j.opt_strings("mail_from", f.mail_from(opts, json_text).as_deref());
-    j.opt_strings("rcpt_to", f.rcpt_to(opts, json_text).as_deref());
-    j.num("bytes_client", s.wire_bytes[0]);
-    j.num("bytes_server", s.wire_bytes[1]);
-    j.opt_bool("clean_close", f.clean_close());
-    j.opt_strings("auth_mechanisms", f.auth_mechanisms());
-    j.opt_strings("credentials", f.credentials());
-    j.opt_str("verdict", s.verdict.map(|v| v.name()));
-    j.open("evidence", b'[');
-    for e in &s.evidence {
-        j.sep();
-        j.out.push(b'{');
-        j.str("text", &e.text);
-        j.opt_num("frame", e.frame);
-        j.opt_str("dir", e.side.map(|d| d.name()));
-        j.opt_str("file", e.file.as_deref());
-        j.close(b'}');
+    j.opt_num(key!("mail_transactions"), f.mail_transactions());
+    j.opt_num(key!("messages_accepted"), f.messages_accepted());
+    j.opt_num(key!("rcpt_count"), f.rcpt_count());
+    j.opt_strings(key!("mail_from"), f.mail_from(opts, json_text).as_deref());
+    j.opt_strings(key!("rcpt_to"), f.rcpt_to(opts, json_text).as_deref());
+    j.num(key!("bytes_client"), s.wire_bytes[0]);
+    j.num(key!("bytes_server"), s.wire_bytes[1]);
+    j.opt_bool(key!("clean_close"), f.clean_close());
+    j.opt_strings(key!("auth_mechanisms"), f.auth_mechanisms());
+    j.opt_strings(key!("credentials"), f.credentials());
+    j.opt_str(key!("verdict"), s.verdict.map(|v| v.name()));
+    j.open(key!("evidence"), b'[');
+    for (i, e) in s.evidence.iter().enumerate() {
+        j.comma_unless(i == 0);
+        j.str(key!({ "text" }), &e.text);
+        j.opt_num(key!("frame"), e.frame);
+        j.opt_str(key!("dir"), e.side.map(|d| d.name()));
+        j.opt_str(key!("file"), e.file.as_deref());
+        j.out.push(b'}');
     }
-    j.close(b']');
-    j.open("findings", b'[');
-    for x in &s.findings {
-        j.sep();
-        j.out.push(b'{');
-        j.str("name", x.name);
-        j.str("text", &x.text);
-        j.opt_num("frame", x.frame);
-        j.close(b'}');
+    j.out.push(b']');
+    j.open(key!("findings"), b'[');
+    for (i, x) in s.findings.iter().enumerate() {
+        j.comma_unless(i == 0);
+        j.str(key!({ "name" }), x.name);
+        j.str(key!("text"), &x.text);
+        j.opt_num(key!("frame"), x.frame);
+        j.out.push(b'}');
     }
-    j.close(b']');
-    j.bool("capture_complete", f.capture_complete());
-    j.opt_bool("uses_bdat", f.uses_bdat());
-    j.opt_num("vlan", s.vlan);
-    j.num("packets", s.packets);
-    j.open("tcp_anomalies", b'{');
-    j.num("retransmissions", st[0].retransmissions + st[1].retransmissions);
-    j.num("out_of_order", st[0].out_of_order + st[1].out_of_order);
-    j.num("conflicting_overlaps", st[0].conflicting_overlaps + st[1].conflicting_overlaps);
-    j.num("gaps", st[0].gaps + st[1].gaps);
-    j.num("gap_bytes", st[0].gap_bytes + st[1].gap_bytes);
-    j.close(b'}');
-    j.opt_str("pcap_file", s.pcap_file.as_deref());
+    j.out.push(b']');
+    j.bool(key!("capture_complete"), f.capture_complete());
+    j.opt_bool(key!("uses_bdat"), f.uses_bdat());
+    j.opt_num(key!("vlan"), s.vlan);
+    j.num(key!("packets"), s.packets);
+    j.raw(key!("tcp_anomalies").colon);
+    j.num(key!({ "retransmissions" }), st[0].retransmissions + st[1].retransmissions);
+    j.num(key!("out_of_order"), st[0].out_of_order + st[1].out_of_order);
+    j.num(key!("conflicting_overlaps"), st[0].conflicting_overlaps + st[1].conflicting_overlaps);
+    j.num(key!("gaps"), st[0].gaps + st[1].gaps);
+    j.num(key!("gap_bytes"), st[0].gap_bytes + st[1].gap_bytes);
+    j.out.push(b'}');
+    j.opt_str(key!("pcap_file"), s.pcap_file.as_deref());
     // Appended after tcp_anomalies (schema rule): what `check` needs to judge a record exactly
     // as it judges the capture.
-    j.opt_text("ehlo_host", f.ehlo_host());
-    j.str("end_reason", s.end.name());
-    j.bool("client_closed", s.client_closed);
-    j.bool("server_closed", s.server_closed);
+    j.opt_text(key!("ehlo_host"), f.ehlo_host());
+    j.str(key!("end_reason"), s.end.name());
+    j.bool(key!("client_closed"), s.client_closed);
+    j.bool(key!("server_closed"), s.server_closed);
     if let Some(logs) = &s.logs {
-        j.open("logs", b'[');
-        for l in logs {
-            j.sep();
-            j.out.push(b'{');
-            j.str("source", l.source);
-            j.str("log_file", &l.log_file);
-            j.str("log_session", &l.log_session);
-            j.str("verdict", l.verdict.name());
-            j.bool("agree", l.agree);
-            j.open("differences", b'[');
-            for d in &l.differences {
-                j.item_str(d);
-            }
-            j.close(b']');
-            j.opt_str("hint", l.hint);
-            j.opt_str("hint_text", l.hint_text.as_deref());
-            j.close(b'}');
+        j.open(key!("logs"), b'[');
+        for (i, l) in logs.iter().enumerate() {
+            j.comma_unless(i == 0);
+            j.str(key!({ "source" }), l.source);
+            j.str(key!("log_file"), &l.log_file);
+            j.str(key!("log_session"), &l.log_session);
+            j.str(key!("verdict"), l.verdict.name());
+            j.bool(key!("agree"), l.agree);
+            j.strings(key!("differences"), &l.differences);
+            j.opt_str(key!("hint"), l.hint);
+            j.opt_str(key!("hint_text"), l.hint_text.as_deref());
+            j.out.push(b'}');
         }
-        j.close(b']');
+        j.out.push(b']');
     }
-    j.close(b'}');
+    j.out.push(b'}');
 }
 
 /// The NDJSON object for a session, as a value (for tests and the fuzzers; parsed from the very
@@ -594,16 +666,56 @@ mod tests {
         assert_eq!(to_line(&v), "\"a\\u001b[31m\\u007f\\u0085\\u202e\\u000a\"");
     }
 
-    fn direct(s: &str) -> String {
-        let mut v = Vec::new();
-        Line { out: &mut v }.string(s);
+    fn quoted(b: &[u8]) -> String {
+        let mut v = vec![b'"'];
+        push_escaped(&mut v, b);
+        v.push(b'"');
         String::from_utf8(v).unwrap()
     }
 
+    fn direct(s: &str) -> String {
+        quoted(s.as_bytes())
+    }
+
     fn direct_text(b: &[u8]) -> String {
-        let mut v = Vec::new();
-        Line { out: &mut v }.text(b);
-        String::from_utf8(v).unwrap()
+        quoted(b)
+    }
+
+    /// Clean runs of every length up to past two chunks, with one awkward piece at every
+    /// position: the word and chunk checks of `all_clean` must see it wherever it falls, and the
+    /// escaping must match serde_json and `json_text` byte for byte.
+    #[test]
+    fn the_fast_path_agrees_with_the_simple_escaping_on_tricky_input() {
+        let pieces: [&[u8]; 16] = [
+            b"",
+            b"\"",
+            b"\\",
+            b"\x00",
+            b"\n",
+            b"\x1f",
+            b"\x7f",
+            b"\x80",
+            "\u{e9}".as_bytes(),
+            "\u{85}".as_bytes(),
+            "\u{202e}".as_bytes(),
+            "\u{E0041}".as_bytes(),
+            b"\xf0\x9f",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xc3",
+        ];
+        let alphabet = b"abc XYZ.-_~!#09/'";
+        for len in 0..70 {
+            let clean: Vec<u8> = alphabet.iter().copied().cycle().take(len).collect();
+            for piece in pieces {
+                for at in 0..=len {
+                    let mut b = clean.clone();
+                    b.splice(at..at, piece.iter().copied());
+                    assert_eq!(all_clean(&b), !b.iter().any(|&x| byte_needs_care(x)), "{b:?}");
+                    assert_eq!(quoted(&b), to_line(&Value::String(json_text(&b))), "{b:?}");
+                }
+            }
+        }
     }
 
     #[test]

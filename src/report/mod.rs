@@ -123,15 +123,38 @@ pub fn endpoint(a: SocketAddr) -> String {
 pub fn push_endpoint(out: &mut Vec<u8>, a: SocketAddr) {
     match a {
         SocketAddr::V4(v4) => {
-            let mut n = itoa::Buffer::new();
+            // Built on the stack and copied once: a copy per octet cost more than the digits.
+            let mut buf = [0u8; 21]; // 255.255.255.255:65535
+            let mut len = 0;
+            let mut put = |b: u8| {
+                if let Some(slot) = buf.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                }
+            };
             for (i, o) in v4.ip().octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    put(b'.');
                 }
-                out.extend_from_slice(n.format(o).as_bytes());
+                if o >= 100 {
+                    put(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    put(b'0' + o / 10 % 10);
+                }
+                put(b'0' + o % 10);
             }
-            out.push(b':');
-            out.extend_from_slice(n.format(v4.port()).as_bytes());
+            put(b':');
+            let port = v4.port();
+            let mut started = false;
+            for div in [10_000, 1_000, 100, 10, 1] {
+                let d = (port / div % 10) as u8;
+                if started || d != 0 || div == 1 {
+                    put(b'0' + d);
+                    started = true;
+                }
+            }
+            out.extend_from_slice(buf.get(..len).unwrap_or_default());
         }
         SocketAddr::V6(_) => {
             let _ = write!(out, "{a}");
@@ -148,6 +171,12 @@ mod tests {
         for a in ["10.0.0.1:25", "255.255.255.255:65535", "0.0.0.0:0", "[fd00::1]:587", "[::ffff:1.2.3.4]:25"] {
             let a: SocketAddr = a.parse().unwrap();
             assert_eq!(endpoint(a), a.to_string());
+        }
+        for o in 0..=255u8 {
+            for port in [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535] {
+                let a = SocketAddr::from(([o, 255 - o, o / 3, o.wrapping_mul(7)], port));
+                assert_eq!(endpoint(a), a.to_string());
+            }
         }
     }
 }
