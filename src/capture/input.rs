@@ -180,14 +180,19 @@ impl Input {
     /// Moves the window's start `n` bytes on (at most to its end).
     #[inline]
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.window().len());
-        self.consumed += n as u64;
+        // The window's length is taken as `window` takes it, without building the slice.
         match &mut self.backing {
-            Backing::Whole(_) => {
+            Backing::Whole(w) => {
+                let n = n.min(w.bytes().len().saturating_sub(self.pos));
+                self.consumed += n as u64;
                 self.pos += n;
                 self.release_before(self.pos);
             }
-            Backing::Stream { start, .. } => *start += n,
+            Backing::Stream { buf, start, end, .. } => {
+                let n = n.min(buf.get(*start..*end).map_or(0, <[u8]>::len));
+                self.consumed += n as u64;
+                *start += n;
+            }
         }
     }
 

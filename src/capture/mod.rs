@@ -65,7 +65,7 @@ pub enum SourceEnd {
 /// A capture file, opened through [`source::open`] whatever its format, with the BPF filter.
 pub struct FileSource {
     name: Arc<str>,
-    src: Box<dyn PacketSource>,
+    src: source::Reader,
     /// The BPF filter, run on each frame read.
     bpf: Option<bpf::Filter>,
     linktype: i32,
@@ -89,7 +89,7 @@ impl FileSource {
                 .map(|m| m.len())
                 .map_err(|e| CaptureError::Open { path: display.clone(), message: e.to_string() })?
         };
-        let src = source::open(path).map_err(|message| CaptureError::Open { path: display.clone(), message })?;
+        let src = source::open_reader(path).map_err(|message| CaptureError::Open { path: display.clone(), message })?;
         let linktype = src.linktype();
         // Applied here rather than inside the parser so that frames keep their numbers in the
         // file, as tshark counts them, whatever the filter skips.
@@ -132,7 +132,7 @@ impl FileSource {
     }
 
     /// Reads the next packet; `None` at the end (see [`FileSource::end`]).
-    #[inline]
+    #[inline(always)]
     pub fn next_packet(&mut self, source: usize) -> Option<Packet<'_>> {
         if self.end.is_some() {
             return None;
@@ -140,7 +140,7 @@ impl FileSource {
         if self.frames % 256 == 0 {
             self.position.store(self.src.position(), Ordering::Relaxed);
         }
-        let src: *mut Box<dyn PacketSource> = &mut self.src;
+        let src: *mut source::Reader = &mut self.src;
         loop {
             // SAFETY: `src` points to `self.src`, which `&mut self` borrows exclusively for the
             // whole call; each iteration's frame is dropped before the next read, unless it is
@@ -229,11 +229,19 @@ impl MergedReader {
     }
 
     /// Next packet in timestamp order across all sources.
+    #[inline]
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
         if self.sources.len() == 1 {
             // The common case borrows the source's bytes (its read buffer): no copy.
             return self.sources.get_mut(0)?.next_packet(0);
         }
+        self.next_merged()
+    }
+
+    /// [`MergedReader::next_packet`] for several sources: each packet is copied out of its
+    /// source, which reads on to its next one to compare timestamps.
+    #[inline(never)]
+    fn next_merged(&mut self) -> Option<Packet<'_>> {
         if !self.primed {
             self.primed = true;
             for i in 0..self.sources.len() {

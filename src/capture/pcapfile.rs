@@ -14,7 +14,7 @@ use pcap_parser::pcapng::{
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
 
 use super::input::{Input, MAX_RECORD};
-use super::source::{Frame, PacketSource, SourceError};
+use super::source::{Frame, PacketSource, Reader, SourceError};
 use super::Micros;
 
 /// libpcap's largest snapshot length for the link types smtpscope reads.
@@ -64,13 +64,13 @@ pub fn is_pcap_magic(magic: [u8; 4]) -> bool {
 }
 
 /// Opens a pcap or pcapng file whose first bytes are in `input`.
-pub fn open(mut input: Input) -> Result<Box<dyn PacketSource>, String> {
+pub fn open(mut input: Input) -> Result<Reader, String> {
     let n = input.fill(4).map_err(|e| e.to_string())?;
     let magic = input.window().first_chunk::<4>().copied().ok_or_else(|| "empty file".to_string())?;
     if n >= 4 && u32::from_le_bytes(magic) == SHB {
-        Ok(Box::new(Pcapng::open(input)?))
+        Ok(Reader::Other(Box::new(Pcapng::open(input)?)))
     } else {
-        Ok(Box::new(Legacy::open(input)?))
+        Ok(Reader::Pcap(Legacy::open(input)?))
     }
 }
 
@@ -123,9 +123,13 @@ impl Legacy {
     }
 }
 
-impl PacketSource for Legacy {
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
-        self.input.consume(std::mem::take(&mut self.pending));
+impl Legacy {
+    /// Makes the window hold the next whole record when the input has it, as libpcap reads
+    /// it: the window's length (`Ok(None)` at a clean end), or why the file ends here.
+    /// Out of line: the window nearly always holds the record already.
+    #[cold]
+    #[inline(never)]
+    fn fill_record(&mut self) -> Result<Option<usize>, SourceError> {
         let hl = self.header;
         let n = self.input.fill(hl)?;
         if n == 0 {
@@ -140,8 +144,22 @@ impl PacketSource for Legacy {
                 "invalid packet capture length {caplen}, bigger than maximum of {MAX_SNAPLEN}"
             )));
         }
-        let record = hl + caplen as usize;
-        let n = self.input.fill(record)?;
+        Ok(Some(self.input.fill(hl + caplen as usize)?))
+    }
+}
+
+impl PacketSource for Legacy {
+    #[inline(always)]
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
+        self.input.consume(std::mem::take(&mut self.pending));
+        let hl = self.header;
+        // One look at the record's length tells whether the window holds all of it (and that
+        // the length is allowed); only otherwise is the input read and the length judged.
+        let w = self.input.window();
+        let ready = u32_at(w, 8, self.big_endian).is_some_and(|c| c <= MAX_SNAPLEN && w.len() >= hl + c as usize);
+        if !ready && self.fill_record()?.is_none() {
+            return Ok(None);
+        }
         let window = self.input.window();
         let parsed = match (hl, self.big_endian) {
             (24, _) => parse_pcap_frame_modified(window),
@@ -150,14 +168,17 @@ impl PacketSource for Legacy {
         };
         let block = match parsed {
             Ok((_, b)) => b,
-            Err(_) => return Err(short("captured", caplen as usize, n.saturating_sub(hl))),
+            Err(_) => {
+                let caplen = u32_at(window, 8, self.big_endian).unwrap_or(0);
+                return Err(short("captured", caplen as usize, window.len().saturating_sub(hl)));
+            }
         };
         let frac = if self.nanos { block.ts_usec / 1000 } else { block.ts_usec };
         let ts = micros(i64::from(block.ts_sec), i64::from(frac));
         // A record longer than the file's snapshot length: libpcap keeps the snapshot's bytes.
         let keep = block.data.len().min(self.snapshot as usize);
         let data = block.data.get(..keep).unwrap_or_default();
-        self.pending = record;
+        self.pending = hl + block.data.len();
         Ok(Some(Frame { ts, data, orig_len: block.origlen, linktype: self.linktype }))
     }
 

@@ -51,6 +51,50 @@ pub trait PacketSource: Send {
     fn position(&self) -> u64;
 }
 
+/// An opened capture file: classic pcap, nearly every capture, is called directly so that its
+/// reader inlines into the packet loop; every other format goes through the trait object.
+pub enum Reader {
+    /// A classic pcap file.
+    Pcap(pcapfile::Legacy),
+    /// Any other format.
+    Other(Box<dyn PacketSource>),
+}
+
+impl Reader {
+    /// The next frame; `Ok(None)` at the clean end of the input.
+    #[inline(always)]
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
+        match self {
+            Reader::Pcap(p) => p.next_frame(),
+            Reader::Other(s) => s.next_frame(),
+        }
+    }
+
+    /// Link type of the first interface.
+    pub fn linktype(&self) -> i32 {
+        match self {
+            Reader::Pcap(p) => p.linktype(),
+            Reader::Other(s) => s.linktype(),
+        }
+    }
+
+    /// Bytes of the file as stored read so far.
+    pub fn position(&self) -> u64 {
+        match self {
+            Reader::Pcap(p) => p.position(),
+            Reader::Other(s) => s.position(),
+        }
+    }
+
+    /// The reader as a trait object, whatever its format.
+    pub fn boxed(self) -> Box<dyn PacketSource> {
+        match self {
+            Reader::Pcap(p) => Box::new(p),
+            Reader::Other(s) => s,
+        }
+    }
+}
+
 /// What a file's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -110,6 +154,11 @@ const HEAD: usize = 32;
 
 /// Opens a capture file, or standard input for `-`.
 pub fn open(path: &Path) -> Result<Box<dyn PacketSource>, String> {
+    open_reader(path).map(Reader::boxed)
+}
+
+/// [`open`], the reader kept as what it is.
+pub fn open_reader(path: &Path) -> Result<Reader, String> {
     if path.as_os_str() == "-" {
         return open_stream(Box::new(io::stdin()), true);
     }
@@ -137,14 +186,14 @@ fn is_netmon(file: &File) -> bool {
 
 /// Opens a capture held in memory (fuzzing, tests): any format `open` reads.
 pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn PacketSource>, String> {
-    open_input(Input::owned(bytes))
+    open_input(Input::owned(bytes)).map(Reader::boxed)
 }
 
-fn open_input(mut input: Input) -> Result<Box<dyn PacketSource>, String> {
+fn open_input(mut input: Input) -> Result<Reader, String> {
     input.fill(HEAD).map_err(|e| e.to_string())?;
     match sniff(input.window())? {
         Format::Pcap => pcapfile::open(input),
-        Format::Netmon => netmon::open(input),
+        Format::Netmon => netmon::open(input).map(Reader::Other),
         Format::Gzip | Format::Zstd => {
             // Decompress from the bytes in memory: the mapping (or the buffer) stays alive as
             // the decompressor's source.
@@ -175,7 +224,7 @@ impl Read for InputReader {
 }
 
 /// Opens a stream: decompressed when its magic says so, then pcap or pcapng.
-fn open_stream(reader: Box<dyn Read + Send>, stdin: bool) -> Result<Box<dyn PacketSource>, String> {
+fn open_stream(reader: Box<dyn Read + Send>, stdin: bool) -> Result<Reader, String> {
     let mut input = Input::stream(reader);
     input.fill(HEAD).map_err(|e| e.to_string())?;
     let inner = match sniff(input.window())? {

@@ -84,8 +84,23 @@ const ETH_MPLS: u16 = 0x8847;
 const ETH_MPLS_MC: u16 = 0x8848;
 const ETH_PPPOE: u16 = 0x8864;
 
+#[inline(always)]
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     b.get(at..)?.first_chunk::<2>().map(|s| u16::from_be_bytes(*s))
+}
+
+/// The IP packet of a frame that needs no peeling beyond a plain Ethernet header (nearly every
+/// frame), as [`to_ip`] finds it; None leaves the frame to [`to_ip`], which then decides.
+#[inline(always)]
+pub fn bare_ip(linktype: i32, frame: &[u8]) -> Option<&[u8]> {
+    match linktype {
+        dlt::EN10MB => match be16(frame, 12)? {
+            ETH_IPV4 | ETH_IPV6 => frame.get(14..),
+            _ => None,
+        },
+        dlt::RAW | dlt::RAW_OPENBSD | dlt::LINKTYPE_RAW | dlt::IPV4 | dlt::IPV6 => Some(frame),
+        _ => None,
+    }
 }
 
 /// Returns the IP packet inside a link-layer frame of type `linktype`.
@@ -267,6 +282,40 @@ mod tests {
         let mut info = LinkInfo::default();
         assert_eq!(to_ip(dlt::EN10MB, &f, &mut info).unwrap(), &[0x45]);
         assert!(info.encapsulated);
+    }
+
+    #[test]
+    fn the_bare_ip_shortcut_finds_what_to_ip_finds() {
+        let mut frames = Vec::new();
+        for ethertype in [[0x08, 0x00], [0x86, 0xdd], [0x81, 0x00], [0x88, 0x47], [0x08, 0x06]] {
+            for len in [0usize, 12, 13, 14, 15, 40] {
+                let mut f = vec![0x45u8; len];
+                if let Some(t) = f.get_mut(12..14) {
+                    t.copy_from_slice(&ethertype);
+                }
+                frames.push(f);
+            }
+        }
+        let types = [
+            dlt::EN10MB,
+            dlt::RAW,
+            dlt::RAW_OPENBSD,
+            dlt::LINKTYPE_RAW,
+            dlt::IPV4,
+            dlt::IPV6,
+            dlt::NULL,
+            dlt::LINUX_SLL,
+        ];
+        for lt in types {
+            for f in &frames {
+                let mut info = LinkInfo::default();
+                let full = to_ip(lt, f, &mut info);
+                if let Some(ip) = bare_ip(lt, f) {
+                    assert_eq!(full, Ok(ip), "linktype {lt}, frame {f:?}");
+                    assert_eq!(info, LinkInfo::default(), "the shortcut peels nothing to note");
+                }
+            }
+        }
     }
 
     #[test]

@@ -174,21 +174,30 @@ impl Decoder {
     }
 
     /// Decodes one frame of link type `linktype` to a TCP segment.
+    #[inline]
     pub fn decode<'a>(&'a mut self, linktype: i32, frame: &'a [u8]) -> Result<Segment<'a>, Skip> {
         let mut info = LinkInfo::default();
-        let ip = link::to_ip(linktype, frame, &mut info)?;
-        self.ip(ip, info, 0)
+        let ip = match link::bare_ip(linktype, frame) {
+            Some(ip) => ip,
+            None => link::to_ip(linktype, frame, &mut info)?,
+        };
+        // The fast path inlines here so that the segment is built once, in the caller's place.
+        match plain_ip(ip) {
+            Some((src, dst, body, declared)) => tcp(src, dst, body, declared, info),
+            None => self.lax_ip(ip, info, 0),
+        }
     }
 
     fn ip<'a>(&'a mut self, ip: &'a [u8], info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
-        if let Some(seg) = plain_tcp(ip, info) {
-            return seg;
+        match plain_ip(ip) {
+            Some((src, dst, body, declared)) => tcp(src, dst, body, declared, info),
+            None => self.lax_ip(ip, info, depth),
         }
-        self.lax_ip(ip, info, depth)
     }
 
     /// Every IP packet the fast path declines: options beyond the basic headers, extension
     /// headers, fragments, tunnels, lengths that disagree with the capture.
+    #[inline(never)]
     fn lax_ip<'a>(&'a mut self, ip: &'a [u8], mut info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
         if depth > 8 {
             return Err(Skip::TooDeep);
@@ -289,9 +298,11 @@ impl Decoder {
 
 /// The common case, read with etherparse's plain header slices: an unfragmented IPv4 packet or
 /// an IPv6 packet without extension headers, carrying TCP, whose length field agrees with what
-/// was captured. None hands the packet to the general (lax) path, which decides the same way for
-/// these packets (a property test compares the two).
-fn plain_tcp(ip: &[u8], info: LinkInfo) -> Option<Result<Segment<'_>, Skip>> {
+/// was captured; its addresses, the TCP bytes and their length as the IP header declares it.
+/// None hands the packet to the general (lax) path, which decides the same way for these packets
+/// (a property test compares the two).
+#[inline(always)]
+fn plain_ip(ip: &[u8]) -> Option<(IpAddr, IpAddr, &[u8], usize)> {
     match ip.first()? >> 4 {
         4 => {
             let h = etherparse::Ipv4HeaderSlice::from_slice(ip).ok()?;
@@ -301,7 +312,7 @@ fn plain_tcp(ip: &[u8], info: LinkInfo) -> Option<Result<Segment<'_>, Skip>> {
                 return None;
             }
             let body = ip.get(hl..total)?;
-            Some(tcp(IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()), body, total - hl, info))
+            Some((IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()), body, total - hl))
         }
         6 => {
             let h = etherparse::Ipv6HeaderSlice::from_slice(ip).ok()?;
@@ -310,7 +321,7 @@ fn plain_tcp(ip: &[u8], info: LinkInfo) -> Option<Result<Segment<'_>, Skip>> {
                 return None;
             }
             let body = ip.get(40..total)?;
-            Some(tcp(IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()), body, total - 40, info))
+            Some((IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()), body, total - 40))
         }
         _ => None,
     }
@@ -337,6 +348,7 @@ fn fragment_fields(slice: &LaxIpSlice<'_>) -> Option<(u32, usize, bool)> {
     }
 }
 
+#[inline(always)]
 fn tcp<'a>(src: IpAddr, dst: IpAddr, body: &'a [u8], declared: usize, link: LinkInfo) -> Result<Segment<'a>, Skip> {
     let t = TcpSlice::from_slice(body).map_err(|_| Skip::BadTcp)?;
     let hl = usize::from(t.data_offset()) * 4;
@@ -493,6 +505,11 @@ mod tests {
         let frame = ethernet(0x8864, &p);
         let mut d = Decoder::new();
         assert_eq!(d.decode(link::dlt::EN10MB, &frame).unwrap().payload, b"DATA\r\n");
+    }
+
+    /// The fast path alone: None where it declines the packet.
+    fn plain_tcp(ip: &[u8], info: LinkInfo) -> Option<Result<Segment<'_>, Skip>> {
+        plain_ip(ip).map(|(src, dst, body, declared)| tcp(src, dst, body, declared, info))
     }
 
     fn summary(r: Result<Segment<'_>, Skip>) -> String {
