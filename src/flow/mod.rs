@@ -5,6 +5,7 @@
 //! packet for an evicted or closed flow is dropped and counted rather than opening a phantom
 //! second session.
 
+mod index;
 pub mod reassembly;
 
 use std::collections::VecDeque;
@@ -14,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use self::index::Index;
 use crate::capture::Micros;
 use crate::decode::Segment;
 pub use reassembly::{Chunk, Limits, Reassembler, StreamStats};
@@ -269,24 +271,10 @@ pub enum Lookup {
     Late,
 }
 
-/// One index entry: a flow's slot and its key's hash, 8 bytes, so the index of 100 k flows
-/// (about 1 MB) stays in cache and a lookup reads the flow itself only to confirm the key.
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    hash: u32,
-    slot: u32,
-}
-
 /// The key's hash folded to 32 bits (what an index entry keeps).
 fn hash32(key: &FlowKey) -> u32 {
     let h = FxBuildHasher.hash_one(key);
     (h ^ (h >> 32)) as u32
-}
-
-/// The index's 64-bit hash, rebuilt from the 32 bits kept: the table takes its control tag
-/// from the top bits and the bucket from the bottom ones.
-fn spread(h: u32) -> u64 {
-    (u64::from(h) << 32) | u64::from(h)
 }
 
 /// A held flow with its key: confirming a lookup reads the memory the packet then works on.
@@ -425,8 +413,8 @@ impl<A> Slots<A> {
 
 /// The flow table.
 pub struct FlowTable<A> {
-    /// Key → slot.
-    index: HashTable<IndexEntry>,
+    /// Key hash → slot.
+    index: Index,
     slots: Slots<A>,
     free: Vec<usize>,
     tombstones: Tombstones,
@@ -448,7 +436,7 @@ impl<A> FlowTable<A> {
         // Index entries name their slot in 32 bits.
         limits.max_flows = limits.max_flows.min(u32::MAX as usize);
         Self {
-            index: HashTable::new(),
+            index: Index::default(),
             slots: Slots::new(),
             free: Vec::new(),
             tombstones: Tombstones::new(),
@@ -477,9 +465,7 @@ impl<A> FlowTable<A> {
     /// The slot holding `key`, if any.
     fn find(&self, key: &FlowKey, hash: u32) -> Option<usize> {
         let slots = &self.slots;
-        self.index
-            .find(spread(hash), |e| e.hash == hash && slots.get(e.slot as usize).is_some_and(|s| s.key == *key))
-            .map(|e| e.slot as usize)
+        self.index.find(hash, |slot| slots.get(slot).is_some_and(|s| s.key == *key))
     }
 
     /// Finds or creates the flow for `seg`. Flows pushed out (4-tuple reuse, eviction) are
@@ -567,8 +553,7 @@ impl<A> FlowTable<A> {
         };
         // Slots never outnumber u32: `max_flows` is clamped to it in `new`.
         let hash = hash32(&key);
-        let entry = IndexEntry { hash, slot: slot as u32 };
-        self.index.insert_unique(spread(hash), entry, |e| spread(e.hash));
+        self.index.insert(hash, slot as u32);
         self.stats.peak_flows = self.stats.peak_flows.max(self.index.len());
         self.last = slot;
         Lookup::Flow(slot, 0)
@@ -578,9 +563,7 @@ impl<A> FlowTable<A> {
     pub fn remove(&mut self, slot: usize) -> Option<Flow<A>> {
         let Slot { key, flow } = self.slots.get_mut(slot)?.take()?;
         let hash = hash32(&key);
-        if let Ok(e) = self.index.find_entry(spread(hash), |e| e.slot as usize == slot) {
-            e.remove();
-        }
+        self.index.remove(hash, slot);
         self.free.push(slot);
         // Only flows that carried payload can turn into a (phantom) session: a flood of
         // SYN-only flows must not push their tombstones out.
