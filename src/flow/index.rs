@@ -215,7 +215,7 @@ mod tests {
         }
         assert!(ix.remove(last, 1));
         for slot in 2..6 {
-            assert_eq!(ix.find(last, |s| s == slot), Some(slot as usize), "slot {slot}");
+            assert_eq!(ix.find(last, |s| s == slot), Some(slot), "slot {slot}");
         }
         assert_eq!(ix.find(0, |s| s == 0), Some(0));
     }
