@@ -279,7 +279,14 @@ fn run_files_here(
     let total = reader.total_size();
     let mut ticker = Ticker::new();
     let mut last_ts = 0;
-    while let Some(p) = reader.next_packet() {
+    loop {
+        // Looking ahead costs a glance at the next headers: only a table past the caches pays.
+        let p = if engine.wants_lookahead() {
+            reader.next_packet_with(|linktype, next| engine.prefetch_flow_of(linktype, next))
+        } else {
+            reader.next_packet()
+        };
+        let Some(p) = p else { break };
         last_ts = p.ts;
         engine.packet(&p, &mut |s| sink.session(s));
         if ticker.due(engine.stats.packets) {

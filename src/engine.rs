@@ -101,6 +101,10 @@ pub struct Engine {
 /// finished without it.
 const LAST_ACK_WAIT: Micros = 1_000_000;
 
+/// Flows open from which the next packet's flow is prefetched: below it the table and the flows
+/// it indexes stay in the caches and the look at the next headers would be work for nothing.
+const PREFETCH_FROM_FLOWS: usize = 4096;
+
 impl Engine {
     /// An engine reading from the named sources (file names, for the `file` key).
     pub fn new(cfg: Config, sources: Vec<Arc<str>>, interface: Option<Arc<str>>) -> Self {
@@ -153,6 +157,22 @@ impl Engine {
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Session)) {
         let (decoder, mut rest) = self.split();
         rest.packet(p, decoder.decode(p.linktype, p.data), out);
+    }
+
+    /// Whether the flow table is large enough for [`Engine::prefetch_flow_of`] to pay.
+    #[inline]
+    pub fn wants_lookahead(&self) -> bool {
+        self.table.len() >= PREFETCH_FROM_FLOWS
+    }
+
+    /// Starts loading where the flow index keeps the flow of the frame `frame` (the next packet,
+    /// read ahead), so that its lookup does not wait on memory; anything but plain TCP/IP is left
+    /// alone.
+    #[inline]
+    pub fn prefetch_flow_of(&self, linktype: i32, frame: &[u8]) {
+        if let Some((a, b)) = crate::decode::endpoints(linktype, frame) {
+            self.table.prefetch(a, b);
+        }
     }
 
     /// Processes one packet already decoded, in order, by a [`Decoder`] of the caller's (the

@@ -134,6 +134,13 @@ impl FileSource {
     /// Reads the next packet; `None` at the end (see [`FileSource::end`]).
     #[inline(always)]
     pub fn next_packet(&mut self, source: usize) -> Option<Packet<'_>> {
+        self.next_packet_with(source, |_, _| {})
+    }
+
+    /// [`FileSource::next_packet`], showing `ahead` the following frame's bytes (link type and
+    /// bytes) when the input already holds them: a hint, which the filter has not judged.
+    #[inline(always)]
+    pub fn next_packet_with(&mut self, source: usize, mut ahead: impl FnMut(i32, &[u8])) -> Option<Packet<'_>> {
         if self.end.is_some() {
             return None;
         }
@@ -151,6 +158,9 @@ impl FileSource {
                     self.frames += 1;
                     if self.bpf.as_mut().is_some_and(|b| !b.accepts(f.linktype, f.ts, f.data, f.orig_len)) {
                         continue;
+                    }
+                    if !f.next.is_empty() {
+                        ahead(f.linktype, f.next);
                     }
                     return Some(Packet {
                         ts: f.ts,
@@ -231,9 +241,16 @@ impl MergedReader {
     /// Next packet in timestamp order across all sources.
     #[inline]
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
+        self.next_packet_with(|_, _| {})
+    }
+
+    /// [`MergedReader::next_packet`], showing `ahead` the next frame of a single source (see
+    /// [`FileSource::next_packet_with`]); several sources give no hint.
+    #[inline]
+    pub fn next_packet_with(&mut self, ahead: impl FnMut(i32, &[u8])) -> Option<Packet<'_>> {
         if self.sources.len() == 1 {
             // The common case borrows the source's bytes (its read buffer): no copy.
-            return self.sources.get_mut(0)?.next_packet(0);
+            return self.sources.get_mut(0)?.next_packet_with(0, ahead);
         }
         self.next_merged()
     }

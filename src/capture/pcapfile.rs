@@ -179,7 +179,12 @@ impl PacketSource for Legacy {
         let keep = block.data.len().min(self.snapshot as usize);
         let data = block.data.get(..keep).unwrap_or_default();
         self.pending = hl + block.data.len();
-        Ok(Some(Frame { ts, data, orig_len: block.origlen, linktype: self.linktype }))
+        // The next record, if the window holds it whole: its length field, then its bytes.
+        let after = window.get(self.pending..).unwrap_or_default();
+        let next = u32_at(after, 8, self.big_endian)
+            .and_then(|c| after.get(hl..hl.checked_add(c as usize)?))
+            .unwrap_or_default();
+        Ok(Some(Frame { ts, data, orig_len: block.origlen, linktype: self.linktype, next }))
     }
 
     fn linktype(&self) -> i32 {
@@ -369,7 +374,7 @@ impl PacketSource for Pcapng {
             self.pending = len;
             if let Seen::Packet { at, len, ts, orig_len, linktype } = seen {
                 let data = self.input.window().get(at..at + len).unwrap_or_default();
-                return Ok(Some(Frame { ts, data, orig_len, linktype }));
+                return Ok(Some(Frame { ts, data, orig_len, linktype, next: &[] }));
             }
         }
     }

@@ -243,8 +243,15 @@ impl FileReader {
 
     /// Next packet in timestamp order across all sources.
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
+        self.next_packet_with(|_, _| {})
+    }
+
+    /// [`FileReader::next_packet`], showing `ahead` the next frame when it is read on this thread
+    /// (see [`MergedReader::next_packet_with`]).
+    #[inline]
+    pub fn next_packet_with(&mut self, ahead: impl FnMut(i32, &[u8])) -> Option<Packet<'_>> {
         match self {
-            Self::Direct(r) => r.next_packet(),
+            Self::Direct(r) => r.next_packet_with(ahead),
             Self::Threaded(r) => r.next_packet(),
         }
     }

@@ -25,6 +25,10 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// libpcap link type (DLT) of this frame.
     pub linktype: i32,
+    /// The next record's captured bytes when the input already holds all of them (empty
+    /// otherwise, and from formats that do not look ahead): a hint for prefetching the flow the
+    /// next packet will touch, never a packet in itself.
+    pub next: &'a [u8],
 }
 
 /// Why a source ended before its clean end; what was read before stays valid.

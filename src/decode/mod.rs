@@ -296,6 +296,15 @@ impl Decoder {
     }
 }
 
+/// The two endpoints of a plain TCP/IP frame (no tunnel, fragment or VLAN), as a quick look
+/// ahead: `None` for anything else, which the decoder then handles in full.
+#[inline]
+pub fn endpoints(linktype: i32, frame: &[u8]) -> Option<((IpAddr, u16), (IpAddr, u16))> {
+    let (src, dst, body, _) = plain_ip(link::bare_ip(linktype, frame)?)?;
+    let [s0, s1, d0, d1] = *body.first_chunk::<4>()?;
+    Some(((src, u16::from_be_bytes([s0, s1])), (dst, u16::from_be_bytes([d0, d1]))))
+}
+
 /// The common case, read with etherparse's plain header slices: an unfragmented IPv4 packet or
 /// an IPv6 packet without extension headers, carrying TCP, whose length field agrees with what
 /// was captured; its addresses, the TCP bytes and their length as the IP header declares it.

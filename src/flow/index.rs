@@ -56,6 +56,14 @@ impl Index {
         (hash.wrapping_mul(0x9E37_79B9) >> self.shift) as usize & self.mask()
     }
 
+    /// Starts loading the cell where the probe for `hash` starts.
+    #[inline]
+    pub fn prefetch(&self, hash: u32) {
+        if let Some(c) = self.cells.get(self.home(hash)) {
+            super::prefetch(c);
+        }
+    }
+
     /// The slot of the entry with `hash` for which `is(slot)` holds.
     #[inline]
     pub fn find(&self, hash: u32, mut is: impl FnMut(usize) -> bool) -> Option<usize> {

@@ -462,6 +462,12 @@ impl<A> FlowTable<A> {
         self.slots.get_mut(slot).and_then(Option::as_mut).map(|s| &mut s.flow)
     }
 
+    /// Starts loading the index cell where the flow between `a` and `b` would be found.
+    #[inline]
+    pub fn prefetch(&self, a: (IpAddr, u16), b: (IpAddr, u16)) {
+        self.index.prefetch(hash32(&FlowKey::new(a, b).0));
+    }
+
     /// The slot holding `key`, if any.
     fn find(&self, key: &FlowKey, hash: u32) -> Option<usize> {
         let slots = &self.slots;
