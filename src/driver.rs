@@ -282,7 +282,7 @@ fn run_files_here(
     loop {
         // Looking ahead costs a glance at the next headers: only a table past the caches pays.
         let p = if engine.wants_lookahead() {
-            reader.next_packet_with(|linktype, next| engine.prefetch_flow_of(linktype, next))
+            reader.next_packet_with(|linktype, ahead| engine.prefetch_ahead(linktype, ahead))
         } else {
             reader.next_packet()
         };

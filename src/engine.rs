@@ -88,6 +88,8 @@ pub struct Engine {
     interface: Option<Arc<str>>,
     /// Flows changed since their last snapshot: (slot, flow id), oldest first.
     changed: VecDeque<(usize, u64)>,
+    /// Index hash of the frame after next at the last look ahead (see [`Engine::prefetch_ahead`]).
+    ahead_hash: Option<u32>,
     /// Out-of-order bytes held by all open flows (bounded by `max_held_total`).
     held_total: usize,
     /// Closed flows waiting for the ACK of their last FIN: (slot, flow id, give up after), in
@@ -116,6 +118,7 @@ impl Engine {
             sources,
             interface,
             changed: VecDeque::new(),
+            ahead_hash: None,
             held_total: 0,
             closing: VecDeque::new(),
             stats: Stats::default(),
@@ -159,19 +162,27 @@ impl Engine {
         rest.packet(p, decoder.decode(p.linktype, p.data), out);
     }
 
-    /// Whether the flow table is large enough for [`Engine::prefetch_flow_of`] to pay.
+    /// Whether the flow table is large enough for [`Engine::prefetch_ahead`] to pay.
     #[inline]
     pub fn wants_lookahead(&self) -> bool {
         self.table.len() >= PREFETCH_FROM_FLOWS
     }
 
-    /// Starts loading where the flow index keeps the flow of the frame `frame` (the next packet,
-    /// read ahead), so that its lookup does not wait on memory; anything but plain TCP/IP is left
-    /// alone.
+    /// Prefetches for the next two frames, read ahead, in two steps so that neither waits on
+    /// memory: the index cell of the one after next, and the flow slot of the next one, whose
+    /// cell was asked for a packet ago. Anything but plain TCP/IP is left alone.
     #[inline]
-    pub fn prefetch_flow_of(&self, linktype: i32, frame: &[u8]) {
-        if let Some((a, b)) = crate::decode::endpoints(linktype, frame) {
-            self.table.prefetch(a, b);
+    pub fn prefetch_ahead(&mut self, linktype: i32, ahead: [&[u8]; 2]) {
+        let hash_of =
+            |f: &[u8]| crate::decode::endpoints(linktype, f).map(|(a, b)| FlowTable::<Conversation>::hash_of(a, b));
+        // The next frame was the one after next a packet ago (unless the filter skipped frames
+        // since: then this is a wasted hint, nothing worse).
+        if let Some(h) = self.ahead_hash.take().or_else(|| hash_of(ahead[0])) {
+            self.table.prefetch_flow(h);
+        }
+        self.ahead_hash = hash_of(ahead[1]);
+        if let Some(h) = self.ahead_hash {
+            self.table.prefetch_cell(h);
         }
     }
 

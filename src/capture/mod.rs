@@ -137,10 +137,10 @@ impl FileSource {
         self.next_packet_with(source, |_, _| {})
     }
 
-    /// [`FileSource::next_packet`], showing `ahead` the following frame's bytes (link type and
-    /// bytes) when the input already holds them: a hint, which the filter has not judged.
+    /// [`FileSource::next_packet`], showing `ahead` the link type and the next two frames' bytes
+    /// as far as the input already holds them: hints, which the filter has not judged.
     #[inline(always)]
-    pub fn next_packet_with(&mut self, source: usize, mut ahead: impl FnMut(i32, &[u8])) -> Option<Packet<'_>> {
+    pub fn next_packet_with(&mut self, source: usize, mut ahead: impl FnMut(i32, [&[u8]; 2])) -> Option<Packet<'_>> {
         if self.end.is_some() {
             return None;
         }
@@ -159,8 +159,8 @@ impl FileSource {
                     if self.bpf.as_mut().is_some_and(|b| !b.accepts(f.linktype, f.ts, f.data, f.orig_len)) {
                         continue;
                     }
-                    if !f.next.is_empty() {
-                        ahead(f.linktype, f.next);
+                    if !f.ahead[0].is_empty() {
+                        ahead(f.linktype, f.ahead);
                     }
                     return Some(Packet {
                         ts: f.ts,
@@ -247,7 +247,7 @@ impl MergedReader {
     /// [`MergedReader::next_packet`], showing `ahead` the next frame of a single source (see
     /// [`FileSource::next_packet_with`]); several sources give no hint.
     #[inline]
-    pub fn next_packet_with(&mut self, ahead: impl FnMut(i32, &[u8])) -> Option<Packet<'_>> {
+    pub fn next_packet_with(&mut self, ahead: impl FnMut(i32, [&[u8]; 2])) -> Option<Packet<'_>> {
         if self.sources.len() == 1 {
             // The common case borrows the source's bytes (its read buffer): no copy.
             return self.sources.get_mut(0)?.next_packet_with(0, ahead);

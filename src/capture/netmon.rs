@@ -206,7 +206,7 @@ impl PacketSource for Netmon {
         let utc =
             if self.version >= 23 { u64_at(bytes, trailer + TRAILER_UTC).and_then(filetime_micros) } else { None };
         let ts = utc.unwrap_or_else(|| self.start.wrapping_add(offset as i64));
-        Ok(Some(Frame { ts, data, orig_len, linktype: media_linktype(media), next: &[] }))
+        Ok(Some(Frame { ts, data, orig_len, linktype: media_linktype(media), ahead: [&[]; 2] }))
     }
 
     fn linktype(&self) -> i32 {

@@ -148,6 +148,13 @@ impl Legacy {
     }
 }
 
+/// The captured bytes of the record `b` starts with and the record's whole length, if `b` holds
+/// all of it (`hl`: the record header's length).
+fn record_in(b: &[u8], hl: usize, big_endian: bool) -> Option<(&[u8], usize)> {
+    let end = hl.checked_add(u32_at(b, 8, big_endian)? as usize)?;
+    Some((b.get(hl..end)?, end))
+}
+
 impl PacketSource for Legacy {
     #[inline(always)]
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
@@ -179,12 +186,11 @@ impl PacketSource for Legacy {
         let keep = block.data.len().min(self.snapshot as usize);
         let data = block.data.get(..keep).unwrap_or_default();
         self.pending = hl + block.data.len();
-        // The next record, if the window holds it whole: its length field, then its bytes.
+        // The next two records, as far as the window holds them whole.
         let after = window.get(self.pending..).unwrap_or_default();
-        let next = u32_at(after, 8, self.big_endian)
-            .and_then(|c| after.get(hl..hl.checked_add(c as usize)?))
-            .unwrap_or_default();
-        Ok(Some(Frame { ts, data, orig_len: block.origlen, linktype: self.linktype, next }))
+        let (next, len) = record_in(after, hl, self.big_endian).unwrap_or_default();
+        let (next2, _) = after.get(len..).and_then(|a| record_in(a, hl, self.big_endian)).unwrap_or_default();
+        Ok(Some(Frame { ts, data, orig_len: block.origlen, linktype: self.linktype, ahead: [next, next2] }))
     }
 
     fn linktype(&self) -> i32 {
@@ -374,7 +380,7 @@ impl PacketSource for Pcapng {
             self.pending = len;
             if let Seen::Packet { at, len, ts, orig_len, linktype } = seen {
                 let data = self.input.window().get(at..at + len).unwrap_or_default();
-                return Ok(Some(Frame { ts, data, orig_len, linktype, next: &[] }));
+                return Ok(Some(Frame { ts, data, orig_len, linktype, ahead: [&[]; 2] }));
             }
         }
     }

@@ -249,7 +249,7 @@ impl FileReader {
     /// [`FileReader::next_packet`], showing `ahead` the next frame when it is read on this thread
     /// (see [`MergedReader::next_packet_with`]).
     #[inline]
-    pub fn next_packet_with(&mut self, ahead: impl FnMut(i32, &[u8])) -> Option<Packet<'_>> {
+    pub fn next_packet_with(&mut self, ahead: impl FnMut(i32, [&[u8]; 2])) -> Option<Packet<'_>> {
         match self {
             Self::Direct(r) => r.next_packet_with(ahead),
             Self::Threaded(r) => r.next_packet(),

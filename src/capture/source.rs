@@ -25,10 +25,10 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// libpcap link type (DLT) of this frame.
     pub linktype: i32,
-    /// The next record's captured bytes when the input already holds all of them (empty
-    /// otherwise, and from formats that do not look ahead): a hint for prefetching the flow the
-    /// next packet will touch, never a packet in itself.
-    pub next: &'a [u8],
+    /// The next two records' captured bytes, each when the input already holds all of it (empty
+    /// otherwise, and from formats that do not look ahead): hints for prefetching the flows the
+    /// next packets will touch, never packets in themselves.
+    pub ahead: [&'a [u8]; 2],
 }
 
 /// Why a source ended before its clean end; what was read before stays valid.
@@ -281,5 +281,42 @@ impl Read for Named {
             };
             io::Error::new(e.kind(), format!("{what}: {msg}"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian microsecond pcap of Ethernet frames with the given bytes.
+    fn pcap(frames: &[&[u8]]) -> Vec<u8> {
+        let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        for (i, f) in frames.iter().enumerate() {
+            let len = (f.len() as u32).to_le_bytes();
+            b.extend_from_slice(&(i as u32).to_le_bytes());
+            b.extend_from_slice(&[0; 4]);
+            b.extend_from_slice(&len);
+            b.extend_from_slice(&len);
+            b.extend_from_slice(f);
+        }
+        b
+    }
+
+    #[test]
+    fn a_classic_pcap_frame_shows_the_next_two_records_held_whole_and_nothing_past_the_end() {
+        let bytes = pcap(&[b"first", b"second", b"third!"]);
+        let mut src = open_bytes(bytes.clone()).expect("a pcap");
+        let f = src.next_frame().expect("readable").expect("a frame");
+        assert_eq!((f.data, f.ahead), (&b"first"[..], [&b"second"[..], &b"third!"[..]]));
+        let f = src.next_frame().expect("readable").expect("a frame");
+        let none: &[u8] = &[];
+        assert_eq!(f.ahead, [&b"third!"[..], none]);
+        let f = src.next_frame().expect("readable").expect("a frame");
+        assert_eq!(f.ahead, [none; 2]);
+        // A record cut short is no hint.
+        let cut = bytes.get(..bytes.len() - 2).unwrap_or_default().to_vec();
+        let mut src = open_bytes(cut).expect("a pcap");
+        let f = src.next_frame().expect("readable").expect("a frame");
+        assert_eq!(f.ahead, [&b"second"[..], none]);
     }
 }

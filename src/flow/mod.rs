@@ -223,11 +223,30 @@ impl<A> Flow<A> {
 /// Starts loading the cache line at `p`.
 #[inline(always)]
 pub fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const T).cast());
+    prefetch_addr((p as *const T).cast());
+}
+
+/// Starts loading the cache lines `*p` spans, at most `max` of them.
+#[inline(always)]
+pub fn prefetch_lines<T>(p: &T, max: usize) {
+    let start: *const u8 = (p as *const T).cast();
+    let lines = ((start as usize & 63) + std::mem::size_of::<T>()).div_ceil(64).min(max);
+    for i in 0..lines {
+        // `start + 64 i` lies in the i-th line `*p` touches.
+        prefetch_addr(start.wrapping_add(i * 64));
     }
+}
+
+#[inline(always)]
+fn prefetch_addr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and reads nothing
+    // into the program.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Limits of the flow table.
@@ -379,6 +398,11 @@ impl<A> Slots<A> {
         self.chunks.get(i / SLOT_CHUNK)?.get(i % SLOT_CHUNK)?.as_ref()
     }
 
+    /// Where slot `i` lives, without reading it.
+    fn place(&self, i: usize) -> Option<&Option<Slot<A>>> {
+        self.chunks.get(i / SLOT_CHUNK)?.get(i % SLOT_CHUNK)
+    }
+
     fn get_mut(&mut self, i: usize) -> Option<&mut Option<Slot<A>>> {
         self.chunks.get_mut(i / SLOT_CHUNK)?.get_mut(i % SLOT_CHUNK)
     }
@@ -462,10 +486,25 @@ impl<A> FlowTable<A> {
         self.slots.get_mut(slot).and_then(Option::as_mut).map(|s| &mut s.flow)
     }
 
-    /// Starts loading the index cell where the flow between `a` and `b` would be found.
+    /// The index hash of the flow between `a` and `b`.
     #[inline]
-    pub fn prefetch(&self, a: (IpAddr, u16), b: (IpAddr, u16)) {
-        self.index.prefetch(hash32(&FlowKey::new(a, b).0));
+    pub fn hash_of(a: (IpAddr, u16), b: (IpAddr, u16)) -> u32 {
+        hash32(&FlowKey::new(a, b).0)
+    }
+
+    /// Starts loading the index cell where the flow with index hash `hash` would be found.
+    #[inline]
+    pub fn prefetch_cell(&self, hash: u32) {
+        self.index.prefetch(hash);
+    }
+
+    /// Starts loading the first lines of the slot of the flow with index hash `hash` (the first
+    /// with that hash: the key is not compared, the slot not read).
+    #[inline]
+    pub fn prefetch_flow(&self, hash: u32) {
+        if let Some(s) = self.index.find(hash, |_| true).and_then(|slot| self.slots.place(slot)) {
+            prefetch_lines(s, 3);
+        }
     }
 
     /// The slot holding `key`, if any.
