@@ -163,7 +163,7 @@ impl PacketSource for Legacy {
         // One look at the record's length tells whether the window holds all of it (and that
         // the length is allowed); only otherwise is the input read and the length judged.
         let w = self.input.window();
-        let ready = u32_at(w, 8, self.big_endian).is_some_and(|c| c <= MAX_SNAPLEN && w.len() >= hl + c as usize);
+        let ready = record_in(w, hl, self.big_endian).is_some_and(|(data, _)| data.len() <= MAX_SNAPLEN as usize);
         if !ready && self.fill_record()?.is_none() {
             return Ok(None);
         }

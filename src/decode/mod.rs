@@ -181,13 +181,12 @@ impl Decoder {
             Some(ip) => ip,
             None => link::to_ip(linktype, frame, &mut info)?,
         };
-        // The fast path inlines here so that the segment is built once, in the caller's place.
-        match plain_ip(ip) {
-            Some((src, dst, body, declared)) => tcp(src, dst, body, declared, info),
-            None => self.lax_ip(ip, info, 0),
-        }
+        self.ip(ip, info, 0)
     }
 
+    /// Inlined (into `decode` and the tunnels' recursion) so that the fast path's segment is
+    /// built once, in the caller's place.
+    #[inline(always)]
     fn ip<'a>(&'a mut self, ip: &'a [u8], info: LinkInfo, depth: u8) -> Result<Segment<'a>, Skip> {
         match plain_ip(ip) {
             Some((src, dst, body, declared)) => tcp(src, dst, body, declared, info),

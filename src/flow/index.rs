@@ -66,10 +66,13 @@ impl Index {
 
     /// The slot of the entry with `hash` for which `is(slot)` holds.
     #[inline]
-    pub fn find(&self, hash: u32, mut is: impl FnMut(usize) -> bool) -> Option<usize> {
-        if self.cells.is_empty() {
-            return None;
-        }
+    pub fn find(&self, hash: u32, is: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.probe(hash, is).and_then(|i| self.cells.get(i)).map(|c| slot_of(*c))
+    }
+
+    /// The cell of the entry with `hash` for which `is(slot)` holds.
+    #[inline]
+    fn probe(&self, hash: u32, mut is: impl FnMut(usize) -> bool) -> Option<usize> {
         let mask = self.mask();
         let mut i = self.home(hash);
         // Never more probes than cells: the table is never full, but a bound costs nothing.
@@ -79,7 +82,7 @@ impl Index {
                 return None;
             }
             if hash_of(c) == hash && is(slot_of(c)) {
-                return Some(slot_of(c));
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
@@ -120,7 +123,7 @@ impl Index {
 
     /// Removes the entry of `slot` (with `hash`); false if there is none.
     pub fn remove(&mut self, hash: u32, slot: usize) -> bool {
-        let Some(mut hole) = self.position(hash, slot) else { return false };
+        let Some(mut hole) = self.probe(hash, |s| s == slot) else { return false };
         let mask = self.mask();
         let mut j = hole;
         // Backward shift: each later cell of the run moves into the hole unless its home lies
@@ -144,20 +147,6 @@ impl Index {
         }
         self.len -= 1;
         true
-    }
-
-    fn position(&self, hash: u32, slot: usize) -> Option<usize> {
-        let want = cell(hash, u32::try_from(slot).ok()?);
-        let mask = self.mask();
-        let mut i = self.home(hash);
-        for _ in 0..self.cells.len() {
-            match *self.cells.get(i)? {
-                0 => return None,
-                c if c == want => return Some(i),
-                _ => i = (i + 1) & mask,
-            }
-        }
-        None
     }
 
     /// Removes every entry (the cells stay allocated).

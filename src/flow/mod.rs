@@ -395,7 +395,7 @@ impl<A> Slots<A> {
     }
 
     fn get(&self, i: usize) -> Option<&Slot<A>> {
-        self.chunks.get(i / SLOT_CHUNK)?.get(i % SLOT_CHUNK)?.as_ref()
+        self.place(i)?.as_ref()
     }
 
     /// Where slot `i` lives, without reading it.
