@@ -26,13 +26,14 @@ pub fn is_unsafe_char(c: char) -> bool {
     c.is_control() || is_format_char(c) || c == '\u{2028}' || c == '\u{2029}'
 }
 
-enum Run<'a> {
+/// A piece of bytes walked as UTF-8 (see [`utf8_runs`]).
+pub(crate) enum Run<'a> {
     Text(&'a str),
     Bad(u8),
 }
 
 /// Walks `bytes` as UTF-8: valid text runs, and each invalid byte on its own.
-fn utf8_runs(mut bytes: &[u8], mut f: impl FnMut(Run<'_>)) {
+pub(crate) fn utf8_runs(mut bytes: &[u8], mut f: impl FnMut(Run<'_>)) {
     loop {
         match std::str::from_utf8(bytes) {
             Ok(s) => {

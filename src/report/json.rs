@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{push_community_id, push_endpoint, push_rfc3339, rfc3339_secs, Options};
 use crate::capture::Micros;
-use crate::escape::{is_format_char, json_text};
+use crate::escape::{is_format_char, json_text, utf8_runs, Run};
 use crate::session::{address_domain, verdict, Extension, Kind, Session};
 use crate::tls::{alert_name, cipher_name, version_label};
 
@@ -30,13 +30,30 @@ fn needs_u_escape(c: char) -> bool {
     c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) || is_format_char(c) || c == '\u{2028}' || c == '\u{2029}'
 }
 
-fn write_u(w: &mut (impl Write + ?Sized), c: u32) -> io::Result<()> {
+/// `\uXXXX` for `c` (a surrogate pair above the BMP), lower-case hex: the bytes and how many.
+fn u_escape(c: u32) -> ([u8; 12], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 12];
+    let mut one = |at: usize, u: u32| {
+        let hex = |shift: u32| HEX.get(((u >> shift) & 0xf) as usize).copied().unwrap_or(b'0');
+        if let Some(dst) = out.get_mut(at..at + 6) {
+            dst.copy_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
+        }
+    };
     if c > 0xffff {
         let v = c - 0x10000;
-        write!(w, "\\u{:04x}\\u{:04x}", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff))
+        one(0, 0xd800 + (v >> 10));
+        one(6, 0xdc00 + (v & 0x3ff));
+        (out, 12)
     } else {
-        write!(w, "\\u{c:04x}")
+        one(0, c);
+        (out, 6)
     }
+}
+
+fn write_u(w: &mut (impl Write + ?Sized), c: u32) -> io::Result<()> {
+    let (b, n) = u_escape(c);
+    w.write_all(b.get(..n).unwrap_or_default())
 }
 
 impl Formatter for SafeFormatter {
@@ -152,20 +169,10 @@ fn all_clean(b: &[u8]) -> bool {
     }
 }
 
-/// `\uXXXX` (lower-case hex, surrogate pair above the BMP), as [`SafeFormatter`] writes it.
+/// `\uXXXX`, as [`SafeFormatter`] writes it.
 fn push_u(out: &mut Vec<u8>, c: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut one = |u: u32| {
-        let hex = |shift: u32| HEX.get(((u >> shift) & 0xf) as usize).copied().unwrap_or(b'0');
-        out.extend_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
-    };
-    if c > 0xffff {
-        let v = c - 0x10000;
-        one(0xd800 + (v >> 10));
-        one(0xdc00 + (v & 0x3ff));
-    } else {
-        one(c);
-    }
+    let (b, n) = u_escape(c);
+    out.extend_from_slice(b.get(..n).unwrap_or_default());
 }
 
 /// The characters of `b` inside a JSON string (without the quotes). Valid UTF-8 is escaped
@@ -180,64 +187,41 @@ fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
-/// [`push_escaped`] for text with something to escape or non-ASCII characters to check.
+/// [`push_escaped`] for text with something to escape or non-ASCII characters to check: walked
+/// as UTF-8 as [`json_text`] walks it.
 #[cold]
 fn push_escaped_slow(out: &mut Vec<u8>, b: &[u8]) {
-    let mut rest = b;
-    loop {
-        let clean = rest.iter().position(|&x| byte_needs_care(x)).unwrap_or(rest.len());
-        let (run, tail) = rest.split_at(clean);
-        out.extend_from_slice(run);
-        let Some(&c) = tail.first() else { break };
-        let used = match c {
-            b'"' => {
-                out.extend_from_slice(b"\\\"");
-                1
-            }
-            b'\\' => {
-                out.extend_from_slice(b"\\\\");
-                1
-            }
-            0..=0x7f => {
-                push_u(out, u32::from(c));
-                1
-            }
-            _ => push_non_ascii(out, tail),
-        };
-        rest = tail.get(used..).unwrap_or_default();
-    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    utf8_runs(b, |run| match run {
+        Run::Text(s) => push_escaped_str(out, s),
+        Run::Bad(x) => {
+            let hex = |v: u8| HEX.get(usize::from(v)).copied().unwrap_or(b'0');
+            // The text `\xNN`, its backslash escaped for JSON.
+            out.extend_from_slice(&[b'\\', b'\\', b'x', hex(x >> 4), hex(x & 0xf)]);
+        }
+    });
 }
 
-/// Writes the character (or invalid sequence) that `tail` starts with, returning its length.
-fn push_non_ascii(out: &mut Vec<u8>, tail: &[u8]) -> usize {
-    // A character is at most four bytes, and `from_utf8` judges the first one from those alone.
-    let window = tail.get(..4).unwrap_or(tail);
-    let (valid, bad_len) = match std::str::from_utf8(window) {
-        Ok(s) => (s, window.len()),
-        // `error_len` is `None` only when the input ends inside a character (a window shorter
-        // than four bytes is the whole rest), and then every remaining byte is part of it.
-        Err(e) => (
-            std::str::from_utf8(window.get(..e.valid_up_to()).unwrap_or_default()).unwrap_or_default(),
-            e.error_len().unwrap_or(window.len()),
-        ),
-    };
-    if let Some(ch) = valid.chars().next() {
-        let n = ch.len_utf8();
-        if needs_u_escape(ch) {
-            push_u(out, u32::from(ch));
-        } else {
-            out.extend_from_slice(tail.get(..n).unwrap_or_default());
+/// Valid text inside a JSON string, escaped as serde_json with [`SafeFormatter`] escapes it.
+fn push_escaped_str(out: &mut Vec<u8>, s: &str) {
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escaped: Option<&[u8]> = match c {
+            '"' => Some(b"\\\""),
+            '\\' => Some(b"\\\\"),
+            _ => None,
+        };
+        if escaped.is_none() && c >= ' ' && !needs_u_escape(c) {
+            continue;
         }
-        return n;
+        out.extend_from_slice(s.as_bytes().get(start..i).unwrap_or_default());
+        match escaped {
+            Some(e) => out.extend_from_slice(e),
+            None => push_u(out, u32::from(c)),
+        }
+        start = i + c.len_utf8();
     }
-    let n = bad_len.max(1);
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &x in tail.iter().take(n) {
-        let hex = |v: u8| HEX.get(usize::from(v)).copied().unwrap_or(b'0');
-        // The text `\xNN`, its backslash escaped for JSON.
-        out.extend_from_slice(&[b'\\', b'\\', b'x', hex(x >> 4), hex(x & 0xf)]);
-    }
-    n
+    out.extend_from_slice(s.as_bytes().get(start..).unwrap_or_default());
 }
 
 /// A key with its punctuation, built at compile time so that writing it (and often its value's
